@@ -1,0 +1,14 @@
+"""Per-family kernel emitters; importing this package fills the registry."""
+
+from sqzc.backends.llvm.emit import (  # noqa: F401  (imported for registration)
+    concat,
+    conv,
+    elementwise,
+    matmul,
+    pool,
+    reduce,
+    softmax,
+)
+from sqzc.backends.llvm.emit.registry import EMITTERS, emits, lookup
+
+__all__ = ["EMITTERS", "emits", "lookup"]

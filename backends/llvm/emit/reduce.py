@@ -1,0 +1,43 @@
+"""Reductions (mean, max) over any set of axes; global pooling is a reduce over H, W."""
+
+from __future__ import annotations
+
+from sqzc.backends.llvm.cg import F32, entry_alloca, f32, i64, loop_nest
+from sqzc.backends.llvm.emit.registry import emits
+from sqzc.backends.llvm.kernel import KernelContext
+from sqzc.ops import OpKind, ReduceAttrs
+
+
+@emits(OpKind.REDUCE, "float")
+def emit_reduce(ctx: KernelContext) -> None:
+    """Loop over kept axes outside, reduced axes inside, accumulating in a register."""
+    a = ctx.op.attrs
+    assert isinstance(a, ReduceAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    kept = [d for i, d in enumerate(x.shape) if i not in a.axes]
+    red = [x.shape[i] for i in a.axes]
+    count = 1
+    for d in red:
+        count *= d
+    is_max = a.mode == "max"
+    with loop_nest(b, kept, name="k") as kidx:
+        acc_ptr = entry_alloca(b, F32, "acc")
+        b.store(f32(float("-inf")) if is_max else f32(0.0), acc_ptr)
+        with loop_nest(b, red, name="r") as ridx:
+            full, ki, ri = [], iter(kidx), iter(ridx)
+            for i in range(len(x.shape)):
+                full.append(next(ri) if i in a.axes else next(ki))
+            v = x.load(b, full)
+            acc = b.load(acc_ptr, typ=F32)
+            new = b.select(b.fcmp_unordered(">", v, acc), v, acc) if is_max else b.fadd(acc, v)
+            b.store(new, acc_ptr)
+        result = b.load(acc_ptr, typ=F32)
+        if not is_max:
+            result = b.fdiv(result, f32(float(count)))
+        if a.keepdims:
+            oidx, ki = [], iter(kidx)
+            for i in range(len(x.shape)):
+                oidx.append(i64(0) if i in a.axes else next(ki))
+        else:
+            oidx = list(kidx)
+        y.store(b, oidx, result)

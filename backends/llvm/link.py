@@ -1,0 +1,90 @@
+"""From LLVM IR text to a standalone shared library: optimize, emit object, link.
+
+The system C compiler driver (``cc``) links the object into a ``.so`` that needs only
+libc and libm. Outputs are written to a temporary file in the target directory and
+renamed into place, so a failure never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import llvmlite.binding as llvm
+
+from sqzc.backends.llvm.target import Target, init_llvm
+from sqzc.errors import InternalError, ToolchainError
+
+
+def parse_and_optimize(ir_text: str, target: Target, opt_level: int,
+                       verify: bool = True) -> llvm.ModuleRef:
+    """Parse the module, verify it, and run LLVM's -O pipeline at ``opt_level``."""
+    init_llvm()
+    try:
+        mod = llvm.parse_assembly(ir_text)
+        if verify:
+            mod.verify()
+    except RuntimeError as e:
+        raise InternalError(f"generated LLVM IR is invalid: {e}") from None
+    if opt_level > 0:
+        tm = target.machine(opt_level)
+        pto = llvm.create_pipeline_tuning_options(speed_level=opt_level)
+        pb = llvm.create_pass_builder(tm, pto)
+        pb.getModulePassManager().run(mod, pb)
+    return mod
+
+
+def emit_object(mod: llvm.ModuleRef, target: Target, opt_level: int) -> bytes:
+    """Machine code for the module as an ELF object."""
+    return target.machine(opt_level).emit_object(mod)
+
+
+def emit_assembly(mod: llvm.ModuleRef, target: Target, opt_level: int) -> str:
+    """Assembly text for the module."""
+    return target.machine(opt_level).emit_assembly(mod)
+
+
+def find_linker() -> str:
+    """The C compiler driver used as linker, or a clear error if there is none."""
+    for name in (os.environ.get("CC", ""), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)  # type: ignore[return-value]
+    raise ToolchainError("no C compiler driver found to link the shared library (looked for "
+                         "$CC, cc, gcc, clang); install one, e.g. 'apt-get install gcc'")
+
+
+def link_shared(obj: bytes, out_path: Path, workdir: Path) -> None:
+    """Link ``obj`` into a shared library at ``out_path`` (atomically)."""
+    cc = find_linker()
+    obj_path = workdir / "model.o"
+    obj_path.write_bytes(obj)
+    tmp_so = workdir / "model.so"
+    cmd = [cc, "-shared", "-o", str(tmp_so), str(obj_path), "-lm", "-Wl,-z,noexecstack",
+           "-Wl,--hash-style=gnu", "-Wl,--build-id=sha1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ToolchainError(f"linking failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")
+    write_atomically(out_path, tmp_so.read_bytes())
+
+
+def write_atomically(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory and a rename."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        from sqzc.errors import UsageError
+
+        raise UsageError(f"output directory '{directory}' does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o755 if path.suffix == ".so" else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

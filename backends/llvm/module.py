@@ -1,0 +1,141 @@
+"""Lowering a planned IR graph to one LLVM module: kernels, weights, ABI entry points.
+
+One internal function per scheduled node (``k_<node>``), emitted by the registry; the
+weights of every surviving constant are packed into one 64-byte aligned blob that the
+object file embeds with ``.incbin`` (never spelled out as IR text); ``backends.llvm.abi``
+adds the exported ``sqz_*`` functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from sqzc.backends.llvm import emit
+from sqzc.backends.llvm.abi import build_entry_points
+from sqzc.backends.llvm.cg import PTR
+from sqzc.backends.llvm.kernel import KernelContext, Operand, kernel_signature
+from sqzc.backends.llvm.target import Target
+from sqzc.errors import InternalError, SqzcError
+from sqzc.ir import Graph
+from sqzc.memory import ALIGN, MemoryPlan, View, align_up, resolve_views, schedule
+from sqzc.ops import OpKind
+
+WEIGHTS_SYMBOL = "sqz_weights"
+
+
+@dataclass
+class LoweredModule:
+    """The LLVM IR text (with module asm for the weights) and the weights blob."""
+
+    ir_text: str
+    weights: bytes
+    kernel_names: list[str]
+
+
+def pack_weights(graph: Graph) -> tuple[bytes, dict[str, int]]:
+    """Concatenate every constant a kernel reads, each 64-byte aligned."""
+    order = schedule(graph)
+    used: list[str] = []
+    seen: set[str] = set()
+    for n in order:
+        for src in graph.op(n).inputs:
+            if graph.is_const(src) and src not in seen:
+                seen.add(src)
+                used.append(src)
+    blob = bytearray()
+    offsets = {}
+    for c in used:
+        arr = np.ascontiguousarray(graph.const_value(c))
+        blob.extend(b"\0" * (align_up(len(blob)) - len(blob)))
+        offsets[c] = len(blob)
+        blob.extend(arr.tobytes())
+    blob.extend(b"\0" * (align_up(max(len(blob), 1)) - len(blob)))
+    return bytes(blob), offsets
+
+
+def _kernel_name(module: ir.Module, nid: str) -> str:
+    return module.get_unique_name("k_" + nid.replace(".", "_"))
+
+
+def aliased_positions(graph: Graph, nid: str) -> frozenset[int]:
+    """Operand positions of Concat ``nid`` whose producers write straight into it."""
+    op = graph.op(nid)
+    axis = op.attrs.axis  # type: ignore[attr-defined]
+    start, alias = 0, set()
+    for pos, src in enumerate(op.inputs):
+        p = graph.op(src).into
+        if p is not None and p.concat == nid and p.start == start:
+            alias.add(pos)
+        start += graph.op(src).out.shape[axis]
+    return frozenset(alias)
+
+
+def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View],
+                target: Target) -> ir.Function:
+    """Emit ``k_<nid>`` through the registry, with errors naming the node."""
+    op = graph.op(nid)
+    where = f"node '{op.origin_str}' ({op.kind.value})"
+    fn = ir.Function(module, kernel_signature(len(op.inputs)), _kernel_name(module, nid))
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    for arg in fn.args:
+        arg.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    ins = [Operand(fn.args[i], views[src], graph.op(src).out.dtype)
+           for i, src in enumerate(op.inputs)]
+    out = Operand(fn.args[-1], views[nid], op.out.dtype)
+    for i, arg in enumerate(fn.args[:-1]):
+        arg.name = f"in{i}"
+    fn.args[-1].name = "out"
+    dtype = op.inputs and graph.op(op.inputs[0]).out.dtype or op.out.dtype
+    emitter = emit.lookup(op.kind, dtype, where)
+    aliased = aliased_positions(graph, nid) if op.kind is OpKind.CONCAT else frozenset()
+    ctx = KernelContext(module, fn, b, nid, op, ins, out, target, aliased)
+    try:
+        emitter(ctx)
+    except SqzcError:
+        raise
+    except Exception as e:
+        raise InternalError(f"code generation failed at {where}: {type(e).__name__}: {e}") from e
+    ctx.b.ret_void()
+    return fn
+
+
+def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
+          weights_path: str) -> LoweredModule:
+    """Build the module for ``graph``; ``weights_path`` is the file ``.incbin`` will read."""
+    weights, const_offsets = pack_weights(graph)
+    views = resolve_views(graph, plan, const_offsets)
+    module = ir.Module(name=graph.name)
+    module.triple = target.triple
+    tm = target.machine(2)
+    module.data_layout = str(tm.target_data)
+    wglobal = ir.GlobalVariable(module, ir.ArrayType(ir.IntType(8), len(weights)), WEIGHTS_SYMBOL)
+    wglobal.visibility = "hidden"
+    wglobal.align = ALIGN
+    kernels = []
+    for nid in schedule(graph):
+        kernels.append((nid, emit_kernel(module, graph, nid, views, target)))
+    build_entry_points(module, graph, plan, views, kernels, wglobal, metadata_json)
+    text = str(module)
+    path = weights_path.replace("\\", "\\\\").replace('"', '\\"')
+    asm = [
+        '.section .rodata.sqz_weights,"a",@progbits',
+        f".p2align {ALIGN.bit_length() - 1}",
+        f".globl {WEIGHTS_SYMBOL}",
+        f".hidden {WEIGHTS_SYMBOL}",
+        f".type {WEIGHTS_SYMBOL},@object",
+        f"{WEIGHTS_SYMBOL}:",
+        f'.incbin "{path}"',
+        f".size {WEIGHTS_SYMBOL}, {len(weights)}",
+        ".text",
+    ]
+    text += "\n" + "\n".join(f'module asm "{line.replace(chr(34), chr(92) + "22")}"'
+                             for line in asm) + "\n"
+    return LoweredModule(text, weights, [k.name for _, k in kernels])
+
+
+__all__ = ["PTR", "LoweredModule", "lower", "pack_weights"]

@@ -1,0 +1,105 @@
+"""Reading an ONNX file safely: size limits, protobuf decoding, external data, checker.
+
+Models come from the internet, so nothing here trusts the file: every failure becomes a
+``ModelError`` naming the file, external data is only read from inside the model's
+folder and within the bounds of the data file, and sizes are checked before allocating.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import external_data_helper
+
+from sqzc.errors import ModelError
+
+#: Largest model file or external-data total sqzc reads (bytes). SqueezeNets are ~5 MB.
+MAX_MODEL_BYTES = 1 << 30
+#: Largest single tensor (elements) accepted anywhere in a model.
+MAX_TENSOR_ELEMENTS = 1 << 28
+
+
+def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """Load and validate ``path``: decode, resolve external data safely, run the checker."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise ModelError(f"{p}: cannot read model: {e.strerror}") from None
+    if p.is_dir():
+        raise ModelError(f"{p}: is a directory, not an ONNX file")
+    if size == 0:
+        raise ModelError(f"{p}: empty file is not an ONNX model")
+    if size > MAX_MODEL_BYTES:
+        raise ModelError(f"{p}: {size} bytes exceeds the {MAX_MODEL_BYTES}-byte model limit")
+    data = p.read_bytes()
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise ModelError(f"{p}: not an ONNX model (protobuf decoding failed: {e})") from None
+    if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
+        raise ModelError(f"{p}: not an ONNX model (no graph)")
+    if not model.opset_import and model.ir_version >= 3:
+        raise ModelError(f"{p}: model declares no opset_import")
+    load_external_data_safely(model, p.parent, str(p))
+    check_model(model, str(p))
+    return model
+
+
+def _inside(base: Path, target: Path) -> bool:
+    try:
+        target.relative_to(base)
+        return True
+    except ValueError:
+        return False
+
+
+def load_external_data_safely(model: onnx.ModelProto, base_dir: Path, label: str) -> None:
+    """Inline tensors stored as external data, refusing anything outside ``base_dir``.
+
+    Absolute locations, ``..`` components, symlinks that resolve outside the model's
+    folder, and offsets/lengths beyond the data file are refused before any byte is read.
+    """
+    base = base_dir.resolve()
+    total = 0
+    for tensor in external_data_helper._get_all_tensors(model):
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        info = external_data_helper.ExternalDataInfo(tensor)
+        loc = info.location or ""
+        where = f"{label}: tensor '{tensor.name}' external data '{loc}'"
+        if not loc or os.path.isabs(loc) or ".." in Path(loc).parts or "\\" in loc:
+            raise ModelError(f"{where}: refused (must be a relative path inside the model folder)")
+        target = (base / loc).resolve()
+        if not _inside(base, target):
+            raise ModelError(f"{where}: refused (resolves outside the model folder)")
+        if not target.is_file():
+            raise ModelError(f"{where}: file not found")
+        fsize = target.stat().st_size
+        offset = int(info.offset or 0)
+        length = int(info.length) if info.length is not None else fsize - offset
+        if offset < 0 or length < 0 or offset + length > fsize:
+            raise ModelError(f"{where}: offset {offset} + length {length} exceeds file size {fsize}")
+        total += length
+        if total > MAX_MODEL_BYTES:
+            raise ModelError(f"{where}: external data exceeds {MAX_MODEL_BYTES} bytes")
+        with open(target, "rb") as f:
+            f.seek(offset)
+            tensor.raw_data = f.read(length)
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        del tensor.external_data[:]
+
+
+def check_model(model: onnx.ModelProto, label: str) -> None:
+    """Run ``onnx.checker`` and turn its verdict into a ModelError naming the file."""
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
+        raise ModelError(f"{label}: invalid ONNX model: {first}") from None
+    except Exception as e:  # the checker's C++ side raises assorted types on garbage
+        raise ModelError(f"{label}: invalid ONNX model: {e}") from None

@@ -1,0 +1,13 @@
+"""sqzc's deployment runtime: loads compiled libraries with ctypes; needs only numpy.
+
+Importing this package (and calling models) never imports onnx, llvmlite or networkx, so
+a machine that only runs compiled models needs nothing but numpy::
+
+    from sqzc.runtime import load
+    model = load("squeezenet.so")
+    probs = model(batch_of_images)
+"""
+
+from sqzc.runtime.loader import ABI_VERSION, CompiledModel, TensorSpec, load
+
+__all__ = ["ABI_VERSION", "CompiledModel", "TensorSpec", "load"]

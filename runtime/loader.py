@@ -1,0 +1,431 @@
+"""Load a library built by ``sqzc compile`` and call it safely from Python.
+
+This module owns the Python side of the C ABI described in ``docs/ABI.md``: opening the
+shared object with :mod:`ctypes`, checking that it is a sqzc library of the ABI version
+this runtime speaks, parsing its metadata into :class:`TensorSpec` objects, and turning a
+Python call into one ``sqz_run`` call.
+
+The native code trusts its caller completely (it reads and writes raw pointers), so every
+check that protects memory happens here, *before* any native call: input names, dtypes,
+ranks, static dimensions and the batch size are all validated, inputs are made contiguous
+and aligned, outputs are freshly allocated with exactly the size the library will write,
+and each thread gets its own 64-byte aligned workspace.
+
+Deliberately imports only the standard library, numpy and :mod:`sqzc.errors`: a
+deployment loads compiled models without onnx, llvmlite or networkx installed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from sqzc.errors import CallError, LibraryError, UsageError
+
+__all__ = ["ABI_VERSION", "TensorSpec", "CompiledModel", "load"]
+
+#: The only ``abi_version`` (metadata key) this runtime can call.
+ABI_VERSION = 1
+
+#: Alignment the ABI requires for the workspace pointer.
+_WORKSPACE_ALIGN = 64
+
+#: dtype names the ABI allows in metadata.
+_ABI_DTYPES = frozenset({"float32", "float16", "uint8", "int8", "int32", "int64"})
+
+#: The symbols every sqzc library exports.
+_SYMBOLS = ("sqz_metadata", "sqz_workspace_size", "sqz_run")
+
+#: Decoded meaning of the non-zero return codes of ``sqz_run``.
+_RUN_ERRORS: dict[int, str] = {
+    1: "SQZ_ERR_BATCH: batch < 1, or batch != 1 for a static-batch model",
+    2: "SQZ_ERR_NULL: an input/output pointer (or a needed workspace) is NULL",
+    3: "SQZ_ERR_ALIGN: workspace is not 64-byte aligned",
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape and dtype of one model input or output, as the library's metadata says.
+
+    ``None`` in ``shape`` marks the dynamic batch dimension (only ever the leading one).
+    """
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
+
+    def shape_str(self) -> str:
+        """The shape as ``[N,3,224,224]``, with ``N`` for the dynamic batch dimension."""
+        return "[" + ",".join("N" if d is None else str(d) for d in self.shape) + "]"
+
+    def concrete_shape(self, batch: int) -> tuple[int, ...]:
+        """The shape with the dynamic batch dimension (if any) replaced by ``batch``."""
+        return tuple(batch if d is None else d for d in self.shape)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.dtype}{self.shape_str()}"
+
+
+def _shape_str(shape: tuple[int, ...]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _names(specs: list[TensorSpec]) -> str:
+    return ", ".join(repr(s.name) for s in specs)
+
+
+class CompiledModel:
+    """A loaded sqzc library: call it like a function on numpy arrays.
+
+    ``m.run({"x": a})`` always returns a dict ``{output name: array}``. ``m(a)``,
+    ``m(a, b)`` (positional, in input order), ``m(x=a)`` (keyword) and ``m({"x": a})``
+    return the single output array when the model has exactly one output, else the same
+    dict as :meth:`run`.
+
+    Input conversion is strict on purpose, because silent conversions hide bugs and
+    cost time: the dtype must equal the input's dtype exactly (a float64 array for a
+    float32 input is an error, not a cast). The only conversion done is the *safe*
+    one that changes no value: an array that is not C-contiguous (e.g. Fortran-ordered
+    or a strided slice) is copied with :func:`numpy.ascontiguousarray`, and a
+    misaligned one (address not a multiple of its itemsize) is copied to a fresh,
+    aligned array, because the library reads inputs as dense, aligned C buffers.
+
+    Instances are safe to call from several threads at once: each thread gets its own
+    workspace and every call gets fresh output arrays, which is what the ABI requires
+    for concurrent calls. ctypes releases the GIL during the native call, so such
+    calls really run in parallel.
+    """
+
+    path: str
+    metadata: dict[str, Any]
+    input_specs: list[TensorSpec]
+    output_specs: list[TensorSpec]
+    dynamic_batch: bool
+    workspace_size: int
+    threads: int | None
+
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+        """Open and check the library at ``path``.
+
+        ``threads`` is the number of threads the native code may use inside one call.
+        Libraries of ABI version 1 are single-threaded per call, so for now the value is
+        only validated, stored and reported (in ``repr`` and the ``threads`` attribute);
+        a later runtime may pass it on to the library. ``None`` means "library default".
+
+        Loading runs the library's initialisers, so only load files you trust.
+
+        Raises:
+            UsageError: ``threads`` is not ``None`` or an int >= 1.
+            LibraryError: the file cannot be loaded, is not a sqzc library, or was built
+                for another ABI version.
+        """
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise UsageError(f"threads must be None or an integer >= 1, got {threads!r}")
+        self.threads = threads
+        # An absolute path makes dlopen load exactly this file instead of searching the
+        # library path for a bare name.
+        self.path = os.path.abspath(os.fspath(path))
+        self._lib = self._open()
+        self.metadata = self._read_metadata()
+        self.dynamic_batch, self.input_specs, self.output_specs = self._parse_metadata()
+        self.workspace_size = int(self._lib.sqz_workspace_size())
+        self._tls = threading.local()
+
+    # ------------------------------------------------------------------ loading
+
+    def _open(self) -> ctypes.CDLL:
+        """dlopen the file and declare the ABI's signatures, or raise LibraryError."""
+        if not os.path.exists(self.path):
+            raise LibraryError(f"{self.path}: no such file")
+        try:
+            lib = ctypes.CDLL(self.path)
+        except OSError as exc:
+            raise LibraryError(
+                f"{self.path} is not a sqzc library (cannot load it as a shared library: {exc})"
+            ) from exc
+        missing = [name for name in _SYMBOLS if not hasattr(lib, name)]
+        if missing:
+            plural = "s" if len(missing) > 1 else ""
+            raise LibraryError(
+                f"{self.path} is not a sqzc library (missing symbol{plural} {', '.join(missing)})"
+            )
+        lib.sqz_metadata.argtypes = []
+        lib.sqz_metadata.restype = ctypes.c_char_p
+        lib.sqz_workspace_size.argtypes = []
+        lib.sqz_workspace_size.restype = ctypes.c_uint64
+        lib.sqz_run.argtypes = [
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_void_p,
+            ctypes.c_int64,
+        ]
+        lib.sqz_run.restype = ctypes.c_int32
+        return lib
+
+    def _read_metadata(self) -> dict[str, Any]:
+        """Decode the metadata JSON and check the ABI version before anything else.
+
+        The version is checked first because a library of another ABI version may use a
+        metadata layout this runtime does not understand.
+        """
+        raw = self._lib.sqz_metadata()
+        if raw is None:
+            raise LibraryError(f"{self.path} is not a sqzc library (sqz_metadata returned NULL)")
+        try:
+            meta = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise LibraryError(
+                f"{self.path} is not a sqzc library (metadata is not valid JSON: {exc})"
+            ) from exc
+        if not isinstance(meta, dict):
+            raise LibraryError(
+                f"{self.path} is not a sqzc library (metadata is not a JSON object)"
+            )
+        version = meta.get("abi_version")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise LibraryError(
+                f"{self.path} is not a sqzc library (metadata has no integer abi_version)"
+            )
+        if version != ABI_VERSION:
+            raise LibraryError(
+                f"{self.path} was built for ABI version {version}, "
+                f"this runtime supports {ABI_VERSION}"
+            )
+        return meta
+
+    def _bad_meta(self, problem: str) -> LibraryError:
+        return LibraryError(f"{self.path} has malformed sqzc metadata ({problem})")
+
+    def _parse_metadata(self) -> tuple[bool, list[TensorSpec], list[TensorSpec]]:
+        """Turn metadata into specs, rejecting anything the call path could misuse.
+
+        Shapes and dtypes decide how many bytes are allocated for outputs, so a library
+        whose metadata is inconsistent is refused here rather than trusted later.
+        """
+        meta = self.metadata
+        dynamic = meta.get("dynamic_batch")
+        if not isinstance(dynamic, bool):
+            raise self._bad_meta("dynamic_batch must be true or false")
+        inputs = self._parse_specs("inputs", dynamic)
+        outputs = self._parse_specs("outputs", dynamic)
+        return dynamic, inputs, outputs
+
+    def _parse_specs(self, key: str, dynamic: bool) -> list[TensorSpec]:
+        entries = self.metadata.get(key)
+        if not isinstance(entries, list):
+            raise self._bad_meta(f"{key!r} must be a list")
+        specs: list[TensorSpec] = []
+        seen: set[str] = set()
+        for i, entry in enumerate(entries):
+            where = f"{key}[{i}]"
+            if not isinstance(entry, dict):
+                raise self._bad_meta(f"{where} must be an object")
+            name = entry.get("name")
+            if not isinstance(name, str) or not name:
+                raise self._bad_meta(f"{where} has no name")
+            if name in seen:
+                raise self._bad_meta(f"duplicate name {name!r} in {key!r}")
+            seen.add(name)
+            dtype_name = entry.get("dtype")
+            if dtype_name not in _ABI_DTYPES:
+                raise self._bad_meta(f"{key} {name!r} has unsupported dtype {dtype_name!r}")
+            shape = entry.get("shape")
+            if not isinstance(shape, list):
+                raise self._bad_meta(f"{key} {name!r} has no shape list")
+            for axis, dim in enumerate(shape):
+                if dim is None:
+                    if axis != 0 or not dynamic:
+                        raise self._bad_meta(
+                            f"{key} {name!r}: null dimension only allowed as the leading "
+                            "dimension of a dynamic-batch model"
+                        )
+                elif isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
+                    raise self._bad_meta(f"{key} {name!r} has invalid dimension {dim!r}")
+            if dynamic and (not shape or shape[0] is not None):
+                raise self._bad_meta(
+                    f"{key} {name!r} must have a null leading dimension in a dynamic-batch model"
+                )
+            specs.append(TensorSpec(name, tuple(shape), np.dtype(dtype_name)))
+        return specs
+
+    # ------------------------------------------------------------------ calling
+
+    def __call__(
+        self, *args: ArrayLike, **kwargs: ArrayLike
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """Run the model; see the class docstring for the accepted call forms."""
+        feeds: Mapping[str, ArrayLike]
+        if args and kwargs:
+            raise CallError("pass the inputs either positionally or by keyword, not both")
+        if len(args) == 1 and isinstance(args[0], Mapping):
+            feeds = args[0]
+        elif args:
+            if len(args) != len(self.input_specs):
+                raise CallError(
+                    f"{len(args)} positional input(s) given, the model takes "
+                    f"{len(self.input_specs)}: {_names(self.input_specs)}"
+                )
+            feeds = {spec.name: value for spec, value in zip(self.input_specs, args)}
+        else:
+            feeds = kwargs
+        results = self.run(feeds)
+        if len(self.output_specs) == 1:
+            return results[self.output_specs[0].name]
+        return results
+
+    def run(self, inputs: Mapping[str, ArrayLike]) -> dict[str, np.ndarray]:
+        """Run the model on ``inputs`` (name -> array) and return ``{output name: array}``.
+
+        Everything is validated before the native call, because the library itself
+        cannot detect a wrong shape or dtype: it would read or write out of bounds.
+        Outputs are new arrays owned by the caller (never views of shared memory).
+
+        Raises:
+            CallError: bad names, dtypes, shapes or batch size, or a non-zero code
+                returned by the library.
+        """
+        arrays, batch = self._prepare_inputs(inputs)
+        outputs = {
+            spec.name: np.empty(spec.concrete_shape(batch), dtype=spec.dtype)
+            for spec in self.output_specs
+        }
+        workspace = self._workspace()
+        in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*(a.ctypes.data for a in arrays))
+        out_ptrs = (ctypes.c_void_p * max(len(outputs), 1))(
+            *(a.ctypes.data for a in outputs.values())
+        )
+        ws_ptr = None if workspace is None else workspace.ctypes.data
+        # ``arrays``, ``outputs`` and ``workspace`` are local names that stay alive
+        # until the call returns, so no buffer can be freed while native code uses it.
+        code = self._lib.sqz_run(in_ptrs, out_ptrs, ws_ptr, batch)
+        if code != 0:
+            meaning = _RUN_ERRORS.get(code, "unknown error code")
+            raise CallError(
+                f"{self.path}: sqz_run failed with code {code} ({meaning}; batch={batch})"
+            )
+        return outputs
+
+    def _prepare_inputs(self, inputs: Mapping[str, ArrayLike]) -> tuple[list[np.ndarray], int]:
+        """Check every input and return them as dense aligned arrays, plus the batch."""
+        if not isinstance(inputs, Mapping):
+            raise CallError(
+                f"inputs must be a mapping from input name to array, got {type(inputs).__name__}"
+            )
+        expected = [spec.name for spec in self.input_specs]
+        unknown = [name for name in inputs if name not in expected]
+        if unknown:
+            raise CallError(
+                f"unknown input name(s) {', '.join(repr(n) for n in unknown)}; "
+                f"expected inputs: {_names(self.input_specs)}"
+            )
+        missing = [name for name in expected if name not in inputs]
+        if missing:
+            raise CallError(
+                f"missing input(s) {', '.join(repr(n) for n in missing)}; "
+                f"expected inputs: {_names(self.input_specs)}"
+            )
+
+        arrays: list[np.ndarray] = []
+        batch: int | None = None
+        batch_from = ""
+        for spec in self.input_specs:
+            arr = self._check_input(spec, inputs[spec.name])
+            if self.dynamic_batch:
+                lead = arr.shape[0]
+                if lead < 1:
+                    raise CallError(
+                        f"input {spec.name!r}: the batch size (leading dimension) must be "
+                        f">= 1, got {lead}"
+                    )
+                if batch is None:
+                    batch, batch_from = lead, spec.name
+                elif lead != batch:
+                    raise CallError(
+                        "inputs disagree on the batch size (leading dimension): "
+                        f"{batch_from!r} has {batch}, {spec.name!r} has {lead}"
+                    )
+            arrays.append(self._dense(arr))
+        return arrays, (batch if batch is not None else 1)
+
+    @staticmethod
+    def _check_input(spec: TensorSpec, value: ArrayLike) -> np.ndarray:
+        """Check one input's dtype, rank and static dimensions; never casts."""
+        if isinstance(value, np.ndarray):
+            arr = value
+        else:
+            try:
+                arr = np.asarray(value)
+            except Exception as exc:  # ragged lists etc.; the message says which input
+                raise CallError(
+                    f"input {spec.name!r}: cannot convert {type(value).__name__} to an "
+                    f"array: {exc}"
+                ) from exc
+        if arr.dtype != spec.dtype:
+            hint = ""
+            if not isinstance(value, np.ndarray):
+                hint = f" (converted from {type(value).__name__})"
+            raise CallError(
+                f"input {spec.name!r}: expected dtype {spec.dtype}, got {arr.dtype}{hint}; "
+                f"sqzc does not cast implicitly, convert with .astype(np.{spec.dtype})"
+            )
+        if arr.ndim != len(spec.shape) or any(
+            d is not None and d != got for d, got in zip(spec.shape, arr.shape)
+        ):
+            raise CallError(
+                f"input {spec.name!r}: expected shape {spec.shape_str()}, "
+                f"got {_shape_str(arr.shape)}"
+            )
+        return arr
+
+    @staticmethod
+    def _dense(arr: np.ndarray) -> np.ndarray:
+        """Return ``arr`` as a C-contiguous, itemsize-aligned array (copying only if needed)."""
+        if not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+        if arr.ctypes.data % arr.dtype.itemsize != 0 or not arr.flags.aligned:
+            # ascontiguousarray keeps an already-contiguous misaligned array as is.
+            arr = np.array(arr, order="C", copy=True)
+        return arr
+
+    def _workspace(self) -> np.ndarray | None:
+        """This thread's 64-byte aligned scratch buffer (``None`` if the library needs none).
+
+        Cached per thread because concurrent calls must not share scratch memory, and
+        allocating it on every call would cost time for large models.
+        """
+        size = self.workspace_size
+        if size == 0:
+            return None
+        view: np.ndarray | None = getattr(self._tls, "view", None)
+        if view is None or view.nbytes < size:
+            raw = np.empty(size + _WORKSPACE_ALIGN, dtype=np.uint8)
+            offset = (-raw.ctypes.data) % _WORKSPACE_ALIGN
+            view = raw[offset : offset + size]  # a view keeps ``raw`` alive
+            self._tls.view = view
+        return view
+
+    # ------------------------------------------------------------------ display
+
+    def __repr__(self) -> str:
+        ins = ", ".join(str(s) for s in self.input_specs)
+        outs = ", ".join(str(s) for s in self.output_specs)
+        return (
+            f"CompiledModel({self.path!r}, inputs=[{ins}], outputs=[{outs}], "
+            f"workspace_size={self.workspace_size}, threads={self.threads})"
+        )
+
+
+def load(path: str | os.PathLike[str], threads: int | None = None) -> CompiledModel:
+    """Load the sqzc library at ``path``; see :class:`CompiledModel` for how to call it."""
+    return CompiledModel(path, threads=threads)

@@ -1,0 +1,195 @@
+"""The compiler driver: import -> passes -> plan -> LLVM -> object -> shared library.
+
+This module wires the stages together and owns the options (``CompileOptions`` maps 1:1
+onto the CLI flags) and the library metadata. Frontends, passes and backends never call
+each other directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqzc import __version__
+from sqzc.errors import UsageError
+from sqzc.ir import Graph
+from sqzc.memory import MemoryPlan, naive_arena
+from sqzc.pass_manager import Instrumentation, PassRecord, run_pipeline
+from sqzc.verify import verify
+
+EMIT_KINDS = ("so", "obj", "llvm", "asm", "header")
+ABI_VERSION = 1
+
+
+@dataclass
+class CompileOptions:
+    """Everything that changes what the compiler produces or reports."""
+
+    opt_level: int = 3
+    target_cpu: str = "host"
+    input_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    emit: str = "so"
+    instrumentation: Instrumentation = field(default_factory=Instrumentation)
+    verify_ir: bool = False
+
+    def check(self) -> None:
+        """Reject invalid combinations early, with a usage error."""
+        if self.opt_level not in (0, 1, 2, 3):
+            raise UsageError(f"optimization level must be 0..3, got {self.opt_level}")
+        if self.emit not in EMIT_KINDS:
+            raise UsageError(f"--emit must be one of {', '.join(EMIT_KINDS)}, got '{self.emit}'")
+
+
+@dataclass
+class CompileResult:
+    """What a compilation produced, for ``--stats`` and tests."""
+
+    graph: Graph
+    plan: MemoryPlan
+    metadata: dict[str, object]
+    output: Path | None
+    passes: list[PassRecord]
+    seconds: dict[str, float]
+
+    @property
+    def stats(self) -> dict[str, object]:
+        """Sizes and timings as reported by ``sqzc compile --stats``."""
+        return {
+            "workspace_bytes": self.plan.arena_bytes,
+            "arena_lower_bound": self.plan.lower_bound,
+            "weights_bytes": self.metadata["weights_bytes"],
+            "nodes": sum(1 for n in self.graph.nodes()
+                         if self.graph.op(n).kind.value not in ("const", "input")),
+            "seconds": self.seconds,
+        }
+
+
+def optimize(graph: Graph, options: CompileOptions) -> tuple[MemoryPlan, list[PassRecord]]:
+    """Run the pass pipeline for ``options.opt_level`` and return the memory plan."""
+    from sqzc.passes import PIPELINE
+
+    inst = options.instrumentation
+    if options.verify_ir:
+        inst.verify_each = True
+        verify(graph)
+    records = run_pipeline(graph, PIPELINE, options.opt_level, inst)
+    plan = graph.memory_plan if graph.memory_plan is not None else naive_arena(graph)
+    graph.memory_plan = plan
+    return plan, records
+
+
+def load_graph(model: str | os.PathLike[str], options: CompileOptions) -> Graph:
+    """Import an ONNX file with the user's input shapes."""
+    from sqzc.frontends.onnx.importer import ImportOptions, import_model
+
+    return import_model(model, ImportOptions(dict(options.input_shapes)))
+
+
+def _spec(graph: Graph, nid: str, name: str) -> dict[str, object]:
+    t = graph.op(nid).out
+    shape: list[int | None] = list(t.shape)
+    if graph.dynamic_batch:
+        shape[0] = None
+    return {"name": name, "dtype": t.dtype, "shape": shape}
+
+
+def build_metadata(graph: Graph, plan: MemoryPlan, model_sha256: str, weights_bytes: int,
+                   target: object, opt_level: int) -> dict[str, object]:
+    """The JSON metadata embedded in the library (docs/ABI.md)."""
+    return {
+        "abi_version": ABI_VERSION,
+        "compiler": f"sqzc {__version__}",
+        "model_sha256": model_sha256,
+        "model_name": graph.name,
+        "dynamic_batch": graph.dynamic_batch,
+        "inputs": [_spec(graph, n, graph.input_names[n]) for n in graph.inputs],
+        "outputs": [_spec(graph, o.node, o.name) for o in graph.outputs],
+        "workspace_bytes": plan.arena_bytes,
+        "arena_lower_bound": plan.lower_bound,
+        "weights_bytes": weights_bytes,
+        "target": target.to_json(),  # type: ignore[attr-defined]
+        "opt_level": opt_level,
+    }
+
+
+def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None,
+            options: CompileOptions | None = None) -> CompileResult:
+    """Compile the ONNX file ``model`` to ``output`` (a .so unless ``options.emit`` says
+    otherwise). With ``output=None`` nothing is written (useful for ``--stats``)."""
+    from sqzc.backends.llvm.link import (
+        emit_assembly,
+        emit_object,
+        link_shared,
+        parse_and_optimize,
+        write_atomically,
+    )
+    from sqzc.backends.llvm.module import lower, pack_weights
+    from sqzc.backends.llvm.target import resolve_target
+
+    options = options or CompileOptions()
+    options.check()
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    target = resolve_target(options.target_cpu)
+    if output is not None and options.emit == "so":
+        from sqzc.backends.llvm.link import find_linker
+
+        find_linker()
+    model_bytes = Path(model).read_bytes() if Path(model).is_file() else b""
+    graph = load_graph(model, options)
+    seconds["import"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    plan, records = optimize(graph, options)
+    if options.verify_ir:
+        verify(graph)
+    seconds["passes"] = time.perf_counter() - t1
+    weights, _ = pack_weights(graph)
+    meta = build_metadata(graph, plan, hashlib.sha256(model_bytes).hexdigest(), len(weights),
+                          target, options.opt_level)
+    result = CompileResult(graph, plan, meta, Path(output) if output else None, records, seconds)
+    if output is None:
+        return result
+    out = Path(output)
+    if options.emit == "header":
+        from sqzc.backends.llvm.header import render_header
+
+        write_atomically(out, render_header(meta))
+        return result
+    t2 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sqzc-") as tmp:
+        wpath = Path(tmp) / "weights.bin"
+        meta_json = json.dumps(meta, sort_keys=True)
+        lowered = lower(graph, plan, target, meta_json, str(wpath))
+        wpath.write_bytes(lowered.weights)
+        if options.emit == "llvm":
+            write_atomically(out, lowered.ir_text)
+            return result
+        mod = parse_and_optimize(lowered.ir_text, target, options.opt_level,
+                                 verify=options.verify_ir or True)
+        seconds["llvm"] = time.perf_counter() - t2
+        if options.emit == "asm":
+            write_atomically(out, emit_assembly(mod, target, options.opt_level))
+            return result
+        obj = emit_object(mod, target, options.opt_level)
+        seconds["codegen"] = time.perf_counter() - t2
+        if options.emit == "obj":
+            write_atomically(out, obj)
+            return result
+        t3 = time.perf_counter()
+        link_shared(obj, out, Path(tmp))
+        seconds["link"] = time.perf_counter() - t3
+    seconds["total"] = time.perf_counter() - t0
+    return result
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """numpy dtype from an IR/metadata dtype name."""
+    return np.dtype(name)

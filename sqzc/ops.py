@@ -1,0 +1,286 @@
+"""The closed set of IR operations: kinds, typed attributes and tensor types.
+
+ONNX op-type strings never leave ``frontends/``; everything after import speaks in
+``OpKind`` members and the attribute dataclasses below. Shape rules and numpy reference
+semantics for each kind live in ``sqzc.semantics``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+#: dtypes the IR knows, by numpy name, with the short spelling used in the text dump.
+DTYPE_SHORT: dict[str, str] = {
+    "float32": "f32",
+    "float16": "f16",
+    "float64": "f64",
+    "int64": "i64",
+    "int32": "i32",
+    "int8": "i8",
+    "uint8": "u8",
+    "bool": "bool",
+}
+SHORT_DTYPE: dict[str, str] = {v: k for k, v in DTYPE_SHORT.items()}
+FLOAT_DTYPES = frozenset({"float32", "float16", "float64"})
+
+
+class OpKind(enum.Enum):
+    """Every operation the IR can hold."""
+
+    INPUT = "input"  # a graph input; its buffer is passed in by the caller
+    CONST = "const"  # a compile-time constant (weights, shapes, scalars)
+    CONV = "conv"  # 2-D convolution (groups, strides, pads, dilations) + fused epilogue
+    RELU = "relu"  # max(x, 0)
+    CLIP = "clip"  # min(max(x, lo), hi)
+    LEAKY_RELU = "leaky_relu"  # x if x >= 0 else alpha * x
+    MAXPOOL = "maxpool"  # 2-D max pooling with explicit pads and output size
+    AVGPOOL = "avgpool"  # 2-D average pooling (count_include_pad on or off)
+    REDUCE = "reduce"  # mean or max over axes (global pools are reduces over H, W)
+    CONCAT = "concat"  # join along an axis; inputs may be placed straight into it
+    SOFTMAX = "softmax"  # softmax or log-softmax along one axis (opset-13 meaning)
+    RESHAPE = "reshape"  # same elements, new static shape (Flatten/Squeeze/Unsqueeze too)
+    TRANSPOSE = "transpose"  # permute axes
+    ADD = "add"  # numpy-broadcasting elementwise binary ops
+    SUB = "sub"
+    MUL = "mul"
+    DIV = "div"
+    MATMUL = "matmul"  # numpy matmul semantics (batched, broadcasting)
+    CAST = "cast"  # dtype conversion (float16 <-> float32 at the model boundary)
+    IDENTITY = "identity"  # copy; Dropout in inference mode becomes this too
+
+
+UNARY_ACTIVATIONS = frozenset({OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU})
+BINARY = frozenset({OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.DIV})
+ELEMENTWISE = UNARY_ACTIVATIONS | BINARY | {OpKind.CAST, OpKind.IDENTITY}
+POOLS = frozenset({OpKind.MAXPOOL, OpKind.AVGPOOL})
+#: kinds that only move data and never compute (copies the optimizer may remove).
+DATA_MOVEMENT = frozenset({OpKind.RESHAPE, OpKind.TRANSPOSE, OpKind.IDENTITY, OpKind.CONCAT})
+
+
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    """A static shape and a dtype (numpy name). The batch axis is always concrete here."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of a dense buffer holding this tensor."""
+        return self.size * np.dtype(self.dtype).itemsize
+
+    def __str__(self) -> str:
+        return f"{DTYPE_SHORT.get(self.dtype, self.dtype)}[{','.join(map(str, self.shape))}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """An elementwise epilogue applied in registers before a kernel stores its result.
+
+    ``kind`` is ``"none"``, ``"relu"``, ``"clip"`` (``lo``..``hi``; relu6 is clip 0..6) or
+    ``"leaky"`` (slope ``alpha`` below zero).
+    """
+
+    kind: str = "none"
+    lo: float = 0.0
+    hi: float = 0.0
+    alpha: float = 0.0
+
+    def __str__(self) -> str:
+        if self.kind == "clip":
+            if self.lo == 0.0 and self.hi == 6.0:
+                return "relu6"
+            return f"clip({self.lo!r},{self.hi!r})"
+        if self.kind == "leaky":
+            return f"leaky({self.alpha!r})"
+        return self.kind
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Reference semantics of the epilogue."""
+        if self.kind == "relu":
+            return np.maximum(x, np.zeros((), x.dtype))
+        if self.kind == "clip":
+            return np.minimum(np.maximum(x, x.dtype.type(self.lo)), x.dtype.type(self.hi))
+        if self.kind == "leaky":
+            return np.where(x >= 0, x, x * x.dtype.type(self.alpha)).astype(x.dtype)
+        return x
+
+
+NO_ACTIVATION = Activation()
+
+
+@dataclass(frozen=True, slots=True)
+class NoAttrs:
+    """Attributes of kinds that have none."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ConstAttrs:
+    """A constant's value (a numpy array owned by the IR; never mutated in place)."""
+
+    value: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class ConvAttrs:
+    """2-D convolution over NCHW; ``pads`` = (top, left, bottom, right), as resolved."""
+
+    kernel: tuple[int, int]
+    strides: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilations: tuple[int, int] = (1, 1)
+    group: int = 1
+    act: Activation = NO_ACTIVATION
+
+
+@dataclass(frozen=True, slots=True)
+class ClipAttrs:
+    """Bounds of Clip; missing ONNX bounds become +-inf."""
+
+    lo: float = float("-inf")
+    hi: float = float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class LeakyReluAttrs:
+    """Slope below zero."""
+
+    alpha: float = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class PoolAttrs:
+    """2-D pooling over NCHW with explicit pads; ``ceil_mode`` only shapes the output."""
+
+    kernel: tuple[int, int]
+    strides: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilations: tuple[int, int] = (1, 1)
+    ceil_mode: bool = False
+    count_include_pad: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReduceAttrs:
+    """Reduction ``mode`` (``mean`` or ``max``) over sorted non-negative ``axes``."""
+
+    mode: str
+    axes: tuple[int, ...]
+    keepdims: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AxisAttrs:
+    """A single non-negative axis (Concat)."""
+
+    axis: int
+
+
+@dataclass(frozen=True, slots=True)
+class SoftmaxAttrs:
+    """Softmax (or log-softmax when ``log``) along one non-negative axis."""
+
+    axis: int
+    log: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReshapeAttrs:
+    """The resolved target shape (no 0 or -1 entries left)."""
+
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TransposeAttrs:
+    """Output axis i is input axis ``perm[i]``."""
+
+    perm: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CastAttrs:
+    """Target dtype (numpy name)."""
+
+    to: str
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a node writes its result when concat elimination aliased it.
+
+    The node's output is the slice ``[start, start + extent)`` along ``axis`` of the
+    buffer of concat node ``concat``; the dump shows ``into %concat[c=start:end]``.
+    """
+
+    concat: str
+    axis: int
+    start: int
+
+
+#: Which attribute class each kind carries (checked by the verifier).
+ATTRS_OF: dict[OpKind, type] = {
+    OpKind.INPUT: NoAttrs,
+    OpKind.CONST: ConstAttrs,
+    OpKind.CONV: ConvAttrs,
+    OpKind.RELU: NoAttrs,
+    OpKind.CLIP: ClipAttrs,
+    OpKind.LEAKY_RELU: LeakyReluAttrs,
+    OpKind.MAXPOOL: PoolAttrs,
+    OpKind.AVGPOOL: PoolAttrs,
+    OpKind.REDUCE: ReduceAttrs,
+    OpKind.CONCAT: AxisAttrs,
+    OpKind.SOFTMAX: SoftmaxAttrs,
+    OpKind.RESHAPE: ReshapeAttrs,
+    OpKind.TRANSPOSE: TransposeAttrs,
+    OpKind.ADD: NoAttrs,
+    OpKind.SUB: NoAttrs,
+    OpKind.MUL: NoAttrs,
+    OpKind.DIV: NoAttrs,
+    OpKind.MATMUL: NoAttrs,
+    OpKind.CAST: CastAttrs,
+    OpKind.IDENTITY: NoAttrs,
+}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class OpNode:
+    """One IR operation producing one tensor.
+
+    ``inputs`` holds operand order (a DiGraph cannot hold two edges between one pair, as
+    in ``Concat(x, x)``); ``origin`` names the ONNX node(s) it came from, joined by fusion,
+    so every error and dump line can point back at the user's model.
+    """
+
+    kind: OpKind
+    attrs: object
+    out: TensorType
+    inputs: tuple[str, ...] = ()
+    origin: tuple[str, ...] = ()
+    into: Placement | None = None
+
+    @property
+    def origin_str(self) -> str:
+        """Origins joined with '+', as shown in messages and dumps."""
+        return "+".join(self.origin) if self.origin else "?"
+
+
+def activation_of(kind: OpKind, attrs: object) -> Activation:
+    """The ``Activation`` a standalone activation op computes (used by fusion and kernels)."""
+    if kind is OpKind.RELU:
+        return Activation("relu")
+    if kind is OpKind.CLIP:
+        assert isinstance(attrs, ClipAttrs)
+        return Activation("clip", lo=attrs.lo, hi=attrs.hi)
+    if kind is OpKind.LEAKY_RELU:
+        assert isinstance(attrs, LeakyReluAttrs)
+        return Activation("leaky", alpha=attrs.alpha)
+    raise ValueError(f"{kind.value} is not an activation")

@@ -1,0 +1,27 @@
+"""The optimization pipeline: small named passes, run in this order by the pass manager.
+
+Each pass is ``fn(graph) -> changed`` and mutates the graph in place; its docstring's
+first line is what ``sqzc passes`` prints. ``-O0`` runs none of them (the differential
+baseline); ``-O1`` and up run all of them (the levels also set LLVM's optimization level).
+"""
+
+from __future__ import annotations
+
+from sqzc.pass_manager import PassInfo
+from sqzc.passes.canonicalize import canonicalize
+from sqzc.passes.eliminate_concat import eliminate_concat
+from sqzc.passes.fold_affine import fold_affine
+from sqzc.passes.fold_constants import fold_constants
+from sqzc.passes.fuse_activation import fuse_conv_activation
+from sqzc.passes.plan_memory import plan_memory
+
+PIPELINE: tuple[PassInfo, ...] = (
+    PassInfo("canonicalize", canonicalize),
+    PassInfo("fold-constants", fold_constants),
+    PassInfo("fold-affine", fold_affine),
+    PassInfo("fuse-conv-activation", fuse_conv_activation),
+    PassInfo("eliminate-concat", eliminate_concat),
+    PassInfo("plan-memory", plan_memory),
+)
+
+__all__ = ["PIPELINE", "PassInfo"]

@@ -1,0 +1,39 @@
+"""canonicalize: drop Identity/Dropout copies, dead code, and normalize Clip forms."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from sqzc.ir import Graph
+from sqzc.ops import ClipAttrs, NoAttrs, OpKind
+
+
+def canonicalize(g: Graph) -> bool:
+    """Remove Identity/Dropout and dead nodes; Clip(0, inf) becomes Relu.
+
+    Identity nodes that give a graph output its own buffer (an output that would
+    otherwise be a graph input, a constant, or the same tensor as another output) stay:
+    the ABI needs one producer per output buffer. Clip(0, 6) stays a Clip; it prints and
+    fuses as ``relu6``.
+    """
+    changed = False
+    out_nodes = [o.node for o in g.outputs]
+    for nid in list(g.nodes()):
+        op = g.op(nid)
+        if op.kind is OpKind.IDENTITY:
+            src = op.inputs[0]
+            needed = nid in out_nodes and (
+                g.op(src).kind in (OpKind.INPUT, OpKind.CONST) or src in out_nodes
+                or out_nodes.count(nid) > 1)
+            if not needed:
+                g.replace_uses(nid, src)
+                out_nodes = [o.node for o in g.outputs]
+                g.remove(nid)
+                changed = True
+        elif op.kind is OpKind.CLIP:
+            assert isinstance(op.attrs, ClipAttrs)
+            if op.attrs.lo == 0.0 and math.isinf(op.attrs.hi) and op.attrs.hi > 0:
+                g.set_op(nid, dataclasses.replace(op, kind=OpKind.RELU, attrs=NoAttrs()))
+                changed = True
+    return g.remove_dead() or changed

@@ -1,0 +1,45 @@
+"""fold-constants: evaluate ops whose operands are all constants."""
+
+from __future__ import annotations
+
+from sqzc.errors import ModelError
+from sqzc.ir import Graph
+from sqzc.ops import NoAttrs, OpKind
+from sqzc.semantics import reference
+
+#: Folding a constant bigger than this (bytes) would bloat the library; leave it at runtime.
+MAX_FOLDED_BYTES = 64 << 20
+
+
+def fold_constants(g: Graph) -> bool:
+    """Replace every op with only constant operands by its value (numpy references).
+
+    This removes the float16->float32 casts of weights, transposes/reshapes of weights
+    and any shape arithmetic left by exporters. Results use the same reference semantics
+    the tests check against onnxruntime, so folding never changes what a model computes.
+    Graph outputs that become constants keep a copy node (the ABI writes every output).
+    """
+    changed = False
+    for nid in list(g.nodes()):
+        op = g.op(nid)
+        if op.kind in (OpKind.CONST, OpKind.INPUT) or not op.inputs:
+            continue
+        if not all(g.is_const(i) for i in op.inputs):
+            continue
+        if op.kind is OpKind.IDENTITY and nid in g.output_nodes():
+            continue
+        if op.out.nbytes > MAX_FOLDED_BYTES:
+            continue
+        try:
+            value = reference(op.kind, op.attrs, [g.const_value(i) for i in op.inputs])
+        except (ModelError, ValueError, FloatingPointError):
+            continue
+        value = value.astype(op.out.dtype, copy=False).reshape(op.out.shape)
+        new = g.add_const(value, nid + "_folded", op.origin)
+        was_output = [o for o in g.outputs if o.node == nid]
+        g.replace_uses(nid, new)
+        for o in was_output:
+            o.node = g.add_op(OpKind.IDENTITY, NoAttrs(), [new], nid + "_out", op.origin)
+        g.remove(nid)
+        changed = True
+    return g.remove_dead() or changed

@@ -1,0 +1,77 @@
+"""The IR verifier: structural checks plus a per-kind table (arity, attrs, dtypes, shape).
+
+It runs after every pass in tests and under ``--verify-each``. Each failure names the
+node, its op and the offending types.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from sqzc.errors import InternalError, ModelError
+from sqzc.ir import Graph
+from sqzc.ops import ATTRS_OF, FLOAT_DTYPES, OpKind
+from sqzc.semantics import infer_type
+
+#: kind -> (min inputs, max inputs)
+ARITY: dict[OpKind, tuple[int, int]] = {
+    OpKind.INPUT: (0, 0), OpKind.CONST: (0, 0), OpKind.CONV: (2, 3),
+    OpKind.RELU: (1, 1), OpKind.CLIP: (1, 1), OpKind.LEAKY_RELU: (1, 1),
+    OpKind.MAXPOOL: (1, 1), OpKind.AVGPOOL: (1, 1), OpKind.REDUCE: (1, 1),
+    OpKind.CONCAT: (1, 1 << 16), OpKind.SOFTMAX: (1, 1), OpKind.RESHAPE: (1, 1),
+    OpKind.TRANSPOSE: (1, 1), OpKind.ADD: (2, 2), OpKind.SUB: (2, 2), OpKind.MUL: (2, 2),
+    OpKind.DIV: (2, 2), OpKind.MATMUL: (2, 2), OpKind.CAST: (1, 1), OpKind.IDENTITY: (1, 1),
+}
+#: kinds whose operands and result must be float (computed in float32)
+FLOAT_ONLY = frozenset({OpKind.CONV, OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU,
+                        OpKind.MAXPOOL, OpKind.AVGPOOL, OpKind.REDUCE, OpKind.SOFTMAX,
+                        OpKind.MATMUL})
+
+
+def verify(graph: Graph) -> None:
+    """Raise InternalError describing the first inconsistency found."""
+    if not nx.is_directed_acyclic_graph(graph.g):
+        raise InternalError("IR graph has a cycle")
+    for nid in graph.nodes():
+        op = graph.op(nid)
+        where = f"node '{nid}' ({op.kind.value}, from {op.origin_str})"
+        lo, hi = ARITY[op.kind]
+        if not lo <= len(op.inputs) <= hi:
+            raise InternalError(f"{where}: {len(op.inputs)} inputs, expected {lo}..{hi}")
+        if not isinstance(op.attrs, ATTRS_OF[op.kind]):
+            raise InternalError(f"{where}: attrs {type(op.attrs).__name__}, expected "
+                                f"{ATTRS_OF[op.kind].__name__}")
+        if set(graph.g.predecessors(nid)) != set(op.inputs):
+            raise InternalError(f"{where}: edges disagree with operands")
+        ins = [graph.op(i).out for i in op.inputs]
+        if op.kind in FLOAT_ONLY and any(t.dtype not in FLOAT_DTYPES for t in ins):
+            raise InternalError(f"{where}: non-float operand {[str(t) for t in ins]}")
+        if op.kind is not OpKind.INPUT:
+            try:
+                expect = infer_type(op.kind, op.attrs, ins)
+            except ModelError as e:
+                raise InternalError(f"{where}: {e}") from None
+            if expect != op.out:
+                raise InternalError(f"{where}: result type {op.out}, shape rule says {expect}")
+        if op.into is not None:
+            _check_placement(graph, nid, where)
+    for o in graph.outputs:
+        if o.node not in graph:
+            raise InternalError(f"graph output '{o.name}' refers to missing node '{o.node}'")
+        if graph.op(o.node).into is not None:
+            raise InternalError(f"graph output '{o.name}' is placed into a concat")
+
+
+def _check_placement(graph: Graph, nid: str, where: str) -> None:
+    p = graph.op(nid).into
+    assert p is not None
+    if p.concat not in graph or graph.op(p.concat).kind is not OpKind.CONCAT:
+        raise InternalError(f"{where}: placed into '{p.concat}', which is not a concat")
+    cat = graph.op(p.concat)
+    start = 0
+    for src in cat.inputs:
+        if src == nid and start == p.start:
+            return
+        start += graph.op(src).out.shape[p.axis]
+    raise InternalError(f"{where}: placement {p} does not match an operand slot of "
+                        f"'{p.concat}'")
