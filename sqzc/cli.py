@@ -1,0 +1,352 @@
+"""The ``sqzc`` command line: compile, dump, run, info, passes, zoo, demo.
+
+Error contract (docs in README "Safety and limits"): a ``SqzcError`` prints
+``sqzc: error: <message>`` to stderr and exits with its code (2 for bad input, 1 for
+internal faults); any other exception is an internal error (exit 1). Tracebacks appear
+only with ``--debug``. Output files are written atomically by the stages themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqzc import __version__
+from sqzc.errors import SqzcError, UsageError
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DEMO_MODEL = DATA_DIR / "squeezenet1.1_fp16.onnx"
+DEMO_IMAGE = DATA_DIR / "kitten_224.png"
+LABELS = DATA_DIR / "synset.txt"
+
+
+def parse_shape_arg(text: str) -> tuple[str, tuple[int, ...]]:
+    """``NAME=1x3x224x224`` -> (name, dims)."""
+    name, sep, dims = text.rpartition("=")
+    if not sep or not name:
+        raise UsageError(f"--input-shape expects NAME=D1xD2x..., got '{text}'")
+    try:
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--input-shape expects integer dims, got '{dims}'") from None
+    return name, shape
+
+
+def _names(values: list[str] | None) -> frozenset[str]:
+    out: set[str] = set()
+    for v in values or []:
+        out |= {x.strip() for x in v.split(",") if x.strip()}
+    return frozenset(out)
+
+
+def add_compile_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that compiles a model."""
+    g = p.add_argument_group("compilation")
+    g.add_argument("-O", dest="opt_level", type=int, default=3, choices=range(4),
+                   metavar="LEVEL", help="optimization level 0-3 (0: no passes; default 3)")
+    g.add_argument("--target-cpu", default="host",
+                   help="host (default), generic (baseline x86-64) or an LLVM CPU name")
+    g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
+                   help="fix an input's shape (needed for symbolic non-batch dims)")
+    d = p.add_argument_group("pass instrumentation")
+    d.add_argument("--print-after-all", action="store_true", help="print the IR after each pass")
+    d.add_argument("--print-before", action="append", metavar="PASS[,..]",
+                   help="print the IR before the named passes")
+    d.add_argument("--print-after", action="append", metavar="PASS[,..]",
+                   help="print the IR after the named passes")
+    d.add_argument("--print-changed", action="store_true",
+                   help="print the IR after each pass that changed it")
+    d.add_argument("--dump-dir", type=Path, metavar="DIR",
+                   help="write NNN_<pass>.sqzir after every pass into DIR")
+    d.add_argument("--time-passes", action="store_true", help="report time spent in each pass")
+    d.add_argument("--disable-pass", action="append", metavar="PASS[,..]",
+                   help="skip the named passes")
+    d.add_argument("--verify-each", action="store_true", help="verify the IR after every pass")
+
+
+def compile_options(args: argparse.Namespace, emit: str = "so") -> object:
+    """Build ``CompileOptions`` from parsed arguments."""
+    from sqzc.driver import CompileOptions
+    from sqzc.pass_manager import Instrumentation
+
+    inst = Instrumentation(
+        print_before=_names(args.print_before), print_after=_names(args.print_after),
+        print_after_all=args.print_after_all, print_changed=args.print_changed,
+        dump_dir=args.dump_dir, time_passes=args.time_passes,
+        verify_each=args.verify_each, disabled=_names(args.disable_pass))
+    shapes = dict(parse_shape_arg(s) for s in args.input_shape)
+    return CompileOptions(opt_level=args.opt_level, target_cpu=args.target_cpu,
+                          input_shapes=shapes, emit=emit, instrumentation=inst,
+                          verify_ir=args.verify_each)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """``sqzc compile``."""
+    import sqzc.driver as driver
+
+    result = driver.compile(args.model, args.output, compile_options(args, args.emit))
+    if args.stats:
+        s = result.stats
+        print(f"workspace: {s['workspace_bytes']} bytes (liveness lower bound "
+              f"{s['arena_lower_bound']} bytes)")
+        print(f"weights:   {s['weights_bytes']} bytes")
+        print(f"kernels:   {s['nodes']}")
+        times = ", ".join(f"{k} {v:.2f}s" for k, v in s["seconds"].items())  # type: ignore[union-attr]
+        print(f"time:      {times}")
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    """``sqzc dump``: the IR after the pipeline at the chosen level."""
+    import sqzc.driver as driver
+    from sqzc.backends.llvm.link import write_atomically
+    from sqzc.ir_text import print_ir, to_dot, to_json_text
+
+    options = compile_options(args)
+    graph = driver.load_graph(args.model, options)  # type: ignore[arg-type]
+    driver.optimize(graph, options)  # type: ignore[arg-type]
+    text = {"text": print_ir, "dot": to_dot, "json": to_json_text}[args.format](graph)
+    if args.output:
+        write_atomically(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _load_input(spec: str, names: list[str]) -> tuple[str, object]:
+    import numpy as np
+
+    name, sep, path = spec.partition("=")
+    if not sep:
+        if len(names) != 1:
+            raise UsageError(f"the model has inputs {names}; use --input NAME=FILE.npy")
+        name, path = names[0], spec
+    try:
+        return name, np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read input '{path}': {e}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``sqzc run``: call a compiled library on .npy inputs."""
+    import numpy as np
+
+    from sqzc.runtime import load
+
+    m = load(args.library, threads=args.threads)
+    names = [s.name for s in m.input_specs]
+    feeds = dict(_load_input(s, names) for s in args.input)
+    outputs = m.run(feeds)  # type: ignore[arg-type]
+    for name, value in outputs.items():
+        flat = value.reshape(value.shape[0], -1) if value.ndim > 1 else value.reshape(1, -1)
+        print(f"{name}: {value.dtype}{list(value.shape)}  min {value.min():.6g}  "
+              f"max {value.max():.6g}  argmax {[int(i) for i in flat.argmax(axis=1)]}")
+    if args.output:
+        from sqzc.backends.llvm.link import write_atomically
+
+        if len(outputs) == 1:
+            import io
+
+            buf = io.BytesIO()
+            np.save(buf, next(iter(outputs.values())))
+            write_atomically(Path(args.output), buf.getvalue())
+        else:
+            import io
+
+            buf = io.BytesIO()
+            np.savez(buf, **outputs)
+            write_atomically(Path(args.output), buf.getvalue())
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``sqzc info``: metadata and sizes of a compiled library."""
+    from sqzc.runtime import load
+
+    m = load(args.library)
+    meta = dict(m.metadata)
+    if args.json:
+        print(json.dumps(meta, indent=1, sort_keys=True))
+        return 0
+    size = Path(args.library).stat().st_size
+    print(f"library:    {args.library} ({size} bytes)")
+    print(f"compiler:   {meta.get('compiler')} (ABI {meta.get('abi_version')}, "
+          f"-O{meta.get('opt_level')})")
+    print(f"model:      {meta.get('model_name')} sha256 {meta.get('model_sha256')}")
+    for s in m.input_specs:
+        print(f"input:      {s}")
+    for s in m.output_specs:
+        print(f"output:     {s}")
+    print(f"batch:      {'dynamic (any N >= 1)' if m.dynamic_batch else 'static'}")
+    print(f"weights:    {meta.get('weights_bytes')} bytes")
+    print(f"workspace:  {meta.get('workspace_bytes')} bytes (liveness lower bound "
+          f"{meta.get('arena_lower_bound')} bytes)")
+    target = meta.get("target", {})
+    print(f"target:     {target.get('cpu')} (vector width {target.get('vector_width')} floats)")
+    return 0
+
+
+def cmd_passes(args: argparse.Namespace) -> int:
+    """``sqzc passes``: the pipeline in order with one line each."""
+    from sqzc.passes import PIPELINE
+
+    width = max(len(p.name) for p in PIPELINE)
+    for p in PIPELINE:
+        print(f"{p.name:<{width}}  -O{p.min_level}+  {p.summary}")
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    """``sqzc zoo``: write a seeded SqueezeNet variant as ONNX."""
+    from sqzc.backends.llvm.link import write_atomically
+    from sqzc.zoo import DESCRIPTIONS, build
+
+    if args.list or not args.name:
+        for name, desc in DESCRIPTIONS.items():
+            print(f"{name:<30} {desc}")
+        return 0
+    if not args.output:
+        raise UsageError("sqzc zoo NAME needs -o FILE.onnx")
+    batch = None if args.batch == "dynamic" else int(args.batch)
+    model = build(args.name, opset=args.opset, seed=args.seed, batch=batch, dtype=args.dtype)
+    write_atomically(Path(args.output), model.SerializeToString())
+    print(f"wrote {args.output} ({args.name}, opset {args.opset}, seed {args.seed})")
+    return 0
+
+
+def labels() -> list[str]:
+    """The 1000 ImageNet class names in index order."""
+    return [line.split(" ", 1)[1].strip() for line in LABELS.read_text().splitlines() if line]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``sqzc demo``: compile the bundled SqueezeNet and classify a photo."""
+    import time
+
+    import numpy as np
+
+    import sqzc.driver as driver
+    from sqzc.imageio import load_rgb, squeezenet_input
+    from sqzc.runtime import load
+
+    model = Path(args.model or DEMO_MODEL)
+    image = Path(args.image or DEMO_IMAGE)
+    with tempfile.TemporaryDirectory(prefix="sqzc-demo-") as tmp:
+        lib = Path(args.keep) if args.keep else Path(tmp) / "libsqueezenet.so"
+        t0 = time.perf_counter()
+        result = driver.compile(model, lib, driver.CompileOptions(opt_level=3))
+        compile_s = time.perf_counter() - t0
+        m = load(lib)
+        spec = m.input_specs[0]
+        x = squeezenet_input(load_rgb(image), str(spec.dtype))
+        t1 = time.perf_counter()
+        probs = np.asarray(m(x), dtype=np.float32).reshape(-1)
+        run_ms = (time.perf_counter() - t1) * 1e3
+    names = labels()
+    print(f"compiled {model.name} -> {lib.name} in {compile_s:.1f} s "
+          f"(weights {result.metadata['weights_bytes']} bytes, workspace "
+          f"{result.plan.arena_bytes} bytes)")
+    print(f"classified {image.name} in {run_ms:.1f} ms; top-5:")
+    for i in np.argsort(-probs)[:5]:
+        print(f"  {probs[i]:.3f}  {i:4d}  {names[i]}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (the README's CLI reference is generated from it)."""
+    p = argparse.ArgumentParser(prog="sqzc", description="Ahead-of-time compiler for small "
+                                "CNNs: ONNX -> native shared library.")
+    p.add_argument("--version", action="version", version=f"sqzc {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="compile an ONNX model to a shared library")
+    c.add_argument("model", help="ONNX model file")
+    c.add_argument("-o", "--output", required=True, help="output file (libfoo.so, ...)")
+    c.add_argument("--emit", default="so", choices=["so", "obj", "llvm", "asm", "header"],
+                   help="what to write (default so)")
+    c.add_argument("--stats", action="store_true", help="print workspace, weights and timings")
+    add_compile_options(c)
+    c.set_defaults(fn=cmd_compile)
+
+    d = sub.add_parser("dump", help="print the optimized IR")
+    d.add_argument("model", help="ONNX model file")
+    d.add_argument("--format", default="text", choices=["text", "dot", "json"])
+    d.add_argument("-o", "--output", help="write to FILE instead of stdout")
+    add_compile_options(d)
+    d.set_defaults(fn=cmd_dump)
+
+    r = sub.add_parser("run", help="run a compiled library on .npy inputs")
+    r.add_argument("library", help="library built by sqzc compile")
+    r.add_argument("--input", action="append", required=True, metavar="[NAME=]FILE.npy")
+    r.add_argument("-o", "--output", help="save the output (.npy, or .npz for several)")
+    r.add_argument("--threads", type=int, default=None, help="worker threads (default: cores)")
+    r.set_defaults(fn=cmd_run)
+
+    i = sub.add_parser("info", help="show a compiled library's metadata and sizes")
+    i.add_argument("library")
+    i.add_argument("--json", action="store_true", help="print the raw metadata JSON")
+    i.set_defaults(fn=cmd_info)
+
+    ps = sub.add_parser("passes", help="list the optimization pipeline")
+    ps.set_defaults(fn=cmd_passes)
+
+    z = sub.add_parser("zoo", help="write a seeded SqueezeNet variant as ONNX")
+    z.add_argument("name", nargs="?", help="model name (see --list)")
+    z.add_argument("-o", "--output", help="output .onnx file")
+    z.add_argument("--opset", type=int, default=13)
+    z.add_argument("--seed", type=int, default=0)
+    z.add_argument("--batch", default="1", help="batch size or 'dynamic' (default 1)")
+    z.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    z.add_argument("--list", action="store_true", help="list the available models")
+    z.set_defaults(fn=cmd_zoo)
+
+    dm = sub.add_parser("demo", help="compile the bundled SqueezeNet and classify a photo")
+    dm.add_argument("--image", help="image to classify (default: bundled kitten photo)")
+    dm.add_argument("--model", help="SqueezeNet ONNX file (default: bundled)")
+    dm.add_argument("--keep", metavar="LIB", help="keep the compiled library at LIB")
+    dm.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sqzc`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "fn", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.fn(args) or 0)
+    except SqzcError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"sqzc: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("sqzc: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        os._exit(1)
+    except Exception as e:  # an internal fault: never a raw traceback unless asked
+        if args.debug:
+            traceback.print_exc()
+        print(f"sqzc: error: internal error: {type(e).__name__}: {e} "
+              "(run with --debug for a traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
