@@ -1,0 +1,382 @@
+"""Each pass on small graphs: Before -> Expected IR text, plus the numeric meaning kept."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from sqzc.errors import UsageError
+from sqzc.frontends.onnx.importer import import_proto
+from sqzc.ir import Graph, GraphOutput
+from sqzc.ir_text import print_ir, to_json
+from sqzc.memory import assign_arena, lifetimes, liveness_lower_bound, naive_arena
+from sqzc.ops import (
+    AxisAttrs,
+    CastAttrs,
+    ClipAttrs,
+    ConvAttrs,
+    NoAttrs,
+    OpKind,
+    TensorType,
+    TransposeAttrs,
+)
+from sqzc.pass_manager import Instrumentation, run_pipeline
+from sqzc.passes import (
+    PIPELINE,
+    canonicalize,
+    eliminate_concat,
+    fold_affine,
+    fold_constants,
+    fuse_conv_activation,
+)
+from sqzc.semantics import reference
+from sqzc.verify import verify
+from sqzc.zoo import build
+
+F32 = "float32"
+
+
+def body(g: Graph) -> str:
+    """The dump without the header line and constants (what these tests compare)."""
+    return "\n".join(line for line in print_ir(g).splitlines()[1:] if " = const " not in line)
+
+
+def evaluate(g: Graph, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Interpret the IR with the numpy references (the meaning every pass must keep)."""
+    env: dict[str, np.ndarray] = {}
+    for nid in g.nodes():
+        op = g.op(nid)
+        if op.kind is OpKind.INPUT:
+            env[nid] = feeds[nid]
+        else:
+            env[nid] = reference(op.kind, op.attrs, [env[i] for i in op.inputs])
+    return [env[o.node] for o in g.outputs]
+
+
+def conv_graph(act: str | None = "relu", extra_use: bool = False) -> Graph:
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 3, 8, 8), F32))
+    rng = np.random.default_rng(0)
+    w = g.add_const(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    b = g.add_const(rng.standard_normal(4).astype(np.float32), "b")
+    c = g.add_op(OpKind.CONV, ConvAttrs((3, 3), pads=(1, 1, 1, 1)), [x, w, b], "conv",
+                 ("Conv_0",))
+    out = c
+    if act == "relu":
+        out = g.add_op(OpKind.RELU, NoAttrs(), [c], "relu", ("Relu_1",))
+    elif act == "relu6":
+        out = g.add_op(OpKind.CLIP, ClipAttrs(0.0, 6.0), [c], "clip", ("Clip_1",))
+    g.outputs.append(GraphOutput("y", out))
+    if extra_use:
+        g.outputs.append(GraphOutput("pre", c))
+    return g
+
+
+# ----------------------------------------------------------------------------- canonicalize
+
+
+def test_canonicalize_drops_identity_and_dead_code() -> None:
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 4), F32))
+    i = g.add_op(OpKind.IDENTITY, NoAttrs(), [x], "drop", ("Dropout_0",))
+    r = g.add_op(OpKind.RELU, NoAttrs(), [i], "r", ("Relu_1",))
+    g.add_op(OpKind.RELU, NoAttrs(), [x], "dead", ("Relu_2",))
+    g.outputs.append(GraphOutput("y", r))
+    assert canonicalize(g)
+    verify(g)
+    assert body(g) == (
+        "%x = input() : f32[1,4]  # x\n"
+        "%r = relu(%x) : f32[1,4]  # Relu_1\n"
+        'return %r as "y"')
+
+
+def test_canonicalize_keeps_identity_that_owns_an_output_buffer() -> None:
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 4), F32))
+    i = g.add_op(OpKind.IDENTITY, NoAttrs(), [x], "copy", ("Identity_0",))
+    g.outputs.append(GraphOutput("y", i))
+    assert not canonicalize(g)
+    assert "identity(%x)" in body(g)
+
+
+def test_clip_zero_inf_becomes_relu_and_relu6_fuses_as_clip() -> None:
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 4), F32))
+    c = g.add_op(OpKind.CLIP, ClipAttrs(0.0, float("inf")), [x], "c", ("Clip_0",))
+    g.outputs.append(GraphOutput("y", c))
+    canonicalize(g)
+    assert "%c = relu(%x)" in body(g)
+    g6 = conv_graph("relu6")
+    canonicalize(g6)
+    fuse_conv_activation(g6)
+    assert "act=relu6" in body(g6)
+    assert "clip(" not in body(g6)
+
+
+# ----------------------------------------------------------------------------- folding
+
+
+def test_fold_constants_casts_float16_weights_and_transposes() -> None:
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 3), F32))
+    w16 = g.add_const(np.arange(6, dtype=np.float16).reshape(3, 2), "w16")
+    w = g.add_op(OpKind.CAST, CastAttrs("float32"), [w16], "w32")
+    wt = g.add_op(OpKind.TRANSPOSE, TransposeAttrs((1, 0)), [w], "wt")
+    wtt = g.add_op(OpKind.TRANSPOSE, TransposeAttrs((1, 0)), [wt], "wtt")
+    y = g.add_op(OpKind.MATMUL, NoAttrs(), [x, wtt], "y")
+    g.outputs.append(GraphOutput("y", y))
+    feeds = {"x": np.ones((1, 3), np.float32)}
+    before = evaluate(g, feeds)
+    assert fold_constants(g)
+    verify(g)
+    assert body(g) == ("%x = input() : f32[1,3]  # x\n"
+                       "%y = matmul(%x, %wtt_folded) : f32[1,2]\n"
+                       'return %y as "y"')
+    assert g.const_value("wtt_folded").dtype == np.float32
+    np.testing.assert_array_equal(evaluate(g, feeds)[0], before[0])
+
+
+def test_fold_constants_output_that_becomes_constant_keeps_a_copy() -> None:
+    g = Graph("t")
+    x = g.add_input("x", TensorType((1, 2), F32))
+    k = g.add_const(np.array([1.0, 2.0], np.float32), "k")
+    k2 = g.add_op(OpKind.ADD, NoAttrs(), [k, k], "k2")
+    s = g.add_op(OpKind.ADD, NoAttrs(), [x, k2], "s")
+    g.outputs += [GraphOutput("s", s), GraphOutput("k2", k2)]
+    fold_constants(g)
+    verify(g)
+    out = evaluate(g, {"x": np.zeros((1, 2), np.float32)})
+    np.testing.assert_array_equal(out[1], [2.0, 4.0])
+    assert g.op(g.outputs[1].node).kind is OpKind.IDENTITY
+
+
+def test_batchnorm_folds_into_conv() -> None:
+    """BatchNormalization after Conv (torchvision-style conv-bn-relu) becomes free."""
+    rng = np.random.default_rng(1)
+    c = 4
+    inits = [
+        onnx.numpy_helper.from_array(rng.standard_normal((c, 3, 3, 3)).astype(np.float32), "w"),
+        onnx.numpy_helper.from_array(rng.random(c).astype(np.float32) + 0.5, "gamma"),
+        onnx.numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "beta"),
+        onnx.numpy_helper.from_array(rng.standard_normal(c).astype(np.float32), "mean"),
+        onnx.numpy_helper.from_array(rng.random(c).astype(np.float32) + 0.1, "var"),
+    ]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "gamma", "beta", "mean", "var"], ["b"],
+                              name="bn"),
+             helper.make_node("Relu", ["b"], ["y"], name="relu")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, [1, 3, 6, 6])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, [1, c, 6, 6])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    g = import_proto(model, "bn.onnx")
+    x = rng.standard_normal((1, 3, 6, 6)).astype(np.float32)
+    want = evaluate(g, {"x": x})[0]
+    run_pipeline(g, PIPELINE, 3, Instrumentation(verify_each=True))
+    kinds = [g.op(n).kind for n in g.nodes() if g.op(n).kind is not OpKind.CONST]
+    assert kinds == [OpKind.INPUT, OpKind.CONV]
+    conv = g.op(g.outputs[0].node)
+    assert conv.origin == ("conv", "bn", "bn", "relu")
+    np.testing.assert_allclose(evaluate(g, {"x": x})[0], want, rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- fusion
+
+
+def test_fuse_conv_relu() -> None:
+    g = conv_graph("relu")
+    assert fuse_conv_activation(g)
+    verify(g)
+    line = [ln for ln in body(g).splitlines() if ln.startswith("%conv")][0]
+    assert line == ("%conv = conv(%x, %w, %b) {act=relu, dilations=[1,1], group=1, "
+                    "kernel=[3,3], pads=[1,1,1,1], strides=[1,1]} : f32[1,4,8,8]  "
+                    "# Conv_0+Relu_1")
+    assert "relu(" not in body(g)
+    assert g.outputs[0].node == "conv"
+
+
+def test_no_fusion_when_preactivation_value_is_needed() -> None:
+    g = conv_graph("relu", extra_use=True)
+    assert not fuse_conv_activation(g)
+    assert "%relu = relu(%conv)" in body(g)
+
+
+# ----------------------------------------------------------------------------- concat
+
+
+def fire_graph(variant: str = "plain") -> Graph:
+    """squeeze -> (expand1x1, expand3x3) -> concat, with fall-back variants."""
+    g = Graph("fire")
+    x = g.add_input("x", TensorType((1, 8, 6, 6), F32))
+    rng = np.random.default_rng(2)
+
+    def conv(src: str, oc: int, k: int, name: str) -> str:
+        ic = g.op(src).out.shape[1]
+        w = g.add_const(rng.standard_normal((oc, ic, k, k)).astype(np.float32), name + "_w")
+        p = k // 2
+        return g.add_op(OpKind.CONV, ConvAttrs((k, k), pads=(p, p, p, p)), [src, w], name,
+                        (name,))
+
+    s = conv(x, 4, 1, "squeeze")
+    e1 = conv(s, 6, 1, "expand1x1")
+    e3 = conv(s, 6, 3, "expand3x3")
+    ins = [e1, e3]
+    if variant == "graph_input":
+        ins = [x, e3]
+    elif variant == "constant":
+        ins = [e1, g.add_const(np.ones((1, 5, 6, 6), np.float32), "k")]
+    elif variant == "repeated":
+        ins = [e1, e1]
+    cat = g.add_op(OpKind.CONCAT, AxisAttrs(1), ins, "fire_concat", ("fire/concat",))
+    g.outputs.append(GraphOutput("y", g.add_op(OpKind.RELU, NoAttrs(), [cat], "out")))
+    if variant == "output":
+        g.outputs.append(GraphOutput("e1", e1))
+    if variant == "shared":
+        g.outputs.append(GraphOutput("e1_relu", g.add_op(OpKind.RELU, NoAttrs(), [e1], "side")))
+    if variant == "two_concats":
+        cat2 = g.add_op(OpKind.CONCAT, AxisAttrs(1), [e3, e1], "cat2")
+        g.outputs.append(GraphOutput("cat2", g.add_op(OpKind.RELU, NoAttrs(), [cat2], "o2")))
+    return g
+
+
+def concat_line(g: Graph, name: str = "fire_concat") -> str:
+    return [ln for ln in body(g).splitlines() if ln.startswith(f"%{name} ")][0]
+
+
+def test_concat_elimination_places_fire_expands() -> None:
+    g = fire_graph()
+    feeds = {"x": np.random.default_rng(3).standard_normal((1, 8, 6, 6)).astype(np.float32)}
+    want = evaluate(g, feeds)
+    assert eliminate_concat(g)
+    verify(g)
+    text = body(g)
+    assert ("%expand1x1 = conv(%squeeze, %expand1x1_w) {dilations=[1,1], group=1, "
+            "kernel=[1,1], pads=[0,0,0,0], strides=[1,1]} : f32[1,6,6,6] "
+            "into %fire_concat[c=0:6]  # expand1x1") in text
+    assert "into %fire_concat[c=6:12]" in text
+    assert concat_line(g).endswith("eliminated  # fire/concat")
+    np.testing.assert_array_equal(evaluate(g, feeds)[0], want[0])
+
+
+@pytest.mark.parametrize("variant,copied", [
+    ("graph_input", ["%x"]),
+    ("constant", ["%k"]),
+    ("output", ["%expand1x1"]),
+    ("repeated", ["%expand1x1"]),
+])
+def test_concat_elimination_falls_back_to_copies(variant: str, copied: list[str]) -> None:
+    g = fire_graph(variant)
+    eliminate_concat(g)
+    verify(g)
+    assert f"copies({', '.join(copied)})" in concat_line(g)
+
+
+def test_concat_operand_used_elsewhere_is_still_placed() -> None:
+    g = fire_graph("shared")
+    eliminate_concat(g)
+    verify(g)
+    assert concat_line(g).endswith("eliminated  # fire/concat")
+    assert "%side = relu(%expand1x1)" in body(g)
+
+
+def test_operand_of_two_concats_is_placed_once() -> None:
+    g = fire_graph("two_concats")
+    eliminate_concat(g)
+    verify(g)
+    assert "eliminated" in concat_line(g)
+    assert "copies(%expand3x3, %expand1x1)" in concat_line(g, "cat2")
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def test_arena_reuses_memory_and_never_overlaps_live_buffers() -> None:
+    g = import_proto(build("squeezenet1.0", opset=13), "sq10")
+    run_pipeline(g, PIPELINE, 3)
+    plan = g.memory_plan
+    assert plan.reused
+    spans = lifetimes(g)
+    sizes = {r: g.op(r).out.nbytes for r in spans}
+    items = list(spans)
+    for i, a in enumerate(items):
+        for b2 in items[i + 1:]:
+            (l1, h1), (l2, h2) = spans[a], spans[b2]
+            if h1 < l2 or h2 < l1:
+                continue
+            a0, b0 = plan.offsets[a], plan.offsets[b2]
+            assert a0 + sizes[a] <= b0 or b0 + sizes[b2] <= a0, (a, b2)
+    assert all(off % 64 == 0 for off in plan.offsets.values())
+    assert plan.arena_bytes < naive_arena(g).arena_bytes
+    assert plan.lower_bound == liveness_lower_bound(g)
+
+
+@pytest.mark.parametrize("name", ["squeezenet1.0", "squeezenet1.1"])
+def test_squeezenet_o3_json_has_no_copies_relus_or_dropouts(name: str) -> None:
+    """The issue's acceptance check, read from the JSON dump."""
+    g = import_proto(build(name, opset=13), name)
+    run_pipeline(g, PIPELINE, 3, Instrumentation(verify_each=True))
+    doc = json.loads(json.dumps(to_json(g)))
+    ops = [n["op"] for n in doc["nodes"]]
+    assert "relu" not in ops and "identity" not in ops
+    assert all(not n["copies"] for n in doc["nodes"] if n["op"] == "concat")
+    assert ops.count("concat") == 8
+    plan = assign_arena(g)
+    assert plan.arena_bytes == plan.lower_bound
+
+
+# ----------------------------------------------------------------------------- manager
+
+
+def test_unknown_pass_name_lists_valid_ones() -> None:
+    g = conv_graph()
+    with pytest.raises(UsageError, match="valid passes: canonicalize, fold-constants"):
+        run_pipeline(g, PIPELINE, 3, Instrumentation(disabled=frozenset({"nope"})))
+
+
+def test_print_after_all_dump_dir_and_timing(tmp_path) -> None:
+    g = conv_graph()
+    stream = io.StringIO()
+    run_pipeline(g, PIPELINE, 3, Instrumentation(print_after_all=True, time_passes=True,
+                                                 dump_dir=tmp_path, stream=stream))
+    text = stream.getvalue()
+    for p in PIPELINE:
+        assert f"// ----- IR after {p.name} -----" in text
+    assert "pass execution timing report" in text
+    files = sorted(f.name for f in tmp_path.iterdir())
+    assert files == ["000_input.sqzir"] + [f"{i:03d}_{p.name}.sqzir"
+                                           for i, p in enumerate(PIPELINE, 1)]
+
+
+def test_disabled_pass_and_o0_run_nothing() -> None:
+    g = conv_graph()
+    recs = run_pipeline(g, PIPELINE, 3, Instrumentation(
+        disabled=frozenset({"fuse-conv-activation"})))
+    assert "relu(" in body(g)
+    assert [r.name for r in recs if not r.ran] == ["fuse-conv-activation"]
+    g0 = conv_graph()
+    before = print_ir(g0)
+    assert not any(r.ran for r in run_pipeline(g0, PIPELINE, 0))
+    assert print_ir(g0) == before
+
+
+def test_print_changed_only_prints_passes_that_changed() -> None:
+    g = conv_graph()
+    stream = io.StringIO()
+    run_pipeline(g, PIPELINE, 3, Instrumentation(print_changed=True, stream=stream))
+    text = stream.getvalue()
+    assert "IR after fuse-conv-activation" in text
+    assert "IR after fold-affine" not in text
+
+
+def test_dump_is_stable_across_runs() -> None:
+    texts = []
+    for _ in range(2):
+        g = import_proto(build("squeezenet1.1", opset=13), "sq")
+        run_pipeline(g, PIPELINE, 3)
+        texts.append(print_ir(g))
+    assert texts[0] == texts[1]
