@@ -49,6 +49,7 @@ class Graph:
         self.outputs: list[GraphOutput] = []
         self.dynamic_batch = False
         self.memory_plan: Any = None  # a sqzc.memory.MemoryPlan once plan-memory ran
+        self.target_block = 16  # channel block of NCHW[b]c layouts (set from the target)
         self._order = itertools.count()
 
     # ------------------------------------------------------------------ construction
@@ -178,6 +179,7 @@ class Graph:
         new.input_names = dict(self.input_names)
         new.outputs = [GraphOutput(o.name, o.node) for o in self.outputs]
         new.dynamic_batch = self.dynamic_batch
+        new.target_block = self.target_block
         new._order = itertools.count(max(nx.get_node_attributes(self.g, "order").values(),
                                          default=-1) + 1)
         return new

@@ -50,7 +50,8 @@ def attr_items(op: OpNode) -> list[tuple[str, object]]:
     if isinstance(op.attrs, ConstAttrs) or not dataclasses.is_dataclass(op.attrs):
         return []
     items = [(f.name, getattr(op.attrs, f.name)) for f in dataclasses.fields(op.attrs)]
-    items = [(k, v) for k, v in items if not (k == "act" and v == Activation())]
+    optional = {"act": Activation(), "packed": 0, "out_channels": 0}  # shown only when set
+    items = [(k, v) for k, v in items if not (k in optional and v == optional[k])]
     return sorted(items)
 
 
@@ -81,7 +82,8 @@ def node_line(graph: Graph, nid: str) -> str:
     attr_text = " {" + ", ".join(f"{k}={_fmt(v)}" for k, v in attrs) + "}" if attrs else ""
     note = concat_note(graph, nid) if op.kind is OpKind.CONCAT else ""
     origin = f"  # {op.origin_str}" if op.origin else ""
-    return (f"%{nid} = {op.kind.value}({args}){attr_text} : {op.out}"
+    layout = f" nchw{op.block}c" if op.block else ""
+    return (f"%{nid} = {op.kind.value}({args}){attr_text} : {op.out}{layout}"
             f"{placement_text(graph, nid)}{note}{origin}")
 
 
@@ -114,7 +116,8 @@ def to_json(graph: Graph) -> dict[str, object]:
     nodes, tensors = [], {}
     for nid in graph.nodes():
         op = graph.op(nid)
-        tensors[nid] = {"shape": list(op.out.shape), "dtype": op.out.dtype}
+        tensors[nid] = {"shape": list(op.out.shape), "dtype": op.out.dtype,
+                        "layout": f"nchw{op.block}c" if op.block else "plain"}
         entry: dict[str, object] = {
             "name": nid,
             "op": op.kind.value,

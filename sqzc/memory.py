@@ -15,7 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqzc.ir import Graph
-from sqzc.ops import OpKind
+import numpy as np
+
+from sqzc.ops import OpKind, OpNode
 
 ALIGN = 64
 
@@ -76,6 +78,22 @@ class MemoryPlan:
     reused: bool = False
 
 
+def physical_shape(op: OpNode) -> tuple[int, ...]:
+    """The shape of a tensor's storage: NCHW, or [N, ceil(C/b), H, W, b] when blocked."""
+    if not op.block:
+        return op.out.shape
+    n, c, h, w = op.out.shape
+    return (n, -(-c // op.block), h, w, op.block)
+
+
+def storage_bytes(op: OpNode) -> int:
+    """Bytes a tensor occupies (blocked layouts pad channels to the block size)."""
+    n = 1
+    for d in physical_shape(op):
+        n *= d
+    return n * np.dtype(op.out.dtype).itemsize
+
+
 def schedule(graph: Graph) -> list[str]:
     """The execution order: computed nodes in stable topological order."""
     return [n for n in graph.nodes() if graph.op(n).kind not in (OpKind.CONST, OpKind.INPUT)]
@@ -115,7 +133,7 @@ def lifetimes(graph: Graph) -> dict[str, tuple[int, int]]:
 
 
 def _sizes(graph: Graph, roots: list[str]) -> dict[str, int]:
-    return {r: align_up(max(graph.op(r).out.nbytes, 1)) for r in roots}
+    return {r: align_up(max(storage_bytes(graph.op(r)), 1)) for r in roots}
 
 
 def liveness_lower_bound(graph: Graph) -> int:
@@ -176,10 +194,11 @@ def resolve_views(graph: Graph, plan: MemoryPlan, const_offsets: dict[str, int])
         if nid in views:
             return views[nid]
         op = graph.op(nid)
-        shape = op.out.shape
+        shape = physical_shape(op)
         if op.into is not None:
             parent = view_of(op.into.concat)
-            off = parent.offset + op.into.start * parent.strides[op.into.axis]
+            start = op.into.start // op.block if op.block else op.into.start
+            off = parent.offset + start * parent.strides[op.into.axis]
             v = View(parent.root, off, parent.strides, shape)
         elif op.kind is OpKind.INPUT:
             v = View(Root("input", nid, graph.inputs.index(nid)), 0, contiguous_strides(shape),

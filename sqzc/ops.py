@@ -50,6 +50,7 @@ class OpKind(enum.Enum):
     MATMUL = "matmul"  # numpy matmul semantics (batched, broadcasting)
     CAST = "cast"  # dtype conversion (float16 <-> float32 at the model boundary)
     IDENTITY = "identity"  # copy; Dropout in inference mode becomes this too
+    REORDER = "reorder"  # channel-blocked (NCHW[b]c) -> plain NCHW layout conversion
 
 
 UNARY_ACTIVATIONS = frozenset({OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU})
@@ -139,6 +140,8 @@ class ConvAttrs:
     dilations: tuple[int, int] = (1, 1)
     group: int = 1
     act: Activation = NO_ACTIVATION
+    packed: int = 0  # b > 0: weight is pre-packed [OC/b, IC, KH, KW, b], bias padded to b
+    out_channels: int = 0  # the true OC when packed (the packed weight is padded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +251,7 @@ ATTRS_OF: dict[OpKind, type] = {
     OpKind.MATMUL: NoAttrs,
     OpKind.CAST: CastAttrs,
     OpKind.IDENTITY: NoAttrs,
+    OpKind.REORDER: NoAttrs,
 }
 
 
@@ -266,6 +270,7 @@ class OpNode:
     inputs: tuple[str, ...] = ()
     origin: tuple[str, ...] = ()
     into: Placement | None = None
+    block: int = 0  # 0: plain row-major; b > 0: channel-blocked NCHW[b]c (see sqzc.layout)
 
     @property
     def origin_str(self) -> str:

@@ -68,6 +68,8 @@ def _same(attrs: object, ins: Sequence[TensorType]) -> TensorType:
 def _conv_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
     assert isinstance(a, ConvAttrs)
     x, w = ins[0], ins[1]
+    if a.packed:
+        return _packed_conv_shape(a, ins)
     if len(x.shape) != 4 or len(w.shape) != 4:
         raise ModelError(f"Conv needs 4-D input and weight, got {list(x.shape)} and {list(w.shape)}")
     n, c, h, wd = x.shape
@@ -86,6 +88,18 @@ def _conv_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
     if oh < 1 or ow < 1:
         raise ModelError(f"Conv output would be empty ({oh}x{ow}) for input {list(x.shape)}")
     return TensorType((n, oc, oh, ow), x.dtype)
+
+
+def _packed_conv_shape(a: ConvAttrs, ins: Sequence[TensorType]) -> TensorType:
+    """Shape rule for a conv whose weight is packed [OCb, IC, KH, KW, b] (OC in out_channels)."""
+    x, w = ins[0], ins[1]
+    n, c, h, wd = x.shape
+    ocb, ic, kh, kw, blk = w.shape
+    if blk != a.packed or ic != c or (kh, kw) != a.kernel or a.group != 1:
+        raise ModelError(f"packed conv weight {list(w.shape)} does not fit input {list(x.shape)}")
+    oh = conv_out_dim(h, kh, a.strides[0], a.dilations[0], a.pads[0], a.pads[2])
+    ow = conv_out_dim(wd, kw, a.strides[1], a.dilations[1], a.pads[1], a.pads[3])
+    return TensorType((n, a.out_channels, oh, ow), x.dtype)
 
 
 def _pool_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
@@ -206,6 +220,7 @@ SHAPE_RULES: dict[OpKind, ShapeRule] = {
     OpKind.MATMUL: _matmul_shape,
     OpKind.CAST: _cast_shape,
     OpKind.IDENTITY: _same,
+    OpKind.REORDER: _same,
 }
 
 
@@ -292,6 +307,8 @@ def reference(kind: OpKind, attrs: object, ins: Sequence[np.ndarray]) -> np.ndar
         return attrs.value
     if kind is OpKind.CONV:
         assert isinstance(attrs, ConvAttrs)
+        if attrs.packed:
+            return ref_conv(*unpack_conv(attrs, ins))
         return ref_conv(attrs, ins[0], ins[1], ins[2] if len(ins) > 2 else None)
     if kind is OpKind.RELU:
         return np.maximum(ins[0], np.zeros((), ins[0].dtype))
@@ -336,6 +353,26 @@ def reference(kind: OpKind, attrs: object, ins: Sequence[np.ndarray]) -> np.ndar
     if kind is OpKind.CAST:
         assert isinstance(attrs, CastAttrs)
         return ins[0].astype(attrs.to)
-    if kind is OpKind.IDENTITY:
+    if kind in (OpKind.IDENTITY, OpKind.REORDER):
         return ins[0].copy()
     raise ModelError(f"no reference semantics for {kind.value}")
+
+
+def pack_conv_weight(w: np.ndarray, block: int) -> np.ndarray:
+    """OIHW -> [OC/b, I, H, W, b] with output channels zero-padded to a multiple of b."""
+    oc = w.shape[0]
+    ocb = -(-oc // block)
+    padded = np.zeros((ocb * block,) + w.shape[1:], dtype=w.dtype)
+    padded[:oc] = w
+    return np.ascontiguousarray(padded.reshape((ocb, block) + w.shape[1:]).transpose(0, 2, 3, 4, 1))
+
+
+def unpack_conv(a: ConvAttrs, ins: Sequence[np.ndarray]) -> tuple[ConvAttrs, np.ndarray, np.ndarray, np.ndarray]:
+    """The plain (attrs, x, w, b) equivalent of a packed conv (for reference semantics)."""
+    import dataclasses
+
+    x, wp, bp = ins[0], ins[1], ins[2]
+    ocb, ic, kh, kw, blk = wp.shape
+    w = wp.transpose(0, 4, 1, 2, 3).reshape(ocb * blk, ic, kh, kw)[:a.out_channels]
+    plain = dataclasses.replace(a, packed=0, out_channels=0)
+    return plain, x, np.ascontiguousarray(w), bp[:a.out_channels]

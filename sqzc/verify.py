@@ -21,6 +21,7 @@ ARITY: dict[OpKind, tuple[int, int]] = {
     OpKind.CONCAT: (1, 1 << 16), OpKind.SOFTMAX: (1, 1), OpKind.RESHAPE: (1, 1),
     OpKind.TRANSPOSE: (1, 1), OpKind.ADD: (2, 2), OpKind.SUB: (2, 2), OpKind.MUL: (2, 2),
     OpKind.DIV: (2, 2), OpKind.MATMUL: (2, 2), OpKind.CAST: (1, 1), OpKind.IDENTITY: (1, 1),
+    OpKind.REORDER: (1, 1),
 }
 #: kinds whose operands and result must be float (computed in float32)
 FLOAT_ONLY = frozenset({OpKind.CONV, OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU,
@@ -55,11 +56,32 @@ def verify(graph: Graph) -> None:
                 raise InternalError(f"{where}: result type {op.out}, shape rule says {expect}")
         if op.into is not None:
             _check_placement(graph, nid, where)
+        _check_layout(graph, nid, where)
     for o in graph.outputs:
+        if o.node in graph and graph.op(o.node).block:
+            raise InternalError(f"graph output '{o.name}' is in a blocked layout")
         if o.node not in graph:
             raise InternalError(f"graph output '{o.name}' refers to missing node '{o.node}'")
         if graph.op(o.node).into is not None:
             raise InternalError(f"graph output '{o.name}' is placed into a concat")
+
+
+def _check_layout(graph: Graph, nid: str, where: str) -> None:
+    """Blocked tensors are 4-D float32 and are read only by layout-aware kernels."""
+    op = graph.op(nid)
+    if op.block and (len(op.out.shape) != 4 or op.out.dtype != "float32"):
+        raise InternalError(f"{where}: blocked layout on {op.out}")
+    if op.kind is OpKind.REORDER and (op.block or not graph.op(op.inputs[0]).block):
+        raise InternalError(f"{where}: reorder must convert a blocked tensor to plain")
+    reads_blocked = op.block or op.kind is OpKind.REORDER or (
+        op.kind is OpKind.CONV and getattr(op.attrs, "packed", 0))
+    for src in op.inputs:
+        if graph.op(src).block and not reads_blocked:
+            raise InternalError(f"{where}: reads blocked tensor '{src}' without a reorder")
+    if op.block and op.kind is not OpKind.CONV:
+        for src in op.inputs:
+            if not graph.is_const(src) and graph.op(src).block != op.block:
+                raise InternalError(f"{where}: mixes layouts")
 
 
 def _check_placement(graph: Graph, nid: str, where: str) -> None:

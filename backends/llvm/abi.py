@@ -111,6 +111,6 @@ def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
 
         for nid, kernel in kernels:
             op = graph.op(nid)
-            args = [pointer(src) for src in op.inputs] + [pointer(nid)]
+            args = [pointer(src) for src in op.inputs] + [pointer(nid), i64(0), i64(1)]
             b.call(kernel, args)
     b.ret(ir.Constant(I32, 0))

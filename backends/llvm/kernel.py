@@ -79,8 +79,30 @@ class KernelContext:
     out: Operand
     target: Target
     aliased_inputs: frozenset[int] = frozenset()  # Concat operands already in their slice
+    parallel: bool = False  # set when the emitter split its work across threads
+
+    @property
+    def tid(self) -> ir.Value:
+        """This worker's index (0 .. nthreads-1)."""
+        return self.fn.args[-2]
+
+    @property
+    def nthreads(self) -> ir.Value:
+        """Number of workers running this kernel together."""
+        return self.fn.args[-1]
+
+    def split_range(self, lo: int, hi: int) -> tuple[ir.Value, ir.Value]:
+        """This worker's contiguous share of ``[lo, hi)`` (balanced to within one)."""
+        self.parallel = True
+        b, n = self.b, hi - lo
+        start = b.sdiv(b.mul(self.tid, ir.Constant(ir.IntType(64), n)), self.nthreads)
+        stop = b.sdiv(b.mul(b.add(self.tid, ir.Constant(ir.IntType(64), 1)),
+                            ir.Constant(ir.IntType(64), n)), self.nthreads)
+        base = ir.Constant(ir.IntType(64), lo)
+        return b.add(start, base, name="part.lo"), b.add(stop, base, name="part.hi")
 
 
 def kernel_signature(n_inputs: int) -> ir.FunctionType:
-    """``void (ptr in0, ..., ptr out)``."""
-    return ir.FunctionType(ir.VoidType(), [PTR] * (n_inputs + 1))
+    """``void (ptr in0, ..., ptr out, i64 tid, i64 nthreads)``: every worker calls every
+    kernel; kernels that do not split their work run on worker 0 only."""
+    return ir.FunctionType(ir.VoidType(), [PTR] * (n_inputs + 1) + [ir.IntType(64)] * 2)

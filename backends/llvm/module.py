@@ -81,17 +81,21 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
     fn = ir.Function(module, kernel_signature(len(op.inputs)), _kernel_name(module, nid))
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
-    for arg in fn.args:
+    n_ptr = len(op.inputs) + 1
+    for arg in fn.args[:n_ptr]:
         arg.add_attribute("noalias")
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    entry = fn.append_basic_block("entry")
+    body = fn.append_basic_block("body")
+    b = ir.IRBuilder(body)
     ins = [Operand(fn.args[i], views[src], graph.op(src).out.dtype)
            for i, src in enumerate(op.inputs)]
-    out = Operand(fn.args[-1], views[nid], op.out.dtype)
-    for i, arg in enumerate(fn.args[:-1]):
+    out = Operand(fn.args[n_ptr - 1], views[nid], op.out.dtype)
+    for i, arg in enumerate(fn.args[:n_ptr - 1]):
         arg.name = f"in{i}"
-    fn.args[-1].name = "out"
+    fn.args[n_ptr - 1].name = "out"
+    fn.args[n_ptr].name, fn.args[n_ptr + 1].name = "tid", "nthreads"
     dtype = op.inputs and graph.op(op.inputs[0]).out.dtype or op.out.dtype
-    emitter = emit.lookup(op.kind, dtype, where)
+    emitter = emit.lookup(op.kind, dtype, "blocked" if op.block else "plain", where)
     aliased = aliased_positions(graph, nid) if op.kind is OpKind.CONCAT else frozenset()
     ctx = KernelContext(module, fn, b, nid, op, ins, out, target, aliased)
     try:
@@ -101,6 +105,14 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
     except Exception as e:
         raise InternalError(f"code generation failed at {where}: {type(e).__name__}: {e}") from e
     ctx.b.ret_void()
+    eb = ir.IRBuilder(entry)
+    if ctx.parallel:
+        eb.branch(body)
+    else:  # serial kernels run on worker 0; the others go straight to the barrier
+        done = fn.append_basic_block("other_workers")
+        eb.cbranch(eb.icmp_signed("==", fn.args[n_ptr], ir.Constant(ir.IntType(64), 0)),
+                   body, done)
+        ir.IRBuilder(done).ret_void()
     return fn
 
 

@@ -8,6 +8,7 @@ baseline); ``-O1`` and up run all of them (the levels also set LLVM's optimizati
 from __future__ import annotations
 
 from sqzc.pass_manager import PassInfo
+from sqzc.passes.assign_layout import assign_layout
 from sqzc.passes.canonicalize import canonicalize
 from sqzc.passes.eliminate_concat import eliminate_concat
 from sqzc.passes.fold_affine import fold_affine
@@ -20,6 +21,7 @@ PIPELINE: tuple[PassInfo, ...] = (
     PassInfo("fold-constants", fold_constants),
     PassInfo("fold-affine", fold_affine),
     PassInfo("fuse-conv-activation", fuse_conv_activation),
+    PassInfo("assign-layout", assign_layout, min_level=2),
     PassInfo("eliminate-concat", eliminate_concat),
     PassInfo("plan-memory", plan_memory),
 )

@@ -33,6 +33,8 @@ def eliminate_concat(g: Graph) -> bool:
                 and sop.into is None
                 and src not in outputs
                 and src != nid
+                and sop.block == op.block
+                and (not op.block or start % op.block == 0)
             )
             if placeable:
                 g.set_op(src, dataclasses.replace(sop, into=Placement(nid, axis, start)))

@@ -179,8 +179,8 @@ def test_batchnorm_folds_into_conv() -> None:
     want = evaluate(g, {"x": x})[0]
     run_pipeline(g, PIPELINE, 3, Instrumentation(verify_each=True))
     kinds = [g.op(n).kind for n in g.nodes() if g.op(n).kind is not OpKind.CONST]
-    assert kinds == [OpKind.INPUT, OpKind.CONV]
-    conv = g.op(g.outputs[0].node)
+    assert kinds == [OpKind.INPUT, OpKind.CONV, OpKind.REORDER]
+    conv = g.op(g.op(g.outputs[0].node).inputs[0])
     assert conv.origin == ("conv", "bn", "bn", "relu")
     np.testing.assert_allclose(evaluate(g, {"x": x})[0], want, rtol=1e-5, atol=1e-5)
 

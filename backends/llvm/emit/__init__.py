@@ -1,8 +1,10 @@
 """Per-family kernel emitters; importing this package fills the registry."""
 
 from sqzc.backends.llvm.emit import (  # noqa: F401  (imported for registration)
+    blocked,
     concat,
     conv,
+    conv_blocked,
     elementwise,
     matmul,
     pool,

@@ -1,0 +1,184 @@
+"""Kernels on channel-blocked NCHW[b]c tensors other than convolution.
+
+Pools, global pools, activations, same-shape binary ops and concat copies work on whole
+``<b x float>`` vectors (b channels at once); ``reorder`` converts back to plain NCHW at
+the edge of the blocked region. Physical shapes are [N, C/b, H, W, b]; padded channels
+hold zeros and stay zero through every op here.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from sqzc.backends.llvm.cg import F32, entry_alloca, f32, for_range, i64, loop_nest
+from sqzc.backends.llvm.emit.elementwise import _binary_value
+from sqzc.backends.llvm.emit.pool import window_counts
+from sqzc.backends.llvm.emit.registry import emits
+from sqzc.backends.llvm.emit.vector import splat, vconst, vector_activation, vtype
+from sqzc.backends.llvm.kernel import KernelContext, Operand
+from sqzc.ops import BINARY, UNARY_ACTIVATIONS, OpKind, PoolAttrs, ReduceAttrs, activation_of
+
+
+def _vaddr(b: ir.IRBuilder, t: Operand, idx: list[ir.Value]) -> ir.Value:
+    off = None
+    for v, s in zip(idx, t.strides[:4]):
+        term = b.mul(v, i64(s))
+        off = term if off is None else b.add(off, term)
+    return b.gep(t.ptr, [off], inbounds=True, source_etype=F32)
+
+
+def _vload(b: ir.IRBuilder, t: Operand, idx: list[ir.Value]) -> ir.Value:
+    return b.load(_vaddr(b, t, idx), typ=vtype(t.shape[4]), align=4)
+
+
+def _vstore(b: ir.IRBuilder, t: Operand, idx: list[ir.Value], v: ir.Value) -> None:
+    b.store(v, _vaddr(b, t, idx), align=4)
+
+
+def _blocks_and_rows(ctx: KernelContext, y: Operand):  # type: ignore[no-untyped-def]
+    """Loop over (n, channel block) split across workers, yielding indices."""
+    n_batch, cb = y.shape[0], y.shape[1]
+    lo, hi = ctx.split_range(0, n_batch * cb)
+    return lo, hi, cb
+
+
+@emits(OpKind.MAXPOOL, "float", layout="blocked")
+def emit_maxpool_blocked(ctx: KernelContext) -> None:
+    """Vector max pooling (b channels per instruction), taps unrolled, no bounds checks."""
+    _pool_blocked(ctx, True)
+
+
+@emits(OpKind.AVGPOOL, "float", layout="blocked")
+def emit_avgpool_blocked(ctx: KernelContext) -> None:
+    """Vector average pooling with compile-time divisors."""
+    _pool_blocked(ctx, False)
+
+
+def _pool_blocked(ctx: KernelContext, is_max: bool) -> None:
+    a = ctx.op.attrs
+    assert isinstance(a, PoolAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    blk = y.shape[4]
+    _, _, oh, ow, _ = y.shape
+    h, w = x.shape[2], x.shape[3]
+    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.strides, a.dilations
+    vt = vtype(blk)
+    rows = window_counts(oh, h, kh, sh, dh, a.pads[0], a.pads[2], a.count_include_pad)
+    cols = window_counts(ow, w, kw, sw, dw, a.pads[1], a.pads[3], a.count_include_pad)
+    lo, hi, cb = _blocks_and_rows(ctx, y)
+    acc = entry_alloca(b, vt, "acc")
+    with for_range(b, lo, hi, name="nc") as nc:
+        n, c = b.sdiv(nc, i64(cb)), b.srem(nc, i64(cb))
+        with for_range(b, 0, oh, name="oh") as r, for_range(b, 0, ow, name="ow") as q:
+            b.store(vconst(float("-inf") if is_max else 0.0, blk), acc)
+            for i in range(kh):
+                ih = b.add(b.mul(r, i64(sh)), i64(i * dh - a.pads[0]))
+                row_ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
+                for j in range(kw):
+                    iw = b.add(b.mul(q, i64(sw)), i64(j * dw - a.pads[1]))
+                    ok = b.and_(row_ok, b.and_(b.icmp_signed(">=", iw, i64(0)),
+                                               b.icmp_signed("<", iw, i64(w))))
+                    with b.if_then(ok):
+                        v = _vload(b, x, [n, c, ih, iw])
+                        cur = b.load(acc, typ=vt)
+                        new = b.select(b.fcmp_unordered(">", v, cur), v, cur) if is_max \
+                            else b.fadd(cur, v)
+                        b.store(new, acc)
+            res = b.load(acc, typ=vt)
+            if not is_max:
+                rt = ir.Constant(ir.ArrayType(F32, oh), [f32(v) for v in rows])
+                ct = ir.Constant(ir.ArrayType(F32, ow), [f32(v) for v in cols])
+                gr = ir.GlobalVariable(ctx.module, rt.type, ctx.module.get_unique_name("prow"))
+                gc = ir.GlobalVariable(ctx.module, ct.type, ctx.module.get_unique_name("pcol"))
+                for g, init in ((gr, rt), (gc, ct)):
+                    g.global_constant, g.linkage, g.initializer = True, "internal", init
+                rc = b.load(b.gep(gr, [i64(0), r], source_etype=rt.type), typ=F32)
+                cc = b.load(b.gep(gc, [i64(0), q], source_etype=ct.type), typ=F32)
+                res = b.fdiv(res, splat(b, b.fmul(rc, cc), blk))
+            _vstore(b, y, [n, c, r, q], res)
+
+
+@emits(OpKind.REDUCE, "float", layout="blocked")
+def emit_reduce_blocked(ctx: KernelContext) -> None:
+    """Global average/max pooling over H, W on whole channel blocks."""
+    a = ctx.op.attrs
+    assert isinstance(a, ReduceAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    blk = y.shape[4]
+    vt = vtype(blk)
+    h, w = x.shape[2], x.shape[3]
+    is_max = a.mode == "max"
+    lo, hi, cb = _blocks_and_rows(ctx, y)
+    acc = entry_alloca(b, vt, "acc")
+    zero = i64(0)
+    with for_range(b, lo, hi, name="nc") as nc:
+        n, c = b.sdiv(nc, i64(cb)), b.srem(nc, i64(cb))
+        b.store(vconst(float("-inf") if is_max else 0.0, blk), acc)
+        with for_range(b, 0, h, name="h") as r, for_range(b, 0, w, name="w") as q:
+            v = _vload(b, x, [n, c, r, q])
+            cur = b.load(acc, typ=vt)
+            b.store(b.select(b.fcmp_unordered(">", v, cur), v, cur) if is_max
+                    else b.fadd(cur, v), acc)
+        res = b.load(acc, typ=vt)
+        if not is_max:
+            res = b.fdiv(res, vconst(float(h * w), blk))
+        _vstore(b, y, [n, c, zero, zero], res)
+
+
+def _flat(ctx: KernelContext, fn) -> None:  # type: ignore[no-untyped-def]
+    """Apply ``fn(vectors) -> vector`` over every block of same-shape blocked tensors."""
+    b, y = ctx.b, ctx.out
+    _, cb, h, w, _ = y.shape
+    lo, hi, _ = _blocks_and_rows(ctx, y)
+    with for_range(b, lo, hi, name="nc") as nc:
+        n, c = b.sdiv(nc, i64(cb)), b.srem(nc, i64(cb))
+        with loop_nest(b, (h, w), name="p") as (r, q):
+            vals = [_vload(b, t, [n, c, r, q]) for t in ctx.ins]
+            _vstore(b, y, [n, c, r, q], fn(vals))
+
+
+def _unary_blocked(ctx: KernelContext) -> None:
+    act = activation_of(ctx.op.kind, ctx.op.attrs)
+    lanes = ctx.out.shape[4]
+    _flat(ctx, lambda v: vector_activation(ctx.b, v[0], act, lanes))
+
+
+def _binary_blocked(ctx: KernelContext) -> None:
+    _flat(ctx, lambda v: _binary_value(ctx.b, ctx.op.kind, v[0], v[1], True, False))
+
+
+for _k in UNARY_ACTIVATIONS:
+    emits(_k, "float", layout="blocked")(_unary_blocked)
+for _k in BINARY:
+    emits(_k, "float", layout="blocked")(_binary_blocked)
+
+
+@emits(OpKind.CONCAT, "float", layout="blocked")
+def emit_concat_blocked(ctx: KernelContext) -> None:
+    """Copy the operands not placed by concat elimination (whole channel blocks)."""
+    b, y = ctx.b, ctx.out
+    start = 0
+    for pos, x in enumerate(ctx.ins):
+        nblocks = x.shape[1]
+        if pos not in ctx.aliased_inputs:
+            n_batch, _, h, w, _ = x.shape
+            with loop_nest(b, (n_batch, nblocks, h, w), name="cp") as (n, c, r, q):
+                v = _vload(b, x, [n, c, r, q])
+                _vstore(b, y, [n, b.add(c, i64(start)), r, q], v)
+        start += nblocks
+
+
+@emits(OpKind.REORDER, "any", layout="plain")
+def emit_reorder(ctx: KernelContext) -> None:
+    """NCHW[b]c -> NCHW (drops the padded channels)."""
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    n_batch, c, h, w = y.shape
+    blk = x.shape[4]
+    with loop_nest(b, (n_batch, c, h, w), name="ro") as (n, ch, r, q):
+        cb = b.sdiv(ch, i64(blk))
+        lane = b.srem(ch, i64(blk))
+        src = b.add(b.add(b.mul(n, i64(x.strides[0])), b.mul(cb, i64(x.strides[1]))),
+                    b.add(b.add(b.mul(r, i64(x.strides[2])), b.mul(q, i64(x.strides[3]))),
+                          lane))
+        v = b.load(b.gep(x.ptr, [src], inbounds=True, source_etype=F32), typ=F32)
+        y.store(b, [n, ch, r, q], v)

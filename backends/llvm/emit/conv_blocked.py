@@ -1,0 +1,185 @@
+"""Register-tiled direct convolution into channel-blocked NCHW[b]c outputs.
+
+The microkernel keeps a tile of ``J`` output-channel blocks x ``R`` output pixels of one
+row in vector registers (J*R accumulators of ``<b x float>``; 2 x 14 on AVX-512). For
+each input channel and kernel tap it loads J weight vectors (pre-packed
+[OC/b, IC, KH, KW, b], so one load covers b output channels), broadcasts R input values
+and issues J*R FMAs; bias initializes the accumulators and the activation runs in
+registers before the stores. 1x1 convolutions are the same kernel with one tap (a GEMM
+tile). Padding costs no branches: rows and column tiles are grouped at compile time by
+which taps are in bounds, and each group is emitted with exactly its valid taps. The
+input may be plain NCHW (the first layer) or blocked; only scalar broadcasts read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from sqzc.backends.llvm.cg import F32, declare_intrinsic, entry_alloca, for_range, i64
+from sqzc.backends.llvm.emit.vector import splat, vector_activation, vtype
+from sqzc.backends.llvm.emit.registry import emits
+from sqzc.backends.llvm.kernel import KernelContext
+from sqzc.ops import ConvAttrs, OpKind
+
+
+@dataclass(frozen=True)
+class TileShape:
+    """Output pixels per tile (R) and output-channel blocks per tile (J)."""
+
+    pixels: int
+    blocks: int
+
+
+def tile_for(vector_width: int, block: int) -> TileShape:
+    """Register tile for a target: 32 zmm registers fit 2 x 14 accumulators + operands."""
+    regs_per_vec = max(1, block // vector_width)
+    if vector_width >= 16:
+        return TileShape(14, 2)
+    if vector_width >= 8:
+        return TileShape(6 // regs_per_vec or 3, 2) if regs_per_vec == 1 else TileShape(3, 2)
+    return TileShape(3, 1)
+
+
+def row_groups(out_len: int, in_len: int, k: int, s: int, d: int, pad: int
+               ) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Consecutive output positions grouped by their tuple of in-bounds taps."""
+    groups: list[tuple[int, int, tuple[int, ...]]] = []
+    for o in range(out_len):
+        taps = tuple(t for t in range(k) if 0 <= o * s + t * d - pad < in_len)
+        if groups and groups[-1][2] == taps and groups[-1][1] == o:
+            groups[-1] = (groups[-1][0], o + 1, taps)
+        else:
+            groups.append((o, o + 1, taps))
+    return groups
+
+
+@dataclass(frozen=True)
+class ColTile:
+    """A run of column tiles: ``count`` tiles of ``width`` pixels from ``start``, with the
+    in-bounds (pixel, tap) pairs ``valid`` (identical for every tile of the run)."""
+
+    start: int
+    count: int
+    width: int
+    valid: frozenset[tuple[int, int]]
+
+
+def col_tiles(out_len: int, in_len: int, k: int, s: int, d: int, pad: int, r: int
+              ) -> list[ColTile]:
+    """Tiles of up to ``r`` pixels; interior tiles with the same validity form one run."""
+    runs: list[ColTile] = []
+    o = 0
+    while o < out_len:
+        width = min(r, out_len - o)
+        valid = frozenset((p, t) for p in range(width) for t in range(k)
+                          if 0 <= (o + p) * s + t * d - pad < in_len)
+        last = runs[-1] if runs else None
+        full = len(valid) == width * k
+        if last and full and last.width == width and last.valid == valid and \
+                last.start + last.count * width == o:
+            runs[-1] = ColTile(last.start, last.count + 1, width, valid)
+        else:
+            runs.append(ColTile(o, 1, width, valid))
+        o += width
+    return runs
+
+
+@emits(OpKind.CONV, "float", layout="blocked")
+def emit_conv_blocked(ctx: KernelContext) -> None:
+    """Tiled direct convolution writing NCHW[b]c (see module docstring)."""
+    a = ctx.op.attrs
+    assert isinstance(a, ConvAttrs) and a.packed
+    b, x, wp, bias, y = ctx.b, ctx.ins[0], ctx.ins[1], ctx.ins[2], ctx.out
+    blk = a.packed
+    vt = vtype(blk)
+    fma = declare_intrinsic(ctx.module, f"llvm.fma.v{blk}f32", vt, [vt, vt, vt])
+    n_batch, ocb_total, oh_len, ow_len, _ = y.shape
+    ic_total, kh_len, kw_len = wp.shape[1], wp.shape[2], wp.shape[3]
+    h_len, w_len = x.shape[2], x.shape[3]
+    (sh, sw), (dh, dw) = a.strides, a.dilations
+    blocked_in = len(x.shape) == 5
+    tile = tile_for(ctx.target.vector_width, blk)
+    rows = row_groups(oh_len, h_len, kh_len, sh, dh, a.pads[0])
+    cols = col_tiles(ow_len, w_len, kw_len, sw, dw, a.pads[1], tile.pixels)
+    accs = [entry_alloca(b, vt, f"acc{j}_{r}") for j in range(tile.blocks)
+            for r in range(tile.pixels)]
+    w_oc_stride = ic_total * kh_len * kw_len * blk  # floats between output-channel blocks
+
+    def x_channel_offset(ic: ir.Value) -> ir.Value:
+        if blocked_in:
+            icb = b.lshr(ic, i64(blk.bit_length() - 1))
+            lane = b.and_(ic, i64(blk - 1))
+            return b.add(b.mul(icb, i64(x.strides[1])), lane)
+        return b.mul(ic, i64(x.strides[1]))
+
+    def x_load(base: ir.Value, ih: ir.Value, iw: ir.Value) -> ir.Value:
+        off = b.add(b.mul(ih, i64(x.strides[2])), b.mul(iw, i64(x.strides[3])))
+        ptr = b.gep(base, [off], inbounds=True, source_etype=F32)
+        return splat(b, b.load(ptr, typ=F32), blk)
+
+    def microkernel(n: ir.Value, ocb: ir.Value, oh: ir.Value, ow0: ir.Value, jn: int,
+                    width: int, taps_h: tuple[int, ...],
+                    valid: Callable[[int, int], bool]) -> None:
+        for j in range(jn):
+            bvec = b.load(b.gep(bias.ptr, [b.mul(b.add(ocb, i64(j)), i64(blk))],
+                                inbounds=True, source_etype=F32), typ=vt, align=4)
+            for r in range(width):
+                b.store(bvec, accs[j * tile.pixels + r])
+        with for_range(b, 0, ic_total, name="ic") as ic:
+            xbase = b.gep(x.ptr, [b.add(b.mul(n, i64(x.strides[0])), x_channel_offset(ic))],
+                          inbounds=True, source_etype=F32)
+            wbase = b.gep(wp.ptr, [b.add(b.mul(ocb, i64(w_oc_stride)),
+                                         b.mul(ic, i64(kh_len * kw_len * blk)))],
+                          inbounds=True, source_etype=F32)
+            vals = {k: b.load(acc, typ=vt) for k, acc in enumerate(accs)
+                    if k % tile.pixels < width and k // tile.pixels < jn}
+            for i in taps_h:
+                ih = b.add(b.mul(oh, i64(sh)), i64(i * dh - a.pads[0]))
+                for t in range(kw_len):
+                    wv = [b.load(b.gep(wbase, [i64(j * w_oc_stride + (i * kw_len + t) * blk)],
+                                       inbounds=True, source_etype=F32), typ=vt, align=4)
+                          for j in range(jn)]
+                    for r in range(width):
+                        if not valid(r, t):
+                            continue
+                        iw = b.add(b.mul(b.add(ow0, i64(r)), i64(sw)),
+                                   i64(t * dw - a.pads[1]))
+                        xv = x_load(xbase, ih, iw)
+                        for j in range(jn):
+                            k = j * tile.pixels + r
+                            vals[k] = b.call(fma, [xv, wv[j], vals[k]])
+            for k, v in vals.items():
+                b.store(v, accs[k])
+        for j in range(jn):
+            for r in range(width):
+                v = vector_activation(b, b.load(accs[j * tile.pixels + r], typ=vt), a.act, blk)
+                off = b.add(b.add(b.mul(n, i64(y.strides[0])),
+                                  b.mul(b.add(ocb, i64(j)), i64(y.strides[1]))),
+                            b.add(b.mul(oh, i64(y.strides[2])),
+                                  b.mul(b.add(ow0, i64(r)), i64(y.strides[3]))))
+                b.store(v, b.gep(y.ptr, [off], inbounds=True, source_etype=F32), align=4)
+
+    def channel_blocks(n: ir.Value, jn: int, start: int, stop: int) -> None:
+        if stop <= start:
+            return
+        with for_range(b, start, stop, step=jn, name=f"ocb{jn}") as ocb:
+            for r0, r1, taps_h in rows:
+                lo, hi = ctx.split_range(r0, r1)
+                with for_range(b, lo, hi, name="oh") as oh:
+                    for run in cols:
+                        def valid(r: int, t: int, run: ColTile = run) -> bool:
+                            return (r, t) in run.valid
+                        if run.count == 1:
+                            microkernel(n, ocb, oh, i64(run.start), jn, run.width, taps_h, valid)
+                            continue
+                        with for_range(b, 0, run.count, name="tile") as q:
+                            ow0 = b.add(i64(run.start), b.mul(q, i64(run.width)))
+                            microkernel(n, ocb, oh, ow0, jn, run.width, taps_h, valid)
+
+    with for_range(b, 0, n_batch, name="n") as n:
+        full = ocb_total - ocb_total % tile.blocks
+        channel_blocks(n, tile.blocks, 0, full)
+        channel_blocks(n, 1, full, ocb_total)

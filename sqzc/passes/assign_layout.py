@@ -1,0 +1,106 @@
+"""assign-layout: channel-blocked NCHW[b]c activations and pre-packed conv weights."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from sqzc.ir import Graph
+from sqzc.ops import BINARY, UNARY_ACTIVATIONS, ConvAttrs, NoAttrs, OpKind, ReduceAttrs
+from sqzc.semantics import pack_conv_weight
+
+#: Block size used when the driver has not set one from the target (AVX-512: 16 floats).
+DEFAULT_BLOCK = 16
+
+
+def _pack_conv(g: Graph, nid: str, block: int) -> bool:
+    op = g.op(nid)
+    a = op.attrs
+    assert isinstance(a, ConvAttrs)
+    x = g.op(op.inputs[0]).out
+    if a.group != 1 or a.packed or op.out.dtype != "float32" or len(x.shape) != 4:
+        return False
+    w = op.inputs[1]
+    b = op.inputs[2] if len(op.inputs) > 2 else None
+    if not g.is_const(w) or (b is not None and not g.is_const(b)):
+        return False
+    oc = op.out.shape[1]
+    packed = pack_conv_weight(g.const_value(w), block)
+    bias = np.zeros(packed.shape[0] * block, np.float32)
+    if b is not None:
+        bias[:oc] = g.const_value(b)
+    pw = g.add_const(packed, f"{w}_packed{block}", op.origin)
+    pb = g.add_const(bias, f"{b or nid + '_bias'}_padded{block}", op.origin)
+    attrs = dataclasses.replace(a, packed=block, out_channels=oc)
+    g.set_op(nid, dataclasses.replace(op, attrs=attrs, inputs=(op.inputs[0], pw, pb),
+                                      block=block))
+    return True
+
+
+def _can_block(g: Graph, nid: str, block: int) -> bool:
+    op = g.op(nid)
+    if len(op.out.shape) != 4 or op.out.dtype != "float32":
+        return False
+    ins = [g.op(i) for i in op.inputs]
+    if op.kind in UNARY_ACTIVATIONS | {OpKind.MAXPOOL, OpKind.AVGPOOL}:
+        return ins[0].block == block
+    if op.kind is OpKind.REDUCE:
+        a = op.attrs
+        assert isinstance(a, ReduceAttrs)
+        return ins[0].block == block and a.axes == (2, 3) and a.keepdims
+    if op.kind in BINARY:
+        return all(i.block == block and i.out.shape == op.out.shape for i in ins)
+    if op.kind is OpKind.CONCAT:
+        if op.attrs.axis != 1:  # type: ignore[attr-defined]
+            return False
+        return all(i.block == block for i in ins) and \
+            all(i.out.shape[1] % block == 0 for i in ins[:-1])
+    return False
+
+
+def _reads_blocked(g: Graph, consumer: str) -> bool:
+    op = g.op(consumer)
+    return op.block > 0 or (op.kind is OpKind.CONV and bool(op.attrs.packed))  # type: ignore[attr-defined]
+
+
+def assign_layout(g: Graph) -> bool:
+    """Make convolutions produce channel-blocked tensors and keep them blocked downstream.
+
+    Convs (group 1, constant weights) get weights packed at compile time as
+    [OC/b, IC, KH, KW, b] and biases padded to b, so a kernel loads b output channels'
+    weights with one vector load; their outputs are stored NCHW[b]c (b = the target's
+    float vector width). Pools, global pools, activations, same-shape binary ops and
+    channel concats of blocked tensors stay blocked. Padded channels hold zeros. A
+    ``reorder`` back to plain NCHW is inserted before any other consumer and before
+    graph outputs, so layout conversion happens only at the edges of the conv trunk.
+    """
+    block = getattr(g, "target_block", DEFAULT_BLOCK) or DEFAULT_BLOCK
+    changed = False
+    for nid in list(g.nodes()):
+        op = g.op(nid)
+        if op.kind is OpKind.CONV:
+            changed |= _pack_conv(g, nid, block)
+        elif op.kind not in (OpKind.CONST, OpKind.INPUT) and not op.block \
+                and _can_block(g, nid, block):
+            g.set_op(nid, dataclasses.replace(op, block=block))
+            changed = True
+    for nid in list(g.nodes()):
+        op = g.op(nid)
+        if not op.block:
+            continue
+        plain_users = [c for c in g.consumers(nid) if not _reads_blocked(g, c)]
+        is_output = nid in g.output_nodes()
+        if not plain_users and not is_output:
+            continue
+        r = g.add_op(OpKind.REORDER, NoAttrs(), [nid], f"{nid}_nchw", op.origin)
+        for user in plain_users:
+            uop = g.op(user)
+            g.set_op(user, dataclasses.replace(
+                uop, inputs=tuple(r if i == nid else i for i in uop.inputs)))
+        for out in g.outputs:
+            if out.node == nid:
+                out.node = r
+        changed = True
+    g.remove_dead()
+    return changed
