@@ -116,10 +116,10 @@ class CompiledModel:
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
         """Open and check the library at ``path``.
 
-        ``threads`` is the number of threads the native code may use inside one call.
-        Libraries of ABI version 1 are single-threaded per call, so for now the value is
-        only validated, stored and reported (in ``repr`` and the ``threads`` attribute);
-        a later runtime may pass it on to the library. ``None`` means "library default".
+        ``threads`` is the number of worker threads one call uses (the library starts
+        ``threads - 1`` pthreads per call and splits each kernel's work among them).
+        ``None`` means the number of CPUs this process may run on. Results are identical
+        for every thread count.
 
         Loading runs the library's initialisers, so only load files you trust.
 
@@ -132,7 +132,7 @@ class CompiledModel:
             isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
         ):
             raise UsageError(f"threads must be None or an integer >= 1, got {threads!r}")
-        self.threads = threads
+        self.threads = threads if threads is not None else _default_threads()
         # An absolute path makes dlopen load exactly this file instead of searching the
         # library path for a bare name.
         self.path = os.path.abspath(os.fspath(path))
@@ -169,6 +169,7 @@ class CompiledModel:
             ctypes.POINTER(ctypes.c_void_p),
             ctypes.c_void_p,
             ctypes.c_int64,
+            ctypes.c_int32,
         ]
         lib.sqz_run.restype = ctypes.c_int32
         return lib
@@ -308,7 +309,7 @@ class CompiledModel:
         ws_ptr = None if workspace is None else workspace.ctypes.data
         # ``arrays``, ``outputs`` and ``workspace`` are local names that stay alive
         # until the call returns, so no buffer can be freed while native code uses it.
-        code = self._lib.sqz_run(in_ptrs, out_ptrs, ws_ptr, batch)
+        code = self._lib.sqz_run(in_ptrs, out_ptrs, ws_ptr, batch, self.threads)
         if code != 0:
             meaning = _RUN_ERRORS.get(code, "unknown error code")
             raise CallError(
@@ -424,6 +425,14 @@ class CompiledModel:
             f"CompiledModel({self.path!r}, inputs=[{ins}], outputs=[{outs}], "
             f"workspace_size={self.workspace_size}, threads={self.threads})"
         )
+
+
+def _default_threads() -> int:
+    """CPUs available to this process (the default worker count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def load(path: str | os.PathLike[str], threads: int | None = None) -> CompiledModel:

@@ -101,6 +101,13 @@ def _spec(graph: Graph, nid: str, name: str) -> dict[str, object]:
     return {"name": name, "dtype": t.dtype, "shape": shape}
 
 
+def workspace_bytes(plan: MemoryPlan) -> int:
+    """Bytes a call needs: the arena plus the thread barrier (see backends.llvm.abi)."""
+    from sqzc.backends.llvm.abi import workspace_bytes as ws
+
+    return ws(plan)
+
+
 def build_metadata(graph: Graph, plan: MemoryPlan, model_sha256: str, weights_bytes: int,
                    target: object, opt_level: int) -> dict[str, object]:
     """The JSON metadata embedded in the library (docs/ABI.md)."""
@@ -112,7 +119,8 @@ def build_metadata(graph: Graph, plan: MemoryPlan, model_sha256: str, weights_by
         "dynamic_batch": graph.dynamic_batch,
         "inputs": [_spec(graph, n, graph.input_names[n]) for n in graph.inputs],
         "outputs": [_spec(graph, o.node, o.name) for o in graph.outputs],
-        "workspace_bytes": plan.arena_bytes,
+        "workspace_bytes": workspace_bytes(plan),
+        "arena_bytes": plan.arena_bytes,
         "arena_lower_bound": plan.lower_bound,
         "weights_bytes": weights_bytes,
         "target": target.to_json(),  # type: ignore[attr-defined]

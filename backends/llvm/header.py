@@ -50,7 +50,7 @@ def render_header(meta: dict[str, object]) -> str:
         "const char *sqz_metadata(void);",
         "uint64_t sqz_workspace_size(void);",
         "int32_t sqz_run(const void *const *inputs, void *const *outputs, void *workspace,",
-        "                int64_t batch);", "",
+        "                int64_t batch, int32_t threads);", "",
         "#ifdef __cplusplus", "}", "#endif", f"#endif /* {guard} */", "",
     ]
     return "\n".join(lines)

@@ -62,7 +62,7 @@ def link_shared(obj: bytes, out_path: Path, workdir: Path) -> None:
     obj_path = workdir / "model.o"
     obj_path.write_bytes(obj)
     tmp_so = workdir / "model.so"
-    cmd = [cc, "-shared", "-o", str(tmp_so), str(obj_path), "-lm", "-Wl,-z,noexecstack",
+    cmd = [cc, "-shared", "-o", str(tmp_so), str(obj_path), "-lm", "-pthread", "-Wl,-z,noexecstack",
            "-Wl,--hash-style=gnu", "-Wl,--build-id=sha1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
