@@ -416,6 +416,24 @@ class CompiledModel:
             self._tls.view = view
         return view
 
+    def profile(self) -> list[dict[str, object]]:
+        """Per-kernel wall time of this thread's last call (libraries built with profiling).
+
+        Each entry has ``node``, ``origin`` (the ONNX nodes fused into it), ``op``, ``macs``
+        (per sample) and ``seconds`` (summed over the batch, including the barrier that
+        follows the kernel when several threads run).
+        """
+        info = self.metadata.get("profile")
+        if not isinstance(info, dict):
+            raise CallError(f"{self.path}: not built with profiling (sqzc bench --profile)")
+        view: np.ndarray | None = getattr(self._tls, "view", None)
+        if view is None:
+            raise CallError(f"{self.path}: no call has run on this thread yet")
+        kernels = list(info["kernels"])
+        off = int(info["offset"])
+        ns = np.frombuffer(view[off:off + 8 * len(kernels)].tobytes(), dtype=np.int64)
+        return [dict(k, seconds=float(t) * 1e-9) for k, t in zip(kernels, ns)]
+
     # ------------------------------------------------------------------ display
 
     def __repr__(self) -> str:

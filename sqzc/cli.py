@@ -195,6 +195,17 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``sqzc bench``: sqzc vs onnxruntime, interleaved, same process and threads."""
+    from sqzc.bench import format_report, run_bench
+
+    bench, layers = run_bench(args.model, threads=args.threads, batch=args.batch,
+                              rounds=args.rounds, warmup=args.warmup, opt_level=args.opt_level,
+                              target_cpu=args.target_cpu, profile=args.profile)
+    print(format_report(bench, layers))
+    return 0
+
+
 def cmd_passes(args: argparse.Namespace) -> int:
     """``sqzc passes``: the pipeline in order with one line each."""
     from sqzc.passes import PIPELINE
@@ -299,6 +310,19 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("library")
     i.add_argument("--json", action="store_true", help="print the raw metadata JSON")
     i.set_defaults(fn=cmd_info)
+
+    bn = sub.add_parser("bench", help="time sqzc against onnxruntime (interleaved rounds)")
+    bn.add_argument("model", help="ONNX model file")
+    bn.add_argument("--threads", type=int, default=1, help="threads for both engines (default 1)")
+    bn.add_argument("--batch", type=int, default=1, help="batch size (dynamic-batch models)")
+    bn.add_argument("--rounds", type=int, default=200, help="timed rounds (default 200)")
+    bn.add_argument("--warmup", type=int, default=20, help="untimed rounds first (default 20)")
+    bn.add_argument("--profile", action="store_true",
+                    help="also print a per-layer table (instrumented build)")
+    bn.add_argument("-O", dest="opt_level", type=int, default=3, choices=range(4),
+                    metavar="LEVEL", help="optimization level (default 3)")
+    bn.add_argument("--target-cpu", default="host", help="target CPU (default host)")
+    bn.set_defaults(fn=cmd_bench)
 
     ps = sub.add_parser("passes", help="list the optimization pipeline")
     ps.set_defaults(fn=cmd_passes)

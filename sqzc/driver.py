@@ -21,7 +21,7 @@ import numpy as np
 from sqzc import __version__
 from sqzc.errors import UsageError
 from sqzc.ir import Graph
-from sqzc.memory import MemoryPlan, naive_arena
+from sqzc.memory import MemoryPlan, naive_arena, schedule
 from sqzc.pass_manager import Instrumentation, PassRecord, run_pipeline
 from sqzc.verify import verify
 
@@ -39,6 +39,7 @@ class CompileOptions:
     emit: str = "so"
     instrumentation: Instrumentation = field(default_factory=Instrumentation)
     verify_ir: bool = False
+    profile: bool = False  # time every kernel into the workspace (sqzc bench --profile)
 
     def check(self) -> None:
         """Reject invalid combinations early, with a usage error."""
@@ -101,17 +102,30 @@ def _spec(graph: Graph, nid: str, name: str) -> dict[str, object]:
     return {"name": name, "dtype": t.dtype, "shape": shape}
 
 
-def workspace_bytes(plan: MemoryPlan) -> int:
-    """Bytes a call needs: the arena plus the thread barrier (see backends.llvm.abi)."""
+def workspace_bytes(plan: MemoryPlan, graph: Graph, profile: bool) -> int:
+    """Bytes a call needs: arena, thread barrier and profile counters (backends.llvm.abi)."""
     from sqzc.backends.llvm.abi import workspace_bytes as ws
 
-    return ws(plan)
+    return ws(plan, len(schedule(graph)) if profile else 0)
+
+
+def profile_table(graph: Graph) -> list[dict[str, object]]:
+    """One entry per kernel in schedule order: what ``CompiledModel.profile`` reports."""
+    from sqzc.semantics import macs
+
+    rows = []
+    for nid in schedule(graph):
+        op = graph.op(nid)
+        rows.append({"node": nid, "origin": op.origin_str, "op": op.kind.value,
+                     "macs": macs(op.kind, op.attrs, [graph.op(i).out for i in op.inputs],
+                                  op.out)})
+    return rows
 
 
 def build_metadata(graph: Graph, plan: MemoryPlan, model_sha256: str, weights_bytes: int,
-                   target: object, opt_level: int) -> dict[str, object]:
+                   target: object, opt_level: int, profile: bool = False) -> dict[str, object]:
     """The JSON metadata embedded in the library (docs/ABI.md)."""
-    return {
+    meta: dict[str, object] = {
         "abi_version": ABI_VERSION,
         "compiler": f"sqzc {__version__}",
         "model_sha256": model_sha256,
@@ -119,13 +133,18 @@ def build_metadata(graph: Graph, plan: MemoryPlan, model_sha256: str, weights_by
         "dynamic_batch": graph.dynamic_batch,
         "inputs": [_spec(graph, n, graph.input_names[n]) for n in graph.inputs],
         "outputs": [_spec(graph, o.node, o.name) for o in graph.outputs],
-        "workspace_bytes": workspace_bytes(plan),
+        "workspace_bytes": workspace_bytes(plan, graph, profile),
         "arena_bytes": plan.arena_bytes,
         "arena_lower_bound": plan.lower_bound,
         "weights_bytes": weights_bytes,
         "target": target.to_json(),  # type: ignore[attr-defined]
         "opt_level": opt_level,
     }
+    if profile:
+        from sqzc.backends.llvm.abi import profile_offset
+
+        meta["profile"] = {"offset": profile_offset(plan), "kernels": profile_table(graph)}
+    return meta
 
 
 def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None,
@@ -153,6 +172,7 @@ def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None
         find_linker()
     model_bytes = Path(model).read_bytes() if Path(model).is_file() else b""
     graph = load_graph(model, options)
+    graph.target_block = 16 if target.vector_width >= 16 else 8
     seconds["import"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     plan, records = optimize(graph, options)
@@ -161,7 +181,7 @@ def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None
     seconds["passes"] = time.perf_counter() - t1
     weights, _ = pack_weights(graph)
     meta = build_metadata(graph, plan, hashlib.sha256(model_bytes).hexdigest(), len(weights),
-                          target, options.opt_level)
+                          target, options.opt_level, options.profile)
     result = CompileResult(graph, plan, meta, Path(output) if output else None, records, seconds)
     if output is None:
         return result
@@ -175,7 +195,7 @@ def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None
     with tempfile.TemporaryDirectory(prefix="sqzc-") as tmp:
         wpath = Path(tmp) / "weights.bin"
         meta_json = json.dumps(meta, sort_keys=True)
-        lowered = lower(graph, plan, target, meta_json, str(wpath))
+        lowered = lower(graph, plan, target, meta_json, str(wpath), options.profile)
         wpath.write_bytes(lowered.weights)
         if options.emit == "llvm":
             write_atomically(out, lowered.ir_text)

@@ -376,3 +376,15 @@ def unpack_conv(a: ConvAttrs, ins: Sequence[np.ndarray]) -> tuple[ConvAttrs, np.
     w = wp.transpose(0, 4, 1, 2, 3).reshape(ocb * blk, ic, kh, kw)[:a.out_channels]
     plain = dataclasses.replace(a, packed=0, out_channels=0)
     return plain, x, np.ascontiguousarray(w), bp[:a.out_channels]
+
+
+def macs(kind: OpKind, attrs: object, ins: Sequence[TensorType], out: TensorType) -> int:
+    """Multiply-accumulates an op performs (convolutions and matrix products; else 0)."""
+    if kind is OpKind.CONV:
+        assert isinstance(attrs, ConvAttrs)
+        n, oc, oh, ow = out.shape
+        return n * oc * oh * ow * (ins[0].shape[1] // attrs.group) * attrs.kernel[0] * \
+            attrs.kernel[1]
+    if kind is OpKind.MATMUL:
+        return out.size * ins[0].shape[-1]
+    return 0

@@ -30,9 +30,14 @@ CTX = ir.LiteralStructType([PTR, PTR, PTR, I64, I64, I64])
 ARG = ir.LiteralStructType([PTR, I64])  # (context, worker id) handed to pthread_create
 
 
-def workspace_bytes(plan: MemoryPlan) -> int:
-    """What ``sqz_workspace_size`` reports: the arena plus the barrier."""
+def profile_offset(plan: MemoryPlan) -> int:
+    """Byte offset in the workspace of the per-kernel nanosecond counters (profile builds)."""
     return plan.arena_bytes + BARRIER_BYTES
+
+
+def workspace_bytes(plan: MemoryPlan, profiled_kernels: int = 0) -> int:
+    """What ``sqz_workspace_size`` reports: arena, barrier, and profile counters."""
+    return profile_offset(plan) + 8 * profiled_kernels
 
 
 def _cstring(module: ir.Module, name: str, text: str) -> ir.GlobalVariable:
@@ -106,7 +111,8 @@ def build_barrier(module: ir.Module) -> ir.Function:
 
 def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
                        views: dict[str, View], kernels: list[tuple[str, ir.Function]],
-                       weights: ir.GlobalVariable, metadata_json: str) -> None:
+                       weights: ir.GlobalVariable, metadata_json: str,
+                       profile: bool = False) -> None:
     """Add the exported functions (and the internal worker) to ``module``."""
     meta = _cstring(module, "sqz_metadata_json", metadata_json)
     fn = ir.Function(module, ir.FunctionType(PTR, []), "sqz_metadata")
@@ -115,23 +121,25 @@ def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
 
     fn = ir.Function(module, ir.FunctionType(I64, []), "sqz_workspace_size")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    b.ret(i64(workspace_bytes(plan)))
+    b.ret(i64(workspace_bytes(plan, len(kernels) if profile else 0)))
 
     barrier = build_barrier(module)
-    body = _build_body(module, graph, plan, views, kernels, weights, barrier)
+    body = _build_body(module, graph, plan, views, kernels, weights, barrier, profile)
     worker = _build_worker(module, body)
-    _build_run(module, graph, plan, body, worker)
+    _build_run(module, graph, plan, body, worker, len(kernels) if profile else 0)
 
 
 def _build_body(module: ir.Module, graph: Graph, plan: MemoryPlan, views: dict[str, View],
                 kernels: list[tuple[str, ir.Function]], weights: ir.GlobalVariable,
-                barrier: ir.Function) -> ir.Function:
-    """``body(ctx, tid)``: one worker's walk over samples and kernels."""
+                barrier: ir.Function, profile: bool) -> ir.Function:
+    """``body(ctx, tid)``: one worker's walk over samples and kernels; profile builds
+    have worker 0 add each kernel's wall time (including its barrier) to a counter."""
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), "sqz_body")
     fn.linkage = "internal"
     ctx, tid = fn.args
     ctx.name, tid.name = "ctx", "tid"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    clock = _opaque(b, b.alloca(ir.ArrayType(I64, 2), name="timespec"))
     inputs = _field(b, ctx, 0, PTR, "inputs")
     outputs = _field(b, ctx, 1, PTR, "outputs")
     workspace = _field(b, ctx, 2, PTR, "workspace")
@@ -165,13 +173,30 @@ def _build_body(module: ir.Module, graph: Graph, plan: MemoryPlan, views: dict[s
             return base if v.offset == 0 else b.gep(base, [i64(v.offset * item)],
                                                      source_etype=I8)
 
-        for nid, kernel in kernels:
+        counters = b.gep(workspace, [i64(profile_offset(plan))], source_etype=I8)
+        for k, (nid, kernel) in enumerate(kernels):
             op = graph.op(nid)
             args = [pointer(src) for src in op.inputs] + [pointer(nid), tid, nthreads]
+            t0 = _now(module, b, clock) if profile else None
             b.call(kernel, args)
             b.call(barrier, [bar, nthreads])
+            if profile:
+                with b.if_then(b.icmp_signed("==", tid, i64(0))):
+                    slot = b.gep(counters, [i64(8 * k)], source_etype=I8)
+                    spent = b.sub(_now(module, b, clock), t0)
+                    b.store(b.add(b.load(slot, typ=I64), spent), slot)
     b.ret_void()
     return fn
+
+
+def _now(module: ir.Module, b: ir.IRBuilder, clock: ir.Value) -> ir.Value:
+    """CLOCK_MONOTONIC in nanoseconds via clock_gettime."""
+    gettime = module.globals.get("clock_gettime") or ir.Function(
+        module, ir.FunctionType(I32, [I32, PTR]), "clock_gettime")
+    b.call(gettime, [ir.Constant(I32, 1), clock])
+    sec = b.load(clock, typ=I64)
+    nsec = b.load(b.gep(clock, [i64(8)], source_etype=I8), typ=I64)
+    return b.add(b.mul(sec, i64(1_000_000_000)), nsec)
 
 
 def _build_worker(module: ir.Module, body: ir.Function) -> ir.Function:
@@ -198,7 +223,7 @@ def _build_worker(module: ir.Module, body: ir.Function) -> ir.Function:
 
 
 def _build_run(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Function,
-               worker: ir.Function) -> None:
+               worker: ir.Function, profiled_kernels: int) -> None:
     i64p = I64
     create = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]), "pthread_create")
     join = ir.Function(module, ir.FunctionType(I32, [i64p, PTR]), "pthread_join")
@@ -235,6 +260,8 @@ def _build_run(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Funct
     bar = b.gep(workspace, [i64(plan.arena_bytes)], source_etype=I8)
     b.store(i64(0), bar)
     b.store(i64(0), b.gep(bar, [i64(ALIGN)], source_etype=I8))
+    for k in range(profiled_kernels):
+        b.store(i64(0), b.gep(workspace, [i64(profile_offset(plan) + 8 * k)], source_etype=I8))
 
     def setf(i: int, v: ir.Value) -> None:
         b.store(v, b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, i)], source_etype=CTX))

@@ -117,7 +117,7 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
 
 
 def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
-          weights_path: str) -> LoweredModule:
+          weights_path: str, profile: bool = False) -> LoweredModule:
     """Build the module for ``graph``; ``weights_path`` is the file ``.incbin`` will read."""
     weights, const_offsets = pack_weights(graph)
     views = resolve_views(graph, plan, const_offsets)
@@ -131,7 +131,7 @@ def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
     kernels = []
     for nid in schedule(graph):
         kernels.append((nid, emit_kernel(module, graph, nid, views, target)))
-    build_entry_points(module, graph, plan, views, kernels, wglobal, metadata_json)
+    build_entry_points(module, graph, plan, views, kernels, wglobal, metadata_json, profile)
     text = str(module)
     path = weights_path.replace("\\", "\\\\").replace('"', '\\"')
     asm = [
