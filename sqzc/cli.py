@@ -227,6 +227,8 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         return 0
     if not args.output:
         raise UsageError("sqzc zoo NAME needs -o FILE.onnx")
+    if args.batch != "dynamic" and not args.batch.isdigit():
+        raise UsageError(f"--batch must be a positive integer or 'dynamic', got '{args.batch}'")
     batch = None if args.batch == "dynamic" else int(args.batch)
     model = build(args.name, opset=args.opset, seed=args.seed, batch=batch, dtype=args.dtype)
     write_atomically(Path(args.output), model.SerializeToString())
@@ -282,8 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"sqzc {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
 
-    c = sub.add_parser("compile", help="compile an ONNX model to a shared library")
+    c = sub.add_parser("compile", parents=[common], help="compile an ONNX model to a shared library")
     c.add_argument("model", help="ONNX model file")
     c.add_argument("-o", "--output", required=True, help="output file (libfoo.so, ...)")
     c.add_argument("--emit", default="so", choices=["so", "obj", "llvm", "asm", "header"],
@@ -292,26 +297,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_compile_options(c)
     c.set_defaults(fn=cmd_compile)
 
-    d = sub.add_parser("dump", help="print the optimized IR")
+    d = sub.add_parser("dump", parents=[common], help="print the optimized IR")
     d.add_argument("model", help="ONNX model file")
     d.add_argument("--format", default="text", choices=["text", "dot", "json"])
     d.add_argument("-o", "--output", help="write to FILE instead of stdout")
     add_compile_options(d)
     d.set_defaults(fn=cmd_dump)
 
-    r = sub.add_parser("run", help="run a compiled library on .npy inputs")
+    r = sub.add_parser("run", parents=[common], help="run a compiled library on .npy inputs")
     r.add_argument("library", help="library built by sqzc compile")
     r.add_argument("--input", action="append", required=True, metavar="[NAME=]FILE.npy")
     r.add_argument("-o", "--output", help="save the output (.npy, or .npz for several)")
     r.add_argument("--threads", type=int, default=None, help="worker threads (default: cores)")
     r.set_defaults(fn=cmd_run)
 
-    i = sub.add_parser("info", help="show a compiled library's metadata and sizes")
+    i = sub.add_parser("info", parents=[common], help="show a compiled library's metadata and sizes")
     i.add_argument("library")
     i.add_argument("--json", action="store_true", help="print the raw metadata JSON")
     i.set_defaults(fn=cmd_info)
 
-    bn = sub.add_parser("bench", help="time sqzc against onnxruntime (interleaved rounds)")
+    bn = sub.add_parser("bench", parents=[common], help="time sqzc against onnxruntime (interleaved rounds)")
     bn.add_argument("model", help="ONNX model file")
     bn.add_argument("--threads", type=int, default=1, help="threads for both engines (default 1)")
     bn.add_argument("--batch", type=int, default=1, help="batch size (dynamic-batch models)")
@@ -324,10 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--target-cpu", default="host", help="target CPU (default host)")
     bn.set_defaults(fn=cmd_bench)
 
-    ps = sub.add_parser("passes", help="list the optimization pipeline")
+    ps = sub.add_parser("passes", parents=[common], help="list the optimization pipeline")
     ps.set_defaults(fn=cmd_passes)
 
-    z = sub.add_parser("zoo", help="write a seeded SqueezeNet variant as ONNX")
+    z = sub.add_parser("zoo", parents=[common], help="write a seeded SqueezeNet variant as ONNX")
     z.add_argument("name", nargs="?", help="model name (see --list)")
     z.add_argument("-o", "--output", help="output .onnx file")
     z.add_argument("--opset", type=int, default=13)
@@ -337,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--list", action="store_true", help="list the available models")
     z.set_defaults(fn=cmd_zoo)
 
-    dm = sub.add_parser("demo", help="compile the bundled SqueezeNet and classify a photo")
+    dm = sub.add_parser("demo", parents=[common], help="compile the bundled SqueezeNet and classify a photo")
     dm.add_argument("--image", help="image to classify (default: bundled kitten photo)")
     dm.add_argument("--model", help="SqueezeNet ONNX file (default: bundled)")
     dm.add_argument("--keep", metavar="LIB", help="keep the compiled library at LIB")

@@ -74,16 +74,25 @@ def write_atomically(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory and a rename."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        from sqzc.errors import UsageError
+    from sqzc.errors import UsageError
 
+    if not directory.is_dir():
         raise UsageError(f"output directory '{directory}' does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    if path.is_dir():
+        raise UsageError(f"output path '{path}' is a directory")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise UsageError(f"cannot write into '{directory}': {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
         os.chmod(tmp, 0o755 if path.suffix == ".so" else 0o644)
         os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise UsageError(f"cannot write '{path}': {e.strerror or e}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

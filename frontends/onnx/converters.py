@@ -8,7 +8,6 @@ Each handler reads the current node through the ``ImportContext`` and emits IR o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -242,18 +241,29 @@ def leaky_relu(cx: ImportContext) -> None:
     cx.bind(0, cx.emit(OpKind.LEAKY_RELU, attrs, [cx.float_input(0)]))
 
 
+def _clip_default_bounds(cx: ImportContext) -> tuple[float, float]:
+    """Clip's default bounds: numeric_limits<T>::lowest() and max() of the input's type T
+    (every Clip opset's spec and onnxruntime), not -inf/+inf -- infinite inputs are clamped
+    to the type's finite range (float16 inputs to +-65504 before sqzc widens them)."""
+    dtype = cx.type_of(cx.input(0)).dtype
+    info = np.finfo(np.float16 if dtype == "float16" else np.float32)
+    return float(info.min), float(info.max)
+
+
 @converter("Clip", 1, 6)
 def clip_v6(cx: ImportContext) -> None:
     """Clip with min/max attributes (before opset 11)."""
-    attrs = ClipAttrs(cx.float_attr("min", -math.inf), cx.float_attr("max", math.inf))
+    lowest, highest = _clip_default_bounds(cx)
+    attrs = ClipAttrs(cx.float_attr("min", lowest), cx.float_attr("max", highest))
     cx.bind(0, cx.emit(OpKind.CLIP, attrs, [cx.float_input(0)]))
 
 
 @converter("Clip", 11, 12, 13)
 def clip_v11(cx: ImportContext) -> None:
     """Clip with optional min/max inputs, which must be compile-time constants."""
-    lo = float(cx.const(1).reshape(-1)[0]) if cx.has_input(1) else -math.inf
-    hi = float(cx.const(2).reshape(-1)[0]) if cx.has_input(2) else math.inf
+    lowest, highest = _clip_default_bounds(cx)
+    lo = float(cx.const(1).reshape(-1)[0]) if cx.has_input(1) else lowest
+    hi = float(cx.const(2).reshape(-1)[0]) if cx.has_input(2) else highest
     cx.bind(0, cx.emit(OpKind.CLIP, ClipAttrs(lo, hi), [cx.float_input(0)]))
 
 

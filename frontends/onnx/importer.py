@@ -196,6 +196,15 @@ def node_label(node: onnx.NodeProto) -> str:
     return node.name or (f"{node.op_type}->{node.output[0]}" if node.output else node.op_type)
 
 
+def inference_message(text: str) -> str:
+    """The informative line of an onnx shape-inference error (the one naming the node)."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for ln in lines:  # onnx reports the failing node first, then the nodes it reached
+        if "node name" in ln or "op_type" in ln:
+            return ln
+    return lines[0] if lines else "unknown error"
+
+
 def model_opsets(model: onnx.ModelProto) -> dict[str, int]:
     """Opset version per domain ('' is the default ONNX domain)."""
     opsets = {}
@@ -323,8 +332,8 @@ def import_proto(model: onnx.ModelProto, label: str, options: ImportOptions | No
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except Exception as e:
-        msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{label}: shape inference failed: {msg}") from None
+        raise ModelError(f"{label}: shape inference failed: {inference_message(str(e))}") \
+            from None
 
     graph = Graph(model.graph.name or fallback_name)
     graph.dynamic_batch = dynamic

@@ -46,6 +46,7 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
     if not model.opset_import and model.ir_version >= 3:
         raise ModelError(f"{p}: model declares no opset_import")
     load_external_data_safely(model, p.parent, str(p))
+    check_unique_outputs(model, str(p))
     check_model(model, str(p))
     return model
 
@@ -69,7 +70,11 @@ def load_external_data_safely(model: onnx.ModelProto, base_dir: Path, label: str
     for tensor in external_data_helper._get_all_tensors(model):
         if not external_data_helper.uses_external_data(tensor):
             continue
-        info = external_data_helper.ExternalDataInfo(tensor)
+        try:
+            info = external_data_helper.ExternalDataInfo(tensor)
+        except (ValueError, TypeError) as e:
+            raise ModelError(f"{label}: tensor '{tensor.name}' has invalid external data "
+                             f"fields: {e}") from None
         loc = info.location or ""
         where = f"{label}: tensor '{tensor.name}' external data '{loc}'"
         if not loc or os.path.isabs(loc) or ".." in Path(loc).parts or "\\" in loc:
@@ -94,12 +99,31 @@ def load_external_data_safely(model: onnx.ModelProto, base_dir: Path, label: str
         del tensor.external_data[:]
 
 
+def checker_message(text: str) -> str:
+    """An onnx checker/inference message as one line, keeping the node and op it names
+    (onnx splits them over several lines, e.g. ``of node: \\nname: X OpType: Y``)."""
+    return " ".join(ln.strip() for ln in text.strip().splitlines() if ln.strip()) or \
+        "invalid model"
+
+
+def check_unique_outputs(model: onnx.ModelProto, label: str) -> None:
+    """Every tensor has one producer; name the node that produces one again."""
+    seen = {t.name for t in model.graph.initializer}
+    seen |= {vi.name for vi in model.graph.input}
+    for node in model.graph.node:
+        for out in node.output:
+            if out and out in seen:
+                name = node.name or node.op_type
+                raise ModelError(f"{label}: tensor '{out}' is produced twice (again by node "
+                                 f"'{name}' ({node.op_type}))")
+            seen.add(out)
+
+
 def check_model(model: onnx.ModelProto, label: str) -> None:
     """Run ``onnx.checker`` and turn its verdict into a ModelError naming the file."""
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid model"
-        raise ModelError(f"{label}: invalid ONNX model: {first}") from None
+        raise ModelError(f"{label}: invalid ONNX model: {checker_message(str(e))}") from None
     except Exception as e:  # the checker's C++ side raises assorted types on garbage
         raise ModelError(f"{label}: invalid ONNX model: {e}") from None
