@@ -257,6 +257,15 @@ def test_api_error(case: Case, models: dict[str, Path], tmp_path: Path) -> None:
         assert "3 unsupported" in msg
 
 
+@pytest.fixture(scope="module")
+def relu_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A valid one-node model for the output-path cases."""
+    p = tmp_path_factory.mktemp("relu") / "relu.onnx"
+    p.write_bytes(model([helper.make_node("Relu", ["x"], ["y"], name="act")],
+                        [vi("x", [1, 3, 4, 4])], [vi("y", [1, 3, 4, 4])]).SerializeToString())
+    return p
+
+
 def test_output_in_missing_directory_api(relu_model: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
         sqzc.compile(relu_model, tmp_path / "nope" / "lib.so")
