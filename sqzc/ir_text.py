@@ -20,7 +20,7 @@ import json
 import numpy as np
 
 from sqzc.ir import Graph
-from sqzc.ops import DTYPE_SHORT, Activation, ConstAttrs, OpKind, OpNode
+from sqzc.ops import DTYPE_SHORT, Activation, ConstAttrs, OpKind, OpNode, QConvAttrs, QuantAttrs
 
 JSON_SCHEMA_VERSION = 1
 
@@ -36,6 +36,15 @@ def const_hash(value: np.ndarray) -> str:
 def _fmt(v: object) -> str:
     if isinstance(v, Activation):
         return str(v)
+    if isinstance(v, QuantAttrs):
+        short = DTYPE_SHORT.get(v.dtype, v.dtype)
+        if v.per_tensor:
+            return f"{short}(scale={v.scale[0]!r}, zp={v.zero_point[0]})"
+        return f"{short}(axis={v.axis}, scale={_fmt(v.scale)}, zp={_fmt(v.zero_point)})"
+    if isinstance(v, tuple | list) and len(v) > 4 and len(set(v)) == 1:
+        return f"[{_fmt(v[0])}]*{len(v)}"
+    if isinstance(v, tuple | list) and len(v) > 8:
+        return "[" + ",".join(_fmt(x) for x in v[:4]) + f",...({len(v)} values)]"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, tuple | list):
@@ -50,6 +59,10 @@ def attr_items(op: OpNode) -> list[tuple[str, object]]:
     if isinstance(op.attrs, ConstAttrs) or not dataclasses.is_dataclass(op.attrs):
         return []
     items = [(f.name, getattr(op.attrs, f.name)) for f in dataclasses.fields(op.attrs)]
+    if isinstance(op.attrs, QConvAttrs):  # show the convolution geometry inline
+        conv = op.attrs.conv
+        items = [(k, v) for k, v in items if k != "conv"]
+        items += [(f.name, getattr(conv, f.name)) for f in dataclasses.fields(conv)]
     optional = {"act": Activation(), "packed": 0, "out_channels": 0}  # shown only when set
     items = [(k, v) for k, v in items if not (k in optional and v == optional[k])]
     return sorted(items)
@@ -152,6 +165,8 @@ def to_json(graph: Graph) -> dict[str, object]:
 
 
 def _jsonable(v: object) -> object:
+    if dataclasses.is_dataclass(v) and not isinstance(v, Activation):
+        return {f.name: _jsonable(getattr(v, f.name)) for f in dataclasses.fields(v)}
     if isinstance(v, Activation):
         return {"kind": v.kind, "lo": v.lo, "hi": v.hi, "alpha": v.alpha}
     if isinstance(v, tuple):

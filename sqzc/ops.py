@@ -51,9 +51,16 @@ class OpKind(enum.Enum):
     CAST = "cast"  # dtype conversion (float16 <-> float32 at the model boundary)
     IDENTITY = "identity"  # copy; Dropout in inference mode becomes this too
     REORDER = "reorder"  # channel-blocked (NCHW[b]c) -> plain NCHW layout conversion
+    QUANTIZE = "quantize"  # float32 -> uint8/int8 (scale, zero point; per tensor or axis)
+    DEQUANTIZE = "dequantize"  # uint8/int8/int32 -> float32
+    QCONV = "qconv"  # integer convolution (int32 accumulation) + requantization
+    QGLOBAL_AVGPOOL = "qglobal_avgpool"  # quantized global average pool (requantizing)
 
 
 UNARY_ACTIVATIONS = frozenset({OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU})
+QUANTIZED = frozenset({OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.QCONV,
+                       OpKind.QGLOBAL_AVGPOOL})
+INT_DTYPES = frozenset({"uint8", "int8"})
 BINARY = frozenset({OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.DIV})
 ELEMENTWISE = UNARY_ACTIVATIONS | BINARY | {OpKind.CAST, OpKind.IDENTITY}
 POOLS = frozenset({OpKind.MAXPOOL, OpKind.AVGPOOL})
@@ -252,7 +259,56 @@ ATTRS_OF: dict[OpKind, type] = {
     OpKind.CAST: CastAttrs,
     OpKind.IDENTITY: NoAttrs,
     OpKind.REORDER: NoAttrs,
+    OpKind.QUANTIZE: None,  # filled below (QuantAttrs is defined after this table)
+    OpKind.DEQUANTIZE: None,
+    OpKind.QCONV: None,
+    OpKind.QGLOBAL_AVGPOOL: None,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class QuantAttrs:
+    """Affine quantization ``real = (q - zero_point) * scale`` of an integer tensor.
+
+    One scale/zero point (per tensor) or one per index of ``axis`` (per axis);
+    ``dtype`` is the integer type (uint8, int8, or int32 for biases).
+    """
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    dtype: str
+    axis: int = 1
+
+    @property
+    def per_tensor(self) -> bool:
+        """True when one scale and zero point cover the whole tensor."""
+        return len(self.scale) == 1
+
+
+@dataclass(frozen=True, slots=True)
+class QConvAttrs:
+    """Integer convolution: ``acc = bias + sum((x - x_zp) * (w - w_zp))`` in int32, then
+    ``y = saturate(round_half_even(float(acc) * multiplier[oc]) + y_zp)``.
+
+    ``multiplier[oc]`` is onnxruntime's float32 ``x_scale * w_scale[oc] / y_scale``
+    (computed once at import, in that order and precision). ``w_zp`` is per output
+    channel (or a single value). ``out`` is the output quantization (scale kept for
+    dequantizing consumers and dumps).
+    """
+
+    conv: ConvAttrs
+    x_zp: int
+    w_zp: tuple[int, ...]
+    multiplier: tuple[float, ...]
+    out: QuantAttrs
+
+
+@dataclass(frozen=True, slots=True)
+class QPoolAttrs:
+    """Quantized global average pool: input and output quantization (per tensor)."""
+
+    x: QuantAttrs
+    y: QuantAttrs
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -276,6 +332,10 @@ class OpNode:
     def origin_str(self) -> str:
         """Origins joined with '+', as shown in messages and dumps."""
         return "+".join(self.origin) if self.origin else "?"
+
+
+ATTRS_OF.update({OpKind.QUANTIZE: QuantAttrs, OpKind.DEQUANTIZE: QuantAttrs,
+                 OpKind.QCONV: QConvAttrs, OpKind.QGLOBAL_AVGPOOL: QPoolAttrs})
 
 
 def activation_of(kind: OpKind, attrs: object) -> Activation:

@@ -14,6 +14,9 @@ import numpy as np
 
 from sqzc.errors import ModelError
 from sqzc.ops import (
+    QConvAttrs,
+    QPoolAttrs,
+    QuantAttrs,
     AxisAttrs,
     CastAttrs,
     ClipAttrs,
@@ -221,7 +224,24 @@ SHAPE_RULES: dict[OpKind, ShapeRule] = {
     OpKind.CAST: _cast_shape,
     OpKind.IDENTITY: _same,
     OpKind.REORDER: _same,
+    OpKind.QUANTIZE: lambda a, ins: TensorType(ins[0].shape, a.dtype),  # type: ignore[attr-defined]
+    OpKind.DEQUANTIZE: lambda a, ins: TensorType(ins[0].shape, "float32"),
+    OpKind.QCONV: lambda a, ins: _qconv_shape(a, ins),
+    OpKind.QGLOBAL_AVGPOOL: lambda a, ins: TensorType(
+        ins[0].shape[:2] + (1,) * (len(ins[0].shape) - 2), ins[0].dtype),
 }
+
+
+def _qconv_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
+    assert isinstance(a, QConvAttrs)
+    if ins[0].dtype not in ("uint8", "int8") or ins[1].dtype not in ("uint8", "int8"):
+        raise ModelError(f"QLinearConv needs 8-bit input and weight, got {ins[0]} and {ins[1]}")
+    if len(ins) > 2 and ins[2].dtype != "int32":
+        raise ModelError(f"QLinearConv bias must be int32, got {ins[2]}")
+    t = _conv_shape(a.conv, [TensorType(ins[0].shape, "float32"),
+                             TensorType(ins[1].shape, "float32")]
+                    + ([TensorType(ins[2].shape, "float32")] if len(ins) > 2 else []))
+    return TensorType(t.shape, a.out.dtype)
 
 
 def infer_type(kind: OpKind, attrs: object, ins: Sequence[TensorType]) -> TensorType:
@@ -355,6 +375,18 @@ def reference(kind: OpKind, attrs: object, ins: Sequence[np.ndarray]) -> np.ndar
         return ins[0].astype(attrs.to)
     if kind in (OpKind.IDENTITY, OpKind.REORDER):
         return ins[0].copy()
+    if kind is OpKind.QUANTIZE:
+        assert isinstance(attrs, QuantAttrs)
+        return quantize(ins[0], attrs)
+    if kind is OpKind.DEQUANTIZE:
+        assert isinstance(attrs, QuantAttrs)
+        return dequantize(ins[0], attrs)
+    if kind is OpKind.QCONV:
+        assert isinstance(attrs, QConvAttrs)
+        return ref_qconv(attrs, ins[0], ins[1], ins[2] if len(ins) > 2 else None)
+    if kind is OpKind.QGLOBAL_AVGPOOL:
+        assert isinstance(attrs, QPoolAttrs)
+        return ref_qglobal_avgpool(attrs, ins[0])
     raise ModelError(f"no reference semantics for {kind.value}")
 
 
@@ -388,3 +420,86 @@ def macs(kind: OpKind, attrs: object, ins: Sequence[TensorType], out: TensorType
     if kind is OpKind.MATMUL:
         return out.size * ins[0].shape[-1]
     return 0
+
+
+# ----------------------------------------------------------------------- quantized ops
+# These mirror onnxruntime's CPU kernels operation by operation (float32 arithmetic in
+# the same order, round-half-to-even, saturation), so compiled int8 models are bit-exact.
+
+_QRANGE = {"uint8": (0, 255), "int8": (-128, 127), "int32": (-(2**31), 2**31 - 1)}
+
+
+def _per_axis(values: tuple, ndim: int, axis: int, dtype: object) -> np.ndarray:
+    arr = np.asarray(values, dtype=dtype)
+    if arr.size == 1:
+        return arr.reshape(())
+    shape = [1] * ndim
+    shape[axis] = arr.size
+    return arr.reshape(shape)
+
+
+def quantize(x: np.ndarray, a: QuantAttrs) -> np.ndarray:
+    """QuantizeLinear: ``clamp(rint(x / scale), lo - zp, hi - zp) + zp`` in float32."""
+    lo, hi = _QRANGE[a.dtype]
+    scale = _per_axis(a.scale, x.ndim, a.axis, np.float32)
+    zp = _per_axis(a.zero_point, x.ndim, a.axis, np.float32)
+    v = (x.astype(np.float32) / scale).astype(np.float32)
+    v = np.minimum(np.maximum(v, np.float32(lo) - zp), np.float32(hi) - zp)
+    return (np.rint(v) + zp).astype(a.dtype)
+
+
+def dequantize(q: np.ndarray, a: QuantAttrs) -> np.ndarray:
+    """DequantizeLinear: ``float32(int32(q) - zp) * scale``."""
+    zp = _per_axis(a.zero_point, q.ndim, a.axis, np.int64)
+    scale = _per_axis(a.scale, q.ndim, a.axis, np.float32)
+    return ((q.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)
+
+
+def requantize(acc: np.ndarray, multiplier: np.ndarray, out: QuantAttrs) -> np.ndarray:
+    """int32 accumulator -> 8 bit: ``clamp(float32(acc) * m, lo - zp, hi - zp)``, rounded
+    half to even, plus zp (onnxruntime's MlasRequantizeOutput)."""
+    lo, hi = _QRANGE[out.dtype]
+    zp = np.float32(out.zero_point[0])
+    v = (acc.astype(np.float32) * multiplier.astype(np.float32)).astype(np.float32)
+    v = np.minimum(np.maximum(v, np.float32(lo) - zp), np.float32(hi) - zp)
+    return (np.rint(v) + zp).astype(out.dtype)
+
+
+def ref_qconv(a: QConvAttrs, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
+              ) -> np.ndarray:
+    """QLinearConv with int32 accumulation (exact in float64 for these sizes)."""
+    import dataclasses as _dc
+
+    wz = np.asarray(a.w_zp, np.int64).reshape(-1, 1, 1, 1) if len(a.w_zp) > 1 else a.w_zp[0]
+    xf = (x.astype(np.int64) - a.x_zp).astype(np.float64)
+    wf = (w.astype(np.int64) - wz).astype(np.float64)
+    acc = ref_conv(_dc.replace(a.conv, act=type(a.conv.act)()), xf, wf, None)
+    acc = np.rint(acc).astype(np.int64)
+    if b is not None:
+        acc = acc + b.astype(np.int64).reshape(1, -1, 1, 1)
+    m = np.asarray(a.multiplier, np.float32)
+    m = m.reshape(1, -1, 1, 1) if m.size > 1 else m.reshape(())
+    return requantize(acc.astype(np.int32), m, a.out)
+
+
+def conv_multipliers(x_scale: float, w_scale: tuple[float, ...], y_scale: float
+                     ) -> tuple[float, ...]:
+    """onnxruntime's QLinearConv requantization scales: float32 ``x_scale * w_scale / y_scale``
+    evaluated in that order (qlinearconv.cc), one per output channel."""
+    xs, ys = np.float32(x_scale), np.float32(y_scale)
+    return tuple(float(np.float32(np.float32(xs * np.float32(w)) / ys)) for w in w_scale)
+
+
+def qglobal_avgpool_scale(a: QPoolAttrs, image_size: int) -> np.float32:
+    """onnxruntime's ``x_scale / (y_scale * float(image_size))`` in float32."""
+    return np.float32(np.float32(a.x.scale[0]) /
+                      np.float32(np.float32(a.y.scale[0]) * np.float32(image_size)))
+
+
+def ref_qglobal_avgpool(a: QPoolAttrs, x: np.ndarray) -> np.ndarray:
+    """QLinearGlobalAveragePool: ``sum(x) - x_zp * N`` in int32, requantized by
+    ``x_scale / (y_scale * N)``."""
+    n = int(np.prod(x.shape[2:]))
+    acc = x.astype(np.int64).reshape(x.shape[0], x.shape[1], -1).sum(axis=2) - a.x.zero_point[0] * n
+    y = requantize(acc.astype(np.int32), qglobal_avgpool_scale(a, n), a.y)
+    return y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))

@@ -21,12 +21,15 @@ ARITY: dict[OpKind, tuple[int, int]] = {
     OpKind.CONCAT: (1, 1 << 16), OpKind.SOFTMAX: (1, 1), OpKind.RESHAPE: (1, 1),
     OpKind.TRANSPOSE: (1, 1), OpKind.ADD: (2, 2), OpKind.SUB: (2, 2), OpKind.MUL: (2, 2),
     OpKind.DIV: (2, 2), OpKind.MATMUL: (2, 2), OpKind.CAST: (1, 1), OpKind.IDENTITY: (1, 1),
-    OpKind.REORDER: (1, 1),
+    OpKind.REORDER: (1, 1), OpKind.QUANTIZE: (1, 1), OpKind.DEQUANTIZE: (1, 1),
+    OpKind.QCONV: (2, 3), OpKind.QGLOBAL_AVGPOOL: (1, 1),
 }
 #: kinds whose operands and result must be float (computed in float32)
 FLOAT_ONLY = frozenset({OpKind.CONV, OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU,
-                        OpKind.MAXPOOL, OpKind.AVGPOOL, OpKind.REDUCE, OpKind.SOFTMAX,
-                        OpKind.MATMUL})
+                        OpKind.AVGPOOL, OpKind.REDUCE, OpKind.SOFTMAX, OpKind.MATMUL,
+                        OpKind.QUANTIZE})
+#: kinds whose data operand must be 8-bit integers
+INT8_ONLY = frozenset({OpKind.QCONV, OpKind.QGLOBAL_AVGPOOL})
 
 
 def verify(graph: Graph) -> None:
@@ -47,6 +50,8 @@ def verify(graph: Graph) -> None:
         ins = [graph.op(i).out for i in op.inputs]
         if op.kind in FLOAT_ONLY and any(t.dtype not in FLOAT_DTYPES for t in ins):
             raise InternalError(f"{where}: non-float operand {[str(t) for t in ins]}")
+        if op.kind in INT8_ONLY and ins[0].dtype not in ("uint8", "int8"):
+            raise InternalError(f"{where}: operand {ins[0]} is not 8-bit")
         if op.kind is not OpKind.INPUT:
             try:
                 expect = infer_type(op.kind, op.attrs, ins)

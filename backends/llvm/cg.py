@@ -114,10 +114,11 @@ def contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(strides)
 
 
-def entry_alloca(b: ir.IRBuilder, ty: ir.Type, name: str) -> ir.Value:
-    """A stack slot allocated once in the function's entry block (never inside a loop)."""
+def entry_alloca(b: ir.IRBuilder, ty: ir.Type, name: str, count: int = 1) -> ir.Value:
+    """A stack slot (``count`` elements of ``ty``) allocated once in the function's entry
+    block, never inside a loop. Index arrays with one GEP index of ``ty``."""
     entry = b.function.entry_basic_block
     with b.goto_block(entry):
         if entry.instructions:
             b.position_before(entry.instructions[0])
-        return b.alloca(ty, name=name)
+        return b.alloca(ty, size=ir.Constant(I64, count) if count > 1 else None, name=name)

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sqzc.semantics import conv_multipliers
 from sqzc.ops import (
+    INT_DTYPES,
+    QConvAttrs,
+    QPoolAttrs,
+    QuantAttrs,
     AxisAttrs,
     CastAttrs,
     ClipAttrs,
@@ -155,7 +160,9 @@ def conv(cx: ImportContext) -> None:
 
 def _pool(cx: ImportContext, kind: OpKind, with_ceil: bool, with_dil: bool,
           with_count: bool) -> None:
-    x = cx.float_input(0)
+    raw = cx.input(0)
+    int_max = kind is OpKind.MAXPOOL and cx.type_of(raw).dtype in INT_DTYPES
+    x = raw if int_max else cx.float_input(0)  # max pooling is exact on 8-bit values
     _spatial_rank(cx, x)
     kernel = cx.ints("kernel_shape")
     if kernel is None or len(kernel) != 2:
@@ -274,7 +281,12 @@ def clip_v11(cx: ImportContext) -> None:
 def concat(cx: ImportContext) -> None:
     """Concat of float tensors (integer shape concats are folded before this)."""
     assert cx.node is not None
-    ins = [cx.float_input(i) for i in range(len(cx.node.input))]
+    raw = [cx.input(i) for i in range(len(cx.node.input))]
+    dtypes = {cx.type_of(r).dtype for r in raw}
+    if len(dtypes) == 1 and dtypes <= INT_DTYPES:
+        ins = raw  # concatenating 8-bit tensors of one quantization is a copy
+    else:
+        ins = [cx.float_input(i) for i in range(len(raw))]
     rank = len(cx.type_of(ins[0]).shape)
     axis = cx.rank_axis(cx.int_attr("axis", 1), rank)
     cx.bind(0, cx.emit(OpKind.CONCAT, AxisAttrs(axis), ins))
@@ -611,9 +623,116 @@ def cast(cx: ImportContext) -> None:
     x = cx.input(0)
     src = cx.type_of(x).dtype
     dst = _CAST_TO[to]
-    if dst == src:
-        cx.bind(0, x)
+    if dst == src:  # a copy, like Identity: a graph output must not alias a graph input
+        cx.bind(0, x if cx.graph.is_const(x) else cx.emit(OpKind.IDENTITY, NoAttrs(), [x]))
         return
     if {src, dst} - {"float32", "float16"}:
         raise cx.unsupported(f"Cast from {src} to {dst} on a runtime tensor")
     cx.bind(0, cx.emit(OpKind.CAST, CastAttrs(dst), [x]))
+
+
+# ------------------------------------------------------------------ quantization
+
+
+def _quant_params(cx: ImportContext, scale_i: int, zp_i: int, axis: int, rank: int,
+                  default_dtype: str = "uint8") -> QuantAttrs:
+    """Constant scale/zero point inputs as QuantAttrs (runtime scales are unsupported)."""
+    scale = np.asarray(cx.const(scale_i), dtype=np.float32).reshape(-1)
+    if cx.has_input(zp_i):
+        zp_arr = np.asarray(cx.const(zp_i))
+        dtype = zp_arr.dtype.name
+        zp = zp_arr.reshape(-1)
+    else:
+        dtype, zp = default_dtype, np.zeros(1, np.int64)
+    if dtype not in ("uint8", "int8", "int32"):
+        raise cx.unsupported(f"zero point dtype {dtype}")
+    if zp.size not in (1, scale.size):
+        raise cx.error(f"{scale.size} scales but {zp.size} zero points")
+    if zp.size == 1 and scale.size > 1:
+        zp = np.repeat(zp, scale.size)
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise cx.error("quantization scales must be positive and finite")
+    ax = cx.rank_axis(axis, max(rank, 1)) if scale.size > 1 else 1
+    return QuantAttrs(tuple(float(v) for v in scale), tuple(int(v) for v in zp), dtype, ax)
+
+
+@converter("QuantizeLinear", 10, 13, 19, 21)
+def quantize_linear(cx: ImportContext) -> None:
+    """QuantizeLinear to uint8/int8 with constant scale and zero point."""
+    x = cx.float_input(0)
+    if cx.int_attr("block_size", 0):
+        raise cx.unsupported("blocked quantization (block_size)")
+    q = _quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(cx.type_of(x).shape))
+    out_dtype = cx.int_attr("output_dtype", 0)
+    if out_dtype and out_dtype not in (2, 3):
+        raise cx.unsupported(f"QuantizeLinear to dtype code {out_dtype}")
+    if q.dtype not in INT_DTYPES:
+        raise cx.unsupported(f"QuantizeLinear to {q.dtype}")
+    cx.bind(0, cx.emit(OpKind.QUANTIZE, q, [x]))
+
+
+@converter("DequantizeLinear", 10, 13, 19, 21)
+def dequantize_linear(cx: ImportContext) -> None:
+    """DequantizeLinear from uint8/int8/int32 with constant scale and zero point."""
+    x = cx.input(0)
+    t = cx.type_of(x)
+    if t.dtype not in ("uint8", "int8", "int32"):
+        raise cx.unsupported(f"DequantizeLinear of {t.dtype}")
+    if cx.int_attr("block_size", 0):
+        raise cx.unsupported("blocked quantization (block_size)")
+    q = _quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(t.shape), t.dtype)
+    if q.dtype != t.dtype:
+        raise cx.error(f"zero point dtype {q.dtype} differs from input dtype {t.dtype}")
+    cx.bind(0, cx.emit(OpKind.DEQUANTIZE, q, [x]))
+
+
+@converter("QLinearConv", 10)
+def qlinear_conv(cx: ImportContext) -> None:
+    """QLinearConv (u8/s8 activations, u8/s8 weights per tensor or per output channel)."""
+    x, w = cx.input(0), cx.input(3)
+    xt, wt = cx.type_of(x), cx.type_of(w)
+    if xt.dtype not in INT_DTYPES or wt.dtype not in INT_DTYPES:
+        raise cx.unsupported(f"QLinearConv on {xt.dtype} x {wt.dtype}")
+    _spatial_rank(cx, x)
+    if len(wt.shape) != 4:
+        raise cx.error(f"weight must be 4-D, got {list(wt.shape)}")
+    xq = _quant_params(cx, 1, 2, 1, 4, xt.dtype)
+    wq = _quant_params(cx, 4, 5, 0, 4, wt.dtype)
+    yq = _quant_params(cx, 6, 7, 1, 4, xt.dtype)
+    if not xq.per_tensor or not yq.per_tensor:
+        raise cx.unsupported("per-channel activation quantization")
+    oc = wt.shape[0]
+    if len(wq.scale) not in (1, oc):
+        raise cx.error(f"weight has {oc} output channels but {len(wq.scale)} scales")
+    kernel = cx.ints("kernel_shape") or tuple(wt.shape[2:])
+    strides, dil = _pair(cx, "strides", 1), _pair(cx, "dilations", 1)
+    for name, vals in (("strides", strides), ("dilations", dil), ("kernel_shape", kernel)):
+        _check_positive(cx, name, vals)
+    size = cx.type_of(x).shape[2:]
+    pads = _resolve_pads(cx, (size[0], size[1]), kernel, strides, dil)
+    conv = ConvAttrs((kernel[0], kernel[1]), (strides[0], strides[1]), pads, (dil[0], dil[1]),
+                     cx.int_attr("group", 1))
+    ws = wq.scale if len(wq.scale) == oc else wq.scale * oc
+    attrs = QConvAttrs(conv, xq.zero_point[0], wq.zero_point,
+                       conv_multipliers(xq.scale[0], ws, yq.scale[0]), yq)
+    ins = [x, w]
+    if cx.has_input(8):
+        b = cx.input(8)
+        if cx.type_of(b).dtype != "int32":
+            raise cx.error(f"bias must be int32, got {cx.type_of(b).dtype}")
+        ins.append(b)
+    cx.bind(0, cx.emit(OpKind.QCONV, attrs, ins))
+
+
+@converter("QLinearGlobalAveragePool", 1, domain="com.microsoft")
+def qlinear_global_avgpool(cx: ImportContext) -> None:
+    """com.microsoft QLinearGlobalAveragePool (NCHW)."""
+    if cx.int_attr("channels_last", 0):
+        raise cx.unsupported("channels_last=1")
+    x = cx.input(0)
+    t = cx.type_of(x)
+    if t.dtype not in INT_DTYPES or len(t.shape) < 3:
+        raise cx.unsupported(f"QLinearGlobalAveragePool on {t}")
+    xq = _quant_params(cx, 1, 2, 1, 4, t.dtype)
+    yq = _quant_params(cx, 3, 4, 1, 4, t.dtype)
+    cx.bind(0, cx.emit(OpKind.QGLOBAL_AVGPOOL, QPoolAttrs(xq, yq), [x]))

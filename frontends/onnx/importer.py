@@ -42,7 +42,7 @@ ONNX_DTYPES: dict[int, str] = {
     onnx.TensorProto.BOOL: "bool",
 }
 #: dtypes a compiled library can take or return.
-BOUNDARY_DTYPES = frozenset({"float32", "float16"})
+BOUNDARY_DTYPES = frozenset({"float32", "float16", "uint8", "int8"})
 
 
 @dataclass

@@ -1,0 +1,225 @@
+"""Integer kernels: quantize, dequantize, integer convolution, quantized global pooling,
+and max pooling on 8-bit tensors (plain NCHW layout, any target).
+
+Every float operation mirrors onnxruntime's CPU kernels in order and precision (see
+``sqzc.semantics``): requantization is ``float32(acc) * multiplier``, clamped to the
+zero-point-shifted range, rounded half to even (``llvm.rint``), plus the zero point.
+The convolution accumulates one output row of int32 partial sums on the stack, with taps
+unrolled and their valid column ranges known at compile time, so LLVM vectorizes the
+innermost loop.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from sqzc.backends.llvm.cg import (
+    F32,
+    I32,
+    SIGNED,
+    declare_intrinsic,
+    entry_alloca,
+    f32,
+    for_range,
+    i64,
+    loop_nest,
+)
+from sqzc.backends.llvm.emit.conv import valid_range
+from sqzc.backends.llvm.emit.registry import emits
+from sqzc.backends.llvm.kernel import KernelContext, Operand
+from sqzc.ops import OpKind, PoolAttrs, QConvAttrs, QPoolAttrs, QuantAttrs
+from sqzc.semantics import _QRANGE, qglobal_avgpool_scale
+
+
+def _const_table(module: ir.Module, name: str, ty: ir.Type, values: list) -> ir.GlobalVariable:
+    arr_t = ir.ArrayType(ty, len(values))
+    g = ir.GlobalVariable(module, arr_t, name=module.get_unique_name(name))
+    g.global_constant = True
+    g.linkage = "internal"
+    g.initializer = ir.Constant(arr_t, [ir.Constant(ty, v) for v in values])
+    return g
+
+
+def _table_value(b: ir.IRBuilder, g: ir.GlobalVariable, idx: ir.Value, ty: ir.Type) -> ir.Value:
+    return b.load(b.gep(g, [i64(0), idx], source_etype=g.value_type), typ=ty)
+
+
+def to_i32(b: ir.IRBuilder, v: ir.Value, dtype: str) -> ir.Value:
+    """Widen an 8/32-bit value of IR dtype ``dtype`` to i32."""
+    if dtype == "int32":
+        return v
+    return b.sext(v, I32) if dtype in SIGNED else b.zext(v, I32)
+
+
+def saturate_round(b: ir.IRBuilder, v: ir.Value, zp: ir.Value | int, dtype: str) -> ir.Value:
+    """``clamp(v, lo - zp, hi - zp)`` rounded half to even, plus ``zp``, as an 8-bit value."""
+    lo, hi = _QRANGE[dtype]
+    zpf = f32(float(zp)) if isinstance(zp, int) else zp
+    rint = declare_intrinsic(b.module, "llvm.rint.f32", F32, [F32])
+    low = b.fsub(f32(float(lo)), zpf)
+    high = b.fsub(f32(float(hi)), zpf)
+    v = b.select(b.fcmp_ordered("<", v, low), low, v)
+    v = b.select(b.fcmp_ordered(">", v, high), high, v)
+    r = b.fadd(b.call(rint, [v]), zpf)
+    return b.trunc(b.fptosi(r, I32), ir.IntType(8))
+
+
+def _axis_values(ctx: KernelContext, q: QuantAttrs, idx: list[ir.Value]
+                 ) -> tuple[ir.Value, ir.Value]:
+    """(scale, zero point as float) for the element at ``idx``."""
+    b = ctx.b
+    if q.per_tensor:
+        return f32(q.scale[0]), f32(float(q.zero_point[0]))
+    gs = _const_table(ctx.module, "qscale", F32, [float(v) for v in q.scale])
+    gz = _const_table(ctx.module, "qzp", F32, [float(v) for v in q.zero_point])
+    return _table_value(b, gs, idx[q.axis], F32), _table_value(b, gz, idx[q.axis], F32)
+
+
+@emits(OpKind.QUANTIZE, "float")
+def emit_quantize(ctx: KernelContext) -> None:
+    """float32 -> 8 bit: ``saturate(rint(x / scale) + zp)``."""
+    q = ctx.op.attrs
+    assert isinstance(q, QuantAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    with loop_nest(b, y.shape) as idx:
+        scale, zp = _axis_values(ctx, q, idx)
+        v = b.fdiv(x.load(b, idx), scale)
+        y.store(b, idx, saturate_round(b, v, zp, q.dtype))
+
+
+def _emit_dequantize(ctx: KernelContext) -> None:
+    q = ctx.op.attrs
+    assert isinstance(q, QuantAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    with loop_nest(b, y.shape) as idx:
+        if q.per_tensor:
+            zp, scale = ir.Constant(I32, q.zero_point[0]), f32(q.scale[0])
+        else:
+            gs = _const_table(ctx.module, "dqscale", F32, [float(v) for v in q.scale])
+            gz = _const_table(ctx.module, "dqzp", I32, list(q.zero_point))
+            scale = _table_value(b, gs, idx[q.axis], F32)
+            zp = _table_value(b, gz, idx[q.axis], I32)
+        diff = b.sub(to_i32(b, x.load(b, idx), x.dtype), zp)
+        y.store(b, idx, b.fmul(b.sitofp(diff, F32), scale))
+
+
+for _dt in ("uint8", "int8", "int32"):
+    emits(OpKind.DEQUANTIZE, _dt)(_emit_dequantize)
+
+
+def _emit_qconv(ctx: KernelContext) -> None:
+    a = ctx.op.attrs
+    assert isinstance(a, QConvAttrs)
+    c = a.conv
+    b, x, w, y = ctx.b, ctx.ins[0], ctx.ins[1], ctx.out
+    bias = ctx.ins[2] if len(ctx.ins) > 2 else None
+    _, _, h, wd = x.shape
+    n_batch, oc, oh, ow = y.shape
+    icg = w.shape[1]
+    ocg = oc // c.group
+    kh, kw = c.kernel
+    (sh, sw), (dh, dw) = c.strides, c.dilations
+    row = entry_alloca(b, I32, "acc_row", ow)
+    mult = _const_table(ctx.module, "qmult", F32, [float(v) for v in a.multiplier])
+    wzp = _const_table(ctx.module, "wzp", I32, [int(v) for v in a.w_zp]) \
+        if len(set(a.w_zp)) > 1 else None
+    lo, hi = ctx.split_range(0, n_batch * oc)
+    xzp = ir.Constant(I32, a.x_zp)
+
+    def acc_ptr(q: ir.Value) -> ir.Value:
+        return b.gep(row, [q], source_etype=I32)
+
+    with for_range(b, lo, hi, name="noc") as noc:
+        n, o = b.sdiv(noc, i64(oc)), b.srem(noc, i64(oc))
+        g = b.sdiv(o, i64(ocg)) if c.group > 1 else i64(0)
+        wz = _table_value(b, wzp, o, I32) if wzp is not None else ir.Constant(I32, a.w_zp[0])
+        m = _table_value(b, mult, o, F32)
+        init = to_i32(b, bias.load(b, [o]), "int32") if bias is not None else ir.Constant(I32, 0)
+        with for_range(b, 0, oh, name="oh") as r:
+            with for_range(b, 0, ow, name="init") as q:
+                b.store(init, acc_ptr(q))
+            with for_range(b, 0, icg, name="ic") as ic:
+                cin = b.add(b.mul(g, i64(icg)), ic) if c.group > 1 else ic
+                for i in range(kh):
+                    ih = b.add(b.mul(r, i64(sh)), i64(i * dh - c.pads[0]))
+                    ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
+                    with b.if_then(ok):
+                        for j in range(kw):
+                            q_lo, q_hi = valid_range(ow, wd, sw, j * dw - c.pads[1])
+                            if q_lo >= q_hi:
+                                continue
+                            wv = b.sub(to_i32(b, w.load(b, [o, ic, i64(i), i64(j)]), w.dtype), wz)
+                            with for_range(b, q_lo, q_hi, name=f"q{i}_{j}") as q:
+                                iw = b.add(b.mul(q, i64(sw)), i64(j * dw - c.pads[1]))
+                                xv = b.sub(to_i32(b, x.load(b, [n, cin, ih, iw]), x.dtype), xzp)
+                                p = acc_ptr(q)
+                                b.store(b.add(b.load(p, typ=I32), b.mul(xv, wv)), p)
+            with for_range(b, 0, ow, name="rq") as q:
+                v = b.fmul(b.sitofp(b.load(acc_ptr(q), typ=I32), F32), m)
+                y.store(b, [n, o, r, q], saturate_round(b, v, a.out.zero_point[0], a.out.dtype))
+
+
+for _dt in ("uint8", "int8"):
+    emits(OpKind.QCONV, _dt)(_emit_qconv)
+
+
+def _emit_qgap(ctx: KernelContext) -> None:
+    a = ctx.op.attrs
+    assert isinstance(a, QPoolAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    n_batch, ch = x.shape[:2]
+    spatial = list(x.shape[2:])
+    size = 1
+    for d in spatial:
+        size *= d
+    scale = float(qglobal_avgpool_scale(a, size))
+    acc = entry_alloca(b, I32, "acc")
+    lo, hi = ctx.split_range(0, n_batch * ch)
+    zeros = [i64(0)] * len(spatial)
+    with for_range(b, lo, hi, name="nc") as nc:
+        n, c = b.sdiv(nc, i64(ch)), b.srem(nc, i64(ch))
+        b.store(ir.Constant(I32, -a.x.zero_point[0] * size), acc)
+        with loop_nest(b, spatial, name="s") as sidx:
+            v = to_i32(b, x.load(b, [n, c] + list(sidx)), x.dtype)
+            b.store(b.add(b.load(acc, typ=I32), v), acc)
+        v = b.fmul(b.sitofp(b.load(acc, typ=I32), F32), f32(scale))
+        y.store(b, [n, c] + zeros, saturate_round(b, v, a.y.zero_point[0], a.y.dtype))
+
+
+for _dt in ("uint8", "int8"):
+    emits(OpKind.QGLOBAL_AVGPOOL, _dt)(_emit_qgap)
+
+
+def _emit_int_maxpool(ctx: KernelContext) -> None:
+    a = ctx.op.attrs
+    assert isinstance(a, PoolAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    signed = x.dtype in SIGNED
+    n_batch, c, oh, ow = y.shape
+    h, w = x.shape[2:]
+    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.strides, a.dilations
+    lo, hi = ctx.split_range(0, n_batch * c)
+    init = ir.Constant(ir.IntType(8), -128 if signed else 0)
+    with for_range(b, lo, hi, name="nc") as nc:
+        n, ch = b.sdiv(nc, i64(c)), b.srem(nc, i64(c))
+        with loop_nest(b, (oh, ow), name="init") as (r, q):
+            y.store(b, [n, ch, r, q], init)
+        for i in range(kh):
+            r_lo, r_hi = valid_range(oh, h, sh, i * dh - a.pads[0])
+            for j in range(kw):
+                q_lo, q_hi = valid_range(ow, w, sw, j * dw - a.pads[1])
+                if r_lo >= r_hi or q_lo >= q_hi:
+                    continue
+                with for_range(b, r_lo, r_hi, name=f"r{i}_{j}") as r:
+                    ih = b.add(b.mul(r, i64(sh)), i64(i * dh - a.pads[0]))
+                    with for_range(b, q_lo, q_hi, name=f"q{i}_{j}") as q:
+                        iw = b.add(b.mul(q, i64(sw)), i64(j * dw - a.pads[1]))
+                        v, cur = x.load(b, [n, ch, ih, iw]), y.load(b, [n, ch, r, q])
+                        gt = b.icmp_signed(">", v, cur) if signed else b.icmp_unsigned(">", v, cur)
+                        y.store(b, [n, ch, r, q], b.select(gt, v, cur))
+
+
+for _dt in ("uint8", "int8"):
+    emits(OpKind.MAXPOOL, _dt)(_emit_int_maxpool)
+
+__all__ = ["Operand", "saturate_round", "to_i32"]

@@ -1,0 +1,111 @@
+"""fold-qdq: DequantizeLinear -> op -> QuantizeLinear groups become integer ops."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sqzc.ir import Graph
+from sqzc.ops import AxisAttrs, ConvAttrs, OpKind, PoolAttrs, QConvAttrs, QuantAttrs
+from sqzc.semantics import conv_multipliers
+
+def _dq(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
+    """(quantized source, params) if ``nid`` is a DequantizeLinear."""
+    op = g.op(nid)
+    if op.kind is not OpKind.DEQUANTIZE:
+        return None
+    assert isinstance(op.attrs, QuantAttrs)
+    return op.inputs[0], op.attrs
+
+
+def _only_q_consumer(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
+    """The single QuantizeLinear reading ``nid`` (and nothing else), if so."""
+    users = g.consumers(nid)
+    if len(users) != 1 or nid in g.output_nodes():
+        return None
+    q = g.op(users[0])
+    if q.kind is not OpKind.QUANTIZE or not q.attrs.per_tensor:  # type: ignore[attr-defined]
+        return None
+    return users[0], q.attrs  # type: ignore[return-value]
+
+
+def _fold_conv(g: Graph, nid: str) -> bool:
+    op = g.op(nid)
+    a = op.attrs
+    assert isinstance(a, ConvAttrs)
+    x = _dq(g, op.inputs[0])
+    w = _dq(g, op.inputs[1])
+    q = _only_q_consumer(g, nid)
+    if x is None or w is None or q is None or a.act.kind != "none":
+        return False
+    (xq, xp), (wq, wp), (qid, yp) = x, w, q
+    if not xp.per_tensor or not g.is_const(wq) or wp.dtype not in ("int8", "uint8"):
+        return False
+    oc = op.out.shape[1]
+    if not wp.per_tensor and (wp.axis != 0 or len(wp.scale) != oc):
+        return False
+    ws = wp.scale * oc if wp.per_tensor else wp.scale
+    wz = wp.zero_point
+    ins = [xq, wq]
+    if len(op.inputs) > 2:
+        b = _dq(g, op.inputs[2])
+        if b is None or not g.is_const(b[0]) or b[1].dtype != "int32" or any(b[1].zero_point):
+            return False
+        expect = [np.float32(np.float32(xp.scale[0]) * np.float32(s)) for s in ws]
+        bs = b[1].scale * oc if b[1].per_tensor else b[1].scale
+        if any(abs(float(e) - s) > 1e-6 * abs(float(e)) for e, s in zip(expect, bs)):
+            return False  # onnxruntime only fuses when bias scale = x_scale * w_scale
+        ins.append(b[0])
+    attrs = QConvAttrs(a, xp.zero_point[0], wz, conv_multipliers(xp.scale[0], ws, yp.scale[0]),
+                       yp)
+    new = g.add_op(OpKind.QCONV, attrs, ins, qid + "_qconv", op.origin + g.op(qid).origin)
+    g.replace_uses(qid, new)
+    g.remove(qid)
+    return True
+
+
+def _fold_maxpool(g: Graph, nid: str) -> bool:
+    op = g.op(nid)
+    x = _dq(g, op.inputs[0])
+    q = _only_q_consumer(g, nid)
+    if x is None or q is None or x[1] != q[1]:
+        return False
+    assert isinstance(op.attrs, PoolAttrs)
+    new = g.add_op(OpKind.MAXPOOL, op.attrs, [x[0]], q[0] + "_q", op.origin)
+    g.replace_uses(q[0], new)
+    g.remove(q[0])
+    return True
+
+
+def _fold_concat(g: Graph, nid: str) -> bool:
+    op = g.op(nid)
+    q = _only_q_consumer(g, nid)
+    srcs = [_dq(g, i) for i in op.inputs]
+    if q is None or any(s is None or s[1] != q[1] for s in srcs):
+        return False
+    assert isinstance(op.attrs, AxisAttrs)
+    new = g.add_op(OpKind.CONCAT, op.attrs, [s[0] for s in srcs if s], q[0] + "_q", op.origin)
+    g.replace_uses(q[0], new)
+    g.remove(q[0])
+    return True
+
+
+def fold_qdq(g: Graph) -> bool:
+    """Turn QDQ-format groups into integer ops, as onnxruntime's QDQ transformer does.
+
+    DequantizeLinear -> Conv -> QuantizeLinear becomes one ``qconv`` (int8 weights kept,
+    int32 bias, onnxruntime's float32 multiplier); DQ -> MaxPool -> Q and DQ -> Concat ->
+    Q with identical quantization on every side become the same op on the 8-bit tensors
+    (exact: max and copy commute with an affine map). Lone Q/DQ at the edges, and groups
+    that do not match exactly, stay as they are (the float path computes the model's
+    literal meaning). Runs before constant folding, which would otherwise turn the
+    dequantized weights into float constants.
+    """
+    changed = False
+    folders = {OpKind.CONV: _fold_conv, OpKind.MAXPOOL: _fold_maxpool,
+               OpKind.CONCAT: _fold_concat}
+    for nid in list(g.nodes()):
+        if nid in g and g.op(nid).kind in folders:
+            changed |= folders[g.op(nid).kind](g, nid)
+    if changed:
+        g.remove_dead()
+    return changed
