@@ -88,10 +88,16 @@ def optimize(graph: Graph, options: CompileOptions) -> tuple[MemoryPlan, list[Pa
 
 
 def load_graph(model: str | os.PathLike[str], options: CompileOptions) -> Graph:
-    """Import an ONNX file with the user's input shapes."""
+    """Import an ONNX file with the user's input shapes, tagged with the target's layout
+    facts (channel block, VNNI) that the layout pass reads."""
+    from sqzc.backends.llvm.target import resolve_target
     from sqzc.frontends.onnx.importer import ImportOptions, import_model
 
-    return import_model(model, ImportOptions(dict(options.input_shapes)))
+    target = resolve_target(options.target_cpu)
+    graph = import_model(model, ImportOptions(dict(options.input_shapes)))
+    graph.target_block = 16 if target.vector_width >= 16 else 8
+    graph.target_vnni = target.has_vnni and graph.target_block == 16
+    return graph
 
 
 def _spec(graph: Graph, nid: str, name: str) -> dict[str, object]:
@@ -172,7 +178,6 @@ def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None
         find_linker()
     model_bytes = Path(model).read_bytes() if Path(model).is_file() else b""
     graph = load_graph(model, options)
-    graph.target_block = 16 if target.vector_width >= 16 else 8
     seconds["import"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     plan, records = optimize(graph, options)

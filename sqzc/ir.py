@@ -50,6 +50,7 @@ class Graph:
         self.dynamic_batch = False
         self.memory_plan: Any = None  # a sqzc.memory.MemoryPlan once plan-memory ran
         self.target_block = 16  # channel block of NCHW[b]c layouts (set from the target)
+        self.target_vnni = False  # the target has AVX512-VNNI (set by the driver)
         self._order = itertools.count()
 
     # ------------------------------------------------------------------ construction
@@ -180,6 +181,7 @@ class Graph:
         new.outputs = [GraphOutput(o.name, o.node) for o in self.outputs]
         new.dynamic_batch = self.dynamic_batch
         new.target_block = self.target_block
+        new.target_vnni = self.target_vnni
         new._order = itertools.count(max(nx.get_node_attributes(self.g, "order").values(),
                                          default=-1) + 1)
         return new

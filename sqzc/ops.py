@@ -55,11 +55,12 @@ class OpKind(enum.Enum):
     DEQUANTIZE = "dequantize"  # uint8/int8/int32 -> float32
     QCONV = "qconv"  # integer convolution (int32 accumulation) + requantization
     QGLOBAL_AVGPOOL = "qglobal_avgpool"  # quantized global average pool (requantizing)
+    REQUANTIZE = "requantize"  # 8 bit -> 8 bit with new scale/zero point (exactly Q(DQ(x)))
 
 
 UNARY_ACTIVATIONS = frozenset({OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU})
 QUANTIZED = frozenset({OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.QCONV,
-                       OpKind.QGLOBAL_AVGPOOL})
+                       OpKind.QGLOBAL_AVGPOOL, OpKind.REQUANTIZE})
 INT_DTYPES = frozenset({"uint8", "int8"})
 BINARY = frozenset({OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.DIV})
 ELEMENTWISE = UNARY_ACTIVATIONS | BINARY | {OpKind.CAST, OpKind.IDENTITY}
@@ -263,6 +264,7 @@ ATTRS_OF: dict[OpKind, type] = {
     OpKind.DEQUANTIZE: None,
     OpKind.QCONV: None,
     OpKind.QGLOBAL_AVGPOOL: None,
+    OpKind.REQUANTIZE: None,
 }
 
 
@@ -301,11 +303,13 @@ class QConvAttrs:
     w_zp: tuple[int, ...]
     multiplier: tuple[float, ...]
     out: QuantAttrs
+    requant: QuantAttrs | None = None  # fused Q(DQ(y)): the result is re-quantized to this
 
 
 @dataclass(frozen=True, slots=True)
 class QPoolAttrs:
-    """Quantized global average pool: input and output quantization (per tensor)."""
+    """Input and output quantization (per tensor) of a quantized global average pool or a
+    requantization."""
 
     x: QuantAttrs
     y: QuantAttrs
@@ -335,7 +339,8 @@ class OpNode:
 
 
 ATTRS_OF.update({OpKind.QUANTIZE: QuantAttrs, OpKind.DEQUANTIZE: QuantAttrs,
-                 OpKind.QCONV: QConvAttrs, OpKind.QGLOBAL_AVGPOOL: QPoolAttrs})
+                 OpKind.QCONV: QConvAttrs, OpKind.QGLOBAL_AVGPOOL: QPoolAttrs,
+                 OpKind.REQUANTIZE: QPoolAttrs})
 
 
 def activation_of(kind: OpKind, attrs: object) -> Activation:

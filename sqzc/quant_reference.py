@@ -357,21 +357,22 @@ def qlinear_conv(x: np.ndarray, x_scale: np.ndarray | float, x_zero_point: np.nd
     """ONNX ``QLinearConv`` (NCHW; 1-D/2-D/3-D), u8 or s8 activations, u8 or s8 weights.
 
     Mirrors ``QLinearConv<ActType>::Compute`` in
-    ``onnxruntime/core/providers/cpu/quantization/qlinearconv.cc``. Every execution path ORT
-    can pick on this machine yields the same bits:
+    ``onnxruntime/core/providers/cpu/quantization/qlinearconv.cc``. ORT picks one of three
+    paths; on this machine all of them give the same bits (checked against the binary with
+    weights both as initializers -- prepacked -- and as graph inputs):
 
-    * symmetric path (constant s8 weights with all weight zero points 0, constant x zero
-      point, group == 1 with C % 4 == 0, M % 4 == 0, M >= 16, or depthwise with
-      group % 16 == 0): ``MlasConvSym`` / ``MlasConvSymDepthwise`` with the AVX512-VNNI
-      kernels (``ConvSymKernelAvx512Core.S``; ``vpdpbusds``, no int16 saturation). ORT
-      folds ``bias - x_zp * sum(w)`` into a per-channel int32 bias; the fused post-process
-      is the same float sequence as ``MlasRequantizeOutput``.
-    * depthwise path (C/group == 1, M == group): ``MlasConvDepthwise`` (exact int32) then
-      ``MlasRequantizeOutput``.
-    * general path: im2col (padding filled with ``x_zp``) + ``MlasGemm`` (U8S8 / U8U8
-      dispatch; s8 activations are handled by flipping to u8 with zp + 128, which is exact;
-      the AVX512-VNNI U8S8 kernel does *not* have the ``vpmaddubsw`` int16 saturation of the
-      plain AVX2 kernel) then ``MlasRequantizeOutput``.
+    * symmetric path (u8 activations, constant s8 weights whose zero points are all 0,
+      constant x zero point; group == 1 with C % 4 == 0, M % 4 == 0, M >= 16, or depthwise
+      with group % 16 == 0): ``MlasConvSym`` / ``MlasConvSymDepthwise`` with the AVX512-VNNI
+      kernels of ``core/mlas/lib/x86_64/ConvSymKernelAvx512Core.S`` (``vpdpbusds``: no
+      int16 pair saturation). ORT pre-folds ``bias - x_zp * sum(w)`` into an int32 per-channel
+      bias; the fused post-process is the same float sequence as ``MlasRequantizeOutput``.
+    * depthwise path (C/group == 1 and M == group): ``MlasConvDepthwise`` (exact int32),
+      then ``MlasRequantizeOutput``.
+    * general path: im2col (padding filled with ``x_zp``) + ``MlasGemm`` (exact int32 with
+      zero-point corrections; the U8S8 kernel here is ``MlasGemmU8S8KernelAvx512Vnni`` --
+      unlike the plain AVX2 ``vpmaddubsw`` kernel it cannot saturate u8*s8 pair sums),
+      then ``MlasRequantizeOutput``.
 
     Formula (per output element, output channel ``m``)::
 
@@ -408,7 +409,7 @@ def qlinear_conv(x: np.ndarray, x_scale: np.ndarray | float, x_zero_point: np.nd
     return requantize_output(acc, sc, yz, dtype, bias=b)
 
 
-def _b_param_view(p: np.ndarray, b_ndim: int) -> np.ndarray:
+def _b_param_view(p: np.ndarray) -> np.ndarray:
     """Shape a QLinearMatMul/MatMulInteger B-side parameter to broadcast over (..., M, N)."""
     p = np.asarray(p)
     if p.size == 1:
@@ -430,7 +431,7 @@ def matmul_integer(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | int 
     a = np.asarray(a)
     b = np.asarray(b)
     az = _scalar_int(a_zero_point)
-    bz = 0 if b_zero_point is None else _b_param_view(np.asarray(b_zero_point).astype(np.int64), b.ndim)
+    bz = 0 if b_zero_point is None else _b_param_view(np.asarray(b_zero_point).astype(np.int64))
     return _wrap_i32(np.matmul(a.astype(np.int64) - az, b.astype(np.int64) - bz))
 
 
@@ -454,8 +455,8 @@ def qlinear_matmul(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.
     b = np.asarray(b)
     dtype = _qdtype(y_zero_point)
     az = _scalar_int(a_zero_point)
-    bz = _b_param_view(np.asarray(b_zero_point).astype(np.int64), b.ndim)
-    bs = _b_param_view(np.asarray(b_scale, dtype=_F32), b.ndim)
+    bz = _b_param_view(np.asarray(b_zero_point).astype(np.int64))
+    bs = _b_param_view(np.asarray(b_scale, dtype=_F32))
     scale = ((_scalar_f32(a_scale) * bs).astype(_F32) / _scalar_f32(y_scale)).astype(_F32)
     acc = np.matmul(a.astype(np.int64) - az, b.astype(np.int64) - bz)
     return requantize_output(acc, scale, _scalar_int(y_zero_point), dtype)
@@ -466,59 +467,48 @@ def qlinear_matmul(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.
 # --------------------------------------------------------------------------------------
 
 
-def _binary_operands(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Broadcast and report, per output element, which of ORT's three span cases applies.
+def _binary_operands(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Broadcast ``a`` and ``b`` and report which of ORT's three span functors applies.
 
-    ORT's ``BroadcastLooper`` walks the output in spans; a span where input 0 is a single
-    repeated value uses functor 0 ("scalar A"), where input 1 is repeated functor 1
-    ("scalar B"), else functor 2 (both vectors). Returns (A, B, case) with case 0/1/2.
+    ORT's ``BroadcastLooper`` (``core/providers/cpu/math/element_wise_ops.h``) walks the
+    output in spans and calls functor 0 when input 0 is one repeated value over the span
+    ("scalar A"), functor 1 when input 1 is ("scalar B"), functor 2 when both vary. The
+    choice is the same for every span of a given pair of shapes. Returns (A, B, functor).
     """
     a = np.asarray(a)
     b = np.asarray(b)
     out_shape = np.broadcast_shapes(a.shape, b.shape)
     ab, bb = np.broadcast_arrays(a, b)
-    case = _broadcast_case(a.shape, b.shape, out_shape)
-    return ab, bb, np.full(out_shape, case, dtype=np.int8)
+    return ab, bb, _broadcast_case(a.shape, b.shape, out_shape)
 
 
 def _broadcast_case(sa: tuple[int, ...], sb: tuple[int, ...], so: tuple[int, ...]) -> int:
-    """Which functor ORT's InputBroadcaster/BroadcastLooper uses (uniform over the tensor)."""
-    na = int(np.prod(sa)) if sa else 1
-    nb = int(np.prod(sb)) if sb else 1
-    if na == 1:
+    """Functor index ORT's broadcaster uses for input shapes ``sa``, ``sb`` (output ``so``)."""
+    if int(np.prod(sa)) == 1:
         return 0
-    if nb == 1:
+    if int(np.prod(sb)) == 1:
         return 1
-    # Merge the trailing dims: the span is the largest suffix where both inputs either
-    # both vary or one of them is broadcast. The innermost dimension decides.
     r = len(so)
     pa = (1,) * (r - len(sa)) + tuple(sa)
     pb = (1,) * (r - len(sb)) + tuple(sb)
-    for i in range(r - 1, -1, -1):
+    for i in range(r - 1, -1, -1):  # the innermost non-trivial output dim decides
         if so[i] == 1:
             continue
-        a_b = pa[i] == 1
-        b_b = pb[i] == 1
-        if a_b and not b_b:
+        if pa[i] == 1 and pb[i] != 1:
             return 0
-        if b_b and not a_b:
+        if pb[i] == 1 and pa[i] != 1:
             return 1
         return 2
     return 2
 
 
 def _qladd_kernel(x: np.ndarray, sx: np.float32, zx: int, y: np.ndarray, sy: np.float32, zy: int,
-                  sc: np.float32, zc: int, y_is_scalar: bool, dtype: np.dtype) -> np.ndarray:
-    """``MlasQLinearAddKernelAvx2Helper`` with X the vector operand, Y vector or broadcast."""
+                  sc: np.float32, zc: int, dtype: np.dtype) -> np.ndarray:
+    """``MlasQLinearAddKernelAvx2Helper`` with ``X`` the first MLAS operand (see qlinear_add)."""
     rx = _F32(sx / sc)
     ry = _F32(sy / sc)
     fixed = _F32(_F32(zc) - fma_f32(rx, _F32(zx), _F32(ry * _F32(zy))))
-    xf = x.astype(_F32)
-    yf = y.astype(_F32)
-    if y_is_scalar:
-        t = fma_f32(xf, rx, fma_f32(yf, ry, fixed))
-    else:
-        t = fma_f32(xf, rx, fma_f32(yf, ry, fixed))
+    t = fma_f32(x.astype(_F32), rx, fma_f32(y.astype(_F32), ry, fixed))
     return _sat_pack(_cvtps_epi32(t), dtype)
 
 
@@ -552,10 +542,9 @@ def qlinear_add(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.nda
     sa, sb, sc = _scalar_f32(a_scale), _scalar_f32(b_scale), _scalar_f32(c_scale)
     za, zb, zc = _scalar_int(a_zero_point), _scalar_int(b_zero_point), _scalar_int(c_zero_point)
     ab, bb, case = _binary_operands(a, np.asarray(b))
-    c = int(case.reshape(-1)[0]) if case.size else 2
-    if c == 0:
-        return _qladd_kernel(bb, sb, zb, ab, sa, za, sc, zc, True, dtype)
-    return _qladd_kernel(ab, sa, za, bb, sb, zb, sc, zc, c == 1, dtype)
+    if case == 0:  # A is the repeated value: ORT passes (B, A) to MlasQLinearAdd
+        return _qladd_kernel(bb, sb, zb, ab, sa, za, sc, zc, dtype)
+    return _qladd_kernel(ab, sa, za, bb, sb, zb, sc, zc, dtype)
 
 
 def qlinear_mul(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.ndarray | int | None,

@@ -227,6 +227,7 @@ SHAPE_RULES: dict[OpKind, ShapeRule] = {
     OpKind.QUANTIZE: lambda a, ins: TensorType(ins[0].shape, a.dtype),  # type: ignore[attr-defined]
     OpKind.DEQUANTIZE: lambda a, ins: TensorType(ins[0].shape, "float32"),
     OpKind.QCONV: lambda a, ins: _qconv_shape(a, ins),
+    OpKind.REQUANTIZE: lambda a, ins: TensorType(ins[0].shape, a.y.dtype),  # type: ignore[attr-defined]
     OpKind.QGLOBAL_AVGPOOL: lambda a, ins: TensorType(
         ins[0].shape[:2] + (1,) * (len(ins[0].shape) - 2), ins[0].dtype),
 }
@@ -234,6 +235,17 @@ SHAPE_RULES: dict[OpKind, ShapeRule] = {
 
 def _qconv_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
     assert isinstance(a, QConvAttrs)
+    if a.conv.packed:
+        x, w = ins[0], ins[1]
+        n, c, h, wd = x.shape
+        ocb, icq, kh, kw, blk, four = w.shape
+        if blk != a.conv.packed or four != 4 or icq != -(-c // 4) or (kh, kw) != a.conv.kernel:
+            raise ModelError(f"packed qconv weight {list(w.shape)} does not fit {list(x.shape)}")
+        oh = conv_out_dim(h, kh, a.conv.strides[0], a.conv.dilations[0], a.conv.pads[0],
+                          a.conv.pads[2])
+        ow = conv_out_dim(wd, kw, a.conv.strides[1], a.conv.dilations[1], a.conv.pads[1],
+                          a.conv.pads[3])
+        return TensorType((n, a.conv.out_channels, oh, ow), (a.requant or a.out).dtype)
     if ins[0].dtype not in ("uint8", "int8") or ins[1].dtype not in ("uint8", "int8"):
         raise ModelError(f"QLinearConv needs 8-bit input and weight, got {ins[0]} and {ins[1]}")
     if len(ins) > 2 and ins[2].dtype != "int32":
@@ -241,7 +253,7 @@ def _qconv_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
     t = _conv_shape(a.conv, [TensorType(ins[0].shape, "float32"),
                              TensorType(ins[1].shape, "float32")]
                     + ([TensorType(ins[2].shape, "float32")] if len(ins) > 2 else []))
-    return TensorType(t.shape, a.out.dtype)
+    return TensorType(t.shape, (a.requant or a.out).dtype)
 
 
 def infer_type(kind: OpKind, attrs: object, ins: Sequence[TensorType]) -> TensorType:
@@ -387,6 +399,9 @@ def reference(kind: OpKind, attrs: object, ins: Sequence[np.ndarray]) -> np.ndar
     if kind is OpKind.QGLOBAL_AVGPOOL:
         assert isinstance(attrs, QPoolAttrs)
         return ref_qglobal_avgpool(attrs, ins[0])
+    if kind is OpKind.REQUANTIZE:
+        assert isinstance(attrs, QPoolAttrs)
+        return quantize(dequantize(ins[0], attrs.x), attrs.y)
     raise ModelError(f"no reference semantics for {kind.value}")
 
 
@@ -470,6 +485,8 @@ def ref_qconv(a: QConvAttrs, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
     """QLinearConv with int32 accumulation (exact in float64 for these sizes)."""
     import dataclasses as _dc
 
+    if a.conv.packed:
+        a, w, b = unpack_qconv(a, x, w, b)
     wz = np.asarray(a.w_zp, np.int64).reshape(-1, 1, 1, 1) if len(a.w_zp) > 1 else a.w_zp[0]
     xf = (x.astype(np.int64) - a.x_zp).astype(np.float64)
     wf = (w.astype(np.int64) - wz).astype(np.float64)
@@ -479,7 +496,8 @@ def ref_qconv(a: QConvAttrs, x: np.ndarray, w: np.ndarray, b: np.ndarray | None
         acc = acc + b.astype(np.int64).reshape(1, -1, 1, 1)
     m = np.asarray(a.multiplier, np.float32)
     m = m.reshape(1, -1, 1, 1) if m.size > 1 else m.reshape(())
-    return requantize(acc.astype(np.int32), m, a.out)
+    y = requantize(acc.astype(np.int32), m, a.out)
+    return quantize(dequantize(y, a.out), a.requant) if a.requant is not None else y
 
 
 def conv_multipliers(x_scale: float, w_scale: tuple[float, ...], y_scale: float
@@ -503,3 +521,41 @@ def ref_qglobal_avgpool(a: QPoolAttrs, x: np.ndarray) -> np.ndarray:
     acc = x.astype(np.int64).reshape(x.shape[0], x.shape[1], -1).sum(axis=2) - a.x.zero_point[0] * n
     y = requantize(acc.astype(np.int32), qglobal_avgpool_scale(a, n), a.y)
     return y.reshape(x.shape[:2] + (1,) * (x.ndim - 2))
+
+
+def qconv_input_offset(x_dtype: str, x_zp: int) -> int:
+    """The constant c with ``sum((x - x_zp) * w) = sum(u * w) - c * sum(w)`` where ``u`` is
+    the unsigned byte the VNNI kernel multiplies (int8 activations are shifted by +128)."""
+    return x_zp + (128 if x_dtype == "int8" else 0)
+
+
+def pack_qconv(a: QConvAttrs, x_dtype: str, w: np.ndarray, b: np.ndarray | None, block: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Weights [OC, IC, KH, KW] -> [OC/b, IC/4, KH, KW, b, 4] int8 (zero padded) for
+    ``vpdpbusd``, and the int32 bias with the zero-point correction folded in."""
+    oc, ic, kh, kw = w.shape
+    ocb, icq = -(-oc // block), -(-ic // 4)
+    padded = np.zeros((ocb * block, icq * 4, kh, kw), np.int8)
+    padded[:oc, :ic] = w
+    packed = padded.reshape(ocb, block, icq, 4, kh, kw).transpose(0, 2, 4, 5, 1, 3)
+    bias = np.zeros(ocb * block, np.int64)
+    if b is not None:
+        bias[:oc] = b
+    c = qconv_input_offset(x_dtype, a.x_zp)
+    bias[:oc] -= c * w.astype(np.int64).reshape(oc, -1).sum(axis=1)
+    return np.ascontiguousarray(packed), bias.astype(np.int32)
+
+
+def unpack_qconv(a: QConvAttrs, x: np.ndarray, wp: np.ndarray, bp: np.ndarray | None
+                 ) -> tuple[QConvAttrs, np.ndarray, np.ndarray]:
+    """The plain (attrs, weight, bias) a packed qconv computes (for reference semantics)."""
+    import dataclasses as _dc
+
+    ocb, icq, kh, kw, blk, four = wp.shape
+    oc, ic = a.conv.out_channels, x.shape[1]
+    w = wp.transpose(0, 4, 1, 5, 2, 3).reshape(ocb * blk, icq * four, kh, kw)[:oc, :ic]
+    c = qconv_input_offset(x.dtype.name, a.x_zp)
+    assert bp is not None
+    b = bp[:oc].astype(np.int64) + c * w.astype(np.int64).reshape(oc, -1).sum(axis=1)
+    plain = _dc.replace(a, conv=_dc.replace(a.conv, packed=0, out_channels=0))
+    return plain, np.ascontiguousarray(w), b.astype(np.int32)

@@ -22,14 +22,14 @@ ARITY: dict[OpKind, tuple[int, int]] = {
     OpKind.TRANSPOSE: (1, 1), OpKind.ADD: (2, 2), OpKind.SUB: (2, 2), OpKind.MUL: (2, 2),
     OpKind.DIV: (2, 2), OpKind.MATMUL: (2, 2), OpKind.CAST: (1, 1), OpKind.IDENTITY: (1, 1),
     OpKind.REORDER: (1, 1), OpKind.QUANTIZE: (1, 1), OpKind.DEQUANTIZE: (1, 1),
-    OpKind.QCONV: (2, 3), OpKind.QGLOBAL_AVGPOOL: (1, 1),
+    OpKind.QCONV: (2, 3), OpKind.QGLOBAL_AVGPOOL: (1, 1), OpKind.REQUANTIZE: (1, 1),
 }
 #: kinds whose operands and result must be float (computed in float32)
 FLOAT_ONLY = frozenset({OpKind.CONV, OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU,
                         OpKind.AVGPOOL, OpKind.REDUCE, OpKind.SOFTMAX, OpKind.MATMUL,
                         OpKind.QUANTIZE})
 #: kinds whose data operand must be 8-bit integers
-INT8_ONLY = frozenset({OpKind.QCONV, OpKind.QGLOBAL_AVGPOOL})
+INT8_ONLY = frozenset({OpKind.QCONV, OpKind.QGLOBAL_AVGPOOL, OpKind.REQUANTIZE})
 
 
 def verify(graph: Graph) -> None:
@@ -74,16 +74,17 @@ def verify(graph: Graph) -> None:
 def _check_layout(graph: Graph, nid: str, where: str) -> None:
     """Blocked tensors are 4-D float32 and are read only by layout-aware kernels."""
     op = graph.op(nid)
-    if op.block and (len(op.out.shape) != 4 or op.out.dtype != "float32"):
+    if op.block and (len(op.out.shape) != 4 or op.out.dtype not in ("float32", "uint8", "int8")):
         raise InternalError(f"{where}: blocked layout on {op.out}")
-    if op.kind is OpKind.REORDER and (op.block or not graph.op(op.inputs[0]).block):
-        raise InternalError(f"{where}: reorder must convert a blocked tensor to plain")
-    reads_blocked = op.block or op.kind is OpKind.REORDER or (
+    if op.kind is OpKind.REORDER and bool(op.block) == bool(graph.op(op.inputs[0]).block):
+        raise InternalError(f"{where}: reorder must change the layout")
+    reads_blocked = (op.block and op.kind is not OpKind.REORDER) or (
+        op.kind is OpKind.REORDER and not op.block) or (
         op.kind is OpKind.CONV and getattr(op.attrs, "packed", 0))
     for src in op.inputs:
         if graph.op(src).block and not reads_blocked:
             raise InternalError(f"{where}: reads blocked tensor '{src}' without a reorder")
-    if op.block and op.kind is not OpKind.CONV:
+    if op.block and op.kind not in (OpKind.CONV, OpKind.QCONV, OpKind.REORDER):
         for src in op.inputs:
             if not graph.is_const(src) and graph.op(src).block != op.block:
                 raise InternalError(f"{where}: mixes layouts")

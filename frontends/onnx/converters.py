@@ -315,12 +315,22 @@ def identity(cx: ImportContext) -> None:
     cx.bind(0, cx.emit(OpKind.IDENTITY, NoAttrs(), [x]))
 
 
+def _batch_mixing(cx: ImportContext, x: str, what: str) -> None:
+    """Refuse an op that merges the dynamic batch axis into others: the library runs the
+    batch-1 program once per sample, which such an op would make wrong (the reshape it
+    becomes still has a leading 1, so the importer's separability check cannot see it)."""
+    if cx.graph.dynamic_batch and not cx.graph.is_const(x):
+        raise cx.unsupported(f"dynamic batch: {what} (fix the batch with --input-shape)")
+
+
 def _softmax(cx: ImportContext, log: bool) -> None:
     x = cx.float_input(0)
     shape = cx.type_of(x).shape
     opset = cx.opsets.get("", 1)
     axis = cx.rank_axis(cx.int_attr("axis", -1 if opset >= 13 else 1), len(shape))
     trailing = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    if opset < 13 and axis == 0 and trailing > 1:
+        _batch_mixing(cx, x, "axis=0 before opset 13 normalizes across the batch axis")
     if opset >= 13 or trailing == 1:
         cx.bind(0, cx.emit(OpKind.SOFTMAX, SoftmaxAttrs(axis, log), [x]))
         return
@@ -364,6 +374,8 @@ def flatten(cx: ImportContext) -> None:
     if not -len(shape) <= axis <= len(shape):
         raise cx.error(f"axis {axis} out of range for rank {len(shape)}")
     axis = axis % len(shape) if axis < 0 else axis
+    if axis == 0:
+        _batch_mixing(cx, cx.input(0), "Flatten at axis 0 folds the batch axis into a row")
     outer = int(np.prod(shape[:axis], dtype=np.int64))
     _reshape_to(cx, (outer, int(np.prod(shape[axis:], dtype=np.int64))))
 
@@ -430,6 +442,8 @@ def _unsqueeze(cx: ImportContext, from_input: bool) -> None:
     norm = sorted(cx.rank_axis(a, rank) for a in axes)
     if len(set(norm)) != len(norm):
         raise cx.error(f"duplicate axes {list(axes)}")
+    if norm[0] == 0:
+        _batch_mixing(cx, cx.input(0), "Unsqueeze at axis 0 moves the batch axis to axis 1")
     out, it = [], iter(shape)
     for i in range(rank):
         out.append(1 if i in norm else next(it))

@@ -13,13 +13,14 @@ from sqzc.passes.canonicalize import canonicalize
 from sqzc.passes.eliminate_concat import eliminate_concat
 from sqzc.passes.fold_affine import fold_affine
 from sqzc.passes.fold_constants import fold_constants
-from sqzc.passes.fold_qdq import fold_qdq
+from sqzc.passes.fold_qdq import fold_qdq, fold_requantize
 from sqzc.passes.fuse_activation import fuse_conv_activation
 from sqzc.passes.plan_memory import plan_memory
 
 PIPELINE: tuple[PassInfo, ...] = (
     PassInfo("canonicalize", canonicalize),
     PassInfo("fold-qdq", fold_qdq),
+    PassInfo("fold-requantize", fold_requantize),
     PassInfo("fold-constants", fold_constants),
     PassInfo("fold-affine", fold_affine),
     PassInfo("fuse-conv-activation", fuse_conv_activation),

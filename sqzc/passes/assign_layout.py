@@ -7,8 +7,16 @@ import dataclasses
 import numpy as np
 
 from sqzc.ir import Graph
-from sqzc.ops import BINARY, UNARY_ACTIVATIONS, ConvAttrs, NoAttrs, OpKind, ReduceAttrs
-from sqzc.semantics import pack_conv_weight
+from sqzc.ops import (
+    BINARY,
+    UNARY_ACTIVATIONS,
+    ConvAttrs,
+    NoAttrs,
+    OpKind,
+    QConvAttrs,
+    ReduceAttrs,
+)
+from sqzc.semantics import pack_conv_weight, pack_qconv
 
 #: Block size used when the driver has not set one from the target (AVX-512: 16 floats).
 DEFAULT_BLOCK = 16
@@ -38,11 +46,44 @@ def _pack_conv(g: Graph, nid: str, block: int) -> bool:
     return True
 
 
+def _pack_qconv(g: Graph, nid: str, block: int) -> bool:
+    """Pack an integer conv for the VNNI kernel (targets with avx512vnni only)."""
+    op = g.op(nid)
+    a = op.attrs
+    assert isinstance(a, QConvAttrs)
+    w = op.inputs[1]
+    b = op.inputs[2] if len(op.inputs) > 2 else None
+    if not g.target_vnni or a.conv.group != 1 or a.conv.packed or any(a.w_zp) \
+            or not g.is_const(w) or g.op(w).out.dtype != "int8" \
+            or (b is not None and not g.is_const(b)):
+        return False
+    x = op.inputs[0]
+    xop = g.op(x)
+    wp, bp = pack_qconv(a, xop.out.dtype, g.const_value(w),
+                        g.const_value(b) if b is not None else None, block)
+    pw = g.add_const(wp, f"{w}_vnni{block}", op.origin)
+    pb = g.add_const(bp, f"{b or nid + '_bias'}_vnni{block}", op.origin)
+    if xop.block != block:
+        x = g.add_op(OpKind.REORDER, NoAttrs(), [x], f"{x}_nchw{block}c", op.origin)
+        g.set_op(x, dataclasses.replace(g.op(x), block=block))
+    conv = dataclasses.replace(a.conv, packed=block, out_channels=op.out.shape[1])
+    g.set_op(nid, dataclasses.replace(op, attrs=dataclasses.replace(a, conv=conv),
+                                      inputs=(x, pw, pb), block=block))
+    return True
+
+
 def _can_block(g: Graph, nid: str, block: int) -> bool:
     op = g.op(nid)
-    if len(op.out.shape) != 4 or op.out.dtype != "float32":
+    if len(op.out.shape) != 4:
         return False
     ins = [g.op(i) for i in op.inputs]
+    if op.out.dtype in ("uint8", "int8"):  # 8-bit tensors: max pooling and concat only
+        if op.kind is OpKind.MAXPOOL:
+            return ins[0].block == block
+        if op.kind is not OpKind.CONCAT:
+            return False
+    elif op.out.dtype != "float32":
+        return False
     if op.kind in UNARY_ACTIVATIONS | {OpKind.MAXPOOL, OpKind.AVGPOOL}:
         return ins[0].block == block
     if op.kind is OpKind.REDUCE:
@@ -61,6 +102,8 @@ def _can_block(g: Graph, nid: str, block: int) -> bool:
 
 def _reads_blocked(g: Graph, consumer: str) -> bool:
     op = g.op(consumer)
+    if op.kind is OpKind.REORDER:
+        return op.block == 0  # a reorder to plain reads the blocked tensor
     return op.block > 0 or (op.kind is OpKind.CONV and bool(op.attrs.packed))  # type: ignore[attr-defined]
 
 
@@ -81,13 +124,15 @@ def assign_layout(g: Graph) -> bool:
         op = g.op(nid)
         if op.kind is OpKind.CONV:
             changed |= _pack_conv(g, nid, block)
+        elif op.kind is OpKind.QCONV:
+            changed |= _pack_qconv(g, nid, block)
         elif op.kind not in (OpKind.CONST, OpKind.INPUT) and not op.block \
                 and _can_block(g, nid, block):
             g.set_op(nid, dataclasses.replace(op, block=block))
             changed = True
     for nid in list(g.nodes()):
         op = g.op(nid)
-        if not op.block:
+        if not op.block or op.kind is OpKind.REORDER:
             continue
         plain_users = [c for c in g.consumers(nid) if not _reads_blocked(g, c)]
         is_output = nid in g.output_nodes()

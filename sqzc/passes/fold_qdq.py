@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from sqzc.ir import Graph
-from sqzc.ops import AxisAttrs, ConvAttrs, OpKind, PoolAttrs, QConvAttrs, QuantAttrs
+import dataclasses
+
+from sqzc.ops import AxisAttrs, ConvAttrs, OpKind, PoolAttrs, QConvAttrs, QPoolAttrs, QuantAttrs
 from sqzc.semantics import conv_multipliers
 
 def _dq(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
@@ -106,6 +108,93 @@ def fold_qdq(g: Graph) -> bool:
     for nid in list(g.nodes()):
         if nid in g and g.op(nid).kind in folders:
             changed |= folders[g.op(nid).kind](g, nid)
+    if changed:
+        g.remove_dead()
+    return changed
+
+
+def _requant(g: Graph, src: str, x: QuantAttrs, y: QuantAttrs, hint: str,
+             origin: tuple[str, ...]) -> str:
+    """``src`` re-expressed in ``y`` (itself when the parameters are equal)."""
+    if x == y:
+        return src
+    return g.add_op(OpKind.REQUANTIZE, QPoolAttrs(x, y), [src], hint, origin)
+
+
+def _push_quantize_through_maxpool(g: Graph) -> bool:
+    """Q(MaxPool(y)) -> MaxPool(Q(y)): quantization is monotonic, so it commutes with max
+    (padding never wins a max), and the pool then runs on 8-bit values."""
+    changed = False
+    for nid in list(g.nodes()):
+        if nid not in g or g.op(nid).kind is not OpKind.QUANTIZE:
+            continue
+        q = g.op(nid)
+        pool = q.inputs[0]
+        pop = g.op(pool)
+        if pop.kind is not OpKind.MAXPOOL or len(g.consumers(pool)) != 1 or \
+                pool in g.output_nodes() or not q.attrs.per_tensor:  # type: ignore[attr-defined]
+            continue
+        inner = g.add_op(OpKind.QUANTIZE, q.attrs, [pop.inputs[0]], nid + "_pre", q.origin)
+        new = g.add_op(OpKind.MAXPOOL, pop.attrs, [inner], nid + "_pool", pop.origin)
+        g.replace_uses(nid, new)
+        g.remove(nid)
+        g.remove(pool)
+        changed = True
+    return changed
+
+
+def fold_requantize(g: Graph) -> bool:
+    """Q(DQ(x)) and Q(Concat(DQ(a), DQ(b), ...)) become integer requantizations.
+
+    Both are exact rewrites of the float path (the requantize kernel performs the same
+    dequantize and quantize float operations per element), so they apply whether or not
+    onnxruntime fuses them; the concat then runs on 8-bit tensors and concat elimination
+    can place its operands. A requantization right after an integer conv with no other
+    reader becomes that conv's second epilogue stage (written straight into its slice).
+    """
+    changed = _push_quantize_through_maxpool(g)
+    for nid in list(g.nodes()):
+        if nid not in g or g.op(nid).kind is not OpKind.QUANTIZE:
+            continue
+        q = g.op(nid)
+        assert isinstance(q.attrs, QuantAttrs)
+        src = q.inputs[0]
+        sop = g.op(src)
+        if not q.attrs.per_tensor or len(g.consumers(src)) != 1 or src in g.output_nodes():
+            continue
+        if sop.kind is OpKind.DEQUANTIZE and sop.attrs.per_tensor and \
+                sop.attrs.dtype != "int32":  # type: ignore[attr-defined]
+            new = _requant(g, sop.inputs[0], sop.attrs, q.attrs, nid + "_rq",  # type: ignore[arg-type]
+                           sop.origin + q.origin)
+        elif sop.kind is OpKind.CONCAT and all(
+                g.op(i).kind is OpKind.DEQUANTIZE and g.op(i).attrs.per_tensor  # type: ignore[attr-defined]
+                and g.op(i).attrs.dtype != "int32"  # type: ignore[attr-defined]
+                and len(g.consumers(i)) == 1 for i in sop.inputs):
+            parts = [_requant(g, g.op(i).inputs[0], g.op(i).attrs, q.attrs, i + "_rq",  # type: ignore[arg-type]
+                              g.op(i).origin + q.origin) for i in sop.inputs]
+            new = g.add_op(OpKind.CONCAT, sop.attrs, parts, nid + "_cat", sop.origin + q.origin)
+        else:
+            continue
+        g.replace_uses(nid, new)
+        g.remove(nid)
+        changed = True
+    g.remove_dead()  # the replaced DequantizeLinear nodes must not count as readers below
+    for nid in list(g.nodes()):
+        if nid not in g or g.op(nid).kind is not OpKind.REQUANTIZE:
+            continue
+        r = g.op(nid)
+        src = r.inputs[0]
+        conv = g.op(src)
+        if conv.kind is not OpKind.QCONV or len(g.consumers(src)) != 1 or \
+                src in g.output_nodes() or conv.attrs.requant is not None \
+                or r.attrs.x != conv.attrs.out:  # type: ignore[attr-defined]
+            continue
+        attrs = dataclasses.replace(conv.attrs, requant=r.attrs.y)  # type: ignore[attr-defined,type-var]
+        g.set_op(src, dataclasses.replace(conv, attrs=attrs, out=r.out,
+                                          origin=conv.origin + r.origin))
+        g.replace_uses(nid, src)
+        g.remove(nid)
+        changed = True
     if changed:
         g.remove_dead()
     return changed

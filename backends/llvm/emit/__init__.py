@@ -8,6 +8,7 @@ from sqzc.backends.llvm.emit import (  # noqa: F401  (imported for registration)
     elementwise,
     matmul,
     pool,
+    qconv_vnni,
     quant,
     reduce,
     softmax,

@@ -24,15 +24,17 @@ def _vaddr(b: ir.IRBuilder, t: Operand, idx: list[ir.Value]) -> ir.Value:
     for v, s in zip(idx, t.strides[:4]):
         term = b.mul(v, i64(s))
         off = term if off is None else b.add(off, term)
-    return b.gep(t.ptr, [off], inbounds=True, source_etype=F32)
+    return b.gep(t.ptr, [off], inbounds=True, source_etype=t.ty)
 
 
 def _vload(b: ir.IRBuilder, t: Operand, idx: list[ir.Value]) -> ir.Value:
-    return b.load(_vaddr(b, t, idx), typ=vtype(t.shape[4]), align=4)
+    """One channel block (b lanes of the operand's element type) at [n, cb, h, w]."""
+    return b.load(_vaddr(b, t, idx), typ=ir.VectorType(t.ty, t.shape[4]),
+                  align=t.ty.width // 8 if isinstance(t.ty, ir.IntType) else 4)
 
 
 def _vstore(b: ir.IRBuilder, t: Operand, idx: list[ir.Value], v: ir.Value) -> None:
-    b.store(v, _vaddr(b, t, idx), align=4)
+    b.store(v, _vaddr(b, t, idx), align=t.ty.width // 8 if isinstance(t.ty, ir.IntType) else 4)
 
 
 def _blocks_and_rows(ctx: KernelContext, y: Operand):  # type: ignore[no-untyped-def]
@@ -153,7 +155,7 @@ for _k in BINARY:
     emits(_k, "float", layout="blocked")(_binary_blocked)
 
 
-@emits(OpKind.CONCAT, "float", layout="blocked")
+@emits(OpKind.CONCAT, "any", layout="blocked")
 def emit_concat_blocked(ctx: KernelContext) -> None:
     """Copy the operands not placed by concat elimination (whole channel blocks)."""
     b, y = ctx.b, ctx.out
@@ -169,7 +171,7 @@ def emit_concat_blocked(ctx: KernelContext) -> None:
 
 
 @emits(OpKind.REORDER, "any", layout="plain")
-def emit_reorder(ctx: KernelContext) -> None:
+def emit_reorder_to_plain(ctx: KernelContext) -> None:
     """NCHW[b]c -> NCHW (drops the padded channels)."""
     b, (x,), y = ctx.b, ctx.ins, ctx.out
     n_batch, c, h, w = y.shape
@@ -180,5 +182,59 @@ def emit_reorder(ctx: KernelContext) -> None:
         src = b.add(b.add(b.mul(n, i64(x.strides[0])), b.mul(cb, i64(x.strides[1]))),
                     b.add(b.add(b.mul(r, i64(x.strides[2])), b.mul(q, i64(x.strides[3]))),
                           lane))
-        v = b.load(b.gep(x.ptr, [src], inbounds=True, source_etype=F32), typ=F32)
+        v = b.load(b.gep(x.ptr, [src], inbounds=True, source_etype=x.ty), typ=x.ty)
         y.store(b, [n, ch, r, q], v)
+
+
+@emits(OpKind.REORDER, "any", layout="blocked")
+def emit_reorder_to_blocked(ctx: KernelContext) -> None:
+    """NCHW -> NCHW[b]c; padded channels are written as zeros."""
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    n_batch, cb_len, h, w, blk = y.shape
+    c = x.shape[1]
+    zero = ir.Constant(y.ty, 0) if isinstance(y.ty, ir.IntType) else ir.Constant(y.ty, 0.0)
+    with loop_nest(b, (n_batch, cb_len, h, w, blk), name="rb") as (n, cb, r, q, lane):
+        ch = b.add(b.mul(cb, i64(blk)), lane)
+        inside = b.icmp_signed("<", ch, i64(c))
+        safe = b.select(inside, ch, i64(0))
+        v = x.load(b, [n, safe, r, q])
+        off = b.add(b.add(b.mul(n, i64(y.strides[0])), b.mul(cb, i64(y.strides[1]))),
+                    b.add(b.add(b.mul(r, i64(y.strides[2])), b.mul(q, i64(y.strides[3]))), lane))
+        b.store(b.select(inside, v, zero), b.gep(y.ptr, [off], inbounds=True, source_etype=y.ty))
+
+
+def _int_maxpool_blocked(ctx: KernelContext) -> None:
+    """Max pooling on blocked 8-bit tensors, b channels per vector compare."""
+    a = ctx.op.attrs
+    assert isinstance(a, PoolAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    blk = y.shape[4]
+    signed = x.dtype == "int8"
+    vt = ir.VectorType(ir.IntType(8), blk)
+    _, _, oh, ow, _ = y.shape
+    h, w = x.shape[2], x.shape[3]
+    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.strides, a.dilations
+    lo, hi, cb = _blocks_and_rows(ctx, y)
+    acc = entry_alloca(b, vt, "acc")
+    init = ir.Constant(vt, [ir.Constant(ir.IntType(8), -128 if signed else 0)] * blk)
+    with for_range(b, lo, hi, name="nc") as nc:
+        n, c = b.sdiv(nc, i64(cb)), b.srem(nc, i64(cb))
+        with for_range(b, 0, oh, name="oh") as r, for_range(b, 0, ow, name="ow") as q:
+            b.store(init, acc)
+            for i in range(kh):
+                ih = b.add(b.mul(r, i64(sh)), i64(i * dh - a.pads[0]))
+                row_ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
+                for j in range(kw):
+                    iw = b.add(b.mul(q, i64(sw)), i64(j * dw - a.pads[1]))
+                    ok = b.and_(row_ok, b.and_(b.icmp_signed(">=", iw, i64(0)),
+                                               b.icmp_signed("<", iw, i64(w))))
+                    with b.if_then(ok):
+                        v = _vload(b, x, [n, c, ih, iw])
+                        cur = b.load(acc, typ=vt)
+                        gt = b.icmp_signed(">", v, cur) if signed else b.icmp_unsigned(">", v, cur)
+                        b.store(b.select(gt, v, cur), acc)
+            _vstore(b, y, [n, c, r, q], b.load(acc, typ=vt))
+
+
+for _dt in ("uint8", "int8"):
+    emits(OpKind.MAXPOOL, _dt, layout="blocked")(_int_maxpool_blocked)

@@ -64,6 +64,25 @@ def saturate_round(b: ir.IRBuilder, v: ir.Value, zp: ir.Value | int, dtype: str)
     return b.trunc(b.fptosi(r, I32), ir.IntType(8))
 
 
+def requantize_value(b: ir.IRBuilder, q: ir.Value, x: QuantAttrs, y: QuantAttrs) -> ir.Value:
+    """Exactly Q(DQ(q)): ``float32(int32(q) - zp_x) * scale_x``, then quantize to ``y``."""
+    dq = b.fmul(b.sitofp(b.sub(to_i32(b, q, x.dtype), ir.Constant(I32, x.zero_point[0])), F32),
+                f32(x.scale[0]))
+    return saturate_round(b, b.fdiv(dq, f32(y.scale[0])), y.zero_point[0], y.dtype)
+
+
+def _emit_requantize(ctx: KernelContext) -> None:
+    a = ctx.op.attrs
+    assert isinstance(a, QPoolAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    with loop_nest(b, y.shape) as idx:
+        y.store(b, idx, requantize_value(b, x.load(b, idx), a.x, a.y))
+
+
+for _dt in ("uint8", "int8"):
+    emits(OpKind.REQUANTIZE, _dt)(_emit_requantize)
+
+
 def _axis_values(ctx: KernelContext, q: QuantAttrs, idx: list[ir.Value]
                  ) -> tuple[ir.Value, ir.Value]:
     """(scale, zero point as float) for the element at ``idx``."""
@@ -156,7 +175,10 @@ def _emit_qconv(ctx: KernelContext) -> None:
                                 b.store(b.add(b.load(p, typ=I32), b.mul(xv, wv)), p)
             with for_range(b, 0, ow, name="rq") as q:
                 v = b.fmul(b.sitofp(b.load(acc_ptr(q), typ=I32), F32), m)
-                y.store(b, [n, o, r, q], saturate_round(b, v, a.out.zero_point[0], a.out.dtype))
+                res = saturate_round(b, v, a.out.zero_point[0], a.out.dtype)
+                if a.requant is not None:
+                    res = requantize_value(b, res, a.out, a.requant)
+                y.store(b, [n, o, r, q], res)
 
 
 for _dt in ("uint8", "int8"):

@@ -1,0 +1,172 @@
+"""Integer convolution with AVX512-VNNI ``vpdpbusd`` on channel-blocked 8-bit tensors.
+
+Same tiling as the float kernel (``conv_blocked``): J output-channel blocks x R pixels of
+one row held as ``<16 x i32>`` accumulators. Per group of 4 input channels and kernel tap,
+J weight vectors (packed [OC/16, IC/4, KH, KW, 16, 4], 64 int8 each) meet R broadcast
+32-bit loads of 4 consecutive input channels; one ``vpdpbusd`` does 64 multiply-adds.
+``vpdpbusd`` multiplies unsigned by signed bytes, so int8 activations are shifted by +128
+(an XOR of the sign bits) and the shift, like the input zero point, is folded into the
+bias at compile time (``pack_qconv``): ``sum((x - zp) * w) = sum(u * w) - c * sum(w)``.
+Padded taps then feed ``u = c`` where ``c != 0`` so the fold stays exact. The epilogue
+requantizes in registers exactly like onnxruntime (float32 multiply, clamp, round half
+to even, zero point) and stores 16 bytes into the blocked output (or its concat slice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmlite import ir
+
+from sqzc.backends.llvm.cg import F32, I32, declare_intrinsic, entry_alloca, for_range, i64
+from sqzc.backends.llvm.emit.conv_blocked import ColTile, col_tiles, row_groups
+from sqzc.backends.llvm.emit.registry import emits
+from sqzc.backends.llvm.kernel import KernelContext
+from sqzc.ops import OpKind, QConvAttrs
+from sqzc.semantics import _QRANGE, qconv_input_offset
+
+PIXELS, BLOCKS = 14, 2  # 28 accumulators + 2 weight vectors + 1 broadcast <= 32 zmm
+
+
+def _splat_i32(b: ir.IRBuilder, v: ir.Value, lanes: int) -> ir.Value:
+    vt = ir.VectorType(I32, lanes)
+    undef = ir.Constant(vt, ir.Undefined)
+    one = b.insert_element(undef, v, ir.Constant(I32, 0))
+    return b.shuffle_vector(one, undef, ir.Constant(ir.VectorType(I32, lanes),
+                                                    [ir.Constant(I32, 0)] * lanes))
+
+
+def _vec(ty: ir.Type, lanes: int, value: float | int) -> ir.Constant:
+    return ir.Constant(ir.VectorType(ty, lanes), [ir.Constant(ty, value)] * lanes)
+
+
+def _emit_qconv_vnni(ctx: KernelContext) -> None:
+    a = ctx.op.attrs
+    assert isinstance(a, QConvAttrs) and a.conv.packed
+    c = a.conv
+    b, x, wp, bias, y = ctx.b, ctx.ins[0], ctx.ins[1], ctx.ins[2], ctx.out
+    blk = c.packed
+    vi = ir.VectorType(I32, blk)
+    vf = ir.VectorType(F32, blk)
+    dot = declare_intrinsic(ctx.module, "llvm.x86.avx512.vpdpbusd.512", vi, [vi, vi, vi])
+    rint = declare_intrinsic(ctx.module, f"llvm.rint.v{blk}f32", vf, [vf])
+    n_batch, ocb_total, oh_len, ow_len, _ = y.shape
+    icq_total, kh_len, kw_len = wp.shape[1], wp.shape[2], wp.shape[3]
+    h_len, w_len = x.shape[2], x.shape[3]
+    (sh, sw), (dh, dw) = c.strides, c.dilations
+    shift = x.dtype == "int8"
+    offset = qconv_input_offset(x.dtype, a.x_zp)
+    pad_vec = _vec(I32, blk, int.from_bytes(bytes([offset & 0xFF] * 4), "little", signed=True))
+    flip = _vec(I32, blk, int.from_bytes(b"\x80" * 4, "little", signed=True))
+    rows = row_groups(oh_len, h_len, kh_len, sh, dh, c.pads[0])
+    cols = col_tiles(ow_len, w_len, kw_len, sw, dw, c.pads[1], PIXELS)
+    accs = [entry_alloca(b, vi, f"acc{j}_{r}") for j in range(BLOCKS) for r in range(PIXELS)]
+    w_oc_stride = icq_total * kh_len * kw_len * blk  # i32 words between output blocks
+    lo_q, hi_q = _QRANGE[a.out.dtype]
+    zp = float(a.out.zero_point[0])
+    low, high = _vec(F32, blk, lo_q - zp), _vec(F32, blk, hi_q - zp)
+    zpv = _vec(F32, blk, zp)
+    mult_all = [float(m) for m in a.multiplier] + [0.0] * (ocb_total * blk - len(a.multiplier))
+    mult_t = ir.ArrayType(F32, len(mult_all))
+    mult = ir.GlobalVariable(ctx.module, mult_t, ctx.module.get_unique_name("qmult"))
+    mult.global_constant, mult.linkage = True, "internal"
+    mult.initializer = ir.Constant(mult_t, [ir.Constant(F32, v) for v in mult_all])
+    out_t = ir.VectorType(ir.IntType(8), blk)
+    if a.requant is not None:
+        lo2, hi2 = _QRANGE[a.requant.dtype]
+        zp2 = float(a.requant.zero_point[0])
+        low2, high2 = _vec(F32, blk, lo2 - zp2), _vec(F32, blk, hi2 - zp2)
+        zp2v = _vec(F32, blk, zp2)
+
+    def x_word(n: ir.Value, q: ir.Value, ih: ir.Value, iw: ir.Value) -> ir.Value:
+        off = b.add(b.add(b.mul(n, i64(x.strides[0])), b.mul(b.lshr(q, i64(2)), i64(x.strides[1]))),
+                    b.add(b.add(b.mul(ih, i64(x.strides[2])), b.mul(iw, i64(x.strides[3]))),
+                          b.mul(b.and_(q, i64(3)), i64(4))))
+        word = b.load(b.gep(x.ptr, [off], inbounds=True, source_etype=ir.IntType(8)), typ=I32,
+                      align=1)
+        v = _splat_i32(b, word, blk)
+        return b.xor(v, flip) if shift else v
+
+    def microkernel(n: ir.Value, ocb: ir.Value, oh: ir.Value, ow0: ir.Value, jn: int,
+                    width: int, taps_h: tuple[int, ...], valid: Callable[[int, int], bool]) -> None:
+        for j in range(jn):
+            bvec = b.load(b.gep(bias.ptr, [b.mul(b.add(ocb, i64(j)), i64(blk))], inbounds=True,
+                                source_etype=I32), typ=vi, align=4)
+            for r in range(width):
+                b.store(bvec, accs[j * PIXELS + r])
+        all_h = tuple(range(kh_len))
+        with for_range(b, 0, icq_total, name="icq") as q:
+            wbase = b.gep(wp.ptr, [b.mul(b.add(b.mul(ocb, i64(w_oc_stride // blk)),
+                                              b.mul(q, i64(kh_len * kw_len))), i64(blk * 4))],
+                          inbounds=True, source_etype=ir.IntType(8))
+            vals = {k: b.load(acc, typ=vi) for k, acc in enumerate(accs)
+                    if k % PIXELS < width and k // PIXELS < jn}
+            for i in (all_h if offset else taps_h):
+                row_ok = i in taps_h
+                ih = b.add(b.mul(oh, i64(sh)), i64(i * dh - c.pads[0]))
+                for t in range(kw_len):
+                    wv = [b.load(b.gep(wbase, [i64((j * w_oc_stride + (i * kw_len + t) * blk) * 4)],
+                                       inbounds=True, source_etype=ir.IntType(8)), typ=vi, align=4)
+                          for j in range(jn)]
+                    for r in range(width):
+                        if row_ok and valid(r, t):
+                            iw = b.add(b.mul(b.add(ow0, i64(r)), i64(sw)), i64(t * dw - c.pads[1]))
+                            xv = x_word(n, q, ih, iw)
+                        elif offset:
+                            xv = pad_vec
+                        else:
+                            continue
+                        for j in range(jn):
+                            k = j * PIXELS + r
+                            vals[k] = b.call(dot, [vals[k], xv, wv[j]])
+            for k, v in vals.items():
+                b.store(v, accs[k])
+        for j in range(jn):
+            mvec = b.load(b.gep(mult, [i64(0), b.mul(b.add(ocb, i64(j)), i64(blk))],
+                                source_etype=mult_t), typ=vf, align=4)
+            for r in range(width):
+                v = b.fmul(b.sitofp(b.load(accs[j * PIXELS + r], typ=vi), vf), mvec)
+                v = b.select(b.fcmp_ordered("<", v, low), low, v)
+                v = b.select(b.fcmp_ordered(">", v, high), high, v)
+                v = b.fadd(b.call(rint, [v]), zpv)
+                yi = b.fptosi(v, vi)
+                if a.requant is not None:  # exactly Q(DQ(y)) into the consumer's scale
+                    dq = b.fmul(b.sitofp(b.sub(yi, _vec(I32, blk, a.out.zero_point[0])), vf),
+                                _vec(F32, blk, a.out.scale[0]))
+                    v2 = b.fdiv(dq, _vec(F32, blk, a.requant.scale[0]))
+                    v2 = b.select(b.fcmp_ordered("<", v2, low2), low2, v2)
+                    v2 = b.select(b.fcmp_ordered(">", v2, high2), high2, v2)
+                    yi = b.fptosi(b.fadd(b.call(rint, [v2]), zp2v), vi)
+                qv = b.trunc(yi, out_t)
+                off = b.add(b.add(b.mul(n, i64(y.strides[0])),
+                                  b.mul(b.add(ocb, i64(j)), i64(y.strides[1]))),
+                            b.add(b.mul(oh, i64(y.strides[2])),
+                                  b.mul(b.add(ow0, i64(r)), i64(y.strides[3]))))
+                b.store(qv, b.gep(y.ptr, [off], inbounds=True, source_etype=ir.IntType(8)),
+                        align=1)
+
+    def channel_blocks(n: ir.Value, jn: int, start: int, stop: int) -> None:
+        if stop <= start:
+            return
+        with for_range(b, start, stop, step=jn, name=f"ocb{jn}") as ocb:
+            for r0, r1, taps_h in rows:
+                lo, hi = ctx.split_range(r0, r1)
+                with for_range(b, lo, hi, name="oh") as oh:
+                    for run in cols:
+                        def valid(r: int, t: int, run: ColTile = run) -> bool:
+                            return (r, t) in run.valid
+                        if run.count == 1:
+                            microkernel(n, ocb, oh, i64(run.start), jn, run.width, taps_h, valid)
+                            continue
+                        with for_range(b, 0, run.count, name="tile") as tq:
+                            ow0 = b.add(i64(run.start), b.mul(tq, i64(run.width)))
+                            microkernel(n, ocb, oh, ow0, jn, run.width, taps_h, valid)
+
+    with for_range(b, 0, n_batch, name="n") as n:
+        full = ocb_total - ocb_total % BLOCKS
+        channel_blocks(n, BLOCKS, 0, full)
+        channel_blocks(n, 1, full, ocb_total)
+
+
+for _dt in ("uint8", "int8"):
+    emits(OpKind.QCONV, _dt, layout="blocked")(_emit_qconv_vnni)
