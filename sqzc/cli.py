@@ -206,6 +206,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``sqzc verify``: sqzc vs onnxruntime on one input; exit 0 on PASS, 1 on FAIL."""
+    from sqzc.differential import format_report, verify_model
+
+    if args.input and args.random:
+        raise UsageError("--input and --random exclude each other")
+    report = verify_model(args.model, input_path=args.input, seed=args.seed, batch=args.batch,
+                          rtol=args.rtol, atol=args.atol, opt_level=args.opt_level,
+                          per_layer=args.per_layer, target_cpu=args.target_cpu,
+                          low=args.low, high=args.high)
+    print(format_report(report, args.rtol, args.atol))
+    return 0 if report.ok else 1
+
+
 def cmd_passes(args: argparse.Namespace) -> int:
     """``sqzc passes``: the pipeline in order with one line each."""
     from sqzc.passes import PIPELINE
@@ -328,6 +342,25 @@ def build_parser() -> argparse.ArgumentParser:
                     metavar="LEVEL", help="optimization level (default 3)")
     bn.add_argument("--target-cpu", default="host", help="target CPU (default host)")
     bn.set_defaults(fn=cmd_bench)
+
+    v = sub.add_parser("verify", parents=[common],
+                       help="compare sqzc with onnxruntime on one input (PASS/FAIL)")
+    v.add_argument("model", help="ONNX model file")
+    v.add_argument("--input", help="input .npy (single-input models) or .npz")
+    v.add_argument("--random", action="store_true",
+                   help="seeded uniform random input in [--low, --high) (the default)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    v.add_argument("--low", type=float, default=0.0, help="random input lower bound")
+    v.add_argument("--high", type=float, default=255.0, help="random input upper bound")
+    v.add_argument("--batch", type=int, default=1, help="batch of the random input")
+    v.add_argument("--per-layer", action="store_true",
+                   help="compare every surviving kernel's tensor; report the first divergence")
+    v.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (on max|ref|)")
+    v.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance")
+    v.add_argument("-O", dest="opt_level", type=int, default=3, choices=range(4),
+                   metavar="LEVEL", help="optimization level (default 3)")
+    v.add_argument("--target-cpu", default="host", help="target CPU (default host)")
+    v.set_defaults(fn=cmd_verify)
 
     ps = sub.add_parser("passes", parents=[common], help="list the optimization pipeline")
     ps.set_defaults(fn=cmd_passes)

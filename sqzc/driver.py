@@ -157,6 +157,32 @@ def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None
             options: CompileOptions | None = None) -> CompileResult:
     """Compile the ONNX file ``model`` to ``output`` (a .so unless ``options.emit`` says
     otherwise). With ``output=None`` nothing is written (useful for ``--stats``)."""
+    options = options or CompileOptions()
+    options.check()
+    t0 = time.perf_counter()
+    if output is not None and options.emit == "so":
+        from sqzc.backends.llvm.link import find_linker
+
+        find_linker()
+    model_bytes = Path(model).read_bytes() if Path(model).is_file() else b""
+    graph = load_graph(model, options)
+    seconds = {"import": time.perf_counter() - t0}
+    t1 = time.perf_counter()
+    plan, records = optimize(graph, options)
+    if options.verify_ir:
+        verify(graph)
+    seconds["passes"] = time.perf_counter() - t1
+    result = build_library(graph, plan, output, options,
+                           hashlib.sha256(model_bytes).hexdigest(), seconds)
+    result.passes = records
+    seconds["total"] = time.perf_counter() - t0
+    return result
+
+
+def build_library(graph: Graph, plan: MemoryPlan, output: str | os.PathLike[str] | None,
+                  options: CompileOptions, model_sha256: str = "",
+                  seconds: dict[str, float] | None = None) -> CompileResult:
+    """Lower an optimized, planned graph and write what ``options.emit`` asks for."""
     from sqzc.backends.llvm.link import (
         emit_assembly,
         emit_object,
@@ -167,27 +193,12 @@ def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None
     from sqzc.backends.llvm.module import lower, pack_weights
     from sqzc.backends.llvm.target import resolve_target
 
-    options = options or CompileOptions()
-    options.check()
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
+    seconds = seconds if seconds is not None else {}
     target = resolve_target(options.target_cpu)
-    if output is not None and options.emit == "so":
-        from sqzc.backends.llvm.link import find_linker
-
-        find_linker()
-    model_bytes = Path(model).read_bytes() if Path(model).is_file() else b""
-    graph = load_graph(model, options)
-    seconds["import"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    plan, records = optimize(graph, options)
-    if options.verify_ir:
-        verify(graph)
-    seconds["passes"] = time.perf_counter() - t1
     weights, _ = pack_weights(graph)
-    meta = build_metadata(graph, plan, hashlib.sha256(model_bytes).hexdigest(), len(weights),
-                          target, options.opt_level, options.profile)
-    result = CompileResult(graph, plan, meta, Path(output) if output else None, records, seconds)
+    meta = build_metadata(graph, plan, model_sha256, len(weights), target, options.opt_level,
+                          options.profile)
+    result = CompileResult(graph, plan, meta, Path(output) if output else None, [], seconds)
     if output is None:
         return result
     out = Path(output)
@@ -205,8 +216,7 @@ def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None
         if options.emit == "llvm":
             write_atomically(out, lowered.ir_text)
             return result
-        mod = parse_and_optimize(lowered.ir_text, target, options.opt_level,
-                                 verify=options.verify_ir or True)
+        mod = parse_and_optimize(lowered.ir_text, target, options.opt_level)
         seconds["llvm"] = time.perf_counter() - t2
         if options.emit == "asm":
             write_atomically(out, emit_assembly(mod, target, options.opt_level))
@@ -219,7 +229,6 @@ def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None
         t3 = time.perf_counter()
         link_shared(obj, out, Path(tmp))
         seconds["link"] = time.perf_counter() - t3
-    seconds["total"] = time.perf_counter() - t0
     return result
 
 

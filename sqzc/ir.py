@@ -51,6 +51,8 @@ class Graph:
         self.memory_plan: Any = None  # a sqzc.memory.MemoryPlan once plan-memory ran
         self.target_block = 16  # channel block of NCHW[b]c layouts (set from the target)
         self.target_vnni = False  # the target has AVX512-VNNI (set by the driver)
+        # node id -> the ONNX tensor it computes (moves with rewrites; `sqzc verify` uses it)
+        self.tensor_names: dict[str, str] = {}
         self._order = itertools.count()
 
     # ------------------------------------------------------------------ construction
@@ -155,6 +157,8 @@ class Graph:
         for out in self.outputs:
             if out.node == old:
                 out.node = new
+        if old in self.tensor_names:  # ``new`` now computes what ``old`` did
+            self.tensor_names[new] = self.tensor_names[old]
 
     def remove(self, nid: str) -> None:
         """Delete a node that nothing uses any more."""
@@ -182,6 +186,7 @@ class Graph:
         new.dynamic_batch = self.dynamic_batch
         new.target_block = self.target_block
         new.target_vnni = self.target_vnni
+        new.tensor_names = dict(self.tensor_names)
         new._order = itertools.count(max(nx.get_node_attributes(self.g, "order").values(),
                                          default=-1) + 1)
         return new

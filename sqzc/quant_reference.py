@@ -23,6 +23,23 @@ Conventions used in every docstring
   realistic reduction length); they are computed here in int64 and wrapped to int32 where
   ORT adds in int32 (bias addition).
 
+Summary (``q`` = 8-bit value, ``z`` = zero point, ``[lo, hi]`` = 8-bit range)
+--------------------------------------------------------------------------
+* QuantizeLinear:   ``y = rne(clamp(f32(x / s), lo - z, hi - z)) + z``  (NaN -> lo).
+* DequantizeLinear: ``y = f32(f32(int32(q) - z) * s)``.
+* QLinearConv / QLinearMatMul: exact int32 ``acc``; ``S = f32(f32(sx * sw[m]) / sy)``;
+  ``y = rne(clamp(f32(f32(int32(acc + bias)) * S), lo - zy, hi - zy)) + zy``.
+* QLinearGlobalAveragePool (and QLinearAveragePool with kernel == image, no pads):
+  ``S = f32(sx / f32(sy * f32(n)))``, ``acc = sum(q) - zx * n``, then as above.
+* QLinearAveragePool (general): float path, ``y = clamp(rne(f32(f32(mean / sy) + zy)))``.
+* QLinearAdd: ``rA = f32(sA/sC)``, ``rB = f32(sB/sC)``, ``K = f32(zC - fma(rA, zA, f32(rB*zB)))``,
+  ``y = sat(rne(fma(a, rA, fma(b, rB, K))))`` (operands swapped when A is broadcast).
+* QLinearMul: ``R = f32(f32(sA*sB)/sC)``, ``y = sat(rne(f32(f32(f32(p) * R) + zC)))``.
+* QLinearSigmoid / QLinearLeakyRelu / QLinearConcat: 256-entry tables,
+  ``table[q] = QuantizeLinear(f(f32(sx * f32(q - zx))), sy, zy)``, ``f`` = MLAS logistic /
+  leaky-relu / identity.
+* MatMulInteger / ConvInteger: exact int32.  MaxPool on 8-bit data is exact (no function).
+
 Only numpy and the standard library are used.
 """
 
@@ -138,7 +155,7 @@ def _scalar_int(v: np.ndarray | int | None) -> int:
 
 def _mlas_quantize(x: np.ndarray, scale: np.ndarray | float, zp: np.ndarray | int,
                    dtype: np.dtype) -> np.ndarray:
-    """MLAS ``MlasQuantizeLinear`` body (see :func:`quantize_linear`); ``scale``/``zp`` broadcast."""
+    """``MlasQuantizeLinear`` body (see :func:`quantize_linear`); ``scale``/``zp`` broadcast."""
     info = np.iinfo(dtype)
     zp = np.asarray(zp, dtype=np.int64)
     lo = (info.min - zp).astype(_F32)
@@ -192,7 +209,8 @@ def quantize_linear(x: np.ndarray, scale: np.ndarray | float,
     x = np.asarray(x, dtype=_F32)
     ax = axis % x.ndim if x.ndim else 0
     s = _axis_view(np.asarray(scale, dtype=_F32), x.ndim, ax)
-    zp = _axis_view(np.asarray(0 if zero_point is None else zero_point).astype(np.int64), x.ndim, ax)
+    zp_arr = np.asarray(0 if zero_point is None else zero_point).astype(np.int64)
+    zp = _axis_view(zp_arr, x.ndim, ax)
     return _mlas_quantize(x, s, zp, dtype)
 
 
@@ -215,7 +233,8 @@ def dequantize_linear(x: np.ndarray, scale: np.ndarray | float,
         raise TypeError(f"unsupported DequantizeLinear input dtype {x.dtype}")
     ax = axis % x.ndim if x.ndim else 0
     s = _axis_view(np.asarray(scale, dtype=_F32), x.ndim, ax)
-    zp = _axis_view(np.asarray(0 if zero_point is None else zero_point).astype(np.int64), x.ndim, ax)
+    zp_arr = np.asarray(0 if zero_point is None else zero_point).astype(np.int64)
+    zp = _axis_view(zp_arr, x.ndim, ax)
     diff = _wrap_i32(x.astype(np.int64) - zp)
     return (diff.astype(_F32) * s).astype(_F32)
 
@@ -634,8 +653,9 @@ def mlas_logistic(x: np.ndarray) -> np.ndarray:
     return np.where(y < _F32(0.0), _F32(0.0), y).astype(_F32)
 
 
-def qlinear_sigmoid(x: np.ndarray, x_scale: np.ndarray | float, x_zero_point: np.ndarray | int | None,
-                    y_scale: np.ndarray | float, y_zero_point: np.ndarray | int | None) -> np.ndarray:
+def qlinear_sigmoid(x: np.ndarray, x_scale: np.ndarray | float,
+                    x_zero_point: np.ndarray | int | None, y_scale: np.ndarray | float,
+                    y_zero_point: np.ndarray | int | None) -> np.ndarray:
     """com.microsoft ``QLinearSigmoid``: a 256-entry lookup table built in float32.
 
     Mirrors ``QLinearSigmoid<T>`` (``onnxruntime/contrib_ops/cpu/quantization/
@@ -783,15 +803,18 @@ def qlinear_average_pool(x: np.ndarray, x_scale: np.ndarray | float,
 
           d   = f32( x_scale * f32(int(x) - int(x_zp)) )      # dequantize_value / lookup
           # window: start = o*stride - pad_head, end = min(start + k, size), start = max(start, 0)
-          s   = 0.0f; for h in window: for w in window: s = f32(s + d)     # this exact order
+          s   = 0.0f; for h in window: for w in window: s = f32(s + d)     # row-major order
           cnt = prod(k) if count_include_pad else number of taps actually summed
           v   = f32( s / f32(cnt) )                            # AveragePool::Finalize
           y   = clamp( int32(nearbyintf( f32( f32(v / y_scale) + f32(y_zp) ) )), qmin, qmax )
 
-      Note ``y_zp`` is added *before* rounding (in float) and the division is a true division
-      by ``y_scale``. With ``count_include_pad`` the divisor is the full kernel size even for
-      windows that hang over the padded border (ceil_mode). Channels-last only changes memory
-      order, not the arithmetic (the per-channel sum order is still row-major over the window).
+      Note ``y_zp`` is added *before* rounding (in float), unlike the fallback path where it is
+      added after rounding (they differ on exact .5 ties with odd ``y_zp``), and the division
+      is a true division by ``y_scale``. (Another summation order could in principle round
+      differently; an extensive search found no input where it changes the output.) With
+      ``count_include_pad`` the divisor is the full kernel size even for windows that hang
+      over the padded border (ceil_mode). Channels-last only changes memory order, not the
+      arithmetic.
 
     Output size per axis: ``int(f32(n + pads - k) / s + 1)`` (``ceil`` when ``ceil_mode``, minus
     one when the last window would start in the tail padding), as

@@ -131,6 +131,17 @@ def _check_positive(cx: ImportContext, name: str, values: tuple[int, ...]) -> No
         raise cx.error(f"attribute '{name}' must be positive, got {list(values)}")
 
 
+def _float_operand(cx: ImportContext, i: int) -> str:
+    """Input ``i`` as float32; a float16 *constant* (weight) is widened here, at import,
+    rather than by a runtime Cast node: before fold-constants runs, such a Cast looks like
+    a runtime tensor without a batch axis and dynamic-batch models would be refused."""
+    nid = cx.input(i)
+    if cx.graph.is_const(nid) and cx.type_of(nid).dtype == "float16":
+        value = cx.graph.const_value(nid).astype(np.float32)
+        return cx.emit_const(value, f"{cx.node.input[i]}_f32")  # type: ignore[union-attr]
+    return cx.float_input(i)
+
+
 # ------------------------------------------------------------------ convolution and pooling
 
 
@@ -139,7 +150,7 @@ def conv(cx: ImportContext) -> None:
     """Conv: 2-D, any kernel/stride/pad/dilation/auto_pad, grouped and depthwise."""
     x = cx.float_input(0)
     _spatial_rank(cx, x)
-    w = cx.float_input(1)
+    w = _float_operand(cx, 1)
     wshape = cx.type_of(w).shape
     if len(wshape) != 4:
         raise cx.error(f"weight must be 4-D, got {list(wshape)}")
@@ -154,7 +165,7 @@ def conv(cx: ImportContext) -> None:
     pads = _resolve_pads(cx, (size[0], size[1]), kernel, strides, dil)
     attrs = ConvAttrs((kernel[0], kernel[1]), (strides[0], strides[1]), pads,
                       (dil[0], dil[1]), cx.int_attr("group", 1))
-    ins = [x, w] + ([cx.float_input(2)] if cx.has_input(2) else [])
+    ins = [x, w] + ([_float_operand(cx, 2)] if cx.has_input(2) else [])
     cx.bind(0, cx.emit(OpKind.CONV, attrs, ins))
 
 
@@ -286,7 +297,7 @@ def concat(cx: ImportContext) -> None:
     if len(dtypes) == 1 and dtypes <= INT_DTYPES:
         ins = raw  # concatenating 8-bit tensors of one quantization is a copy
     else:
-        ins = [cx.float_input(i) for i in range(len(raw))]
+        ins = [_float_operand(cx, i) for i in range(len(raw))]
     rank = len(cx.type_of(ins[0]).shape)
     axis = cx.rank_axis(cx.int_attr("axis", 1), rank)
     cx.bind(0, cx.emit(OpKind.CONCAT, AxisAttrs(axis), ins))
@@ -490,7 +501,7 @@ def transpose(cx: ImportContext) -> None:
 
 def _binary(kind: OpKind) -> Handler:
     def handler(cx: ImportContext) -> None:
-        cx.bind(0, cx.emit(kind, NoAttrs(), [cx.float_input(0), cx.float_input(1)]))
+        cx.bind(0, cx.emit(kind, NoAttrs(), [_float_operand(cx, 0), _float_operand(cx, 1)]))
 
     handler.__doc__ = f"{kind.value} with numpy broadcasting (opset >= 7)."
     return handler
@@ -573,7 +584,7 @@ def reduce_max_v18(cx: ImportContext) -> None:
 @converter("MatMul", 1, 9, 13)
 def matmul(cx: ImportContext) -> None:
     """MatMul with numpy semantics."""
-    cx.bind(0, cx.emit(OpKind.MATMUL, NoAttrs(), [cx.float_input(0), cx.float_input(1)]))
+    cx.bind(0, cx.emit(OpKind.MATMUL, NoAttrs(), [_float_operand(cx, 0), _float_operand(cx, 1)]))
 
 
 @converter("Gemm", 7, 9, 11, 13)
@@ -581,14 +592,21 @@ def gemm(cx: ImportContext) -> None:
     """Gemm = alpha * op(A) @ op(B) + beta * C, as Transpose/MatMul/Mul/Add the folder cleans."""
     assert cx.node is not None
     out = cx.node.output[0]
-    a, b = cx.float_input(0), cx.float_input(1)
+    a, b = _float_operand(cx, 0), _float_operand(cx, 1)
     for i, t in ((0, a), (1, b)):
         if len(cx.type_of(t).shape) != 2:
             raise cx.error(f"input {i} must be 2-D, got {list(cx.type_of(t).shape)}")
+
+    def transposed(t: str, tag: str) -> str:
+        # constant operands (nn.Linear weights) are transposed now, not by a runtime node
+        if cx.graph.is_const(t):
+            return cx.emit_const(np.ascontiguousarray(cx.graph.const_value(t).T), f"{out}_{tag}")
+        return cx.emit(OpKind.TRANSPOSE, TransposeAttrs((1, 0)), [t], name=f"{out}_{tag}")
+
     if cx.int_attr("transA", 0):
-        a = cx.emit(OpKind.TRANSPOSE, TransposeAttrs((1, 0)), [a], name=f"{out}_At")
+        a = transposed(a, "At")
     if cx.int_attr("transB", 0):
-        b = cx.emit(OpKind.TRANSPOSE, TransposeAttrs((1, 0)), [b], name=f"{out}_Bt")
+        b = transposed(b, "Bt")
     alpha, beta = cx.float_attr("alpha", 1.0), cx.float_attr("beta", 1.0)
     has_c = cx.has_input(2)
     y = cx.emit(OpKind.MATMUL, NoAttrs(), [a, b],
@@ -597,8 +615,11 @@ def gemm(cx: ImportContext) -> None:
         k = cx.emit_const(np.array(alpha, np.float32), f"{out}_alpha")
         y = cx.emit(OpKind.MUL, NoAttrs(), [y, k], name=f"{out}_scaled" if has_c else None)
     if has_c and beta != 0.0:
-        c = cx.float_input(2)
-        if beta != 1.0:
+        c = _float_operand(cx, 2)
+        if beta != 1.0 and cx.graph.is_const(c):
+            scaled = cx.graph.const_value(c) * np.float32(beta)
+            c = cx.emit_const(scaled.astype(np.float32), f"{out}_betaC")
+        elif beta != 1.0:
             k = cx.emit_const(np.array(beta, np.float32), f"{out}_beta")
             c = cx.emit(OpKind.MUL, NoAttrs(), [c, k], name=f"{out}_betaC")
         y = cx.emit(OpKind.ADD, NoAttrs(), [y, c])

@@ -177,6 +177,8 @@ class ImportContext:
         """Make ONNX output ``i`` of the current node refer to node ``nid``."""
         assert self.node is not None
         self.values[self.node.output[i]] = nid
+        if not self.graph.is_const(nid):
+            self.graph.tensor_names[nid] = self.node.output[i]
 
     def rank_axis(self, axis: int, rank: int) -> int:
         """Normalize a possibly negative axis, or raise naming the node."""
@@ -347,6 +349,7 @@ def import_proto(model: onnx.ModelProto, label: str, options: ImportOptions | No
                                    f"models take {sorted(BOUNDARY_DTYPES)}")
         shape = tuple(int(d.dim_value) for d in vi.type.tensor_type.shape.dim)
         cx.values[vi.name] = graph.add_input(vi.name, TensorType(shape, dtype))
+        graph.tensor_names[cx.values[vi.name]] = vi.name
     seen: set[str] = set()
     for t in model.graph.initializer:
         if t.name in seen:

@@ -190,6 +190,7 @@ def fold_requantize(g: Graph) -> bool:
                 or r.attrs.x != conv.attrs.out:  # type: ignore[attr-defined]
             continue
         attrs = dataclasses.replace(conv.attrs, requant=r.attrs.y)  # type: ignore[attr-defined,type-var]
+        g.tensor_names.pop(src, None)  # the conv's result is no longer that ONNX tensor
         g.set_op(src, dataclasses.replace(conv, attrs=attrs, out=r.out,
                                           origin=conv.origin + r.origin))
         g.replace_uses(nid, src)

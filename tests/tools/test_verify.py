@@ -1,0 +1,73 @@
+"""``sqzc verify``: whole-model PASS/FAIL and per-layer divergence with an injected fault."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sqzc.differential import compare, format_report, verify_model
+from sqzc.zoo import build
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("verify") / "sq11.onnx"
+    p.write_bytes(build("squeezenet1.1", image_size=64, num_classes=10).SerializeToString())
+    return p
+
+
+def test_clean_model_passes_per_layer(small_model: Path) -> None:
+    report = verify_model(small_model, per_layer=True, high=1.0)
+    assert report.ok and report.layers and report.first_bad_layer is None
+    assert all(d.top1_agree for d in report.outputs)
+
+
+@pytest.mark.parametrize("layer", ["fire3/expand3x3", "fire7/squeeze1x1"])
+def test_per_layer_names_the_faulty_kernel(small_model: Path, layer: str) -> None:
+    """A perturbed bias in one conv: the first divergence is exactly that layer."""
+    report = verify_model(small_model, per_layer=True, fault=layer, high=1.0)
+    bad = report.first_bad_layer
+    assert bad is not None and layer in bad.origin
+    assert all(i.ok for i in bad.inputs)  # its inputs were still right
+    text = format_report(report, 1e-4, 1e-6)
+    assert "first divergence" in text and layer in text and text.endswith("FAIL")
+
+
+def test_int8_per_layer_fault(shared_dir: Path) -> None:
+    model = shared_dir / "models/derived/squeezenet1.0-12-int8-qoperator.derived.onnx"
+    if not model.exists():
+        pytest.skip(f"{model} missing")
+    clean = verify_model(model, per_layer=True)
+    assert clean.first_bad_layer is None
+    bad = verify_model(model, per_layer=True, fault="fire4/squeeze").first_bad_layer
+    assert bad is not None and "fire4/squeeze1x1" in bad.origin and bad.diff.dtype == "uint8"
+
+
+def test_compare_rules() -> None:
+    a = np.array([1.0, 2.0], np.float32)
+    assert compare("t", a, a, 1e-4, 0).ok
+    assert not compare("t", a + np.float32(1e-3), a, 1e-4, 0).ok
+    q = np.array([3, 4], np.uint8)
+    assert not compare("q", q + np.uint8(1), q, 1e-4, 0).ok
+    assert compare("q", q + np.uint8(1), q, 1e-4, 0, int_tolerance=1).ok
+
+
+def test_cli_exit_codes(small_model: Path, tmp_path: Path) -> None:
+    exe = shutil.which("sqzc")
+    if exe is None:
+        pytest.skip("console script 'sqzc' is not installed")
+    ok = subprocess.run([exe, "verify", str(small_model), "--random", "--seed", "3",
+                         "--high", "1"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "PASS" in ok.stdout
+    x = np.random.default_rng(0).random((1, 3, 64, 64)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    tight = subprocess.run([exe, "verify", str(small_model), "--input", str(tmp_path / "x.npy"),
+                            "--rtol", "0", "--atol", "0", "--per-layer"],
+                           capture_output=True, text=True)
+    assert tight.returncode in (0, 1) and ("PASS" in tight.stdout or "FAIL" in tight.stdout)
