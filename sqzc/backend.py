@@ -10,8 +10,8 @@ node tests in particular) drive sqzc the way it drives any other runtime::
 ``prepare`` saves the model into a per-process temporary folder, compiles it with
 :func:`sqzc.compile` into a shared library there and loads it with :func:`sqzc.load`.
 Libraries are cached by the SHA-256 of the serialized model (plus the compile options)
-for the lifetime of the process, because many node tests share a model; the folder is
-removed when the interpreter exits.
+for the lifetime of the process, so preparing the same model again (same bytes, same
+options) reuses its library; the folder is removed when the interpreter exits.
 
 Nothing here hides a sqzc failure: an unsupported op or dtype raises the
 ``sqzc.SqzcError`` the compiler raised (with a note naming the model), so a test harness
@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -109,7 +110,7 @@ class SqzcBackendRep(BackendRep):
 
 @dataclass
 class BackendStats:
-    """Counters for the process-wide compile cache (reported by the conformance suite)."""
+    """Counters of the process-wide compile cache (printed by the conformance suite)."""
 
     compiles: int = 0
     cache_hits: int = 0
@@ -128,10 +129,11 @@ class SqzcBackend(Backend):
     opt_level: int | None = None
     target_cpu: str = "host"
     threads: int | None = None
-    stats = BackendStats()
+    stats: BackendStats = BackendStats()
 
     _lock = threading.Lock()
     _cache: dict[str, CompiledModel] = {}
+    _key_locks: dict[str, threading.Lock] = {}
     _workdir: Path | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -146,7 +148,9 @@ class SqzcBackend(Backend):
         return cls._workdir
 
     @classmethod
-    def _default_opt_level(cls) -> int:
+    def default_opt_level(cls) -> int:
+        """The -O level ``prepare`` uses without ``opt_level``: the class attribute if
+        set, else ``$SQZC_BACKEND_OPT_LEVEL``, else 3."""
         if cls.opt_level is not None:
             return cls.opt_level
         return int(os.environ.get(OPT_LEVEL_ENV, "3"))
@@ -163,6 +167,14 @@ class SqzcBackend(Backend):
         digest = hashlib.sha256(data).hexdigest()
         key = f"{digest}-O{options.opt_level}-{options.target_cpu}-t{threads}"
         with cls._lock:
+            key_lock = cls._key_locks.setdefault(key, threading.Lock())
+        with key_lock:  # one compile per key, even when threads prepare the same model
+            return cls._compile_locked(key, digest, data, model, options, threads)
+
+    @classmethod
+    def _compile_locked(cls, key: str, digest: str, data: bytes, model: onnx.ModelProto,
+                        options: CompileOptions, threads: int | None) -> CompiledModel:
+        with cls._lock:
             hit = cls._cache.get(key)
             if hit is not None:
                 cls.stats.cache_hits += 1
@@ -170,7 +182,8 @@ class SqzcBackend(Backend):
             workdir = cls._dir()
         name = model.graph.name or "model"
         onnx_path = workdir / f"{digest[:24]}.onnx"
-        lib_path = workdir / f"{digest[:24]}-O{options.opt_level}-t{threads}.so"
+        target = re.sub(r"[^\w.+-]", "_", options.target_cpu)
+        lib_path = workdir / f"{digest[:24]}-O{options.opt_level}-{target}-t{threads}.so"
         if not onnx_path.exists():
             tmp = onnx_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_bytes(data)
@@ -190,7 +203,8 @@ class SqzcBackend(Backend):
         with cls._lock:
             cls.stats.compiles += 1
             cls.stats.compile_seconds += time.perf_counter() - t0
-            return cls._cache.setdefault(key, compiled)
+            cls._cache[key] = compiled
+        return compiled
 
     # ------------------------------------------------------------------ Backend API
 
@@ -221,7 +235,7 @@ class SqzcBackend(Backend):
             raise TypeError(f"prepare() needs an onnx.ModelProto, got {type(model).__name__}")
         opt_level = kwargs.get("opt_level")
         options = CompileOptions(
-            opt_level=cls._default_opt_level() if opt_level is None else int(opt_level),
+            opt_level=cls.default_opt_level() if opt_level is None else int(opt_level),
             target_cpu=str(kwargs.get("target_cpu", cls.target_cpu)),
             input_shapes=dict(kwargs.get("input_shapes") or {}),
         )
