@@ -434,6 +434,11 @@ def macs(kind: OpKind, attrs: object, ins: Sequence[TensorType], out: TensorType
             attrs.kernel[1]
     if kind is OpKind.MATMUL:
         return out.size * ins[0].shape[-1]
+    if kind is OpKind.QCONV:
+        assert isinstance(attrs, QConvAttrs)
+        c = attrs.conv
+        n, oc, oh, ow = out.shape
+        return n * oc * oh * ow * (ins[0].shape[1] // c.group) * c.kernel[0] * c.kernel[1]
     return 0
 
 

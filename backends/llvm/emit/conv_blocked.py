@@ -25,6 +25,11 @@ from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import ConvAttrs, OpKind
 
 
+#: Kernels with more taps than this loop over kernel rows instead of unrolling them all:
+#: a 7x7 body of 49 taps x 28 FMAs would overflow the registers and the scheduler.
+MAX_UNROLLED_TAPS = 9
+
+
 @dataclass(frozen=True)
 class TileShape:
     """Output pixels per tile (R) and output-channel blocks per tile (J)."""
@@ -134,12 +139,16 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
             wbase = b.gep(wp.ptr, [b.add(b.mul(ocb, i64(w_oc_stride)),
                                          b.mul(ic, i64(kh_len * kw_len * blk)))],
                           inbounds=True, source_etype=F32)
-            vals = {k: b.load(acc, typ=vt) for k, acc in enumerate(accs)
-                    if k % tile.pixels < width and k // tile.pixels < jn}
-            for i in taps_h:
-                ih = b.add(b.mul(oh, i64(sh)), i64(i * dh - a.pads[0]))
+            live = [k for k in range(len(accs)) if k % tile.pixels < width and k // tile.pixels < jn]
+
+            def taps_of_row(i: ir.Value | int) -> None:
+                """FMAs of kernel row ``i`` (a constant, or a runtime index in a loop)."""
+                vals = {k: b.load(accs[k], typ=vt) for k in live}
+                row = i64(i) if isinstance(i, int) else i
+                ih = b.add(b.mul(oh, i64(sh)), b.sub(b.mul(row, i64(dh)), i64(a.pads[0])))
                 for t in range(kw_len):
-                    wv = [b.load(b.gep(wbase, [i64(j * w_oc_stride + (i * kw_len + t) * blk)],
+                    tap = b.add(b.mul(row, i64(kw_len)), i64(t))
+                    wv = [b.load(b.gep(wbase, [b.add(i64(j * w_oc_stride), b.mul(tap, i64(blk)))],
                                        inbounds=True, source_etype=F32), typ=vt, align=4)
                           for j in range(jn)]
                     for r in range(width):
@@ -151,8 +160,15 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
                         for j in range(jn):
                             k = j * tile.pixels + r
                             vals[k] = b.call(fma, [xv, wv[j], vals[k]])
-            for k, v in vals.items():
-                b.store(v, accs[k])
+                for k, v in vals.items():
+                    b.store(v, accs[k])
+
+            if kh_len * kw_len <= MAX_UNROLLED_TAPS:
+                for i in taps_h:
+                    taps_of_row(i)
+            else:  # big kernels (7x7): kernel rows become a loop, keeping the body small
+                with for_range(b, taps_h[0], taps_h[-1] + 1, name="kh") as i:
+                    taps_of_row(i)
         for j in range(jn):
             for r in range(width):
                 v = vector_activation(b, b.load(accs[j * tile.pixels + r], typ=vt), a.act, blk)
