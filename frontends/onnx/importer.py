@@ -42,7 +42,7 @@ ONNX_DTYPES: dict[int, str] = {
     onnx.TensorProto.BOOL: "bool",
 }
 #: dtypes a compiled library can take or return.
-BOUNDARY_DTYPES = frozenset({"float32", "float16", "uint8", "int8"})
+BOUNDARY_DTYPES = frozenset({"float32", "float16", "uint8", "int8", "int32"})
 
 
 @dataclass
@@ -292,6 +292,9 @@ def fix_input_shapes(model: onnx.ModelProto, inputs: list[onnx.ValueInfoProto], 
         for i, d in enumerate(dims):
             if isinstance(d, int) and d > 0:
                 continue
+            if isinstance(d, int) and d <= 0 and d is not None:
+                raise UnsupportedError(f"{label}: input '{vi.name}' dim {i} is {d}: zero-sized "
+                                       "and negative dimensions are not supported")
             if i == 0 and len(dims) > 1:
                 continue
             raise ModelError(f"{label}: input '{vi.name}' dim {i} is symbolic ({d!r}); fix it "
