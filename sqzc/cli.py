@@ -106,14 +106,22 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    """``sqzc dump``: the IR after the pipeline at the chosen level."""
+    """``sqzc dump``: the IR after the pipeline at the chosen level (``--format onnx``
+    writes it as an ONNX file for Netron; see ``sqzc.onnx_export``)."""
     import sqzc.driver as driver
     from sqzc.backends.llvm.link import write_atomically
     from sqzc.ir_text import print_ir, to_dot, to_json_text
 
+    if args.format == "onnx" and not args.output:
+        raise UsageError("sqzc dump --format onnx needs -o FILE.onnx (the output is binary)")
     options = compile_options(args)
     graph = driver.load_graph(args.model, options)  # type: ignore[arg-type]
     driver.optimize(graph, options)  # type: ignore[arg-type]
+    if args.format == "onnx":
+        from sqzc.onnx_export import to_onnx
+
+        write_atomically(Path(args.output), to_onnx(graph).SerializeToString())
+        return 0
     text = {"text": print_ir, "dot": to_dot, "json": to_json_text}[args.format](graph)
     if args.output:
         write_atomically(Path(args.output), text)
@@ -313,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("dump", parents=[common], help="print the optimized IR")
     d.add_argument("model", help="ONNX model file")
-    d.add_argument("--format", default="text", choices=["text", "dot", "json"])
+    d.add_argument("--format", default="text", choices=["text", "dot", "json", "onnx"],
+                   help="text (default), dot, json, or onnx (an ONNX file for Netron; needs -o)")
     d.add_argument("-o", "--output", help="write to FILE instead of stdout")
     add_compile_options(d)
     d.set_defaults(fn=cmd_dump)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_C_TYPES = {"float32": "float", "float16": "uint16_t /* IEEE half */", "int8": "int8_t",
+_C_TYPES = {"float32": "float", "float16": "uint16_t (IEEE half)", "int8": "int8_t",
             "uint8": "uint8_t", "int32": "int32_t", "int64": "int64_t"}
 
 
