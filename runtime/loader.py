@@ -20,6 +20,8 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import tempfile
+import struct
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -140,6 +142,11 @@ class CompiledModel:
         self.metadata = self._read_metadata()
         self.dynamic_batch, self.input_specs, self.output_specs = self._parse_metadata()
         self.workspace_size = int(self._lib.sqz_workspace_size())
+        declared = self.metadata.get("workspace_bytes")
+        if declared is not None and declared != self.workspace_size:
+            raise LibraryError(f"{self.path}: inconsistent library (metadata says a "
+                               f"{declared}-byte workspace, sqz_workspace_size says "
+                               f"{self.workspace_size})")
         self._tls = threading.local()
 
     # ------------------------------------------------------------------ loading
@@ -148,8 +155,11 @@ class CompiledModel:
         """dlopen the file and declare the ABI's signatures, or raise LibraryError."""
         if not os.path.exists(self.path):
             raise LibraryError(f"{self.path}: no such file")
+        problem = _elf_problem(self.path)
+        if problem:
+            raise LibraryError(f"{self.path} is not a sqzc library ({problem})")
         try:
-            lib = ctypes.CDLL(self.path)
+            lib = ctypes.CDLL(_fresh_path(self.path))
         except OSError as exc:
             raise LibraryError(
                 f"{self.path} is not a sqzc library (cannot load it as a shared library: {exc})"
@@ -410,7 +420,11 @@ class CompiledModel:
             return None
         view: np.ndarray | None = getattr(self._tls, "view", None)
         if view is None or view.nbytes < size:
-            raw = np.empty(size + _WORKSPACE_ALIGN, dtype=np.uint8)
+            try:
+                raw = np.empty(size + _WORKSPACE_ALIGN, dtype=np.uint8)
+            except (MemoryError, ValueError):
+                raise CallError(f"{self.path}: cannot allocate the {size}-byte workspace") \
+                    from None
             offset = (-raw.ctypes.data) % _WORKSPACE_ALIGN
             view = raw[offset : offset + size]  # a view keeps ``raw`` alive
             self._tls.view = view
@@ -443,6 +457,61 @@ class CompiledModel:
             f"CompiledModel({self.path!r}, inputs=[{ins}], outputs=[{outs}], "
             f"workspace_size={self.workspace_size}, threads={self.threads})"
         )
+
+
+def _elf_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a loadable 64-bit ELF shared object, checked before dlopen.
+
+    dlopen maps a truncated file without complaint and the process then dies of SIGBUS
+    on first touch, so every loadable segment must lie inside the file.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            size = os.fstat(f.fileno()).st_size
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+                return "not a 64-bit little-endian ELF file"
+            if struct.unpack_from("<H", head, 16)[0] != 3:
+                return "not an ELF shared object"
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            if phentsize < 56 or phoff + phnum * phentsize > size:
+                return "truncated ELF file (program headers)"
+            f.seek(phoff)
+            table = f.read(phnum * phentsize)
+    except OSError as e:
+        return f"cannot read it: {e.strerror}"
+    for i in range(phnum):
+        p_type, = struct.unpack_from("<I", table, i * phentsize)
+        p_offset, = struct.unpack_from("<Q", table, i * phentsize + 8)
+        p_filesz, = struct.unpack_from("<Q", table, i * phentsize + 32)
+        if p_type == 1 and p_offset + p_filesz > size:  # PT_LOAD beyond the end of the file
+            return "truncated ELF file (a loadable segment extends past its end)"
+    return None
+
+
+#: path -> (device, inode, mtime, size) of the file when it was first dlopen'ed
+_LOADED: dict[str, tuple[int, int, int, int]] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+def _fresh_path(path: str) -> str:
+    """A path that makes dlopen load the file as it is now.
+
+    dlopen returns the already-loaded object for a path it has seen, so after a library
+    is recompiled in place the old code would run. A changed file is loaded through a
+    private copy instead (kept for the life of the process, like the mapping itself).
+    """
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    with _LOADED_LOCK:
+        seen = _LOADED.setdefault(path, key)
+        if seen == key:
+            return path
+        fd, copy = tempfile.mkstemp(prefix="sqzc-lib-", suffix=".so")
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            out.write(src.read())
+        return copy
 
 
 def _default_threads() -> int:

@@ -26,6 +26,8 @@ from sqzc.pass_manager import Instrumentation, PassRecord, run_pipeline
 from sqzc.verify import verify
 
 EMIT_KINDS = ("so", "obj", "llvm", "asm", "header")
+#: The largest workspace (arena) a compiled model may need (README "Safety and limits").
+MAX_WORKSPACE_BYTES = 1 << 32
 ABI_VERSION = 1
 
 
@@ -84,6 +86,11 @@ def optimize(graph: Graph, options: CompileOptions) -> tuple[MemoryPlan, list[Pa
     records = run_pipeline(graph, PIPELINE, options.opt_level, inst)
     plan = graph.memory_plan if graph.memory_plan is not None else naive_arena(graph)
     graph.memory_plan = plan
+    if plan.arena_bytes > MAX_WORKSPACE_BYTES:
+        from sqzc.errors import ModelError
+
+        raise ModelError(f"the model needs a {plan.arena_bytes}-byte workspace, above the "
+                         f"limit of {MAX_WORKSPACE_BYTES} bytes")
     return plan, records
 
 

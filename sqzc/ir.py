@@ -24,6 +24,23 @@ from sqzc.semantics import infer_type
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.]")
 
 
+#: The largest tensor sqzc compiles (elements); bigger ones are rejected before anything
+#: is allocated or emitted (see README "Safety and limits").
+MAX_TENSOR_ELEMENTS = 1 << 28
+
+
+def check_size(t: TensorType, what: str) -> None:
+    """Reject tensors with non-positive dims or more than MAX_TENSOR_ELEMENTS elements."""
+    n = 1
+    for d in t.shape:
+        if d < 1:
+            raise ModelError(f"{what}: dimension {d} in shape {list(t.shape)} is not positive")
+        n *= d
+        if n > MAX_TENSOR_ELEMENTS:
+            raise ModelError(f"{what}: shape {list(t.shape)} exceeds the limit of "
+                             f"{MAX_TENSOR_ELEMENTS} elements per tensor")
+
+
 def sanitize(name: str) -> str:
     """Map an ONNX tensor name to an identifier usable in dumps and symbol names."""
     s = _UNSAFE.sub("_", name).strip("_") or "t"
@@ -80,11 +97,12 @@ class Graph:
                origin: tuple[str, ...] = ()) -> str:
         """Insert an op whose output type follows from the shape rule of ``kind``."""
         ins = tuple(inputs)
+        where = "+".join(origin) or name
         try:
             out = infer_type(kind, attrs, [self.op(i).out for i in ins])
         except ModelError as e:
-            where = "+".join(origin) or name
             raise ModelError(f"{e} at node '{where}' ({kind.value})") from None
+        check_size(out, f"node '{where}' ({kind.value})")
         return self.add(OpNode(kind, attrs, out, ins, origin), name)
 
     def add_const(self, value: np.ndarray, name: str, origin: tuple[str, ...] = ()) -> str:
@@ -97,6 +115,7 @@ class Graph:
 
     def add_input(self, onnx_name: str, ttype: TensorType) -> str:
         """Insert a graph input (appended to the ABI input order)."""
+        check_size(ttype, f"input '{onnx_name}'")
         nid = self.add(OpNode(OpKind.INPUT, NoAttrs(), ttype, (), (onnx_name,)), onnx_name)
         self.inputs.append(nid)
         self.input_names[nid] = onnx_name

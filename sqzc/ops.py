@@ -56,11 +56,20 @@ class OpKind(enum.Enum):
     QCONV = "qconv"  # integer convolution (int32 accumulation) + requantization
     QGLOBAL_AVGPOOL = "qglobal_avgpool"  # quantized global average pool (requantizing)
     REQUANTIZE = "requantize"  # 8 bit -> 8 bit with new scale/zero point (exactly Q(DQ(x)))
+    LOOKUP = "lookup"  # 8 bit -> 8 bit through a 256-entry table indexed by the raw byte
+    QADD = "qadd"  # quantized broadcasting add (onnxruntime's fused-multiply-add formula)
+    QMUL = "qmul"  # quantized broadcasting multiply (onnxruntime's unfused formula)
+    QMATMUL = "qmatmul"  # integer matmul (int32 accumulation) + requantization
+    MATMUL_INTEGER = "matmul_integer"  # integer matmul with zero points -> int32
+    CONV_INTEGER = "conv_integer"  # integer 2-D convolution with zero points -> int32
+    QAVGPOOL = "qavgpool"  # quantized 2-D average pool (onnxruntime's float32 path)
 
 
 UNARY_ACTIVATIONS = frozenset({OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU})
 QUANTIZED = frozenset({OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.QCONV,
-                       OpKind.QGLOBAL_AVGPOOL, OpKind.REQUANTIZE})
+                       OpKind.QGLOBAL_AVGPOOL, OpKind.REQUANTIZE, OpKind.LOOKUP, OpKind.QADD,
+                       OpKind.QMUL, OpKind.QMATMUL, OpKind.MATMUL_INTEGER,
+                       OpKind.CONV_INTEGER, OpKind.QAVGPOOL})
 INT_DTYPES = frozenset({"uint8", "int8"})
 BINARY = frozenset({OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.DIV})
 ELEMENTWISE = UNARY_ACTIVATIONS | BINARY | {OpKind.CAST, OpKind.IDENTITY}
@@ -186,6 +195,7 @@ class ReduceAttrs:
     mode: str
     axes: tuple[int, ...]
     keepdims: bool = True
+    lowest_finite: bool = False  # max never below -FLT_MAX (onnxruntime's max *pooling*)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +275,13 @@ ATTRS_OF: dict[OpKind, type] = {
     OpKind.QCONV: None,
     OpKind.QGLOBAL_AVGPOOL: None,
     OpKind.REQUANTIZE: None,
+    OpKind.LOOKUP: None,
+    OpKind.QADD: None,
+    OpKind.QMUL: None,
+    OpKind.QMATMUL: None,
+    OpKind.MATMUL_INTEGER: None,
+    OpKind.CONV_INTEGER: None,
+    OpKind.QAVGPOOL: None,
 }
 
 
@@ -315,6 +332,77 @@ class QPoolAttrs:
     y: QuantAttrs
 
 
+@dataclass(frozen=True, slots=True)
+class LookupAttrs:
+    """``y = table[raw byte of x]``: 256 output values (in ``dtype``), indexed by the input's
+    bit pattern read as unsigned (so int8 -128 is entry 128). ``fn`` names what the table
+    computes, for dumps (``sigmoid``, ``leaky(0.1)``)."""
+
+    table: tuple[int, ...]
+    dtype: str
+    fn: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QBinaryAttrs:
+    """Quantization of the two operands (``a`` is input 0, ``b`` input 1) and of the
+    result ``y`` of a quantized add or multiply; all per tensor.
+
+    For ``qadd`` the operand order is significant (onnxruntime's rounding treats its first
+    operand differently); the importer orders the operands as onnxruntime does.
+    """
+
+    a: QuantAttrs
+    b: QuantAttrs
+    y: QuantAttrs
+
+
+@dataclass(frozen=True, slots=True)
+class QMatMulAttrs:
+    """Integer matmul ``acc = sum_k (a - a_zp) * (b - b_zp[n])`` in int32, then
+    ``y = saturate(round_half_even(float(acc) * multiplier[n]) + y_zp)``.
+
+    ``b_zp`` and ``multiplier`` hold one value or one per output column ``n``;
+    ``multiplier[n]`` is onnxruntime's float32 ``a_scale * b_scale[n] / y_scale``.
+    """
+
+    a_zp: int
+    b_zp: tuple[int, ...]
+    multiplier: tuple[float, ...]
+    out: QuantAttrs
+
+
+@dataclass(frozen=True, slots=True)
+class IntMatMulAttrs:
+    """MatMulInteger: exact int32 ``(a - a_zp) @ (b - b_zp[n])`` (``b_zp``: one value or
+    one per column)."""
+
+    a_zp: int
+    b_zp: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IntConvAttrs:
+    """ConvInteger: exact int32 ``sum((x - x_zp) * (w - w_zp[oc]))`` over NCHW
+    (``w_zp``: one value or one per output channel); padding contributes 0."""
+
+    conv: ConvAttrs
+    x_zp: int
+    w_zp: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QAvgPoolAttrs:
+    """com.microsoft QLinearAveragePool over NCHW (onnxruntime's float path): window sums
+    of ``float32(x_scale * float32(x - x_zp))``, divided by the tap count (or by the whole
+    kernel size with ``pool.count_include_pad``), then ``float32(v / y_scale + y_zp)``
+    rounded half to even and saturated. ``x`` and ``y`` are per tensor."""
+
+    pool: PoolAttrs
+    x: QuantAttrs
+    y: QuantAttrs
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class OpNode:
     """One IR operation producing one tensor.
@@ -340,7 +428,10 @@ class OpNode:
 
 ATTRS_OF.update({OpKind.QUANTIZE: QuantAttrs, OpKind.DEQUANTIZE: QuantAttrs,
                  OpKind.QCONV: QConvAttrs, OpKind.QGLOBAL_AVGPOOL: QPoolAttrs,
-                 OpKind.REQUANTIZE: QPoolAttrs})
+                 OpKind.REQUANTIZE: QPoolAttrs, OpKind.LOOKUP: LookupAttrs,
+                 OpKind.QADD: QBinaryAttrs, OpKind.QMUL: QBinaryAttrs,
+                 OpKind.QMATMUL: QMatMulAttrs, OpKind.MATMUL_INTEGER: IntMatMulAttrs,
+                 OpKind.CONV_INTEGER: IntConvAttrs, OpKind.QAVGPOOL: QAvgPoolAttrs})
 
 
 def activation_of(kind: OpKind, attrs: object) -> Activation:

@@ -32,6 +32,16 @@ from sqzc.ops import (
     TransposeAttrs,
 )
 
+from sqzc import quant_reference as qr
+from sqzc.ops import (
+    IntConvAttrs,
+    IntMatMulAttrs,
+    LookupAttrs,
+    QAvgPoolAttrs,
+    QBinaryAttrs,
+    QMatMulAttrs,
+)
+
 ShapeRule = Callable[[object, Sequence[TensorType]], TensorType]
 Reference = Callable[[object, Sequence[np.ndarray]], np.ndarray]
 
@@ -304,8 +314,9 @@ def ref_pool(kind: OpKind, a: PoolAttrs, x: np.ndarray) -> np.ndarray:
             rows_in = [r for r in rows if 0 <= r < h]
             cols_in = [q for q in cols if 0 <= q < w]
             win = x[:, :, rows_in][:, :, :, cols_in]
-            if kind is OpKind.MAXPOOL:
-                out[:, :, i, j] = win.max(axis=(2, 3))
+            if kind is OpKind.MAXPOOL:  # onnxruntime starts from the lowest finite float
+                out[:, :, i, j] = np.maximum(win.max(axis=(2, 3)), np.finfo(x.dtype).min) \
+                    if x.dtype.kind == "f" else win.max(axis=(2, 3))
             else:
                 if a.count_include_pad:
                     he = min(hs + a.kernel[0], h + a.pads[2])
@@ -359,7 +370,10 @@ def reference(kind: OpKind, attrs: object, ins: Sequence[np.ndarray]) -> np.ndar
     if kind is OpKind.REDUCE:
         assert isinstance(attrs, ReduceAttrs)
         fn = np.mean if attrs.mode == "mean" else np.max
-        return fn(ins[0], axis=attrs.axes, keepdims=attrs.keepdims).astype(ins[0].dtype)
+        r = fn(ins[0], axis=attrs.axes, keepdims=attrs.keepdims).astype(ins[0].dtype)
+        if attrs.lowest_finite:
+            r = np.maximum(r, np.finfo(r.dtype).min)
+        return r
     if kind is OpKind.CONCAT:
         assert isinstance(attrs, AxisAttrs)
         return np.concatenate(list(ins), axis=attrs.axis)
@@ -402,6 +416,8 @@ def reference(kind: OpKind, attrs: object, ins: Sequence[np.ndarray]) -> np.ndar
     if kind is OpKind.REQUANTIZE:
         assert isinstance(attrs, QPoolAttrs)
         return quantize(dequantize(ins[0], attrs.x), attrs.y)
+    if kind in _QUANT_REFERENCES:
+        return _QUANT_REFERENCES[kind](attrs, ins)
     raise ModelError(f"no reference semantics for {kind.value}")
 
 
@@ -564,3 +580,229 @@ def unpack_qconv(a: QConvAttrs, x: np.ndarray, wp: np.ndarray, bp: np.ndarray | 
     b = bp[:oc].astype(np.int64) + c * w.astype(np.int64).reshape(oc, -1).sum(axis=1)
     plain = _dc.replace(a, conv=_dc.replace(a.conv, packed=0, out_channels=0))
     return plain, np.ascontiguousarray(w), b.astype(np.int32)
+
+
+# ------------------------------------------------- quantized ops of the QOperator format
+# QLinearAdd/Mul/MatMul/AveragePool/Sigmoid/LeakyRelu, MatMulInteger and ConvInteger:
+# shape rules and references mirroring onnxruntime bit for bit (``sqzc.quant_reference``
+# holds the formulas, each checked against onnxruntime by tests/unit/test_quant_reference).
+
+_EIGHT_BIT = ("uint8", "int8")
+
+
+def _need_8bit(what: str, ins: Sequence[TensorType]) -> None:
+    for t in ins:
+        if t.dtype not in _EIGHT_BIT:
+            raise ModelError(f"{what} needs 8-bit operands, got {[str(i) for i in ins]}")
+
+
+def _lookup_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
+    assert isinstance(a, LookupAttrs)
+    _need_8bit("lookup", ins[:1])
+    if len(a.table) != 256:
+        raise ModelError(f"lookup table has {len(a.table)} entries, expected 256")
+    return TensorType(ins[0].shape, a.dtype)
+
+
+def _qbinary_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
+    assert isinstance(a, QBinaryAttrs)
+    _need_8bit("quantized add/mul", ins)
+    if (ins[0].dtype, ins[1].dtype) != (a.a.dtype, a.b.dtype):
+        raise ModelError(f"operands {ins[0]} and {ins[1]} do not match their quantization "
+                         f"({a.a.dtype}, {a.b.dtype})")
+    return TensorType(broadcast_shapes(ins[0].shape, ins[1].shape), a.y.dtype)
+
+
+def _int_matmul_dims(x: TensorType, y: TensorType) -> tuple[int, ...]:
+    _need_8bit("integer matmul", [x, y])
+    if len(x.shape) < 1 or len(y.shape) < 1:
+        raise ModelError("MatMul operands must have rank >= 1")
+    try:
+        return tuple(np.matmul(np.empty(x.shape, np.int8), np.empty(y.shape, np.int8)).shape)
+    except ValueError:
+        raise ModelError(f"MatMul shapes {list(x.shape)} and {list(y.shape)} do not match") \
+            from None
+
+
+def _b_columns(b_zp: tuple[int, ...], y: TensorType, what: str) -> None:
+    n = y.shape[-1] if len(y.shape) > 1 else 1
+    if len(b_zp) not in (1, n):
+        raise ModelError(f"{what}: {len(b_zp)} per-column values for {n} columns")
+
+
+def _qmatmul_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
+    assert isinstance(a, QMatMulAttrs)
+    shape = _int_matmul_dims(ins[0], ins[1])
+    _b_columns(a.b_zp, ins[1], "QLinearMatMul zero points")
+    _b_columns(a.multiplier, ins[1], "QLinearMatMul scales")
+    return TensorType(shape, a.out.dtype)
+
+
+def _matmul_integer_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
+    assert isinstance(a, IntMatMulAttrs)
+    shape = _int_matmul_dims(ins[0], ins[1])
+    _b_columns(a.b_zp, ins[1], "MatMulInteger zero points")
+    return TensorType(shape, "int32")
+
+
+def _conv_integer_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
+    assert isinstance(a, IntConvAttrs)
+    _need_8bit("ConvInteger", ins)
+    if a.conv.packed:
+        raise ModelError("ConvInteger has no packed form")
+    t = _conv_shape(a.conv, [TensorType(i.shape, "float32") for i in ins])
+    if len(a.w_zp) not in (1, t.shape[1]):
+        raise ModelError(f"ConvInteger: {len(a.w_zp)} weight zero points for "
+                         f"{t.shape[1]} output channels")
+    return TensorType(t.shape, "int32")
+
+
+def _qavgpool_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
+    assert isinstance(a, QAvgPoolAttrs)
+    _need_8bit("QLinearAveragePool", ins)
+    if a.pool.dilations != (1, 1):
+        raise ModelError("QLinearAveragePool has no dilations")
+    return TensorType(_pool_shape(a.pool, ins).shape, a.y.dtype)
+
+
+SHAPE_RULES.update({
+    OpKind.LOOKUP: _lookup_shape,
+    OpKind.QADD: _qbinary_shape,
+    OpKind.QMUL: _qbinary_shape,
+    OpKind.QMATMUL: _qmatmul_shape,
+    OpKind.MATMUL_INTEGER: _matmul_integer_shape,
+    OpKind.CONV_INTEGER: _conv_integer_shape,
+    OpKind.QAVGPOOL: _qavgpool_shape,
+})
+
+
+def lookup_table(fn: str, x: QuantAttrs, y: QuantAttrs, alpha: float = 0.0) -> tuple[int, ...]:
+    """onnxruntime's 256-entry table (``QlinearBuildLookupTable``) for ``fn`` = ``sigmoid``,
+    ``leaky`` or ``identity``, indexed by the input's raw byte; entries are ``y.dtype``
+    values. Built with the ``sqzc.quant_reference`` formulas (float32, MLAS logistic)."""
+    q = np.arange(256, dtype=np.uint8).view(x.dtype)
+    args = (q, x.scale[0], x.zero_point[0], y.scale[0], y.zero_point[0])
+    if fn == "sigmoid":
+        out = qr.qlinear_sigmoid(*args)
+    elif fn == "leaky":
+        out = qr.qlinear_leaky_relu(*args, alpha=alpha)
+    elif fn == "identity":
+        out = qr.qlinear_concat(y.scale[0], np.asarray(y.zero_point[0], y.dtype),
+                                [(q, x.scale[0], x.zero_point[0])], 0)
+    else:
+        raise ValueError(f"unknown lookup function {fn!r}")
+    return tuple(int(v) for v in out)
+
+
+def ref_lookup(a: LookupAttrs, x: np.ndarray) -> np.ndarray:
+    """``table[raw byte of x]``."""
+    table = np.asarray(a.table, dtype=np.int64).astype(a.dtype)
+    return table[np.asarray(x).astype(np.int64) & 0xFF]
+
+
+def qadd_constants(a: QBinaryAttrs) -> tuple[np.float32, np.float32, np.float32]:
+    """(rX, rY, fixed) of onnxruntime's QLinearAdd with X = input 0, Y = input 1:
+    ``rX = f32(sX / sC)``, ``rY = f32(sY / sC)``,
+    ``fixed = f32(zC - fma(rX, zX, f32(rY * zY)))``; then per element
+    ``y = sat(cvtps2dq(fma(x, rX, fma(y, rY, fixed))))``."""
+    sx, sy, sc = (np.float32(q.scale[0]) for q in (a.a, a.b, a.y))
+    rx, ry = np.float32(sx / sc), np.float32(sy / sc)
+    inner = np.float32(ry * np.float32(a.b.zero_point[0]))
+    fixed = np.float32(np.float32(a.y.zero_point[0])
+                       - qr.fma_f32(rx, np.float32(a.a.zero_point[0]), inner).reshape(()))
+    return rx, ry, fixed
+
+
+def qmul_ratio(a: QBinaryAttrs) -> np.float32:
+    """onnxruntime's QLinearMul ``f32(f32(sA * sB) / sC)``; per element
+    ``y = sat(cvtps2dq(f32(f32(f32(p) * ratio) + zC)))`` with ``p = (a - zA) * (b - zB)``."""
+    sa, sb, sc = (np.float32(q.scale[0]) for q in (a.a, a.b, a.y))
+    return np.float32(np.float32(sa * sb) / sc)
+
+
+def ref_qadd(a: QBinaryAttrs, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """QLinearAdd with input 0 as onnxruntime's first MLAS operand."""
+    xb, yb = np.broadcast_arrays(x, y)
+    return qr._qladd_kernel(xb, np.float32(a.a.scale[0]), a.a.zero_point[0], yb,
+                            np.float32(a.b.scale[0]), a.b.zero_point[0],
+                            np.float32(a.y.scale[0]), a.y.zero_point[0], np.dtype(a.y.dtype))
+
+
+def ref_qmul(a: QBinaryAttrs, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """QLinearMul (commutative: the operand order does not matter)."""
+    out = qr.qlinear_mul(x, a.a.scale[0], a.a.zero_point[0], y, a.b.scale[0],
+                         a.b.zero_point[0], a.y.scale[0], a.y.zero_point[0])
+    return out.astype(a.y.dtype)
+
+
+def _per_column(values: tuple, dtype: object) -> np.ndarray:
+    arr = np.asarray(values, dtype=dtype)
+    return arr.reshape(()) if arr.size == 1 else arr
+
+
+def _int_matmul(a_zp: int, b_zp: tuple[int, ...], x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return np.matmul(x.astype(np.int64) - a_zp, w.astype(np.int64) - _per_column(b_zp, np.int64))
+
+
+def ref_qmatmul(a: QMatMulAttrs, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """QLinearMatMul: exact accumulation, then ``MlasRequantizeOutput`` per column."""
+    acc = _int_matmul(a.a_zp, a.b_zp, x, w)
+    return qr.requantize_output(acc, _per_column(a.multiplier, np.float32), a.out.zero_point[0],
+                                a.out.dtype)
+
+
+def ref_matmul_integer(a: IntMatMulAttrs, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """MatMulInteger: exact int32 (wrapping like onnxruntime's int32 sums)."""
+    return qr._wrap_i32(_int_matmul(a.a_zp, a.b_zp, x, w))
+
+
+def ref_conv_integer(a: IntConvAttrs, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """ConvInteger: exact int32 convolution of the zero-point-centred operands."""
+    c = a.conv
+    wz = np.asarray(a.w_zp, np.int64)
+    wz = wz.reshape(-1, 1, 1, 1) if wz.size > 1 else wz.reshape(())
+    acc = qr._conv_accumulate(x.astype(np.int64) - a.x_zp, w.astype(np.int64) - wz,
+                              c.strides, c.pads, c.dilations, c.group)
+    return qr._wrap_i32(acc)
+
+
+def ref_qavgpool(a: QAvgPoolAttrs, x: np.ndarray) -> np.ndarray:
+    """QLinearAveragePool's float path (``QLinearPool2DTask``): sequential float32 window
+    sums of the dequantized values, ``/ count``, ``/ y_scale``, ``+ y_zp``, cvtps2dq, saturate."""
+    p = a.pool
+    f = np.float32
+    n, c, h, w = x.shape
+    oh = pool_out_dim(h, p.kernel[0], p.strides[0], 1, p.pads[0], p.pads[2], p.ceil_mode)
+    ow = pool_out_dim(w, p.kernel[1], p.strides[1], 1, p.pads[1], p.pads[3], p.ceil_mode)
+    d = (f(a.x.scale[0]) * (x.astype(np.int64) - a.x.zero_point[0]).astype(f)).astype(f)
+    ys, yz = f(a.y.scale[0]), f(a.y.zero_point[0])
+    lo, hi = _QRANGE[a.y.dtype]
+    out = np.empty((n, c, oh, ow), dtype=a.y.dtype)
+    for i in range(oh):
+        hs = i * p.strides[0] - p.pads[0]
+        he, hs = min(hs + p.kernel[0], h), max(hs, 0)
+        for j in range(ow):
+            ws = j * p.strides[1] - p.pads[1]
+            we, ws = min(ws + p.kernel[1], w), max(ws, 0)
+            acc = np.zeros((n, c), f)
+            for r in range(hs, he):
+                for q in range(ws, we):
+                    acc = (acc + d[:, :, r, q]).astype(f)
+            cnt = p.kernel[0] * p.kernel[1] if p.count_include_pad else \
+                max(he - hs, 0) * max(we - ws, 0)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                t = ((acc / f(cnt)).astype(f) / ys).astype(f)
+                t = (t + yz).astype(f)
+            out[:, :, i, j] = np.clip(qr._cvtps_epi32(t), lo, hi)
+    return out
+
+
+_QUANT_REFERENCES: dict[OpKind, Callable[[object, Sequence[np.ndarray]], np.ndarray]] = {
+    OpKind.LOOKUP: lambda a, ins: ref_lookup(a, ins[0]),  # type: ignore[arg-type]
+    OpKind.QADD: lambda a, ins: ref_qadd(a, ins[0], ins[1]),  # type: ignore[arg-type]
+    OpKind.QMUL: lambda a, ins: ref_qmul(a, ins[0], ins[1]),  # type: ignore[arg-type]
+    OpKind.QMATMUL: lambda a, ins: ref_qmatmul(a, ins[0], ins[1]),  # type: ignore[arg-type]
+    OpKind.MATMUL_INTEGER: lambda a, ins: ref_matmul_integer(a, ins[0], ins[1]),  # type: ignore[arg-type]
+    OpKind.CONV_INTEGER: lambda a, ins: ref_conv_integer(a, ins[0], ins[1]),  # type: ignore[arg-type]
+    OpKind.QAVGPOOL: lambda a, ins: ref_qavgpool(a, ins[0]),  # type: ignore[arg-type]
+}

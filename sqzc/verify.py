@@ -23,13 +23,17 @@ ARITY: dict[OpKind, tuple[int, int]] = {
     OpKind.DIV: (2, 2), OpKind.MATMUL: (2, 2), OpKind.CAST: (1, 1), OpKind.IDENTITY: (1, 1),
     OpKind.REORDER: (1, 1), OpKind.QUANTIZE: (1, 1), OpKind.DEQUANTIZE: (1, 1),
     OpKind.QCONV: (2, 3), OpKind.QGLOBAL_AVGPOOL: (1, 1), OpKind.REQUANTIZE: (1, 1),
+    OpKind.LOOKUP: (1, 1), OpKind.QADD: (2, 2), OpKind.QMUL: (2, 2), OpKind.QMATMUL: (2, 2),
+    OpKind.MATMUL_INTEGER: (2, 2), OpKind.CONV_INTEGER: (2, 2), OpKind.QAVGPOOL: (1, 1),
 }
 #: kinds whose operands and result must be float (computed in float32)
 FLOAT_ONLY = frozenset({OpKind.CONV, OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU,
                         OpKind.AVGPOOL, OpKind.REDUCE, OpKind.SOFTMAX, OpKind.MATMUL,
                         OpKind.QUANTIZE})
 #: kinds whose data operand must be 8-bit integers
-INT8_ONLY = frozenset({OpKind.QCONV, OpKind.QGLOBAL_AVGPOOL, OpKind.REQUANTIZE})
+INT8_ONLY = frozenset({OpKind.QCONV, OpKind.QGLOBAL_AVGPOOL, OpKind.REQUANTIZE, OpKind.LOOKUP,
+                       OpKind.QADD, OpKind.QMUL, OpKind.QMATMUL, OpKind.MATMUL_INTEGER,
+                       OpKind.CONV_INTEGER, OpKind.QAVGPOOL})
 
 
 def verify(graph: Graph) -> None:

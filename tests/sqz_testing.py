@@ -13,7 +13,9 @@ Tolerances (per dtype):
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,10 +34,12 @@ TOL: dict[str, tuple[float, float]] = {
     "float16": (2.0 ** -10, 1e-3),
     "int8": (0.0, 0.0),
     "uint8": (0.0, 0.0),
+    "int32": (0.0, 0.0),
 }
 #: Compiled libraries are cached per test process only: a cache that outlived a compiler
 #: change would test stale code.
 _CACHE = Path(tempfile.mkdtemp(prefix="sqzc-test-"))
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 def ort_run(model: onnx.ModelProto | str | Path, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -83,7 +87,7 @@ def random_inputs(m: sqzc.CompiledModel, seed: int = 0, batch: int = 1,
     feeds = {}
     for spec in m.input_specs:
         shape = [batch if d is None else d for d in spec.shape]
-        feeds[spec.name] = (rng.standard_normal(shape) * scale).astype(spec.dtype)
+        feeds[spec.name] = np.asarray((rng.standard_normal(shape) * scale).astype(spec.dtype))
     return feeds
 
 
@@ -98,8 +102,9 @@ def assert_close(got: np.ndarray, want: np.ndarray, name: str = "output",
     g64, w64 = got.astype(np.float64), want.astype(np.float64)
     same_nan = np.isnan(g64) == np.isnan(w64)
     assert same_nan.all(), f"{name}: NaN positions differ"
+    infs = np.isinf(w64)
+    assert (g64[infs] == w64[infs]).all(), f"{name}: inf values differ"
     finite = np.isfinite(w64)
-    assert (g64[~finite] == w64[~finite]).all(), f"{name}: inf values differ"
     if not finite.any():
         return
     scale = np.abs(w64[finite]).max()

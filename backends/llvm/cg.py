@@ -28,6 +28,8 @@ LLVM_TYPE: dict[str, ir.Type] = {
     "int8": I8, "uint8": I8, "bool": I8,
 }
 SIGNED = frozenset({"int64", "int32", "int8"})
+#: The lowest finite float32 (-FLT_MAX): where onnxruntime's max pooling starts.
+LOWEST_F32 = -3.4028234663852886e38
 
 
 def i64(v: int) -> ir.Constant:

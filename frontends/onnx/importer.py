@@ -28,7 +28,7 @@ from sqzc.errors import ModelError, UnsupportedError
 from sqzc.frontends.onnx.converters import CONVERTERS, FOLD_ONLY, select_converter
 from sqzc.frontends.onnx.loader import MAX_TENSOR_ELEMENTS, read_model
 from sqzc.ir import Graph, GraphOutput
-from sqzc.ops import BINARY, OpKind, TensorType
+from sqzc.ops import BINARY, NoAttrs, OpKind, TensorType
 
 #: ONNX element types the IR accepts at the model boundary and for constants.
 ONNX_DTYPES: dict[int, str] = {
@@ -193,9 +193,17 @@ def _cast_attrs(to: str) -> object:
     return CastAttrs(to)
 
 
+def _text(v: object) -> str:
+    """A protobuf string field as text (the upb backend returns bytes for invalid UTF-8)."""
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
 def node_label(node: onnx.NodeProto) -> str:
     """A node's name, or a stand-in built from its first output when it has none."""
-    return node.name or (f"{node.op_type}->{node.output[0]}" if node.output else node.op_type)
+    if node.name:
+        return _text(node.name)
+    return f"{_text(node.op_type)}->{_text(node.output[0])}" if node.output else \
+        _text(node.op_type)
 
 
 def inference_message(text: str) -> str:
@@ -333,6 +341,10 @@ def import_proto(model: onnx.ModelProto, label: str, options: ImportOptions | No
     find_unsupported(model, label, opsets)
     init_names = {t.name for t in model.graph.initializer}
     real_inputs = [vi for vi in model.graph.input if vi.name not in init_names]
+    symbolic = model
+    if any(vi.name not in options.input_shapes for vi in real_inputs):
+        symbolic = onnx.ModelProto()
+        symbolic.CopyFrom(model)  # keeps the symbolic batch for check_leading_dims_symbolic
     dynamic = fix_input_shapes(model, real_inputs, label, options.input_shapes)
     try:
         model = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
@@ -382,11 +394,16 @@ def import_proto(model: onnx.ModelProto, label: str, options: ImportOptions | No
         if have != want:
             nid = graph.add_op(OpKind.CAST, _cast_attrs(want), [nid], f"{vo.name}_{want}",
                                (vo.name,))
+        elif graph.op(nid).kind in (OpKind.INPUT, OpKind.CONST) or \
+                nid in graph.output_nodes():
+            # every output buffer needs a kernel that writes it
+            nid = graph.add_op(OpKind.IDENTITY, NoAttrs(), [nid], f"{vo.name}_out", (vo.name,))
         graph.outputs.append(GraphOutput(vo.name, nid))
     if not graph.outputs:
         raise ModelError(f"{label}: model has no outputs")
     graph.remove_dead()
     if dynamic:
+        check_leading_dims_symbolic(symbolic, label)
         check_batch_separable(graph, label)
     return graph
 
@@ -486,6 +503,38 @@ def _evaluate(cx: ImportContext, node: onnx.NodeProto) -> list[np.ndarray]:
 
 
 
+def check_leading_dims_symbolic(model: onnx.ModelProto, label: str) -> None:
+    """Under a symbolic batch, no inferred activation may have a fixed leading dim.
+
+    The graph is compiled at batch 1, so a literal ``Reshape(x, [1, -1])`` looks exactly
+    like PyTorch's ``[N, -1]`` head; onnx shape inference with the batch kept symbolic
+    tells them apart (it infers 1 for the first, the batch symbol for the second).
+    """
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception:
+        return  # the strict inference of the fixed-shape model already vetted the graph
+    init = {t.name for t in model.graph.initializer}
+    reach = {vi.name for vi in model.graph.input if vi.name not in init}
+    for node in model.graph.node:  # tensors computed from a graph input (not weights)
+        if any(i in reach for i in node.input):
+            reach.update(o for o in node.output if o)
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        if vi.name not in reach:
+            continue
+        tt = vi.type.tensor_type
+        if not tt.HasField("shape") or not tt.shape.dim:
+            continue
+        d0 = tt.shape.dim[0]
+        if d0.HasField("dim_value") and tt.elem_type in (onnx.TensorProto.FLOAT,
+                                                         onnx.TensorProto.FLOAT16,
+                                                         onnx.TensorProto.UINT8,
+                                                         onnx.TensorProto.INT8):
+            raise UnsupportedError(
+                f"{label}: dynamic batch: tensor '{vi.name}' has a fixed leading dim "
+                f"{d0.dim_value} (the graph mixes samples); fix the batch with --input-shape")
+
+
 def check_batch_separable(graph: Graph, label: str) -> None:
     """Verify a graph compiled at batch 1 is valid for any batch N.
 
@@ -513,7 +562,9 @@ def check_batch_separable(graph: Graph, label: str) -> None:
             raise UnsupportedError(f"{label}: dynamic batch: {where} moves the batch axis")
         for src in op.inputs:
             t = graph.op(src).out
-            broadcasting = op.kind in BINARY or op.kind is OpKind.MATMUL
+            # a constant with the output's rank and a leading dim > 1 would be broadcast
+            # along the batch (a rank-2 MatMul weight is not: its first dim is K)
+            broadcasting = op.kind in BINARY or (op.kind is OpKind.MATMUL and len(shape) > 2)
             if broadcasting and graph.is_const(src) and len(t.shape) == len(shape) \
                     and t.shape and t.shape[0] != 1:
                 raise UnsupportedError(f"{label}: dynamic batch: {where} broadcasts a constant "

@@ -15,11 +15,13 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from sqzc.errors import ModelError
+from sqzc.ir import MAX_TENSOR_ELEMENTS
+
+__all__ = ["MAX_MODEL_BYTES", "MAX_TENSOR_ELEMENTS", "read_model"]
 
 #: Largest model file or external-data total sqzc reads (bytes). SqueezeNets are ~5 MB.
 MAX_MODEL_BYTES = 1 << 30
-#: Largest single tensor (elements) accepted anywhere in a model.
-MAX_TENSOR_ELEMENTS = 1 << 28
+# (the per-tensor element limit lives in sqzc.ir: one limit for the whole compiler)
 
 
 def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:

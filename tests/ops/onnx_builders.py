@@ -55,14 +55,36 @@ def make_model(nodes: Sequence[onnx.NodeProto],
         [helper.make_tensor_value_info(n, t, None) for n, t in outs],
         list(initializers))
     ops = [helper.make_opsetid("", opset)]
-    model = helper.make_model(graph, opset_imports=ops,
-                              ir_version=helper.find_min_ir_version_for(ops))
+    ir_version = helper.find_min_ir_version_for(ops)
+    if ir_version < 4:  # IR 3 (opset <= 8 exporters): initializers are also graph inputs
+        graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                           for t in initializers)
+    model = helper.make_model(graph, opset_imports=ops, ir_version=ir_version)
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    for vo in model.graph.output:
-        if not vo.type.tensor_type.HasField("shape"):
-            raise AssertionError(f"shape inference gave no shape for output {vo.name}")
+    missing = [vo for vo in model.graph.output if not vo.type.tensor_type.HasField("shape")]
+    if missing:  # old opsets (e.g. Conv-1) have no inference: ask onnxruntime on zeros
+        _fill_output_shapes_with_ort(model, ins)
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _fill_output_shapes_with_ort(model: onnx.ModelProto,
+                                 ins: Sequence[tuple[str, Shape, int]]) -> None:
+    import onnxruntime as ort
+
+    for vo in model.graph.output:  # a shapeless output is not loadable: give a rank
+        if not vo.type.tensor_type.HasField("shape"):
+            vo.type.tensor_type.shape.SetInParent()
+    init_names = {t.name for t in model.graph.initializer}
+    feeds = {n: np.zeros([d if isinstance(d, int) else 1 for d in s],
+                         helper.tensor_dtype_to_np_dtype(t)) for n, s, t in ins
+             if n not in init_names}
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for vo, value in zip(model.graph.output, sess.run(None, feeds)):
+        tt = vo.type.tensor_type
+        tt.ClearField("shape")
+        tt.shape.dim.extend([onnx.TensorShapeProto.Dimension(dim_value=int(d))
+                             for d in np.shape(value)])
 
 
 def single(op: str, inputs: Mapping[str, Shape] | Sequence[tuple[str, Shape, int]],
@@ -82,14 +104,29 @@ def single(op: str, inputs: Mapping[str, Shape] | Sequence[tuple[str, Shape, int
 
 
 def with_dynamic_batch(model: onnx.ModelProto, dim: str = "N") -> onnx.ModelProto:
-    """A copy of ``model`` whose inputs and outputs have a symbolic leading dim."""
+    """A copy of ``model`` whose inputs have a symbolic leading dim. Output shapes are
+    re-inferred (an output whose leading dim is not the batch keeps its real shape); where
+    inference cannot tell (shape arithmetic), the static shape with ``dim`` in front is used."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
-    for vi in list(m.graph.input) + list(m.graph.output):
+    inits = {t.name for t in m.graph.initializer}
+    for vi in m.graph.input:
+        if vi.name in inits:
+            continue
         d0 = vi.type.tensor_type.shape.dim[0]
         d0.Clear()
         d0.dim_param = dim
+    static = {vo.name: list(vo.type.tensor_type.shape.dim) for vo in model.graph.output}
+    for vo in m.graph.output:
+        vo.type.tensor_type.ClearField("shape")
     del m.graph.value_info[:]
+    m = onnx.shape_inference.infer_shapes(m, strict_mode=True, data_prop=True)
+    for vo in m.graph.output:
+        tt = vo.type.tensor_type
+        if not tt.HasField("shape"):
+            tt.shape.dim.extend(static[vo.name])
+            tt.shape.dim[0].Clear()
+            tt.shape.dim[0].dim_param = dim
     onnx.checker.check_model(m, full_check=True)
     return m
 
@@ -99,3 +136,46 @@ def reference_run(model: onnx.ModelProto, feeds: Mapping[str, np.ndarray]) -> li
     from onnx.reference import ReferenceEvaluator
 
     return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, dict(feeds))]
+
+
+def assert_matches_reference(model: onnx.ModelProto, seed: int = 0, opt_level: int = 3,
+                             inputs: Mapping[str, np.ndarray] | None = None) -> None:
+    """Like ``assert_matches_ort`` but against ``onnx.reference``, for the few valid
+    attribute combinations onnxruntime refuses (e.g. dilated Conv with SAME auto_pad)."""
+    from sqz_testing import assert_close, compile_and_load, random_inputs
+
+    m = compile_and_load(model, opt_level=opt_level)
+    feeds = dict(inputs) if inputs is not None else random_inputs(m, seed)
+    got = m.run(feeds)
+    want = reference_run(model, feeds)
+    assert len(want) == len(got)
+    for (name, g), w in zip(got.items(), want):
+        assert_close(g, w, name)
+
+
+def same_pads(size: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+              dilations: Sequence[int], upper: bool) -> list[int]:
+    """Explicit ONNX pads equal to SAME_UPPER/SAME_LOWER, by the formula in the spec."""
+    begin, end = [], []
+    for n, k, s, d in zip(size, kernel, strides, dilations):
+        out = -(-n // s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+        small, big = total // 2, total - total // 2
+        begin.append(small if upper else big)
+        end.append(big if upper else small)
+    return begin + end
+
+
+def assert_matches_ort_equivalent(model: onnx.ModelProto, equivalent: onnx.ModelProto,
+                                  seed: int = 0, opt_level: int = 3) -> None:
+    """sqzc on ``model`` against onnxruntime on ``equivalent`` (the same computation spelled
+    so that onnxruntime handles it right, e.g. explicit pads instead of a SAME auto_pad)."""
+    from sqz_testing import assert_close, compile_and_load, ort_run, random_inputs
+
+    m = compile_and_load(model, opt_level=opt_level)
+    feeds = random_inputs(m, seed)
+    got = m.run(feeds)
+    want = ort_run(equivalent, feeds)
+    assert len(want) == len(got)
+    for (name, g), w in zip(got.items(), want):
+        assert_close(g, np.asarray(w), name)

@@ -10,6 +10,7 @@ from sqzc.backends.llvm.emit import (  # noqa: F401  (imported for registration)
     pool,
     qconv_vnni,
     quant,
+    quant_ops,
     reduce,
     softmax,
 )

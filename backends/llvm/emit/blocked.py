@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from sqzc.backends.llvm.cg import F32, entry_alloca, f32, for_range, i64, loop_nest
+from sqzc.backends.llvm.cg import LOWEST_F32, F32, entry_alloca, f32, for_range, i64, loop_nest
 from sqzc.backends.llvm.emit.elementwise import _binary_value
 from sqzc.backends.llvm.emit.pool import window_counts
 from sqzc.backends.llvm.emit.registry import emits
@@ -72,7 +72,7 @@ def _pool_blocked(ctx: KernelContext, is_max: bool) -> None:
     with for_range(b, lo, hi, name="nc") as nc:
         n, c = b.sdiv(nc, i64(cb)), b.srem(nc, i64(cb))
         with for_range(b, 0, oh, name="oh") as r, for_range(b, 0, ow, name="ow") as q:
-            b.store(vconst(float("-inf") if is_max else 0.0, blk), acc)
+            b.store(vconst(LOWEST_F32 if is_max else 0.0, blk), acc)
             for i in range(kh):
                 ih = b.add(b.mul(r, i64(sh)), i64(i * dh - a.pads[0]))
                 row_ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
@@ -115,7 +115,8 @@ def emit_reduce_blocked(ctx: KernelContext) -> None:
     zero = i64(0)
     with for_range(b, lo, hi, name="nc") as nc:
         n, c = b.sdiv(nc, i64(cb)), b.srem(nc, i64(cb))
-        b.store(vconst(float("-inf") if is_max else 0.0, blk), acc)
+        b.store(vconst((LOWEST_F32 if a.lowest_finite else float("-inf")) if is_max else 0.0,
+                       blk), acc)
         with for_range(b, 0, h, name="h") as r, for_range(b, 0, w, name="w") as q:
             v = _vload(b, x, [n, c, r, q])
             cur = b.load(acc, typ=vt)

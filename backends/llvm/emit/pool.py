@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from sqzc.backends.llvm.cg import F32, f32, for_range, i64, loop_nest
+from sqzc.backends.llvm.cg import LOWEST_F32, F32, f32, for_range, i64, loop_nest
 from sqzc.backends.llvm.emit.conv import valid_range
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
@@ -46,7 +46,7 @@ def _pool(ctx: KernelContext, is_max: bool) -> None:
     n_batch, c, oh, ow = y.shape
     h, w = x.shape[2:]
     (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.strides, a.dilations
-    init = f32(float("-inf")) if is_max else f32(0.0)
+    init = f32(LOWEST_F32) if is_max else f32(0.0)  # onnxruntime: max pooling never gives -inf
     with for_range(b, 0, n_batch, name="n") as n, for_range(b, 0, c, name="c") as ch:
         with loop_nest(b, (oh, ow), name="init") as (r, q):
             y.store(b, [n, ch, r, q], init)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqzc.backends.llvm.cg import F32, entry_alloca, f32, i64, loop_nest
+from sqzc.backends.llvm.cg import LOWEST_F32, F32, entry_alloca, f32, i64, loop_nest
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, ReduceAttrs
@@ -22,7 +22,8 @@ def emit_reduce(ctx: KernelContext) -> None:
     is_max = a.mode == "max"
     with loop_nest(b, kept, name="k") as kidx:
         acc_ptr = entry_alloca(b, F32, "acc")
-        b.store(f32(float("-inf")) if is_max else f32(0.0), acc_ptr)
+        lowest = LOWEST_F32 if a.lowest_finite else float("-inf")
+        b.store(f32(lowest) if is_max else f32(0.0), acc_ptr)
         with loop_nest(b, red, name="r") as ridx:
             full, ki, ri = [], iter(kidx), iter(ridx)
             for i in range(len(x.shape)):
