@@ -218,7 +218,8 @@ def build_library(graph: Graph, plan: MemoryPlan, output: str | os.PathLike[str]
     with tempfile.TemporaryDirectory(prefix="sqzc-") as tmp:
         wpath = Path(tmp) / "weights.bin"
         meta_json = json.dumps(meta, sort_keys=True)
-        lowered = lower(graph, plan, target, meta_json, str(wpath), options.profile)
+        lowered = lower(graph, plan, target, meta_json, str(wpath), options.profile,
+                        inline_weights=options.emit == "llvm")
         wpath.write_bytes(lowered.weights)
         if options.emit == "llvm":
             write_atomically(out, lowered.ir_text)

@@ -128,8 +128,13 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
 
 
 def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
-          weights_path: str, profile: bool = False) -> LoweredModule:
-    """Build the module for ``graph``; ``weights_path`` is the file ``.incbin`` will read."""
+          weights_path: str, profile: bool = False, inline_weights: bool = False
+          ) -> LoweredModule:
+    """Build the module for ``graph``; ``weights_path`` is the file ``.incbin`` will read.
+
+    ``inline_weights`` spells the weights out as an IR constant instead (``--emit llvm``:
+    a self-contained, reproducible text file, slow to parse but never used for builds).
+    """
     weights, const_offsets = pack_weights(graph)
     views = resolve_views(graph, plan, const_offsets)
     module = ir.Module(name=graph.name)
@@ -139,6 +144,9 @@ def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
     wglobal = ir.GlobalVariable(module, ir.ArrayType(ir.IntType(8), len(weights)), WEIGHTS_SYMBOL)
     wglobal.visibility = "hidden"
     wglobal.align = ALIGN
+    if inline_weights:
+        wglobal.global_constant = True
+        wglobal.initializer = ir.Constant(wglobal.value_type, bytearray(weights))
     kernels = []
     shared: dict[str, ir.Function] = {}
     for nid in schedule(graph):
@@ -148,6 +156,8 @@ def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
         kernels.append((nid, shared[key]))
     build_entry_points(module, graph, plan, views, kernels, wglobal, metadata_json, profile)
     text = str(module)
+    if inline_weights:
+        return LoweredModule(text, weights, [k.name for _, k in kernels])
     path = weights_path.replace("\\", "\\\\").replace('"', '\\"')
     asm = [
         '.section .rodata.sqz_weights,"a",@progbits',

@@ -42,18 +42,9 @@ def _compile_in(model: Path, out: Path, tmpdir: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(tempfile, "tempdir", None)
 
 
-_LL_REASON = (
-    "sqzc/driver.py compile(): --emit llvm writes lowered.ir_text, whose module asm "
-    "'.incbin \"<tmp>/sqzc-XXXXXXXX/weights.bin\"' names the weights file inside the "
-    "tempfile.TemporaryDirectory that is deleted when compile() returns. The .ll file is "
-    "therefore neither reproducible (random temp path) nor usable (llc/llvmlite: 'Could not "
-    "find incbin file'). Repro: sqzc compile m.onnx --emit llvm -o m.ll; grep incbin m.ll.")
-
-
 @pytest.mark.parametrize(("emit", "opt_level"), [
     ("so", 3), ("so", 0), ("obj", 3), ("asm", 0), ("header", 3),
-    pytest.param("llvm", 3, marks=pytest.mark.xfail(strict=True, raises=AssertionError,
-                                                      reason=_LL_REASON)),
+    ("llvm", 3),
 ])
 def test_same_model_gives_identical_bytes(model_file: Path, tmp_path: Path, emit: str,
                                           opt_level: int,
@@ -81,7 +72,6 @@ print("OBJECT", len(obj))
 """
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=_LL_REASON)
 def test_emitted_llvm_ir_is_self_contained(model_file: Path, tmp_path: Path) -> None:
     ll = tmp_path / "model.ll"
     sqzc.compile(model_file, ll, sqzc.CompileOptions(emit="llvm"))
