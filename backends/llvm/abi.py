@@ -74,36 +74,75 @@ def _pause(b: ir.IRBuilder) -> None:
     b.asm(ir.FunctionType(ir.VoidType(), []), "pause", "", [], side_effect=True)
 
 
+#: Spins before a waiting worker sleeps in the kernel (futex): short waits stay cheap,
+#: and an oversubscribed machine does not burn the core the other worker needs.
+SPINS_BEFORE_SLEEP = 4096
+SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129
+
+
 def build_barrier(module: ir.Module) -> ir.Function:
-    """``barrier(ptr state, i64 n)``: a sense-reversing spin barrier (yields while waiting)."""
+    """``barrier(ptr state, i64 n)``: a generation barrier that spins, then sleeps.
+
+    State (in the caller's workspace): arrival counter at +0, sleeping-waiter count at +8,
+    generation at +64 (its own cache line). The last arriver resets the counter, bumps the
+    generation and wakes sleepers with FUTEX_WAKE; the others spin on the generation for a
+    while and then FUTEX_WAIT on its low 32 bits. The generation store and the waiter
+    count use sequentially consistent atomics so a wake-up is never missed.
+    """
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), "sqz_barrier")
     fn.linkage = "internal"
     state, n = fn.args
+    syscall = module.globals.get("syscall") or ir.Function(
+        module, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
+    null = ir.Constant(PTR, None)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     count = state
+    waiters = b.gep(state, [i64(8)], source_etype=I8, name="waiters.ptr")
     gen_ptr = b.gep(state, [i64(ALIGN)], source_etype=I8, name="gen.ptr")
     gen = b.load_atomic(gen_ptr, "acquire", 8, typ=I64, name="gen")
     arrived = b.atomic_rmw("add", count, i64(1), "acq_rel", name="arrived")
     last = b.icmp_signed("==", arrived, b.sub(n, i64(1)))
-    release, wait, done = (fn.append_basic_block(x) for x in ("release", "wait", "done"))
-    b.cbranch(last, release, wait)
+    names = ("release", "spin", "sleep", "sleep.check", "sleep.wait", "woken", "done")
+    release, spin, sleep, check, wait, woken, done = (fn.append_basic_block(x) for x in names)
+    b.cbranch(last, release, spin)
+
     b.position_at_end(release)
     # (llvmlite's store_atomic predates opaque pointers; an atomic exchange is a store)
     b.atomic_rmw("xchg", count, i64(0), "monotonic")
-    b.atomic_rmw("xchg", gen_ptr, b.add(gen, i64(1)), "release")
+    b.atomic_rmw("xchg", gen_ptr, b.add(gen, i64(1)), "seq_cst")
+    sleeping = b.atomic_rmw("add", waiters, i64(0), "seq_cst", name="sleeping")
+    with b.if_then(b.icmp_signed("!=", sleeping, i64(0))):
+        b.call(syscall, [i64(SYS_FUTEX), gen_ptr, i64(FUTEX_WAKE_PRIVATE), i64(0x7FFFFFFF),
+                         null, null, i64(0)])
     b.ret_void()
-    b.position_at_end(wait)
+
+    b.position_at_end(spin)
     spins = b.phi(I64, name="spins")
-    spins.add_incoming(i64(0), b.block.function.entry_basic_block)
+    spins.add_incoming(i64(0), fn.entry_basic_block)
     _pause(b)
-    yield_fn = module.globals.get("sched_yield") or ir.Function(
-        module, ir.FunctionType(I32, []), "sched_yield")
-    nxt = b.add(spins, i64(1))
-    with b.if_then(b.icmp_unsigned("==", b.and_(nxt, i64(1023)), i64(0))):
-        b.call(yield_fn, [])
     cur = b.load_atomic(gen_ptr, "acquire", 8, typ=I64)
-    spins.add_incoming(nxt, b.block)
-    b.cbranch(b.icmp_signed("==", cur, gen), wait, done)
+    nxt = b.add(spins, i64(1))
+    decide = fn.append_basic_block("spin.more")
+    b.cbranch(b.icmp_signed("!=", cur, gen), done, decide)
+    b.position_at_end(decide)
+    spins.add_incoming(nxt, decide)
+    b.cbranch(b.icmp_unsigned("<", nxt, i64(SPINS_BEFORE_SLEEP)), spin, sleep)
+
+    b.position_at_end(sleep)
+    b.atomic_rmw("add", waiters, i64(1), "seq_cst")
+    b.branch(check)
+    b.position_at_end(check)
+    cur2 = b.load_atomic(gen_ptr, "seq_cst", 8, typ=I64)
+    b.cbranch(b.icmp_signed("!=", cur2, gen), woken, wait)
+    b.position_at_end(wait)
+    expected = b.and_(gen, i64(0xFFFFFFFF))
+    b.call(syscall, [i64(SYS_FUTEX), gen_ptr, i64(FUTEX_WAIT_PRIVATE), expected, null, null,
+                     i64(0)])
+    b.branch(check)
+    b.position_at_end(woken)
+    b.atomic_rmw("sub", waiters, i64(1), "seq_cst")
+    b.branch(done)
+
     b.position_at_end(done)
     b.ret_void()
     return fn
