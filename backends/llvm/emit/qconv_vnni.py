@@ -25,7 +25,8 @@ from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, QConvAttrs
 from sqzc.semantics import _QRANGE, qconv_input_offset
 
-PIXELS, BLOCKS = 14, 2  # 28 accumulators + 2 weight vectors + 1 broadcast <= 32 zmm
+PIXELS, BLOCKS = 14, 2
+FLIP_BYTES = int.from_bytes(b"\x80" * 4, "little", signed=True)  # int8 -> uint8 + 128  # 28 accumulators + 2 weight vectors + 1 broadcast <= 32 zmm
 
 
 def _splat_i32(b: ir.IRBuilder, v: ir.Value, lanes: int) -> ir.Value:
@@ -57,7 +58,6 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
     shift = x.dtype == "int8"
     offset = qconv_input_offset(x.dtype, a.x_zp)
     pad_vec = _vec(I32, blk, int.from_bytes(bytes([offset & 0xFF] * 4), "little", signed=True))
-    flip = _vec(I32, blk, int.from_bytes(b"\x80" * 4, "little", signed=True))
     rows = row_groups(oh_len, h_len, kh_len, sh, dh, c.pads[0])
     cols = col_tiles(ow_len, w_len, kw_len, sw, dw, c.pads[1], PIXELS)
     accs = [entry_alloca(b, vi, f"acc{j}_{r}") for j in range(BLOCKS) for r in range(PIXELS)]
@@ -84,8 +84,9 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
                           b.mul(b.and_(q, i64(3)), i64(4))))
         word = b.load(b.gep(x.ptr, [off], inbounds=True, source_etype=ir.IntType(8)), typ=I32,
                       align=1)
-        v = _splat_i32(b, word, blk)
-        return b.xor(v, flip) if shift else v
+        if shift:  # on the scalar: an XOR of the splat feeding vpdpbusd hangs LLVM 22's isel
+            word = b.xor(word, ir.Constant(I32, FLIP_BYTES))
+        return _splat_i32(b, word, blk)
 
     def microkernel(n: ir.Value, ocb: ir.Value, oh: ir.Value, ow0: ir.Value, jn: int,
                     width: int, taps_h: tuple[int, ...], valid: Callable[[int, int], bool]) -> None:
