@@ -20,7 +20,7 @@ import json
 import numpy as np
 
 from sqzc.ir import Graph
-from sqzc.ops import DTYPE_SHORT, Activation, ConstAttrs, OpKind, OpNode, QConvAttrs, QuantAttrs
+from sqzc.ops import DTYPE_SHORT, Activation, ConstAttrs, OpKind, OpNode, QuantAttrs
 
 JSON_SCHEMA_VERSION = 1
 
@@ -59,10 +59,11 @@ def attr_items(op: OpNode) -> list[tuple[str, object]]:
     if isinstance(op.attrs, ConstAttrs) or not dataclasses.is_dataclass(op.attrs):
         return []
     items = [(f.name, getattr(op.attrs, f.name)) for f in dataclasses.fields(op.attrs)]
-    if isinstance(op.attrs, QConvAttrs):  # show the convolution geometry inline
-        conv = op.attrs.conv
-        items = [(k, v) for k, v in items if k != "conv"]
-        items += [(f.name, getattr(conv, f.name)) for f in dataclasses.fields(conv)]
+    nested = [(k, v) for k, v in items if dataclasses.is_dataclass(v)
+              and not isinstance(v, Activation | QuantAttrs)]
+    for k, v in nested:  # show nested geometry (a qconv's conv, a pool's window) inline
+        items = [(k2, v2) for k2, v2 in items if k2 != k]
+        items += [(f.name, getattr(v, f.name)) for f in dataclasses.fields(v)]
     optional = {"act": Activation(), "packed": 0, "out_channels": 0}  # shown only when set
     items = [(k, v) for k, v in items if not (k in optional and v == optional[k])]
     return sorted(items)

@@ -12,8 +12,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from sqzc import quant_reference as qr
 from sqzc.errors import ModelError
 from sqzc.ops import (
+    IntConvAttrs,
+    IntMatMulAttrs,
+    LookupAttrs,
+    QAvgPoolAttrs,
+    QBinaryAttrs,
+    QMatMulAttrs,
     QConvAttrs,
     QPoolAttrs,
     QuantAttrs,
@@ -30,16 +37,6 @@ from sqzc.ops import (
     SoftmaxAttrs,
     TensorType,
     TransposeAttrs,
-)
-
-from sqzc import quant_reference as qr
-from sqzc.ops import (
-    IntConvAttrs,
-    IntMatMulAttrs,
-    LookupAttrs,
-    QAvgPoolAttrs,
-    QBinaryAttrs,
-    QMatMulAttrs,
 )
 
 ShapeRule = Callable[[object, Sequence[TensorType]], TensorType]
@@ -797,12 +794,13 @@ def ref_qavgpool(a: QAvgPoolAttrs, x: np.ndarray) -> np.ndarray:
     return out
 
 
-_QUANT_REFERENCES: dict[OpKind, Callable[[object, Sequence[np.ndarray]], np.ndarray]] = {
-    OpKind.LOOKUP: lambda a, ins: ref_lookup(a, ins[0]),  # type: ignore[arg-type]
-    OpKind.QADD: lambda a, ins: ref_qadd(a, ins[0], ins[1]),  # type: ignore[arg-type]
-    OpKind.QMUL: lambda a, ins: ref_qmul(a, ins[0], ins[1]),  # type: ignore[arg-type]
-    OpKind.QMATMUL: lambda a, ins: ref_qmatmul(a, ins[0], ins[1]),  # type: ignore[arg-type]
-    OpKind.MATMUL_INTEGER: lambda a, ins: ref_matmul_integer(a, ins[0], ins[1]),  # type: ignore[arg-type]
-    OpKind.CONV_INTEGER: lambda a, ins: ref_conv_integer(a, ins[0], ins[1]),  # type: ignore[arg-type]
-    OpKind.QAVGPOOL: lambda a, ins: ref_qavgpool(a, ins[0]),  # type: ignore[arg-type]
+#: kind -> reference, for the kinds above (``reference`` dispatches here).
+_QUANT_REFERENCES: dict[OpKind, Reference] = {
+    OpKind.LOOKUP: lambda a, ins: ref_lookup(a, *ins),  # type: ignore[arg-type]
+    OpKind.QADD: lambda a, ins: ref_qadd(a, *ins),  # type: ignore[arg-type]
+    OpKind.QMUL: lambda a, ins: ref_qmul(a, *ins),  # type: ignore[arg-type]
+    OpKind.QMATMUL: lambda a, ins: ref_qmatmul(a, *ins),  # type: ignore[arg-type]
+    OpKind.MATMUL_INTEGER: lambda a, ins: ref_matmul_integer(a, *ins),  # type: ignore[arg-type]
+    OpKind.CONV_INTEGER: lambda a, ins: ref_conv_integer(a, *ins),  # type: ignore[arg-type]
+    OpKind.QAVGPOOL: lambda a, ins: ref_qavgpool(a, *ins),  # type: ignore[arg-type]
 }

@@ -32,8 +32,6 @@ from sqzc.ops import (
     ReshapeAttrs,
     SoftmaxAttrs,
     TransposeAttrs,
-)
-from sqzc.ops import (
     IntConvAttrs,
     IntMatMulAttrs,
     LookupAttrs,

@@ -42,6 +42,9 @@ def _fold_conv(g: Graph, nid: str) -> bool:
     (xq, xp), (wq, wp), (qid, yp) = x, w, q
     if not xp.per_tensor or not g.is_const(wq) or wp.dtype not in ("int8", "uint8"):
         return False
+    # int8 activations are fused too: onnxruntime on x86-64 keeps those groups in float by
+    # default (session.qdqisint8allowed=1 fuses them, and then sqzc is bit-exact); its float
+    # path differs from its own fused path by several steps, so no choice matches both.
     oc = op.out.shape[1]
     if not wp.per_tensor and (wp.axis != 0 or len(wp.scale) != oc):
         return False

@@ -152,21 +152,18 @@ EXCLUDE: dict[str, list[str]] = {
         r"^test_batchnorm_(example|epsilon)_cpu",  # scale/B/mean/var inputs
         r"^test_(de)?quantizelinear_(axis_)?cpu",  # scale/zero-point inputs
         r"^test_qlinearconv_",
-    ],
-}
-
-#: int8 is being added right now: quantized-op tests that still fail. Expected failures
-#: (not skips): one that starts passing is reported as "Unexpected success" -- remove it.
-INT8_IN_PROGRESS: dict[str, list[str]] = {
-    "int8 support in progress: op not converted yet [xfail]": [
         r"^test_qlinearmatmul_",
         r"^test_convinteger_",
         r"^test_matmulinteger_",
     ],
-    "int8 support in progress: blocked quantization (block_size) [xfail]": [
+    "blocked quantization (block_size > 0) is not supported (per-tensor/per-axis only)": [
         r"^test_(de)?quantizelinear_blocked",
     ],
 }
+
+#: Quantized-op tests expected to fail while an op is being added (expected failures, not
+#: skips: one that starts passing is reported as "Unexpected success"). Empty now.
+INT8_IN_PROGRESS: dict[str, list[str]] = {}
 
 #: Real sqzc bugs, excluded so the suite stays green: reason (root cause) -> regexes.
 #: Empty: every failure of the selected tests is a scope decision listed above.

@@ -5,15 +5,17 @@
   NCHW) and seeded uniform 0..255 noise.
 * ``expose_8bit``: a copy of a model whose every 8-bit node output (the ``*_quantized``
   tensors of a QOperator model, the QuantizeLinear outputs of a QDQ model) is also a graph
-  output, typed by ``onnx.shape_inference`` (plus the one com.microsoft op it cannot type).
+  output, typed by ``onnx.shape_inference`` (plus the com.microsoft ops it cannot type).
 * ``QuantConfig`` / ``quantize``: ``onnxruntime.quantization.quantize_static`` of a
   ``sqzc.zoo`` model with a small seeded calibration set.
-* ``OrtRunner``: onnxruntime with default session options (graph optimizations on) or
-  with ``ORT_DISABLE_ALL``, returning ``{output name: array}``.
-* ``step_diff``: how two 8-bit tensors differ, in quantization steps.
+* ``ExposedModels``: a per-session cache of the exposed models as files (what gets
+  compiled), so quantization and surgery run once per session.
+* ``OrtRunner``: onnxruntime with default session options (graph optimizations on), with
+  ``ORT_DISABLE_ALL``, or with extra session config entries; returns ``{name: array}``.
+* ``step_diff`` / ``step_diffs``: how 8-bit tensors differ, in quantization steps.
 * ``precompile``: compile many libraries in parallel worker processes into
-  ``sqz_testing``'s per-process library cache (as ``model_libs.compile_all`` does for
-  ``Lib`` parameters), so the tests' ``compile_and_load`` calls find them built.
+  ``sqz_testing``'s per-process library cache (``model_libs.compile_all``), so the
+  tests' ``compile_and_load`` calls find them built.
 """
 
 from __future__ import annotations
@@ -70,23 +72,54 @@ def noise_inputs(seeds: Iterable[int], size: int = 224) -> dict[str, np.ndarray]
 # ------------------------------------------------------------------ model surgery
 
 
+def _contrib_type(node: onnx.NodeProto, vi: Mapping[str, onnx.ValueInfoProto],
+                  inits: Mapping[str, onnx.TensorProto]) -> onnx.ValueInfoProto | None:
+    """Output type of the com.microsoft ops onnx's shape inference does not know, from
+    their inputs' types (``None`` while an input is still untyped)."""
+    def dims(name: str) -> list[int] | None:
+        if name not in vi:
+            return None
+        d = [x.dim_value for x in vi[name].type.tensor_type.shape.dim]
+        return d if d and all(d) else None
+
+    out = node.output[0]
+    if node.op_type == "QLinearGlobalAveragePool":  # [N, C, H, W] -> [N, C, 1, 1], same dtype
+        d = dims(node.input[0])
+        if d is None:
+            return None
+        elem = vi[node.input[0]].type.tensor_type.elem_type
+        return helper.make_tensor_value_info(out, elem, d[:2] + [1] * (len(d) - 2))
+    if node.op_type == "QLinearConcat":  # (y_scale, y_zp, (x, x_scale, x_zp)...)
+        xs = [dims(x) for x in node.input[2::3]]
+        if any(d is None for d in xs):
+            return None
+        axis = next(a.i for a in node.attribute if a.name == "axis")
+        shape = list(xs[0])  # type: ignore[arg-type]
+        shape[axis] = sum(d[axis] for d in xs)  # type: ignore[index]
+        return helper.make_tensor_value_info(out, inits[node.input[1]].data_type, shape)
+    return None
+
+
 def eight_bit_tensors(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
     """Every 8-bit node output (in node order) with its inferred type and shape.
 
-    ``onnx.shape_inference`` types the ai.onnx ops; it does not know com.microsoft
-    ``QLinearGlobalAveragePool``, whose output is typed here: the input's dtype, shape
-    ``[N, C, 1, ..., 1]``.
+    ``onnx.shape_inference`` types the ai.onnx ops. It does not know the com.microsoft
+    ops ``QLinearGlobalAveragePool`` and ``QLinearConcat`` (and so leaves everything
+    downstream of them untyped): their outputs are typed here from their inputs and
+    inference is re-run until nothing more can be typed.
     """
-    inferred = shape_inference.infer_shapes(model, strict_mode=True)
-    vi = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.input,
-                              *inferred.graph.output)}
-    for node in inferred.graph.node:
-        if node.op_type == "QLinearGlobalAveragePool" and node.output[0] not in vi:
-            src = vi[node.input[0]].type.tensor_type
-            dims = [d.dim_value for d in src.shape.dim]
-            assert dims and all(dims), f"{node.input[0]}: shape {dims} not inferred"
-            vi[node.output[0]] = helper.make_tensor_value_info(
-                node.output[0], src.elem_type, dims[:2] + [1] * (len(dims) - 2))
+    inits = {t.name: t for t in model.graph.initializer}
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    while True:
+        inferred = shape_inference.infer_shapes(work)
+        vi = {v.name: v for v in (*inferred.graph.value_info, *inferred.graph.input,
+                                  *inferred.graph.output)}
+        added = [t for n in inferred.graph.node if n.domain == "com.microsoft"
+                 and n.output[0] not in vi and (t := _contrib_type(n, vi, inits))]
+        if not added:
+            break
+        work.graph.value_info.extend(added)
     graph_outputs = {o.name for o in model.graph.output}
     found = {}
     for node in model.graph.node:
@@ -116,7 +149,7 @@ class QuantConfig:
     """One ``quantize_static`` setting for a ``sqzc.zoo`` model."""
 
     model: str  # sqzc.zoo name
-    fmt: str  # "qdq" or "qop"
+    fmt: str  # "qdq" (QuantFormat.QDQ) or "qop" (QuantFormat.QOperator)
     per_channel: bool
     reduce_range: bool
     activation: str  # "u8" (QUInt8) or "s8" (QInt8); weights are always QInt8
@@ -127,17 +160,19 @@ class QuantConfig:
                 f"{'-rr' if self.reduce_range else ''}-{self.activation}")
 
 
-#: Zoo build arguments: small images keep the (scalar) int8 kernels and quantize_static
-#: fast; the graph and channel counts are SqueezeNet's.
+#: Zoo build arguments: small images keep the int8 kernels and quantize_static fast;
+#: the graph and channel counts are SqueezeNet's (100 classes instead of 1000).
 ZOO_ARGS = {"opset": 13, "seed": 0, "image_size": 64, "num_classes": 100}
 CALIBRATION_SEEDS = (100, 101, 102, 103)
-#: Like shared/models/MANIFEST.md: Concat stays float (sqzc has no com.microsoft
-#: QLinearConcat, which QOperator would otherwise produce), everything else is quantized.
-OP_TYPES = ["Conv", "Relu", "MaxPool", "GlobalAveragePool"]
+#: Every quantizable op of the zoo graphs except Softmax: onnxruntime would turn it into
+#: com.microsoft QLinearSoftmax, which sqzc does not import. (Unlike the MANIFEST's
+#: derived models, Concat is quantized: QOperator gives com.microsoft QLinearConcat.)
+OP_TYPES = ["Conv", "Relu", "MaxPool", "Concat", "GlobalAveragePool"]
 
 
 def quantize(cfg: QuantConfig, workdir: Path) -> Path:
-    """Build the zoo model, pre-process it like the MANIFEST, quantize; returns the file."""
+    """Build the zoo model, ``quant_pre_process`` it like the MANIFEST, ``quantize_static``
+    with MinMax calibration on 4 seeded noise images; returns the quantized file."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -153,9 +188,9 @@ def quantize(cfg: QuantConfig, workdir: Path) -> Path:
     base = workdir / f"{cfg.model}.onnx"
     pre = workdir / f"{cfg.model}.pre.onnx"
     if not pre.exists():
-        onnx.save(build(cfg.model, **ZOO_ARGS), base)
+        onnx.save(build(cfg.model, **ZOO_ARGS), base)  # type: ignore[arg-type]
         quant_pre_process(str(base), str(pre), skip_symbolic_shape=True)
-    size = ZOO_ARGS["image_size"]
+    size = int(ZOO_ARGS["image_size"])
     batches = [{INPUT: x} for x in noise_inputs(CALIBRATION_SEEDS, size).values()]
 
     class Reader(CalibrationDataReader):
@@ -175,20 +210,58 @@ def quantize(cfg: QuantConfig, workdir: Path) -> Path:
     return out
 
 
+@dataclass(frozen=True)
+class Exposed:
+    """A model with its 8-bit intermediates exposed, saved where it is compiled from."""
+
+    path: Path
+    model: onnx.ModelProto
+    names: list[str]  # the exposed 8-bit tensors, in node order
+
+
+class ExposedModels:
+    """Exposed copies of the shared int8 models and of quantized zoo models, made once
+    per session in ``workdir`` (quantize_static takes ~0.5 s per configuration)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self._cache: dict[object, Exposed] = {}
+
+    def _save(self, key: object, stem: str, model: onnx.ModelProto) -> Exposed:
+        if key not in self._cache:
+            exposed, names = expose_8bit(model)
+            path = self.workdir / f"{stem}.exposed.onnx"
+            path.write_bytes(exposed.SerializeToString())
+            self._cache[key] = Exposed(path, exposed, names)
+        return self._cache[key]
+
+    def file(self, path: Path) -> Exposed:
+        return self._cache.get(path) or self._save(path, path.stem, onnx.load(path))
+
+    def zoo(self, cfg: QuantConfig) -> Exposed:
+        if cfg in self._cache:
+            return self._cache[cfg]
+        return self._save(cfg, cfg.id, onnx.load(quantize(cfg, self.workdir / "quantized")))
+
+
 # ------------------------------------------------------------------------ running
 
 
 class OrtRunner:
-    """onnxruntime CPU session, one intra-op thread; ``optimized=False`` disables every
-    graph optimization (``ORT_DISABLE_ALL``: QDQ groups run as literal float ops)."""
+    """onnxruntime CPU session with one intra-op thread. ``optimized=False`` disables every
+    graph optimization (``ORT_DISABLE_ALL``: QDQ groups run as literal float ops);
+    ``config`` adds session config entries (e.g. ``session.qdqisint8allowed``)."""
 
-    def __init__(self, model: onnx.ModelProto, optimized: bool = True) -> None:
+    def __init__(self, model: onnx.ModelProto, optimized: bool = True,
+                 config: Mapping[str, str] | None = None) -> None:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         if not optimized:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        for key, value in (config or {}).items():
+            so.add_session_config_entry(key, value)
         self.sess = ort.InferenceSession(model.SerializeToString(), so,
                                          providers=["CPUExecutionProvider"])
         self.names = [o.name for o in self.sess.get_outputs()]
@@ -206,6 +279,9 @@ class StepDiff:
     max_steps: int
     size: int
 
+    def __str__(self) -> str:
+        return f"{self.name}: {self.count}/{self.size} elements, max {self.max_steps} step(s)"
+
 
 def step_diff(name: str, got: np.ndarray, want: np.ndarray) -> StepDiff:
     """Compare two 8-bit tensors of the same shape and dtype, in integer steps."""
@@ -218,13 +294,19 @@ def step_diff(name: str, got: np.ndarray, want: np.ndarray) -> StepDiff:
 
 def step_diffs(got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray],
                names: Iterable[str]) -> list[StepDiff]:
-    """``step_diff`` of every tensor in ``names`` that differs at all."""
+    """``step_diff`` of every tensor in ``names`` that differs at all (node order)."""
     diffs = [step_diff(n, got[n], want[n]) for n in names]
     return [d for d in diffs if d.count]
 
 
-def precompile(paths: Iterable[Path], opt_level: int = 3) -> None:
-    """Warm ``sqz_testing``'s library cache for ``paths`` using worker processes.
+def summarize(diffs: list[StepDiff]) -> tuple[int, int]:
+    """(total differing elements, largest difference in steps)."""
+    return sum(d.count for d in diffs), max((d.max_steps for d in diffs), default=0)
+
+
+def precompile(jobs: Iterable[tuple[Path, int]]) -> None:
+    """Warm ``sqz_testing``'s library cache for ``(model file, -O level)`` pairs using
+    worker processes.
 
     Only a cache warm-up (``model_libs.compile_all``): failures are ignored here and
     reported by the test that compiles the model again. ``SQZC_TEST_SERIAL=1`` skips it.
@@ -233,4 +315,4 @@ def precompile(paths: Iterable[Path], opt_level: int = 3) -> None:
         return
     from model_libs import Lib, compile_all
 
-    compile_all([Lib(str(Path(p).resolve()), opt_level=opt_level) for p in paths])
+    compile_all([Lib(str(Path(p).resolve()), opt_level=level) for p, level in jobs])

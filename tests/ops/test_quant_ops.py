@@ -24,7 +24,6 @@ import pytest
 from onnx import helper, numpy_helper
 
 from sqz_testing import assert_matches_ort, model_path, ort_run
-from sqzc import quant_reference as qr
 from sqzc.errors import UnsupportedError
 from sqzc.frontends.onnx.importer import import_proto
 from sqzc.ops import OpKind, QPoolAttrs, QuantAttrs
@@ -45,11 +44,13 @@ Inputs = Sequence[tuple[str, object, bool]]  # (name, value or None, is initiali
 
 
 def node_model(op: str, inputs: Inputs, out_dtype: type, attrs: dict | None = None,
-               domain: str = "", opset: int = 13) -> tuple[onnx.ModelProto, dict]:
+               domain: str = "", opset: int = 13, dynamic_batch: bool = False
+               ) -> tuple[onnx.ModelProto, dict]:
     """A one-node model and its feeds; ``None`` values are omitted optional inputs.
 
     The output's static shape is taken from onnxruntime (onnx cannot infer com.microsoft
-    ops, and sqzc's loader wants typed outputs).
+    ops, and sqzc's loader wants typed outputs). ``dynamic_batch`` makes dim 0 of every
+    graph input and of the output symbolic (``N``).
     """
     names, graph_inputs, inits, feeds = [], [], [], {}
     for name, value, const in inputs:
@@ -62,7 +63,8 @@ def node_model(op: str, inputs: Inputs, out_dtype: type, attrs: dict | None = No
             inits.append(numpy_helper.from_array(arr, name))
         else:
             elem = helper.np_dtype_to_tensor_dtype(arr.dtype)
-            graph_inputs.append(helper.make_tensor_value_info(name, elem, arr.shape))
+            dims = ["N", *arr.shape[1:]] if dynamic_batch else arr.shape
+            graph_inputs.append(helper.make_tensor_value_info(name, elem, dims))
             feeds[name] = arr
     node = helper.make_node(op, names, ["y"], name=f"{op}_0", domain=domain, **(attrs or {}))
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(out_dtype))
@@ -75,8 +77,11 @@ def node_model(op: str, inputs: Inputs, out_dtype: type, attrs: dict | None = No
     shape = ort_run(model, feeds)[0].shape
     tt = model.graph.output[0].type.tensor_type
     tt.shape.SetInParent()
-    for d in shape:
-        tt.shape.dim.add().dim_value = int(d)
+    for i, d in enumerate(shape):
+        if dynamic_batch and i == 0:
+            tt.shape.dim.add().dim_param = "N"
+        else:
+            tt.shape.dim.add().dim_value = int(d)
     return model, feeds
 
 
@@ -94,11 +99,15 @@ def interpret(model: onnx.ModelProto, feeds: dict) -> np.ndarray:
 
 
 def check(op: str, inputs: Inputs, out_dtype: type, attrs: dict | None = None,
-          domain: str = "", opset: int = 13, exact_float: bool = False) -> np.ndarray:
-    """Compile + run with sqzc, compare with onnxruntime; the IR references must agree."""
-    model, feeds = node_model(op, inputs, out_dtype, attrs, domain, opset)
+          domain: str = "", opset: int = 13, exact_float: bool = False, opt_level: int = 3,
+          dynamic_batch: bool = False) -> np.ndarray:
+    """Compile + run with sqzc, compare with onnxruntime; the IR references must agree
+    (on the batch-1 slice when the batch is dynamic)."""
+    model, feeds = node_model(op, inputs, out_dtype, attrs, domain, opset, dynamic_batch)
     tol = {"rtol": 0.0, "atol": 0.0} if exact_float else {}
-    got = assert_matches_ort(model, feeds, **tol)["y"]
+    got = assert_matches_ort(model, feeds, opt_level=opt_level, **tol)["y"]
+    if dynamic_batch:
+        feeds = {k: v[:1] for k, v in feeds.items()}
     want = ort_run(model, feeds)[0]
     ref = interpret(model, feeds)
     assert ref.dtype == want.dtype and ref.shape == want.shape
@@ -314,6 +323,24 @@ def test_qlinear_add_mul_broadcasting(op: str, dtype: type) -> None:
               domain=MS)
 
 
+def test_qlinear_add_dynamic_batch() -> None:
+    rng = np.random.default_rng(5)
+    a = rand_q(rng, U8, (3, 4, 5))
+    ins = [("a", a, False), ("as", F32(0.03), True), ("az", U8(9), True),
+           ("b", rand_q(rng, U8, (5,)), True), ("bs", F32(0.02), True), ("bz", U8(200), True),
+           ("cs", F32(0.04), True), ("cz", U8(30), True)]
+    check("QLinearAdd", ins, U8, domain=MS, dynamic_batch=True)
+
+
+def test_qlinear_add_dynamic_batch_with_batch_dependent_rounding_is_refused() -> None:
+    """A (N, 1) + B (1, 1): onnxruntime swaps the operands at N == 1 only."""
+    ins = [("a", np.zeros((2, 1), U8), False), ("as", F32(0.03), True), ("az", U8(9), True),
+           ("b", np.zeros((1, 1), U8), True), ("bs", F32(0.02), True), ("bz", U8(2), True),
+           ("cs", F32(0.04), True), ("cz", U8(30), True)]
+    model, _ = node_model("QLinearAdd", ins, U8, domain=MS, dynamic_batch=True)
+    assert "dynamic batch" in _compile_error(model)
+
+
 @pytest.mark.parametrize("op", ("QLinearAdd", "QLinearMul"))
 def test_qlinear_add_mul_overflow_goes_to_lowest(op: str) -> None:
     """No float clamp before cvtps2dq: |t| >= 2**31 becomes the lowest value (0)."""
@@ -324,14 +351,15 @@ def test_qlinear_add_mul_overflow_goes_to_lowest(op: str) -> None:
     assert got[0] == 0
 
 
-def test_qlinear_add_missing_zero_points_and_constant_operand() -> None:
+@pytest.mark.parametrize("op", ("QLinearAdd", "QLinearMul"))
+def test_qlinear_add_mul_constant_operand(op: str) -> None:
     rng = np.random.default_rng(3)
-    a = rand_q(rng, U8, (2, 4, 6))
-    b = rand_q(rng, U8, (4, 1))
-    ins = [("a", a, False), ("as", F32(0.03), True), ("az", None, True), ("b", b, True),
-           ("bs", F32(0.02), True), ("bz", None, True), ("cs", F32(0.04), True),
-           ("cz", None, True)]
-    check("QLinearAdd", ins, U8, domain=MS)
+    a = rand_q(rng, S8, (2, 4, 6))
+    b = rand_q(rng, S8, (4, 1))
+    ins = [("a", a, False), ("as", F32(0.03), True), ("az", S8(-3), True), ("b", b, True),
+           ("bs", F32(0.02), True), ("bz", S8(5), True), ("cs", F32(0.04), True),
+           ("cz", S8(1), True)]
+    check(op, ins, S8, domain=MS)
 
 
 # ------------------------------------------------------- QLinearSigmoid / QLinearLeakyRelu

@@ -58,7 +58,7 @@ def saturate_round(b: ir.IRBuilder, v: ir.Value, zp: ir.Value | int, dtype: str)
     rint = declare_intrinsic(b.module, "llvm.rint.f32", F32, [F32])
     low = b.fsub(f32(float(lo)), zpf)
     high = b.fsub(f32(float(hi)), zpf)
-    v = b.select(b.fcmp_ordered("<", v, low), low, v)
+    v = b.select(b.fcmp_unordered("<", v, low), low, v)  # NaN -> lowest, as onnxruntime
     v = b.select(b.fcmp_ordered(">", v, high), high, v)
     r = b.fadd(b.call(rint, [v]), zpf)
     return b.trunc(b.fptosi(r, I32), ir.IntType(8))
