@@ -120,8 +120,9 @@ class CompiledModel:
 
         ``threads`` is the number of worker threads one call uses (the library starts
         ``threads - 1`` pthreads per call and splits each kernel's work among them).
-        ``None`` means the number of CPUs this process may run on. Results are identical
-        for every thread count.
+        ``None`` means 1: multi-threaded calls are correct (results are identical for
+        every thread count) but currently slower than one thread on SqueezeNet-sized
+        models (see bench/RESULTS.md), so they are opt-in.
 
         Loading runs the library's initialisers, so only load files you trust.
 
@@ -134,7 +135,7 @@ class CompiledModel:
             isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
         ):
             raise UsageError(f"threads must be None or an integer >= 1, got {threads!r}")
-        self.threads = threads if threads is not None else _default_threads()
+        self.threads = threads if threads is not None else 1
         # An absolute path makes dlopen load exactly this file instead of searching the
         # library path for a bare name.
         self.path = os.path.abspath(os.fspath(path))
@@ -512,14 +513,6 @@ def _fresh_path(path: str) -> str:
         with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
             out.write(src.read())
         return copy
-
-
-def _default_threads() -> int:
-    """CPUs available to this process (the default worker count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def load(path: str | os.PathLike[str], threads: int | None = None) -> CompiledModel:

@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("library", help="library built by sqzc compile")
     r.add_argument("--input", action="append", required=True, metavar="[NAME=]FILE.npy")
     r.add_argument("-o", "--output", help="save the output (.npy, or .npz for several)")
-    r.add_argument("--threads", type=int, default=None, help="worker threads (default: cores)")
+    r.add_argument("--threads", type=int, default=None, help="worker threads (default 1)")
     r.set_defaults(fn=cmd_run)
 
     i = sub.add_parser("info", parents=[common], help="show a compiled library's metadata and sizes")

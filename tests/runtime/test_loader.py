@@ -208,7 +208,7 @@ def test_static_metadata(static: CompiledModel) -> None:
 
 def test_threads_argument(build) -> None:
     path = build("double", DOUBLE_SRC)
-    assert load(path).threads == len(os.sched_getaffinity(0))  # default: the usable CPUs
+    assert load(path).threads == 1  # default: one worker (threads are opt-in for now)
     model = load(path, threads=3)
     assert model.threads == 3 and "threads=3" in repr(model)
     for bad in (0, -1, 1.5, True, "2"):
