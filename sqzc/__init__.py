@@ -7,9 +7,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqzc.errors import SqzcError
+
+# Running from a source checkout (``python -c "import sqzc"`` in the repository root puts
+# the bare ``sqzc/`` folder first on sys.path, shadowing the installed package): the
+# subpackages live beside it in ``frontends/``, ``backends/`` and ``runtime/``, which the
+# installed distribution maps into ``sqzc.*`` (pyproject ``package-dir``). Extend the
+# package path the same way; an installed copy has no such siblings and is unaffected.
+_ROOT = Path(__file__).resolve().parent.parent
+if (_ROOT / "pyproject.toml").is_file() and (_ROOT / "backends" / "__init__.py").is_file():
+    __path__.append(str(_ROOT))  # noqa: F821  (the package's own __path__)
 
 __version__ = "0.1.0"
 

@@ -297,8 +297,9 @@ def _build_run(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Funct
     nt = b.select(b.icmp_signed("<", nt, i64(1)), i64(1), nt)
     nt = b.select(b.icmp_signed(">", nt, i64(MAX_THREADS)), i64(MAX_THREADS), nt, name="nt")
     bar = b.gep(workspace, [i64(plan.arena_bytes)], source_etype=I8)
-    b.store(i64(0), bar)
-    b.store(i64(0), b.gep(bar, [i64(ALIGN)], source_etype=I8))
+    b.store(i64(0), bar)  # arrivals
+    b.store(i64(0), b.gep(bar, [i64(8)], source_etype=I8))  # sleeping waiters
+    b.store(i64(0), b.gep(bar, [i64(ALIGN)], source_etype=I8))  # generation
     for k in range(profiled_kernels):
         b.store(i64(0), b.gep(workspace, [i64(profile_offset(plan) + 8 * k)], source_etype=I8))
 
