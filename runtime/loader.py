@@ -3,7 +3,7 @@
 This module owns the Python side of the C ABI described in ``docs/ABI.md``: opening the
 shared object with :mod:`ctypes`, checking that it is a sqzc library of the ABI version
 this runtime speaks, parsing its metadata into :class:`TensorSpec` objects, and turning a
-Python call into one ``sqz_run`` call.
+Python call into one ``sqz_run_pool`` call on the model's worker pool.
 
 The native code trusts its caller completely (it reads and writes raw pointers), so every
 check that protects memory happens here, *before* any native call: input names, dtypes,
@@ -23,6 +23,7 @@ import os
 import tempfile
 import struct
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from sqzc.errors import CallError, LibraryError, UsageError
 __all__ = ["ABI_VERSION", "TensorSpec", "CompiledModel", "load"]
 
 #: The only ``abi_version`` (metadata key) this runtime can call.
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 #: Alignment the ABI requires for the workspace pointer.
 _WORKSPACE_ALIGN = 64
@@ -44,7 +45,8 @@ _WORKSPACE_ALIGN = 64
 _ABI_DTYPES = frozenset({"float32", "float16", "uint8", "int8", "int32", "int64"})
 
 #: The symbols every sqzc library exports.
-_SYMBOLS = ("sqz_metadata", "sqz_workspace_size", "sqz_run")
+_SYMBOLS = ("sqz_metadata", "sqz_workspace_size", "sqz_run", "sqz_run_pool",
+            "sqz_pool_create", "sqz_pool_destroy")
 
 #: Decoded meaning of the non-zero return codes of ``sqz_run``.
 _RUN_ERRORS: dict[int, str] = {
@@ -118,11 +120,12 @@ class CompiledModel:
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
         """Open and check the library at ``path``.
 
-        ``threads`` is the number of worker threads one call uses (the library starts
-        ``threads - 1`` pthreads per call and splits each kernel's work among them).
-        ``None`` means 1: multi-threaded calls are correct (results are identical for
-        every thread count) but currently slower than one thread on SqueezeNet-sized
-        models (see bench/RESULTS.md), so they are opt-in.
+        ``threads`` is the number of threads one call uses: the calling thread plus
+        ``threads - 1`` workers of a pool the library starts at the first call and stops
+        when this object is collected; each kernel's work is split among them. ``None``
+        means the CPUs this process may run on. Results are identical for every thread
+        count. A call that finds the pool busy (another Python thread is calling the same
+        model) runs on its own thread instead of waiting.
 
         Loading runs the library's initialisers, so only load files you trust.
 
@@ -135,7 +138,7 @@ class CompiledModel:
             isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
         ):
             raise UsageError(f"threads must be None or an integer >= 1, got {threads!r}")
-        self.threads = threads if threads is not None else 1
+        self.threads = threads if threads is not None else default_threads()
         # An absolute path makes dlopen load exactly this file instead of searching the
         # library path for a bare name.
         self.path = os.path.abspath(os.fspath(path))
@@ -149,6 +152,9 @@ class CompiledModel:
                                f"{declared}-byte workspace, sqz_workspace_size says "
                                f"{self.workspace_size})")
         self._tls = threading.local()
+        self._pool: int | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
 
     # ------------------------------------------------------------------ loading
 
@@ -183,7 +189,31 @@ class CompiledModel:
             ctypes.c_int32,
         ]
         lib.sqz_run.restype = ctypes.c_int32
+        lib.sqz_run_pool.argtypes = [ctypes.c_void_p] + lib.sqz_run.argtypes[:4]
+        lib.sqz_run_pool.restype = ctypes.c_int32
+        lib.sqz_pool_create.argtypes = [ctypes.c_int32]
+        lib.sqz_pool_create.restype = ctypes.c_void_p
+        lib.sqz_pool_destroy.argtypes = [ctypes.c_void_p]
+        lib.sqz_pool_destroy.restype = None
         return lib
+
+    def _worker_pool(self) -> int | None:
+        """The library's worker pool for this process (made at first use; ``None`` for
+        one thread). A forked child gets its own: the parent's workers do not exist in
+        it."""
+        if self.threads <= 1:
+            return None
+        pid = os.getpid()
+        if self._pool is not None and self._pool_pid == pid:
+            return self._pool
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != pid:
+                pool = self._lib.sqz_pool_create(min(self.threads, 256))
+                if not pool:
+                    return None  # no memory for a pool: calls run on the caller's thread
+                weakref.finalize(self, _destroy_pool, self._lib, pool, pid)
+                self._pool, self._pool_pid = pool, pid
+        return self._pool
 
     def _read_metadata(self) -> dict[str, Any]:
         """Decode the metadata JSON and check the ABI version before anything else.
@@ -320,11 +350,11 @@ class CompiledModel:
         ws_ptr = None if workspace is None else workspace.ctypes.data
         # ``arrays``, ``outputs`` and ``workspace`` are local names that stay alive
         # until the call returns, so no buffer can be freed while native code uses it.
-        code = self._lib.sqz_run(in_ptrs, out_ptrs, ws_ptr, batch, self.threads)
+        code = self._lib.sqz_run_pool(self._worker_pool(), in_ptrs, out_ptrs, ws_ptr, batch)
         if code != 0:
             meaning = _RUN_ERRORS.get(code, "unknown error code")
             raise CallError(
-                f"{self.path}: sqz_run failed with code {code} ({meaning}; batch={batch})"
+                f"{self.path}: sqz_run_pool failed with code {code} ({meaning}; batch={batch})"
             )
         return outputs
 
@@ -513,6 +543,20 @@ def _fresh_path(path: str) -> str:
         with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
             out.write(src.read())
         return copy
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _destroy_pool(lib: ctypes.CDLL, pool: int, pid: int) -> None:
+    """Stop a pool's workers (only in the process that started them)."""
+    if os.getpid() == pid:
+        lib.sqz_pool_destroy(pool)
 
 
 def load(path: str | os.PathLike[str], threads: int | None = None) -> CompiledModel:

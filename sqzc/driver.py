@@ -28,7 +28,7 @@ from sqzc.verify import verify
 EMIT_KINDS = ("so", "obj", "llvm", "asm", "header")
 #: The largest workspace (arena) a compiled model may need (README "Safety and limits").
 MAX_WORKSPACE_BYTES = 1 << 32
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 
 @dataclass
@@ -42,6 +42,7 @@ class CompileOptions:
     instrumentation: Instrumentation = field(default_factory=Instrumentation)
     verify_ir: bool = False
     profile: bool = False  # time every kernel into the workspace (sqzc bench --profile)
+    winograd: bool = True  # let select-winograd rewrite 3x3 convs (--no-winograd: False)
 
     def check(self) -> None:
         """Reject invalid combinations early, with a usage error."""
@@ -104,6 +105,7 @@ def load_graph(model: str | os.PathLike[str], options: CompileOptions) -> Graph:
     graph = import_model(model, ImportOptions(dict(options.input_shapes)))
     graph.target_block = 16 if target.vector_width >= 16 else 8
     graph.target_vnni = target.has_vnni and graph.target_block == 16
+    graph.allow_winograd = options.winograd
     return graph
 
 

@@ -1,12 +1,14 @@
-"""The exported C ABI (docs/ABI.md): ``sqz_metadata``, ``sqz_workspace_size``, ``sqz_run``.
+"""The exported C ABI (docs/ABI.md): metadata, workspace size, the pool, ``sqz_run``.
 
-``sqz_run`` validates its arguments (batch, null pointers, workspace alignment) and runs
-the kernel schedule once per sample, so a dynamic-batch model compiled at batch 1 serves
-any batch. With ``threads > 1`` it starts ``threads - 1`` pthreads for the duration of
-the call; every worker walks the same schedule, each kernel takes its share of the work
-(``split_range``) and a barrier in the caller's workspace separates the kernels. Nothing
-is global: concurrent calls with separate workspaces are safe, and results do not depend
-on the thread count (every output element is computed by one worker, the same way).
+``sqz_run`` and ``sqz_run_pool`` validate their arguments (batch, null pointers,
+workspace alignment) and run the kernel schedule once per sample, so a dynamic-batch
+model compiled at batch 1 serves any batch. Threads (``backends.llvm.threads``): every
+worker walks the same schedule, each kernel takes its share of the work
+(``split_range``) and a barrier in the caller's workspace separates the kernels.
+``sqz_run_pool`` uses a pool made once by ``sqz_pool_create``; ``sqz_run`` with
+``threads > 1`` makes a pool for the one call. Nothing is global: concurrent calls with
+separate workspaces are safe, and results do not depend on the thread count (every
+output element is computed by one worker, the same way).
 """
 
 from __future__ import annotations
@@ -14,20 +16,14 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
-from sqzc.backends.llvm.cg import I8, I32, I64, PTR, for_range, i64
+from sqzc.backends.llvm.cg import I8, I32, I64, PTR, for_range, i64, opaque_ptr
+from sqzc.backends.llvm.threads import CTX, MAX_THREADS, build_barrier, build_pool
 from sqzc.ir import Graph
 from sqzc.memory import ALIGN, MemoryPlan, View
 
-ABI_VERSION = 1
 ERR_BATCH, ERR_NULL, ERR_ALIGN = 1, 2, 3
 #: Bytes after the arena holding the barrier (counter, generation), one cache line each.
 BARRIER_BYTES = 2 * ALIGN
-#: The largest thread count a call accepts (more is clamped).
-MAX_THREADS = 256
-
-# The run context every worker reads: inputs, outputs, workspace, batch, nthreads, start.
-CTX = ir.LiteralStructType([PTR, PTR, PTR, I64, I64, I64])
-ARG = ir.LiteralStructType([PTR, I64])  # (context, worker id) handed to pthread_create
 
 
 def profile_offset(plan: MemoryPlan) -> int:
@@ -64,90 +60,6 @@ def _field(b: ir.IRBuilder, ctx: ir.Value, i: int, ty: ir.Type, name: str) -> ir
                   typ=ty, name=name)
 
 
-def _opaque(b: ir.IRBuilder, ptr: ir.Value) -> ir.Value:
-    """View an alloca as an opaque ``ptr``: llvmlite types allocas as typed pointers and
-    then mis-types GEPs through them; LLVM folds this round trip away."""
-    return b.inttoptr(b.ptrtoint(ptr, I64), PTR)
-
-
-def _pause(b: ir.IRBuilder) -> None:
-    b.asm(ir.FunctionType(ir.VoidType(), []), "pause", "", [], side_effect=True)
-
-
-#: Spins before a waiting worker sleeps in the kernel (futex): short waits stay cheap,
-#: and an oversubscribed machine does not burn the core the other worker needs.
-SPINS_BEFORE_SLEEP = 4096
-SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129
-
-
-def build_barrier(module: ir.Module) -> ir.Function:
-    """``barrier(ptr state, i64 n)``: a generation barrier that spins, then sleeps.
-
-    State (in the caller's workspace): arrival counter at +0, sleeping-waiter count at +8,
-    generation at +64 (its own cache line). The last arriver resets the counter, bumps the
-    generation and wakes sleepers with FUTEX_WAKE; the others spin on the generation for a
-    while and then FUTEX_WAIT on its low 32 bits. The generation store and the waiter
-    count use sequentially consistent atomics so a wake-up is never missed.
-    """
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), "sqz_barrier")
-    fn.linkage = "internal"
-    state, n = fn.args
-    syscall = module.globals.get("syscall") or ir.Function(
-        module, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
-    null = ir.Constant(PTR, None)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    count = state
-    waiters = b.gep(state, [i64(8)], source_etype=I8, name="waiters.ptr")
-    gen_ptr = b.gep(state, [i64(ALIGN)], source_etype=I8, name="gen.ptr")
-    gen = b.load_atomic(gen_ptr, "acquire", 8, typ=I64, name="gen")
-    arrived = b.atomic_rmw("add", count, i64(1), "acq_rel", name="arrived")
-    last = b.icmp_signed("==", arrived, b.sub(n, i64(1)))
-    names = ("release", "spin", "sleep", "sleep.check", "sleep.wait", "woken", "done")
-    release, spin, sleep, check, wait, woken, done = (fn.append_basic_block(x) for x in names)
-    b.cbranch(last, release, spin)
-
-    b.position_at_end(release)
-    # (llvmlite's store_atomic predates opaque pointers; an atomic exchange is a store)
-    b.atomic_rmw("xchg", count, i64(0), "monotonic")
-    b.atomic_rmw("xchg", gen_ptr, b.add(gen, i64(1)), "seq_cst")
-    sleeping = b.atomic_rmw("add", waiters, i64(0), "seq_cst", name="sleeping")
-    with b.if_then(b.icmp_signed("!=", sleeping, i64(0))):
-        b.call(syscall, [i64(SYS_FUTEX), gen_ptr, i64(FUTEX_WAKE_PRIVATE), i64(0x7FFFFFFF),
-                         null, null, i64(0)])
-    b.ret_void()
-
-    b.position_at_end(spin)
-    spins = b.phi(I64, name="spins")
-    spins.add_incoming(i64(0), fn.entry_basic_block)
-    _pause(b)
-    cur = b.load_atomic(gen_ptr, "acquire", 8, typ=I64)
-    nxt = b.add(spins, i64(1))
-    decide = fn.append_basic_block("spin.more")
-    b.cbranch(b.icmp_signed("!=", cur, gen), done, decide)
-    b.position_at_end(decide)
-    spins.add_incoming(nxt, decide)
-    b.cbranch(b.icmp_unsigned("<", nxt, i64(SPINS_BEFORE_SLEEP)), spin, sleep)
-
-    b.position_at_end(sleep)
-    b.atomic_rmw("add", waiters, i64(1), "seq_cst")
-    b.branch(check)
-    b.position_at_end(check)
-    cur2 = b.load_atomic(gen_ptr, "seq_cst", 8, typ=I64)
-    b.cbranch(b.icmp_signed("!=", cur2, gen), woken, wait)
-    b.position_at_end(wait)
-    expected = b.and_(gen, i64(0xFFFFFFFF))
-    b.call(syscall, [i64(SYS_FUTEX), gen_ptr, i64(FUTEX_WAIT_PRIVATE), expected, null, null,
-                     i64(0)])
-    b.branch(check)
-    b.position_at_end(woken)
-    b.atomic_rmw("sub", waiters, i64(1), "seq_cst")
-    b.branch(done)
-
-    b.position_at_end(done)
-    b.ret_void()
-    return fn
-
-
 def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
                        views: dict[str, View], kernels: list[tuple[str, ir.Function]],
                        weights: ir.GlobalVariable, metadata_json: str,
@@ -164,8 +76,9 @@ def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
 
     barrier = build_barrier(module)
     body = _build_body(module, graph, plan, views, kernels, weights, barrier, profile)
-    worker = _build_worker(module, body)
-    _build_run(module, graph, plan, body, worker, len(kernels) if profile else 0)
+    create, destroy, dispatch = build_pool(module, body)
+    _build_runs(module, graph, plan, body, create, destroy, dispatch,
+                len(kernels) if profile else 0)
 
 
 def _build_body(module: ir.Module, graph: Graph, plan: MemoryPlan, views: dict[str, View],
@@ -178,7 +91,7 @@ def _build_body(module: ir.Module, graph: Graph, plan: MemoryPlan, views: dict[s
     ctx, tid = fn.args
     ctx.name, tid.name = "ctx", "tid"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    clock = _opaque(b, b.alloca(ir.ArrayType(I64, 2), name="timespec"))
+    clock = opaque_ptr(b, b.alloca(ir.ArrayType(I64, 2), name="timespec"))
     inputs = _field(b, ctx, 0, PTR, "inputs")
     outputs = _field(b, ctx, 1, PTR, "outputs")
     workspace = _field(b, ctx, 2, PTR, "workspace")
@@ -238,43 +151,13 @@ def _now(module: ir.Module, b: ir.IRBuilder, clock: ir.Value) -> ir.Value:
     return b.add(b.mul(sec, i64(1_000_000_000)), nsec)
 
 
-def _build_worker(module: ir.Module, body: ir.Function) -> ir.Function:
-    """The pthread entry: wait for the start flag, then run ``body``."""
-    fn = ir.Function(module, ir.FunctionType(PTR, [PTR]), "sqz_worker")
-    fn.linkage = "internal"
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    arg = fn.args[0]
-    ctx = b.load(b.gep(arg, [ir.Constant(I32, 0), ir.Constant(I32, 0)], source_etype=ARG),
-                 typ=PTR, name="ctx")
-    tid = b.load(b.gep(arg, [ir.Constant(I32, 0), ir.Constant(I32, 1)], source_etype=ARG),
-                 typ=I64, name="tid")
-    start = b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, 5)], source_etype=CTX)
-    wait, go = fn.append_basic_block("wait"), fn.append_basic_block("go")
-    b.branch(wait)
-    b.position_at_end(wait)
-    _pause(b)
-    flag = b.load_atomic(start, "acquire", 8, typ=I64)
-    b.cbranch(b.icmp_signed("==", flag, i64(0)), wait, go)
-    b.position_at_end(go)
-    b.call(body, [ctx, tid])
-    b.ret(ir.Constant(PTR, None))
-    return fn
 
 
-def _build_run(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Function,
-               worker: ir.Function, profiled_kernels: int) -> None:
-    i64p = I64
-    create = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]), "pthread_create")
-    join = ir.Function(module, ir.FunctionType(I32, [i64p, PTR]), "pthread_join")
-    run = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, I64, I32]), "sqz_run")
-    inputs, outputs, workspace, batch, threads = run.args
-    for a, name in zip(run.args, ("inputs", "outputs", "workspace", "batch", "threads")):
-        a.name = name
-    b = ir.IRBuilder(run.append_basic_block("entry"))
-    handles_t, args_t = ir.ArrayType(I64, MAX_THREADS), ir.ArrayType(ARG, MAX_THREADS)
-    handles = _opaque(b, b.alloca(handles_t, name="handles"))
-    args = _opaque(b, b.alloca(args_t, name="args"))
-    ctx = _opaque(b, b.alloca(CTX, name="ctx"))
+def _validate_and_prepare(b: ir.IRBuilder, run: ir.Function, graph: Graph, plan: MemoryPlan,
+                          inputs: ir.Value, outputs: ir.Value, workspace: ir.Value,
+                          batch: ir.Value, profiled_kernels: int) -> ir.Value:
+    """The argument checks both run functions share (returning the ABI error codes),
+    then the barrier and profile counters reset and the run context on the stack."""
     if graph.dynamic_batch:
         bad = b.icmp_signed("<", batch, i64(1), name="batch.bad")
     else:
@@ -293,45 +176,60 @@ def _build_run(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Funct
     addr = b.ptrtoint(workspace, I64)
     _return_if(b, b.icmp_unsigned("!=", b.and_(addr, i64(ALIGN - 1)), i64(0)), ERR_ALIGN,
                "ws.align")
-    nt = b.sext(threads, I64)
-    nt = b.select(b.icmp_signed("<", nt, i64(1)), i64(1), nt)
-    nt = b.select(b.icmp_signed(">", nt, i64(MAX_THREADS)), i64(MAX_THREADS), nt, name="nt")
     bar = b.gep(workspace, [i64(plan.arena_bytes)], source_etype=I8)
     b.store(i64(0), bar)  # arrivals
     b.store(i64(0), b.gep(bar, [i64(8)], source_etype=I8))  # sleeping waiters
     b.store(i64(0), b.gep(bar, [i64(ALIGN)], source_etype=I8))  # generation
     for k in range(profiled_kernels):
         b.store(i64(0), b.gep(workspace, [i64(profile_offset(plan) + 8 * k)], source_etype=I8))
-
-    def setf(i: int, v: ir.Value) -> None:
+    ctx = opaque_ptr(b, b.alloca(CTX, name="ctx"))
+    for i, v in enumerate((inputs, outputs, workspace, batch, i64(1))):
         b.store(v, b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, i)], source_etype=CTX))
+    return ctx
 
-    for i, v in enumerate((inputs, outputs, workspace, batch, nt, i64(0))):
-        setf(i, v)
-    # start workers 1..nt-1; if one cannot be created, run with the ones that were
-    started = _opaque(b, b.alloca(I64, name="started"))
-    b.store(i64(1), started)
-    spawn_end = run.append_basic_block("spawn.end")
-    with for_range(b, 1, nt, name="spawn") as t:
-        slot = b.gep(args, [i64(0), t], source_etype=args_t)
-        b.store(ctx, b.gep(slot, [ir.Constant(I32, 0), ir.Constant(I32, 0)], source_etype=ARG))
-        b.store(t, b.gep(slot, [ir.Constant(I32, 0), ir.Constant(I32, 1)], source_etype=ARG))
-        h = b.gep(handles, [i64(0), t], source_etype=handles_t)
-        rc = b.call(create, [h, null, worker, slot])
-        failed, ok = run.append_basic_block("spawn.failed"), run.append_basic_block("spawn.ok")
-        b.cbranch(b.icmp_signed("!=", rc, ir.Constant(I32, 0)), failed, ok)
-        b.position_at_end(failed)
-        b.branch(spawn_end)
-        b.position_at_end(ok)
-        b.store(b.add(t, i64(1)), started)
-    b.branch(spawn_end)
-    b.position_at_end(spawn_end)
-    count = b.load(started, typ=I64, name="workers")
-    setf(4, count)
-    b.atomic_rmw("xchg", b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, 5)],
-                               source_etype=CTX), i64(1), "release")
+
+def _build_runs(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Function,
+                create: ir.Function, destroy: ir.Function, dispatch: ir.Function,
+                profiled_kernels: int) -> None:
+    """``sqz_run`` (threads per call) and ``sqz_run_pool`` (a caller-owned pool)."""
+    null = ir.Constant(PTR, None)
+    run = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, I64, I32]), "sqz_run")
+    for a, name in zip(run.args, ("inputs", "outputs", "workspace", "batch", "threads")):
+        a.name = name
+    inputs, outputs, workspace, batch, threads = run.args
+    b = ir.IRBuilder(run.append_basic_block("entry"))
+    ctx = _validate_and_prepare(b, run, graph, plan, inputs, outputs, workspace, batch,
+                                profiled_kernels)
+    solo, pooled = run.append_basic_block("solo"), run.append_basic_block("pooled")
+    b.cbranch(b.icmp_signed(">", threads, ir.Constant(I32, 1)), pooled, solo)
+    b.position_at_end(solo)
     b.call(body, [ctx, i64(0)])
-    with for_range(b, 1, count, name="join") as t:
-        h = b.load(b.gep(handles, [i64(0), t], source_etype=handles_t), typ=I64)
-        b.call(join, [h, null])
     b.ret(ir.Constant(I32, 0))
+    b.position_at_end(pooled)
+    pool = b.call(create, [threads], name="pool")
+    with b.if_then(b.icmp_unsigned("==", pool, null)):  # no memory for a pool: run alone
+        b.call(body, [ctx, i64(0)])
+        b.ret(ir.Constant(I32, 0))
+    b.call(dispatch, [pool, ctx])
+    b.call(destroy, [pool])
+    b.ret(ir.Constant(I32, 0))
+
+    run = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR, I64]), "sqz_run_pool")
+    for a, name in zip(run.args, ("pool", "inputs", "outputs", "workspace", "batch")):
+        a.name = name
+    pool, inputs, outputs, workspace, batch = run.args
+    b = ir.IRBuilder(run.append_basic_block("entry"))
+    ctx = _validate_and_prepare(b, run, graph, plan, inputs, outputs, workspace, batch,
+                                profiled_kernels)
+    solo, pooled = run.append_basic_block("solo"), run.append_basic_block("pooled")
+    b.cbranch(b.icmp_unsigned("==", pool, null), solo, pooled)
+    b.position_at_end(solo)
+    b.call(body, [ctx, i64(0)])
+    b.ret(ir.Constant(I32, 0))
+    b.position_at_end(pooled)
+    b.call(dispatch, [pool, ctx])
+    b.ret(ir.Constant(I32, 0))
+
+
+__all__ = ["ERR_ALIGN", "ERR_BATCH", "ERR_NULL", "MAX_THREADS", "build_entry_points",
+           "workspace_bytes"]

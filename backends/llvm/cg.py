@@ -124,3 +124,9 @@ def entry_alloca(b: ir.IRBuilder, ty: ir.Type, name: str, count: int = 1) -> ir.
         if entry.instructions:
             b.position_before(entry.instructions[0])
         return b.alloca(ty, size=ir.Constant(I64, count) if count > 1 else None, name=name)
+
+
+def opaque_ptr(b: ir.IRBuilder, ptr: ir.Value) -> ir.Value:
+    """View an alloca as an opaque ``ptr``: llvmlite types allocas as typed pointers and
+    then mis-types GEPs through them; LLVM folds this round trip away."""
+    return b.inttoptr(b.ptrtoint(ptr, I64), PTR)

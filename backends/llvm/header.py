@@ -50,7 +50,11 @@ def render_header(meta: dict[str, object]) -> str:
         "const char *sqz_metadata(void);",
         "uint64_t sqz_workspace_size(void);",
         "int32_t sqz_run(const void *const *inputs, void *const *outputs, void *workspace,",
-        "                int64_t batch, int32_t threads);", "",
+        "                int64_t batch, int32_t threads);",
+        "void *sqz_pool_create(int32_t threads);",
+        "void sqz_pool_destroy(void *pool);",
+        "int32_t sqz_run_pool(void *pool, const void *const *inputs, void *const *outputs,",
+        "                     void *workspace, int64_t batch);", "",
         "#ifdef __cplusplus", "}", "#endif", f"#endif /* {guard} */", "",
     ]
     return "\n".join(lines)

@@ -173,7 +173,7 @@ def test_info_text_and_json(squeezenet: dict[str, object]) -> None:
     assert re.search(r"^batch:\s+static", text, re.M), text
 
     meta = json.loads(sqzc_cli("info", lib, "--json").stdout)
-    assert meta["abi_version"] == 1
+    assert meta["abi_version"] == 2
     assert meta["compiler"] == f"sqzc {sqzc.__version__}"
     assert meta["model_sha256"] == sha
     assert meta["dynamic_batch"] is False

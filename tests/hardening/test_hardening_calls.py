@@ -169,6 +169,11 @@ int32_t sqz_run(const void *const *in, void *const *out, void *ws, int64_t batch
     for (int i = 0; i < 4; ++i) y[i] = 2.0f * x[i];
     return 0;
 }
+static char POOL;
+void *sqz_pool_create(int32_t threads) { return &POOL; }
+void sqz_pool_destroy(void *pool) { }
+int32_t sqz_run_pool(void *pool, const void *const *in, void *const *out, void *ws,
+                     int64_t batch) { return sqz_run(in, out, ws, batch, 1); }
 """
 
 
@@ -176,7 +181,7 @@ def _c_literal(text: str) -> str:
     return json.dumps(text)  # a JSON string literal is a valid C string literal here
 
 
-def _fake_meta(abi: object = 1) -> str:
+def _fake_meta(abi: object = 2) -> str:
     return json.dumps({
         "abi_version": abi, "compiler": "fake", "model_name": "fake", "dynamic_batch": False,
         "inputs": [{"name": "x", "dtype": "float32", "shape": [4]}],
@@ -203,19 +208,19 @@ def cc_build(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     return build
 
 
-def test_fake_library_abi1_works(cc_build) -> None:
+def test_fake_library_abi2_works(cc_build) -> None:
     """The fake library itself is fine: only the property under test makes it fail below."""
-    m = sqzc.load(cc_build("abi1", _fake_meta(1)))
+    m = sqzc.load(cc_build("abi2", _fake_meta(2)))
     assert np.array_equal(m(np.arange(4, dtype=np.float32)), 2 * np.arange(4, dtype=np.float32))
 
 
-@pytest.mark.parametrize("abi", [2, 0, "1", 1.0, None])
+@pytest.mark.parametrize("abi", [1, 3, 0, "2", 2.0, None])
 def test_abi_version_mismatch(cc_build, abi: object) -> None:
     so = cc_build(f"abi_{abi!s}".replace(".", "_"), _fake_meta(abi))
     with pytest.raises(LibraryError) as info:
         sqzc.load(so)
-    if abi in (2, 0):
-        assert f"ABI version {abi}" in str(info.value) and "supports 1" in str(info.value)
+    if abi in (1, 3, 0):
+        assert f"ABI version {abi}" in str(info.value) and "supports 2" in str(info.value)
     else:
         assert "abi_version" in str(info.value)
 
@@ -339,7 +344,7 @@ def test_reload_after_recompile_to_same_path(tmp_path: Path) -> None:
 
 
 def test_absurd_workspace_size_is_a_sqzc_error(cc_build) -> None:
-    meta = json.loads(_fake_meta(1))
+    meta = json.loads(_fake_meta(2))
     meta["workspace_bytes"] = 1 << 60
     m = sqzc.load(cc_build("hugews", json.dumps(meta), workspace=1 << 60))
     if m.workspace_size != 1 << 60:

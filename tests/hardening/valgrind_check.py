@@ -62,7 +62,7 @@ int main(int argc, char **argv) {
     run_fn run = (run_fn)dlsym(h, "sqz_run");
     if (!meta || !wsize || !run) { fprintf(stderr, "missing symbol\n"); return 2; }
     const char *m = meta();
-    if (!m || strstr(m, "\"abi_version\": 1") == NULL) {
+    if (!m || strstr(m, "\"abi_version\": 2") == NULL) {
         fprintf(stderr, "bad metadata\n"); return 2;
     }
     int n_in = atoi(argv[2]), n_out = atoi(argv[3]);

@@ -38,7 +38,7 @@ def _c_string(text: str) -> str:
 
 
 def _meta(inputs: list[tuple[str, str, list]], outputs: list[tuple[str, str, list]],
-          dynamic: bool, workspace: int, abi: int = 1) -> str:
+          dynamic: bool, workspace: int, abi: int = 2) -> str:
     return json.dumps({
         "abi_version": abi,
         "compiler": "hand-written test library",
@@ -60,8 +60,15 @@ uint64_t sqz_workspace_size(void) {{ return {workspace}u; }}
     if run_body is not None:
         src += f"""
 int32_t sqz_run(const void *const *inputs, void *const *outputs, void *workspace,
-                int64_t batch) {{
+                int64_t batch, int32_t threads) {{
 {run_body}
+}}
+static char POOL;
+void *sqz_pool_create(int32_t threads) {{ return &POOL; }}
+void sqz_pool_destroy(void *pool) {{ }}
+int32_t sqz_run_pool(void *pool, const void *const *inputs, void *const *outputs,
+                     void *workspace, int64_t batch) {{
+    return sqz_run(inputs, outputs, workspace, batch, 1);
 }}
 """
     return src
@@ -181,8 +188,8 @@ def _x(batch: int, seed: int = 0) -> np.ndarray:
 # ---------------------------------------------------------------------------- loading
 
 def test_metadata_and_specs(double: CompiledModel) -> None:
-    assert ABI_VERSION == 1
-    assert double.metadata["abi_version"] == 1
+    assert ABI_VERSION == 2
+    assert double.metadata["abi_version"] == 2
     assert double.metadata["some_future_key"] == {"ignored": True}  # extra keys kept
     assert double.dynamic_batch is True
     assert double.workspace_size == DOUBLE_WS
@@ -208,7 +215,7 @@ def test_static_metadata(static: CompiledModel) -> None:
 
 def test_threads_argument(build) -> None:
     path = build("double", DOUBLE_SRC)
-    assert load(path).threads == 1  # default: one worker (threads are opt-in for now)
+    assert load(path).threads == len(os.sched_getaffinity(0))  # default: the usable CPUs
     model = load(path, threads=3)
     assert model.threads == 3 and "threads=3" in repr(model)
     for bad in (0, -1, 1.5, True, "2"):
@@ -239,14 +246,14 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_missing_symbol(build) -> None:
     meta = _meta([("x", "float32", [2])], [("y", "float32", [2])], False, 0)
     path = build("no_run", _source(meta, 0, None))
-    with pytest.raises(LibraryError, match=r"is not a sqzc library \(missing symbol sqz_run\)"):
+    with pytest.raises(LibraryError, match=r"is not a sqzc library \(missing symbols sqz_run, sqz_run_pool, sqz_pool_create, sqz_pool_destroy\)"):
         load(path)
 
 
 def test_abi_mismatch(build) -> None:
-    meta = _meta([("x", "float32", [2])], [("y", "float32", [2])], False, 0, abi=2)
-    path = build("abi2", _source(meta, 0, "    return 0;"))
-    message = "built for ABI version 2, this runtime supports 1"
+    meta = _meta([("x", "float32", [2])], [("y", "float32", [2])], False, 0, abi=1)
+    path = build("abi1", _source(meta, 0, "    return 0;"))
+    message = "built for ABI version 1, this runtime supports 2"
     with pytest.raises(LibraryError, match=message) as info:
         load(path)
     assert str(path) in str(info.value)
