@@ -2,11 +2,14 @@
 """Run the benchmark matrix and write bench/RESULTS.md.
 
 Models: SqueezeNet 1.0 and 1.1 in float32 (seeded weights from ``sqzc zoo``; the 1.1 also
-with the pretrained weights from ../shared when present) and the int8 QOperator/QDQ
-SqueezeNets from ../shared; 1 and 2 threads; sqzc and onnxruntime timed in the same
-process, interleaved, medians of many rounds (see ``sqzc.bench``). Usage:
+with the pretrained weights from ../shared when present), the int8 QOperator/QDQ u8s8
+SqueezeNets from ../shared, and an s8s8 QDQ one made here the way onnxruntime's
+quantizer does by default (``quantize_static`` of the pretrained fp32 model, int8
+activations and weights, MinMax calibration on the shared photos); 1 and 2 threads;
+sqzc, onnxruntime and (when installed) OpenVINO timed in the same process, interleaved,
+medians of many rounds (see ``sqzc.bench``). Usage:
 
-    python bench/run_matrix.py [--rounds 200] [--out bench/RESULTS.md]
+    python bench/run_matrix.py [--rounds 200] [--threads 1,2] [--out bench/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -18,11 +21,53 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from sqzc.bench import cpu_name, run_bench
 from sqzc.zoo import build
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "models"
+PHOTOS = ROOT.parent / "shared" / "data" / "images"
+FP32 = "derived/squeezenet1.0-7-fp32.derived.onnx"  # structurally SqueezeNet 1.1
+
+
+def quantize_s8s8(fp32: Path, out: Path) -> Path | None:
+    """onnxruntime's default static quantization (QDQ, int8 activations and weights),
+    calibrated on the shared photos; ``None`` without pillow or photos."""
+    try:
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+        from PIL import Image
+    except ImportError:
+        return None
+    photos = sorted(PHOTOS.glob("*.*"))
+    if not photos:
+        return None
+    batches = []
+    for p in photos:
+        with Image.open(p) as im:
+            rgb = im.convert("RGB").resize((224, 224), Image.Resampling.BILINEAR)
+        x = np.asarray(rgb, np.float32)[:, :, ::-1].transpose(2, 0, 1)[None]
+        batches.append({"data_0": np.ascontiguousarray(x)})
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(batches)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    pre = out.with_suffix(".pre.onnx")
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return out
 
 
 def models(tmp: Path) -> list[tuple[str, Path]]:
@@ -33,12 +78,16 @@ def models(tmp: Path) -> list[tuple[str, Path]]:
         p.write_bytes(build(name, opset=13).SerializeToString())
         out.append((f"{name} fp32 (zoo, seeded)", p))
     for label, rel in (
-        ("squeezenet1.1 fp32 (pretrained)", "derived/squeezenet1.0-7-fp32.derived.onnx"),
+        ("squeezenet1.1 fp32 (pretrained)", FP32),
         ("squeezenet1.1 int8 QOperator u8s8", "derived/squeezenet1.0-12-int8-qoperator.derived.onnx"),
         ("squeezenet1.1 int8 QDQ u8s8", "derived/squeezenet1.0-12-int8-qdq.derived.onnx"),
     ):
         if (SHARED / rel).exists():
             out.append((label, SHARED / rel))
+    if (SHARED / FP32).exists():
+        q = quantize_s8s8(SHARED / FP32, tmp / "squeezenet1.1-s8s8-qdq.onnx")
+        if q is not None:
+            out.append(("squeezenet1.1 int8 QDQ s8s8", q))
     return out
 
 
@@ -52,25 +101,31 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for label, path in models(Path(tmp)):
             for t in (int(x) for x in args.threads.split(",")):
-                b, _ = run_bench(str(path), threads=t, rounds=args.rounds)
+                b, _ = run_bench(str(path), threads=t, rounds=args.rounds, openvino=True)
                 r = b.row()
-                rows.append((label, t, r, b.compile_seconds))
+                ov = (f"{b.peer_ms('openvino'):.2f} | **{r['sqzc_ms'] / b.peer_ms('openvino'):.2f}**"
+                      if "openvino" in b.peer_times else
+                      "cannot load it | -" if "openvino" in b.peer_problems else "- | -")
+                rows.append((label, t, r, b.compile_seconds, ov))
                 print(f"{label:<38} {t}T  sqzc {r['sqzc_ms']:.2f} ms  ort {r['ort_ms']:.2f} ms  "
-                      f"ratio {r['ratio']:.3f}", flush=True)
+                      f"ratio {r['ratio']:.3f}  openvino {ov}", flush=True)
     date = datetime.date.today().isoformat()
     lines = [
         f"# Benchmark: sqzc vs onnxruntime ({date})", "",
         f"CPU: {cpu_name()} ({os.cpu_count()} CPUs). Batch 1, median of {args.rounds} interleaved "
         "rounds after 20 warm-up rounds, same process, same input, same thread count; "
-        "onnxruntime with all graph optimizations, sequential execution. "
-        "Ratio = sqzc median / onnxruntime median (below 1: sqzc is faster). "
+        "onnxruntime with all graph optimizations, sequential execution; OpenVINO "
+        "(when installed) with f32 precision, latency hint, one stream. "
+        "Ratio = sqzc median / peer median (below 1: sqzc is faster). "
+        "GFLOP/s counts direct-convolution work (Winograd does fewer multiplies). "
         "Produced by `python bench/run_matrix.py`.", "",
-        "| model | threads | sqzc ms (p90) | onnxruntime ms (p90) | ratio | sqzc GFLOP/s | compile s |",
-        "|---|---|---|---|---|---|---|",
+        "| model | threads | sqzc ms (p90) | onnxruntime ms (p90) | ratio | OpenVINO ms | ratio "
+        "| sqzc GFLOP/s | compile s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for label, t, r, cs in rows:
+    for label, t, r, cs, ov in rows:
         lines.append(f"| {label} | {t} | {r['sqzc_ms']:.2f} ({r['sqzc_p90_ms']:.2f}) | "
-                     f"{r['ort_ms']:.2f} ({r['ort_p90_ms']:.2f}) | **{r['ratio']:.2f}** | "
+                     f"{r['ort_ms']:.2f} ({r['ort_p90_ms']:.2f}) | **{r['ratio']:.2f}** | {ov} | "
                      f"{r['sqzc_gflops']:.0f} | {cs:.1f} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

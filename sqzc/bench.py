@@ -2,7 +2,9 @@
 
 Both engines get the same input and the same thread count; rounds alternate sqzc and
 onnxruntime so machine noise hits both alike, and the report gives medians, p90s and
-the ratio of medians (sqzc / onnxruntime: below 1 means sqzc is faster). Wall time is
+the ratio of medians (sqzc / onnxruntime: below 1 means sqzc is faster). OpenVINO joins
+the rotation as a second peer when asked for and installed (``pip install openvino``;
+f32 inference precision, latency hint, one stream, the same thread count). Wall time is
 never asserted in tests; this is the only place sqzc measures speed.
 """
 
@@ -12,7 +14,8 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +43,12 @@ class BenchResult:
     ort_times: list[float]
     compile_seconds: float
     macs: int
+    peer_times: dict[str, list[float]] = field(default_factory=dict)  # e.g. "openvino"
+    peer_problems: dict[str, str] = field(default_factory=dict)  # peers that could not run
+
+    def peer_ms(self, name: str) -> float:
+        """Median time of a peer in milliseconds."""
+        return float(np.median(self.peer_times[name]) * 1e3)
 
     @property
     def ratio(self) -> float:
@@ -69,10 +78,28 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def openvino_runner(model: str, feeds: dict[str, np.ndarray], threads: int
+                    ) -> Callable[[], object]:
+    """A no-argument callable running ``model`` once on OpenVINO's CPU plugin (f32
+    precision, latency hint, one stream, ``threads`` threads); raises if OpenVINO is
+    missing or cannot compile the model."""
+    import openvino as ov  # type: ignore[import-not-found]
+
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(model), "CPU", {
+        "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": "1", "INFERENCE_NUM_THREADS": str(threads)})
+    request = compiled.create_infer_request()
+    inputs = {p.get_any_name(): p for p in compiled.inputs}
+    feed = {inputs[name]: value for name, value in feeds.items()}
+    return lambda: request.infer(feed)
+
+
 def run_bench(model: str, threads: int = 1, batch: int = 1, rounds: int = 200,
               warmup: int = 20, opt_level: int = 3, target_cpu: str = "host",
-              profile: bool = False) -> tuple[BenchResult, list[dict[str, object]] | None]:
-    """Compile ``model``, then time both engines alternately ``rounds`` times."""
+              profile: bool = False, winograd: bool = True, openvino: bool = False
+              ) -> tuple[BenchResult, list[dict[str, object]] | None]:
+    """Compile ``model``, then time the engines in turn ``rounds`` times."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -84,7 +111,7 @@ def run_bench(model: str, threads: int = 1, batch: int = 1, rounds: int = 200,
         lib = Path(tmp) / "bench.so"
         t0 = time.perf_counter()
         result = driver.compile(model, lib, driver.CompileOptions(
-            opt_level=opt_level, target_cpu=target_cpu, profile=profile))
+            opt_level=opt_level, target_cpu=target_cpu, profile=profile, winograd=winograd))
         compile_s = time.perf_counter() - t0
         m = load(lib, threads=threads)
         feeds = {}
@@ -98,19 +125,27 @@ def run_bench(model: str, threads: int = 1, batch: int = 1, rounds: int = 200,
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         sess = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+        engines: dict[str, Callable[[], object]] = {
+            "sqzc": lambda: m.run(feeds), "onnxruntime": lambda: sess.run(None, feeds)}
+        problems: dict[str, str] = {}
+        if openvino:
+            try:
+                engines["openvino"] = openvino_runner(str(model), feeds, threads)
+            except Exception as e:  # noqa: BLE001 - any failure means "cannot run it"
+                problems["openvino"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
         for _ in range(warmup):
-            m.run(feeds)
-            sess.run(None, feeds)
-        st, ot = [], []
+            for run in engines.values():
+                run()
+        times: dict[str, list[float]] = {name: [] for name in engines}
         for _ in range(rounds):
-            t = time.perf_counter()
-            m.run(feeds)
-            st.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            sess.run(None, feeds)
-            ot.append(time.perf_counter() - t)
+            for name, run in engines.items():
+                t = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - t)
         layers = m.profile() if profile else None
-    bench = BenchResult(str(model), threads, batch, st, ot, compile_s, count_macs(result.graph))
+    peers = {k: v for k, v in times.items() if k not in ("sqzc", "onnxruntime")}
+    bench = BenchResult(str(model), threads, batch, times["sqzc"], times["onnxruntime"],
+                        compile_s, count_macs(result.graph), peers, problems)
     return bench, layers
 
 
@@ -124,8 +159,17 @@ def format_report(b: BenchResult, layers: list[dict[str, object]] | None) -> str
         f"{'engine':<12} {'median ms':>10} {'p90 ms':>9} {'GFLOP/s':>9}",
         f"{'sqzc':<12} {r['sqzc_ms']:>10.3f} {r['sqzc_p90_ms']:>9.3f} {r['sqzc_gflops']:>9.1f}",
         f"{'onnxruntime':<12} {r['ort_ms']:>10.3f} {r['ort_p90_ms']:>9.3f} {r['ort_gflops']:>9.1f}",
-        f"ratio sqzc/onnxruntime (median): {r['ratio']:.3f}",
     ]
+    for name, ts in b.peer_times.items():
+        med, p90 = float(np.median(ts)), float(np.percentile(ts, 90))
+        gf = 2 * b.macs * b.batch / med / 1e9
+        lines.append(f"{name:<12} {med * 1e3:>10.3f} {p90 * 1e3:>9.3f} {gf:>9.1f}")
+    for name, why in b.peer_problems.items():
+        lines.append(f"{name:<12} cannot run this model ({why})")
+    lines.append(f"ratio sqzc/onnxruntime (median): {r['ratio']:.3f}")
+    for name in b.peer_times:
+        lines.append(f"ratio sqzc/{name} (median): "
+                     f"{r['sqzc_ms'] / b.peer_ms(name):.3f}")
     if layers:
         total = sum(float(x["seconds"]) for x in layers) or 1e-12  # type: ignore[arg-type]
         lines += ["", f"{'layer':<44} {'op':<10} {'us':>9} {'GFLOP/s':>8} {'share':>6}"]

@@ -52,6 +52,8 @@ def add_compile_options(p: argparse.ArgumentParser) -> None:
                    metavar="LEVEL", help="optimization level 0-3 (0: no passes; default 3)")
     g.add_argument("--target-cpu", default="host",
                    help="host (default), generic (baseline x86-64) or an LLVM CPU name")
+    g.add_argument("--no-winograd", dest="winograd", action="store_false",
+                   help="direct 3x3 convolutions only (no Winograd F(2x2)/F(4x4))")
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
                    help="fix an input's shape (needed for symbolic non-batch dims)")
     d = p.add_argument_group("pass instrumentation")
@@ -83,7 +85,7 @@ def compile_options(args: argparse.Namespace, emit: str = "so") -> object:
     shapes = dict(parse_shape_arg(s) for s in args.input_shape)
     return CompileOptions(opt_level=args.opt_level, target_cpu=args.target_cpu,
                           input_shapes=shapes, emit=emit, instrumentation=inst,
-                          verify_ir=args.verify_each)
+                          verify_ir=args.verify_each, winograd=args.winograd)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -209,7 +211,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     bench, layers = run_bench(args.model, threads=args.threads, batch=args.batch,
                               rounds=args.rounds, warmup=args.warmup, opt_level=args.opt_level,
-                              target_cpu=args.target_cpu, profile=args.profile)
+                              target_cpu=args.target_cpu, profile=args.profile,
+                              winograd=args.winograd, openvino=args.openvino)
     print(format_report(bench, layers))
     return 0
 
@@ -331,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("library", help="library built by sqzc compile")
     r.add_argument("--input", action="append", required=True, metavar="[NAME=]FILE.npy")
     r.add_argument("-o", "--output", help="save the output (.npy, or .npz for several)")
-    r.add_argument("--threads", type=int, default=None, help="worker threads (default 1)")
+    r.add_argument("--threads", type=int, default=None,
+                   help="threads per call (default: the CPUs this process may use)")
     r.set_defaults(fn=cmd_run)
 
     i = sub.add_parser("info", parents=[common], help="show a compiled library's metadata and sizes")
@@ -350,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("-O", dest="opt_level", type=int, default=3, choices=range(4),
                     metavar="LEVEL", help="optimization level (default 3)")
     bn.add_argument("--target-cpu", default="host", help="target CPU (default host)")
+    bn.add_argument("--no-winograd", dest="winograd", action="store_false",
+                    help="direct 3x3 convolutions only")
+    bn.add_argument("--openvino", action="store_true",
+                    help="also time OpenVINO (if installed) as a second peer")
     bn.set_defaults(fn=cmd_bench)
 
     v = sub.add_parser("verify", parents=[common],

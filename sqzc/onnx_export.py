@@ -180,7 +180,7 @@ class _Exporter:
         out: dict[str, object] = {
             "kernel_shape": list(a.kernel), "strides": list(a.strides), "pads": list(a.pads),
             "dilations": list(a.dilations), "group": a.group, "packed": a.packed,
-            "out_channels": a.out_channels}
+            "out_channels": a.out_channels, "winograd": a.winograd}
         out.update(cls._act_attrs(a.act))
         return out
 

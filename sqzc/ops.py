@@ -159,6 +159,7 @@ class ConvAttrs:
     act: Activation = NO_ACTIVATION
     packed: int = 0  # b > 0: weight is pre-packed [OC/b, IC, KH, KW, b], bias padded to b
     out_channels: int = 0  # the true OC when packed (the packed weight is padded)
+    winograd: int = 0  # m > 0: packed weight is U of F(m x m, 3x3), [alpha^2, OC/b, IC, b]
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from sqzc.ops import (
     TensorType,
     TransposeAttrs,
 )
+from sqzc.winograd import untransform_weights
 
 ShapeRule = Callable[[object, Sequence[TensorType]], TensorType]
 Reference = Callable[[object, Sequence[np.ndarray]], np.ndarray]
@@ -104,6 +105,18 @@ def _packed_conv_shape(a: ConvAttrs, ins: Sequence[TensorType]) -> TensorType:
     """Shape rule for a conv whose weight is packed [OCb, IC, KH, KW, b] (OC in out_channels)."""
     x, w = ins[0], ins[1]
     n, c, h, wd = x.shape
+    if a.winograd:
+        alpha = a.winograd + 2
+        if len(w.shape) != 4 or w.shape[0] != alpha * alpha or w.shape[2] != c \
+                or w.shape[3] != a.packed or a.kernel != (3, 3) or a.strides != (1, 1) \
+                or a.dilations != (1, 1) or a.group != 1:
+            raise ModelError(f"Winograd conv weight {list(w.shape)} does not fit input "
+                             f"{list(x.shape)}")
+        oh = conv_out_dim(h, 3, 1, 1, a.pads[0], a.pads[2])
+        ow = conv_out_dim(wd, 3, 1, 1, a.pads[1], a.pads[3])
+        return TensorType((n, a.out_channels, oh, ow), x.dtype)
+    if len(w.shape) != 5:
+        raise ModelError(f"packed conv weight {list(w.shape)} is not [OC/b, IC, KH, KW, b]")
     ocb, ic, kh, kw, blk = w.shape
     if blk != a.packed or ic != c or (kh, kw) != a.kernel or a.group != 1:
         raise ModelError(f"packed conv weight {list(w.shape)} does not fit input {list(x.shape)}")
@@ -432,9 +445,12 @@ def unpack_conv(a: ConvAttrs, ins: Sequence[np.ndarray]) -> tuple[ConvAttrs, np.
     import dataclasses
 
     x, wp, bp = ins[0], ins[1], ins[2]
-    ocb, ic, kh, kw, blk = wp.shape
-    w = wp.transpose(0, 4, 1, 2, 3).reshape(ocb * blk, ic, kh, kw)[:a.out_channels]
-    plain = dataclasses.replace(a, packed=0, out_channels=0)
+    if a.winograd:
+        w = untransform_weights(wp, a.winograd, a.out_channels)
+    else:
+        ocb, ic, kh, kw, blk = wp.shape
+        w = wp.transpose(0, 4, 1, 2, 3).reshape(ocb * blk, ic, kh, kw)[:a.out_channels]
+    plain = dataclasses.replace(a, packed=0, out_channels=0, winograd=0)
     return plain, x, np.ascontiguousarray(w), bp[:a.out_channels]
 
 

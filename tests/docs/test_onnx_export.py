@@ -114,7 +114,7 @@ def test_float_squeezenet_exports_one_node_per_op(squeezenet):
 
 def test_float_conv_attributes(squeezenet):
     graph, model = squeezenet
-    placed = 0
+    placed = winograd = 0
     for node in model.graph.node:
         if node.domain != SQZC_DOMAIN or node.op_type != "Conv":
             continue
@@ -127,11 +127,16 @@ def test_float_conv_attributes(squeezenet):
         assert a["dilations"] == list(conv.dilations)
         assert a["group"] == conv.group
         assert a["packed"] == conv.packed and a["out_channels"] == conv.out_channels
-        if conv.packed:  # the weight initializer keeps the packed 5-D shape
-            w = next(t for t in model.graph.initializer if t.name == node.input[1])
+        assert a["winograd"] == conv.winograd
+        w = next(t for t in model.graph.initializer if t.name == node.input[1])
+        if conv.winograd:  # transformed weights U: [alpha^2, OC/b, IC, b]
+            winograd += 1
+            assert list(w.dims)[0] == (conv.winograd + 2) ** 2 and w.dims[-1] == conv.packed
+        elif conv.packed:  # the weight initializer keeps the packed 5-D shape
             assert len(w.dims) == 5 and w.dims[-1] == conv.packed
         placed += "placement" in a
     assert placed == 16  # both expand convs of all 8 Fire modules write into their concat
+    assert winograd == 8  # every expand3x3 runs as Winograd
 
 
 def test_standard_nodes_keep_notes_out_of_attributes(squeezenet):

@@ -97,6 +97,11 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
     """Tiled direct convolution writing NCHW[b]c (see module docstring)."""
     a = ctx.op.attrs
     assert isinstance(a, ConvAttrs) and a.packed
+    if a.winograd:
+        from sqzc.backends.llvm.emit.conv_winograd import emit_conv_winograd
+
+        emit_conv_winograd(ctx)
+        return
     b, x, wp, bias, y = ctx.b, ctx.ins[0], ctx.ins[1], ctx.ins[2], ctx.out
     blk = a.packed
     vt = vtype(blk)

@@ -1,0 +1,132 @@
+"""Winograd minimal filtering F(m x m, 3 x 3) (Lavin & Gray, 2016): matrices, weight
+transform, and the cost model that picks the tile size per convolution.
+
+A 3x3 stride-1 convolution computes each m x m output tile from an (m+2) x (m+2) input
+tile ``d`` as ``Y = A^T [ (G g G^T) * (B^T d B) ] A`` (``*`` elementwise, summed over
+input channels). The filter transform ``U = G g G^T`` is done here, at compile time;
+the kernel (``backends/llvm/emit/conv_winograd.py``) transforms input tiles, does one
+small matrix product per transformed position (``alpha^2`` of them, ``alpha = m + 2``),
+and transforms back. Multiplies per output: 9 for direct convolution, 4 for F(2x2,3x3),
+2.25 for F(4x4,3x3); the price is the transforms and a larger rounding error (F(4x4)
+uses the interpolation points 0, +-1, +-2, whose error stays near 1e-6 relative).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WinogradMatrices:
+    """``B^T`` (alpha x alpha), ``G`` (alpha x 3) and ``A^T`` (m x alpha) of F(m, 3)."""
+
+    m: int
+    bt: np.ndarray
+    g: np.ndarray
+    at: np.ndarray
+
+    @property
+    def alpha(self) -> int:
+        """Input tile size m + 2."""
+        return self.m + 2
+
+
+@cache
+def matrices(m: int) -> WinogradMatrices:
+    """The standard matrices for F(2, 3) and F(4, 3) (Lavin & Gray, section 4)."""
+    if m == 2:
+        bt = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+        g = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        at = [[1, 1, 1, 0], [0, 1, -1, -1]]
+    elif m == 4:
+        bt = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+              [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]
+        g = [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+             [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]
+        at = [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+              [0, 1, -1, 8, -8, 1]]
+    else:
+        raise ValueError(f"no Winograd matrices for F({m}, 3)")
+    return WinogradMatrices(m, np.array(bt, np.float64), np.array(g, np.float64),
+                            np.array(at, np.float64))
+
+
+def transform_weights(w: np.ndarray, m: int, block: int) -> np.ndarray:
+    """OIHW 3x3 float weights -> U packed [alpha^2, OC/b, IC, b] (OC zero-padded to b).
+
+    ``U[xi, ocb, ic, lane] = (G g G^T)[xi // alpha, xi % alpha]`` for output channel
+    ``ocb * b + lane``: one vector load gives b output channels of one position, which is
+    what the kernel's broadcast-and-FMA product reads. Computed in float64.
+    """
+    mats = matrices(m)
+    oc, ic = w.shape[:2]
+    u = np.einsum("ik,ockl,jl->ijoc", mats.g, w.astype(np.float64), mats.g)
+    a = mats.alpha
+    ocb = -(-oc // block)
+    padded = np.zeros((a * a, ocb * block, ic))
+    padded[:, :oc] = u.reshape(a * a, oc, ic)
+    packed = padded.reshape(a * a, ocb, block, ic).transpose(0, 1, 3, 2)
+    return np.ascontiguousarray(packed, dtype=np.float32)
+
+
+def untransform_weights(u: np.ndarray, m: int, out_channels: int) -> np.ndarray:
+    """The 3x3 OIHW weights a packed ``U`` came from (least squares through ``G``'s
+    pseudo-inverse; exact up to rounding): the reference semantics of a Winograd conv."""
+    mats = matrices(m)
+    a = mats.alpha
+    _, ocb, ic, block = u.shape
+    full = u.astype(np.float64).transpose(0, 1, 3, 2).reshape(a, a, ocb * block, ic)
+    ginv = np.linalg.pinv(mats.g)
+    w = np.einsum("ki,ijoc,lj->ockl", ginv, full, ginv)
+    return np.ascontiguousarray(w[:out_channels], dtype=np.float32)
+
+
+def _transform_ops(t: np.ndarray) -> int:
+    """Vector operations of ``t @ x`` on vectors: one per non-zero beyond the first of a
+    row, plus a multiply per coefficient other than +-1."""
+    ops = 0
+    for row in t:
+        nz = row[row != 0]
+        ops += max(len(nz) - 1, 0) + int(np.sum(np.abs(nz) != 1))
+    return ops
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """What the cost model needs to know about a 3x3 stride-1 convolution."""
+
+    in_channels: int
+    out_channels: int
+    out_h: int
+    out_w: int
+    block: int
+
+
+#: The product runs a little below the direct kernel's FMA rate (accumulators go through
+#: memory once per transformed position); measured on Zen 4/5, SqueezeNet shapes.
+PRODUCT_OVERHEAD = 1.25
+
+
+def estimated_cost(geo: ConvGeometry, m: int) -> float:
+    """Vector operations for a 3x3 conv: ``m = 0`` direct, else F(m x m, 3 x 3)."""
+    icb = -(-geo.in_channels // geo.block)
+    ocb = -(-geo.out_channels // geo.block)
+    if m == 0:
+        return float(geo.out_h * geo.out_w * 9 * geo.in_channels * ocb)
+    mats = matrices(m)
+    a = mats.alpha
+    tiles = -(-geo.out_h // m) * -(-geo.out_w // m)
+    product = a * a * geo.in_channels * ocb * PRODUCT_OVERHEAD
+    # input: alpha^2 masked loads + B^T d B (rows then columns) + alpha^2 stores
+    inp = icb * (3 * a * a + 2 * a * _transform_ops(mats.bt))
+    # output: alpha^2 loads + A^T M A + bias/activation and m^2 guarded stores
+    out = ocb * (a * a + a * _transform_ops(mats.at) + m * _transform_ops(mats.at) + 3 * m * m)
+    return float(tiles * (product + inp + out))
+
+
+def choose_tile(geo: ConvGeometry) -> int:
+    """The cheapest of direct (0), F(2x2,3x3) and F(4x4,3x3) under ``estimated_cost``."""
+    return min((0, 2, 4), key=lambda m: estimated_cost(geo, m))
