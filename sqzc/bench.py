@@ -2,7 +2,9 @@
 
 Both engines get the same input and the same thread count; rounds alternate sqzc and
 onnxruntime so machine noise hits both alike, and the report gives medians, p90s and
-the ratio of medians (sqzc / onnxruntime: below 1 means sqzc is faster). OpenVINO joins
+the ratio of medians (sqzc / onnxruntime: below 1 means sqzc is faster). With several
+threads the alternation is in short blocks after a pause (``BLOCK_RUNS``), so no engine
+is timed while another one's idle workers still spin. OpenVINO joins
 the rotation as a second peer when asked for and installed (``pip install openvino``;
 f32 inference precision, latency hint, one stream, the same thread count). Wall time is
 never asserted in tests; this is the only place sqzc measures speed.
@@ -78,6 +80,14 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+#: With several threads, engines alternate in blocks of this many timed runs, each block
+#: after a pause and one untimed run: onnxruntime's pool keeps spinning for ~33 ms after
+#: a run (measured here), and a run timed while the other engine's workers still spin
+#: measures the contention, not the engine.
+BLOCK_RUNS = 10
+SETTLE_SECONDS = 0.05
+
+
 def openvino_runner(model: str, feeds: dict[str, np.ndarray], threads: int
                     ) -> Callable[[], object]:
     """A no-argument callable running ``model`` once on OpenVINO's CPU plugin (f32
@@ -137,11 +147,16 @@ def run_bench(model: str, threads: int = 1, batch: int = 1, rounds: int = 200,
             for run in engines.values():
                 run()
         times: dict[str, list[float]] = {name: [] for name in engines}
-        for _ in range(rounds):
+        block = BLOCK_RUNS if threads > 1 else 1
+        for _ in range(-(-rounds // block)):
             for name, run in engines.items():
-                t = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - t)
+                if block > 1:  # let the other engine's spinning workers go to sleep
+                    time.sleep(SETTLE_SECONDS)
+                    run()  # untimed: wakes this engine's workers
+                for _ in range(block):
+                    t = time.perf_counter()
+                    run()
+                    times[name].append(time.perf_counter() - t)
         layers = m.profile() if profile else None
     peers = {k: v for k, v in times.items() if k not in ("sqzc", "onnxruntime")}
     bench = BenchResult(str(model), threads, batch, times["sqzc"], times["onnxruntime"],

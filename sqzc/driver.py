@@ -121,7 +121,7 @@ def workspace_bytes(plan: MemoryPlan, graph: Graph, profile: bool) -> int:
     """Bytes a call needs: arena, thread barrier and profile counters (backends.llvm.abi)."""
     from sqzc.backends.llvm.abi import workspace_bytes as ws
 
-    return ws(plan, len(schedule(graph)) if profile else 0)
+    return ws(plan, len(schedule(graph)), profile)
 
 
 def profile_table(graph: Graph) -> list[dict[str, object]]:
@@ -158,7 +158,8 @@ def build_metadata(graph: Graph, plan: MemoryPlan, model_sha256: str, weights_by
     if profile:
         from sqzc.backends.llvm.abi import profile_offset
 
-        meta["profile"] = {"offset": profile_offset(plan), "kernels": profile_table(graph)}
+        meta["profile"] = {"offset": profile_offset(plan, len(schedule(graph))),
+                           "kernels": profile_table(graph)}
     return meta
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from llvmlite import ir
 
 from sqzc.backends.llvm.cg import I8, I32, I64, PTR, for_range, i64, opaque_ptr
+from sqzc.backends.llvm.kernel import WORK_BYTES_PER_KERNEL, WORK_SITE_BYTES
 from sqzc.backends.llvm.threads import CTX, MAX_THREADS, build_barrier, build_pool
 from sqzc.ir import Graph
 from sqzc.memory import ALIGN, MemoryPlan, View
@@ -26,14 +27,21 @@ ERR_BATCH, ERR_NULL, ERR_ALIGN = 1, 2, 3
 BARRIER_BYTES = 2 * ALIGN
 
 
-def profile_offset(plan: MemoryPlan) -> int:
-    """Byte offset in the workspace of the per-kernel nanosecond counters (profile builds)."""
+def work_offset(plan: MemoryPlan) -> int:
+    """Byte offset in the workspace of the kernels' work counters (``parallel_for``):
+    WORK_BYTES_PER_KERNEL per scheduled kernel, after the arena and the barrier."""
     return plan.arena_bytes + BARRIER_BYTES
 
 
-def workspace_bytes(plan: MemoryPlan, profiled_kernels: int = 0) -> int:
-    """What ``sqz_workspace_size`` reports: arena, barrier, and profile counters."""
-    return profile_offset(plan) + 8 * profiled_kernels
+def profile_offset(plan: MemoryPlan, n_kernels: int) -> int:
+    """Byte offset in the workspace of the per-kernel nanosecond counters (profile builds)."""
+    return work_offset(plan) + n_kernels * WORK_BYTES_PER_KERNEL
+
+
+def workspace_bytes(plan: MemoryPlan, n_kernels: int, profile: bool = False) -> int:
+    """What ``sqz_workspace_size`` reports: arena, barrier, work counters, and profile
+    counters."""
+    return profile_offset(plan, n_kernels) + (8 * n_kernels if profile else 0)
 
 
 def _cstring(module: ir.Module, name: str, text: str) -> ir.GlobalVariable:
@@ -61,7 +69,7 @@ def _field(b: ir.IRBuilder, ctx: ir.Value, i: int, ty: ir.Type, name: str) -> ir
 
 
 def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
-                       views: dict[str, View], kernels: list[tuple[str, ir.Function]],
+                       views: dict[str, View], kernels: list[tuple[str, ir.Function, int]],
                        weights: ir.GlobalVariable, metadata_json: str,
                        profile: bool = False) -> None:
     """Add the exported functions (and the internal worker) to ``module``."""
@@ -72,20 +80,26 @@ def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
 
     fn = ir.Function(module, ir.FunctionType(I64, []), "sqz_workspace_size")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    b.ret(i64(workspace_bytes(plan, len(kernels) if profile else 0)))
+    b.ret(i64(workspace_bytes(plan, len(kernels), profile)))
 
     barrier = build_barrier(module)
     body = _build_body(module, graph, plan, views, kernels, weights, barrier, profile)
     create, destroy, dispatch = build_pool(module, body)
-    _build_runs(module, graph, plan, body, create, destroy, dispatch,
-                len(kernels) if profile else 0)
+    # words zeroed at the start of every call: used work counters, profile counters
+    zeroed = [work_offset(plan) + k * WORK_BYTES_PER_KERNEL + s * WORK_SITE_BYTES
+              for k, (_, _, sites) in enumerate(kernels) for s in range(sites)]
+    if profile:
+        zeroed += [profile_offset(plan, len(kernels)) + 8 * k for k in range(len(kernels))]
+    _build_runs(module, graph, plan, body, create, destroy, dispatch, zeroed)
 
 
 def _build_body(module: ir.Module, graph: Graph, plan: MemoryPlan, views: dict[str, View],
-                kernels: list[tuple[str, ir.Function]], weights: ir.GlobalVariable,
+                kernels: list[tuple[str, ir.Function, int]], weights: ir.GlobalVariable,
                 barrier: ir.Function, profile: bool) -> ir.Function:
     """``body(ctx, tid)``: one worker's walk over samples and kernels; profile builds
-    have worker 0 add each kernel's wall time (including its barrier) to a counter."""
+    have worker 0 add each kernel's wall time (including its barrier) to a counter.
+    After each kernel's barrier worker 0 zeroes the kernel's work counters for the next
+    sample (every worker is past them by then)."""
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), "sqz_body")
     fn.linkage = "internal"
     ctx, tid = fn.args
@@ -125,13 +139,20 @@ def _build_body(module: ir.Module, graph: Graph, plan: MemoryPlan, views: dict[s
             return base if v.offset == 0 else b.gep(base, [i64(v.offset * item)],
                                                      source_etype=I8)
 
-        counters = b.gep(workspace, [i64(profile_offset(plan))], source_etype=I8)
-        for k, (nid, kernel) in enumerate(kernels):
+        counters = b.gep(workspace, [i64(profile_offset(plan, len(kernels)))], source_etype=I8)
+        for k, (nid, kernel, sites) in enumerate(kernels):
             op = graph.op(nid)
-            args = [pointer(src) for src in op.inputs] + [pointer(nid), tid, nthreads]
+            work = b.gep(workspace, [i64(work_offset(plan) + k * WORK_BYTES_PER_KERNEL)],
+                         source_etype=I8, name="work")
+            args = [pointer(src) for src in op.inputs] + [pointer(nid), work, tid, nthreads]
             t0 = _now(module, b, clock) if profile else None
             b.call(kernel, args)
             b.call(barrier, [bar, nthreads])
+            if sites:
+                with b.if_then(b.icmp_signed("==", tid, i64(0))):
+                    for site in range(sites):
+                        b.store(i64(0), b.gep(work, [i64(site * WORK_SITE_BYTES)],
+                                              source_etype=I8))
             if profile:
                 with b.if_then(b.icmp_signed("==", tid, i64(0))):
                     slot = b.gep(counters, [i64(8 * k)], source_etype=I8)
@@ -155,9 +176,10 @@ def _now(module: ir.Module, b: ir.IRBuilder, clock: ir.Value) -> ir.Value:
 
 def _validate_and_prepare(b: ir.IRBuilder, run: ir.Function, graph: Graph, plan: MemoryPlan,
                           inputs: ir.Value, outputs: ir.Value, workspace: ir.Value,
-                          batch: ir.Value, profiled_kernels: int) -> ir.Value:
+                          batch: ir.Value, zeroed: list[int]) -> ir.Value:
     """The argument checks both run functions share (returning the ABI error codes),
-    then the barrier and profile counters reset and the run context on the stack."""
+    then the barrier and the ``zeroed`` workspace words reset and the run context on the
+    stack."""
     if graph.dynamic_batch:
         bad = b.icmp_signed("<", batch, i64(1), name="batch.bad")
     else:
@@ -180,8 +202,8 @@ def _validate_and_prepare(b: ir.IRBuilder, run: ir.Function, graph: Graph, plan:
     b.store(i64(0), bar)  # arrivals
     b.store(i64(0), b.gep(bar, [i64(8)], source_etype=I8))  # sleeping waiters
     b.store(i64(0), b.gep(bar, [i64(ALIGN)], source_etype=I8))  # generation
-    for k in range(profiled_kernels):
-        b.store(i64(0), b.gep(workspace, [i64(profile_offset(plan) + 8 * k)], source_etype=I8))
+    for offset in zeroed:
+        b.store(i64(0), b.gep(workspace, [i64(offset)], source_etype=I8))
     ctx = opaque_ptr(b, b.alloca(CTX, name="ctx"))
     for i, v in enumerate((inputs, outputs, workspace, batch, i64(1))):
         b.store(v, b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, i)], source_etype=CTX))
@@ -190,7 +212,7 @@ def _validate_and_prepare(b: ir.IRBuilder, run: ir.Function, graph: Graph, plan:
 
 def _build_runs(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Function,
                 create: ir.Function, destroy: ir.Function, dispatch: ir.Function,
-                profiled_kernels: int) -> None:
+                zeroed: list[int]) -> None:
     """``sqz_run`` (threads per call) and ``sqz_run_pool`` (a caller-owned pool)."""
     null = ir.Constant(PTR, None)
     run = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, I64, I32]), "sqz_run")
@@ -199,7 +221,7 @@ def _build_runs(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Func
     inputs, outputs, workspace, batch, threads = run.args
     b = ir.IRBuilder(run.append_basic_block("entry"))
     ctx = _validate_and_prepare(b, run, graph, plan, inputs, outputs, workspace, batch,
-                                profiled_kernels)
+                                zeroed)
     solo, pooled = run.append_basic_block("solo"), run.append_basic_block("pooled")
     b.cbranch(b.icmp_signed(">", threads, ir.Constant(I32, 1)), pooled, solo)
     b.position_at_end(solo)
@@ -220,7 +242,7 @@ def _build_runs(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Func
     pool, inputs, outputs, workspace, batch = run.args
     b = ir.IRBuilder(run.append_basic_block("entry"))
     ctx = _validate_and_prepare(b, run, graph, plan, inputs, outputs, workspace, batch,
-                                profiled_kernels)
+                                zeroed)
     solo, pooled = run.append_basic_block("solo"), run.append_basic_block("pooled")
     b.cbranch(b.icmp_unsigned("==", pool, null), solo, pooled)
     b.position_at_end(solo)

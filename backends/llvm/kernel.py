@@ -8,12 +8,13 @@ stores through those strides (zero strides implement broadcasting).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from llvmlite import ir
 
-from sqzc.backends.llvm.cg import LLVM_TYPE, PTR, linear_index
+from sqzc.backends.llvm.cg import I8, I64, LLVM_TYPE, PTR, for_range, i64, linear_index
 from sqzc.backends.llvm.target import Target
 from sqzc.memory import View
 from sqzc.ops import OpNode
@@ -80,6 +81,12 @@ class KernelContext:
     target: Target
     aliased_inputs: frozenset[int] = frozenset()  # Concat operands already in their slice
     parallel: bool = False  # set when the emitter split its work across threads
+    sites: int = 0  # work counters used by parallel_for so far (<= MAX_WORK_SITES)
+
+    @property
+    def work(self) -> ir.Value:
+        """This kernel's work counters (MAX_WORK_SITES cache lines, zero on entry)."""
+        return self.fn.args[-3]
 
     @property
     def tid(self) -> ir.Value:
@@ -102,7 +109,52 @@ class KernelContext:
         return b.add(start, base, name="part.lo"), b.add(stop, base, name="part.hi")
 
 
+    @contextmanager
+    def parallel_for(self, count: int, name: str = "work", chunk: int = 1) -> Iterator[ir.Value]:
+        """``for i in range(count)`` shared dynamically among the workers: each claims
+        ``chunk`` indices at a time from an atomic counter until none are left, so a
+        worker that is descheduled (another process on its CPU) delays nothing; the others
+        take its share. With one thread the whole range is claimed at once. Every index is
+        run by exactly one worker, the same code whichever it is, so results do not depend
+        on the thread count. Past MAX_WORK_SITES call sites it falls back to
+        ``split_range``."""
+        b = self.b
+        self.parallel = True
+        if count <= 0:
+            return
+        if self.sites >= MAX_WORK_SITES:
+            lo, hi = self.split_range(0, count)
+            with for_range(b, lo, hi, name=name) as i:
+                yield i
+            return
+        slot = b.gep(self.work, [i64(WORK_SITE_BYTES * self.sites)], source_etype=I8,
+                     name=f"{name}.counter")
+        self.sites += 1
+        single = b.icmp_signed("==", self.nthreads, i64(1))
+        step = b.select(single, i64(count), i64(chunk), name=f"{name}.step")
+        claim = b.append_basic_block(f"{name}.claim")
+        run = b.append_basic_block(f"{name}.run")
+        done = b.append_basic_block(f"{name}.done")
+        b.branch(claim)
+        b.position_at_end(claim)
+        start = b.atomic_rmw("add", slot, step, "monotonic", name=f"{name}.start")
+        b.cbranch(b.icmp_signed("<", start, i64(count)), run, done)
+        b.position_at_end(run)
+        end = b.add(start, step)
+        stop = b.select(b.icmp_signed("<", end, i64(count)), end, i64(count))
+        with for_range(b, start, stop, name=name) as i:
+            yield i
+        b.branch(claim)
+        b.position_at_end(done)
+
+
+#: Work counters (parallel_for call sites) a kernel may use, one cache line each.
+MAX_WORK_SITES = 16
+WORK_SITE_BYTES = 64
+WORK_BYTES_PER_KERNEL = MAX_WORK_SITES * WORK_SITE_BYTES
+
+
 def kernel_signature(n_inputs: int) -> ir.FunctionType:
-    """``void (ptr in0, ..., ptr out, i64 tid, i64 nthreads)``: every worker calls every
-    kernel; kernels that do not split their work run on worker 0 only."""
-    return ir.FunctionType(ir.VoidType(), [PTR] * (n_inputs + 1) + [ir.IntType(64)] * 2)
+    """``void (ptr in0, ..., ptr out, ptr work, i64 tid, i64 nthreads)``: every worker
+    calls every kernel; kernels that do not split their work run on worker 0 only."""
+    return ir.FunctionType(ir.VoidType(), [PTR] * (n_inputs + 2) + [I64] * 2)

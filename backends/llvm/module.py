@@ -85,8 +85,9 @@ def kernel_key(graph: Graph, nid: str, views: dict[str, View]) -> str:
 
 
 def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View],
-                target: Target) -> ir.Function:
-    """Emit ``k_<nid>`` through the registry, with errors naming the node."""
+                target: Target) -> tuple[ir.Function, int]:
+    """Emit ``k_<nid>`` through the registry, with errors naming the node; returns it
+    with the number of work counters it uses."""
     op = graph.op(nid)
     where = f"node '{op.origin_str}' ({op.kind.value})"
     fn = ir.Function(module, kernel_signature(len(op.inputs)), _kernel_name(module, nid))
@@ -104,7 +105,8 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
     for i, arg in enumerate(fn.args[:n_ptr - 1]):
         arg.name = f"in{i}"
     fn.args[n_ptr - 1].name = "out"
-    fn.args[n_ptr].name, fn.args[n_ptr + 1].name = "tid", "nthreads"
+    fn.args[n_ptr].name = "work"
+    fn.args[n_ptr + 1].name, fn.args[n_ptr + 2].name = "tid", "nthreads"
     dtype = op.inputs and graph.op(op.inputs[0]).out.dtype or op.out.dtype
     emitter = emit.lookup(op.kind, dtype, "blocked" if op.block else "plain", where)
     aliased = aliased_positions(graph, nid) if op.kind is OpKind.CONCAT else frozenset()
@@ -121,10 +123,10 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
         eb.branch(body)
     else:  # serial kernels run on worker 0; the others go straight to the barrier
         done = fn.append_basic_block("other_workers")
-        eb.cbranch(eb.icmp_signed("==", fn.args[n_ptr], ir.Constant(ir.IntType(64), 0)),
+        eb.cbranch(eb.icmp_signed("==", fn.args[n_ptr + 1], ir.Constant(ir.IntType(64), 0)),
                    body, done)
         ir.IRBuilder(done).ret_void()
-    return fn
+    return fn, ctx.sites
 
 
 def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
@@ -148,16 +150,16 @@ def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
         wglobal.global_constant = True
         wglobal.initializer = ir.Constant(wglobal.value_type, bytearray(weights))
     kernels = []
-    shared: dict[str, ir.Function] = {}
+    shared: dict[str, tuple[ir.Function, int]] = {}
     for nid in schedule(graph):
         key = kernel_key(graph, nid, views)
         if key not in shared:
             shared[key] = emit_kernel(module, graph, nid, views, target)
-        kernels.append((nid, shared[key]))
+        kernels.append((nid, *shared[key]))
     build_entry_points(module, graph, plan, views, kernels, wglobal, metadata_json, profile)
     text = str(module)
     if inline_weights:
-        return LoweredModule(text, weights, [k.name for _, k in kernels])
+        return LoweredModule(text, weights, [k.name for _, k, _ in kernels])
     path = weights_path.replace("\\", "\\\\").replace('"', '\\"')
     asm = [
         '.section .rodata.sqz_weights,"a",@progbits',
@@ -172,7 +174,7 @@ def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
     ]
     text += "\n" + "\n".join(f'module asm "{line.replace(chr(34), chr(92) + "22")}"'
                              for line in asm) + "\n"
-    return LoweredModule(text, weights, [k.name for _, k in kernels])
+    return LoweredModule(text, weights, [k.name for _, k, _ in kernels])
 
 
 __all__ = ["PTR", "LoweredModule", "lower", "pack_weights"]

@@ -92,6 +92,45 @@ def col_tiles(out_len: int, in_len: int, k: int, s: int, d: int, pad: int, r: in
     return runs
 
 
+Microkernel = Callable[[ir.Value, ir.Value, ir.Value, ir.Value, int, int, tuple[int, ...],
+                        Callable[[int, int], bool]], None]
+
+
+def drive_conv_rows(ctx: KernelContext, n_batch: int, ocb_total: int, blocks: int,
+                    rows: list[tuple[int, int, tuple[int, ...]]], cols: list[ColTile],
+                    microkernel: Microkernel) -> None:
+    """The loop nest around a direct-conv microkernel (float and VNNI int8 alike).
+
+    ``microkernel(n, ocb, oh, ow0, jn, width, taps_h, valid)`` computes ``jn`` output-
+    channel blocks x ``width`` pixels of row ``oh``. Channel blocks go ``blocks`` at a
+    time (then one at a time for the remainder); for each row group (same in-bounds
+    kernel rows) the (sample, channel group, row) triples are shared among the workers
+    with ``parallel_for``, rows fastest so consecutive claims reuse the same weights.
+    """
+    b = ctx.b
+    full = ocb_total - ocb_total % blocks
+    for jn, start, stop in ((blocks, 0, full), (1, full, ocb_total)):
+        groups = (stop - start) // jn
+        if groups <= 0:
+            continue
+        for r0, r1, taps_h in rows:
+            nrows = r1 - r0
+            with ctx.parallel_for(n_batch * groups * nrows, name=f"rows{jn}") as idx:
+                oh = b.add(b.srem(idx, i64(nrows)), i64(r0), name="oh")
+                rest = b.sdiv(idx, i64(nrows))
+                ocb = b.add(b.mul(b.srem(rest, i64(groups)), i64(jn)), i64(start), name="ocb")
+                n = b.sdiv(rest, i64(groups), name="n")
+                for run in cols:
+                    def valid(r: int, t: int, run: ColTile = run) -> bool:
+                        return (r, t) in run.valid
+                    if run.count == 1:
+                        microkernel(n, ocb, oh, i64(run.start), jn, run.width, taps_h, valid)
+                        continue
+                    with for_range(b, 0, run.count, name="tile") as q:
+                        ow0 = b.add(i64(run.start), b.mul(q, i64(run.width)))
+                        microkernel(n, ocb, oh, ow0, jn, run.width, taps_h, valid)
+
+
 @emits(OpKind.CONV, "float", layout="blocked")
 def emit_conv_blocked(ctx: KernelContext) -> None:
     """Tiled direct convolution writing NCHW[b]c (see module docstring)."""
@@ -183,24 +222,4 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
                                   b.mul(b.add(ow0, i64(r)), i64(y.strides[3]))))
                 b.store(v, b.gep(y.ptr, [off], inbounds=True, source_etype=F32), align=4)
 
-    def channel_blocks(n: ir.Value, jn: int, start: int, stop: int) -> None:
-        if stop <= start:
-            return
-        with for_range(b, start, stop, step=jn, name=f"ocb{jn}") as ocb:
-            for r0, r1, taps_h in rows:
-                lo, hi = ctx.split_range(r0, r1)
-                with for_range(b, lo, hi, name="oh") as oh:
-                    for run in cols:
-                        def valid(r: int, t: int, run: ColTile = run) -> bool:
-                            return (r, t) in run.valid
-                        if run.count == 1:
-                            microkernel(n, ocb, oh, i64(run.start), jn, run.width, taps_h, valid)
-                            continue
-                        with for_range(b, 0, run.count, name="tile") as q:
-                            ow0 = b.add(i64(run.start), b.mul(q, i64(run.width)))
-                            microkernel(n, ocb, oh, ow0, jn, run.width, taps_h, valid)
-
-    with for_range(b, 0, n_batch, name="n") as n:
-        full = ocb_total - ocb_total % tile.blocks
-        channel_blocks(n, tile.blocks, 0, full)
-        channel_blocks(n, 1, full, ocb_total)
+    drive_conv_rows(ctx, n_batch, ocb_total, tile.blocks, rows, cols, microkernel)

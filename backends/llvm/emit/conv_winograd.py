@@ -1,6 +1,6 @@
 """Winograd F(m x m, 3x3) convolution on channel-blocked NCHW[b]c tensors.
 
-Work is split across threads by rows of output tiles. For each tile row the kernel:
+Rows of output tiles are shared among the workers (``parallel_for``). For each tile row the kernel:
 
 1. transforms every input tile of the row, one vector of b input channels at a time
    (``V = B^T d B``: alpha^2 masked loads, then rows and columns as fully unrolled
@@ -175,14 +175,13 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
             product(ocb, i64(full), tw_n % rmax, jn)
             output_transform(n, th, ocb, i64(full), tw_n % rmax, jn)
 
-    with for_range(b, 0, n_batch, name="n") as n:
-        lo, hi = ctx.split_range(0, th_n)
-        with for_range(b, lo, hi, name="th") as th:
-            input_transform(n, th)
-            full_ocb = ocb_total - ocb_total % jmax
-            if full_ocb:
-                with for_range(b, 0, full_ocb, step=jmax, name="ocb") as ocb:
-                    tiles(n, th, ocb, jmax)
-            if ocb_total % jmax:
-                tiles(n, th, i64(full_ocb), ocb_total % jmax)
+    with ctx.parallel_for(n_batch * th_n, name="tilerow") as idx:
+        n, th = b.sdiv(idx, i64(th_n), name="n"), b.srem(idx, i64(th_n), name="th")
+        input_transform(n, th)
+        full_ocb = ocb_total - ocb_total % jmax
+        if full_ocb:
+            with for_range(b, 0, full_ocb, step=jmax, name="ocb") as ocb:
+                tiles(n, th, ocb, jmax)
+        if ocb_total % jmax:
+            tiles(n, th, i64(full_ocb), ocb_total % jmax)
 

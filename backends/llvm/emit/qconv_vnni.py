@@ -19,7 +19,7 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from sqzc.backends.llvm.cg import F32, I32, declare_intrinsic, entry_alloca, for_range, i64
-from sqzc.backends.llvm.emit.conv_blocked import ColTile, col_tiles, row_groups
+from sqzc.backends.llvm.emit.conv_blocked import col_tiles, drive_conv_rows, row_groups
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, QConvAttrs
@@ -146,28 +146,7 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
                 b.store(qv, b.gep(y.ptr, [off], inbounds=True, source_etype=ir.IntType(8)),
                         align=1)
 
-    def channel_blocks(n: ir.Value, jn: int, start: int, stop: int) -> None:
-        if stop <= start:
-            return
-        with for_range(b, start, stop, step=jn, name=f"ocb{jn}") as ocb:
-            for r0, r1, taps_h in rows:
-                lo, hi = ctx.split_range(r0, r1)
-                with for_range(b, lo, hi, name="oh") as oh:
-                    for run in cols:
-                        def valid(r: int, t: int, run: ColTile = run) -> bool:
-                            return (r, t) in run.valid
-                        if run.count == 1:
-                            microkernel(n, ocb, oh, i64(run.start), jn, run.width, taps_h, valid)
-                            continue
-                        with for_range(b, 0, run.count, name="tile") as tq:
-                            ow0 = b.add(i64(run.start), b.mul(tq, i64(run.width)))
-                            microkernel(n, ocb, oh, ow0, jn, run.width, taps_h, valid)
-
-    with for_range(b, 0, n_batch, name="n") as n:
-        full = ocb_total - ocb_total % BLOCKS
-        channel_blocks(n, BLOCKS, 0, full)
-        channel_blocks(n, 1, full, ocb_total)
-
+    drive_conv_rows(ctx, n_batch, ocb_total, BLOCKS, rows, cols, microkernel)
 
 for _dt in ("uint8", "int8"):
     emits(OpKind.QCONV, _dt, layout="blocked")(_emit_qconv_vnni)
