@@ -14,9 +14,8 @@ What is compared:
   (exact int32 sums, ``float(acc) * multiplier``, round half to even), while the model's
   literal meaning is float DQ -> Conv -> Q, whose float32 sums round differently for a
   few elements.
-* The float Softmax output: within ``sqz_testing.TOL["float32"]`` (1e-4 x max + 1e-6),
-  not bit-exact: sqzc's float softmax computes exp with its own code, not onnxruntime's
-  MLAS exp polynomial, so the last bits differ.
+* The float Softmax output of QOperator models: bit-exact too (sqzc's softmax reproduces
+  MLAS's exp polynomial and summation order, ``backends/llvm/emit/softmax.py``).
 * Top-1 on the six photos of shared/data (the MANIFEST's labels) and on noise.
 
 onnxruntime optimized vs unoptimized on the shared QDQ model (measured here with
@@ -262,15 +261,15 @@ def _explain(diffs: list[StepDiff]) -> str:
 def test_shared_qoperator_bit_exact(shared_qoperator: Compiled,
                                     images: dict[str, np.ndarray], name: str) -> None:
     """All 37 ``*_quantized`` tensors (QuantizeLinear, 26 QLinearConv with ReLU folded,
-    uint8 MaxPool, QLinearGlobalAveragePool) are bit-exact; the float softmax is within
-    the float32 tolerance (sqzc's exp is not onnxruntime's polynomial); top-1 agrees and,
-    on photos, is the MANIFEST's label. Measured: 0 mismatches on all 9 inputs."""
+    uint8 MaxPool, QLinearGlobalAveragePool) and the float softmax output are bit-exact;
+    top-1 agrees and, on photos, is the MANIFEST's label. Measured: 0 mismatches on all
+    9 inputs."""
     m, x = shared_qoperator, _image(images, name)
     assert len(m.names) == 37
     got, want = m.sqzc(x), m.ort(x)
     diffs = step_diffs(got, want, m.names)
     assert not diffs, _explain(diffs)
-    assert_close(got[OUTPUT], want[OUTPUT], OUTPUT)
+    assert got[OUTPUT].tobytes() == want[OUTPUT].tobytes(), "softmax output not bit-exact"
     assert _top1(got[OUTPUT]) == _top1(want[OUTPUT])
     if name in TOP1:
         assert _top1(got[OUTPUT]) == TOP1[name]
@@ -321,15 +320,15 @@ def test_shared_qdq_ort_unoptimized_vs_optimized(shared_qdq: Compiled,
                          ids=lambda c: c.id)
 def test_zoo_qoperator_bit_exact(cfg: QuantConfig, exposed_models: ExposedModels) -> None:
     """QOperator (QLinearConv, QLinearConcat, uint8/int8 MaxPool,
-    QLinearGlobalAveragePool): every 8-bit tensor bit-exact on 3 noise inputs, softmax
-    within the float32 tolerance, same top-1."""
+    QLinearGlobalAveragePool): every 8-bit tensor and the float softmax output
+    bit-exact on 3 noise inputs, same top-1."""
     m = Compiled(exposed_models.zoo(cfg))
     assert any(n.op_type == "QLinearConv" for n in m.exposed.model.graph.node)
     for x in noise_inputs(NOISE_SEEDS, int(ZOO_ARGS["image_size"])).values():
         got, want = m.sqzc(x), m.ort(x)
         diffs = step_diffs(got, want, m.names)
         assert not diffs, _explain(diffs)
-        assert_close(got[OUTPUT], want[OUTPUT], OUTPUT)
+        assert got[OUTPUT].tobytes() == want[OUTPUT].tobytes(), "softmax not bit-exact"
         assert _top1(got[OUTPUT]) == _top1(want[OUTPUT])
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from onnx import helper
 from onnx_builders import init, make_model, rand, single
-from sqz_testing import assert_matches_ort
+from sqz_testing import assert_matches_ort, compile_and_load, ort_run
 
 SHAPES = {2: [3, 7], 3: [2, 3, 5], 4: [1, 3, 4, 5]}
 
@@ -56,6 +56,29 @@ def test_softmax_large_logits(op: str) -> None:
     x[1, 2, :] = [-80, 80, -80, -80, -80, -80]
     assert_matches_ort(single(op, {"x": [2, 3, 6]}, opset=13, axis=-1),
                        inputs={"x": x.astype(np.float32)})
+
+
+def _host_has_avx512() -> bool:
+    from sqzc.backends.llvm.target import resolve_target
+
+    return resolve_target("host").vector_width >= 16
+
+
+@pytest.mark.skipif(not _host_has_avx512(), reason="onnxruntime uses other MLAS kernels "
+                    "(FMA3: another clamp and 8 lanes) without AVX-512F")
+@pytest.mark.parametrize("n", [1, 10, 16, 17, 48, 49, 1000, 1001])
+def test_softmax_is_bit_exact_with_onnxruntime(n: int) -> None:
+    """Float Softmax reproduces MLAS's exp polynomial, 16-lane summation and reciprocal
+    scaling, so every bit equals onnxruntime's (on x86-64 with AVX-512F; the order is
+    MLAS's AVX-512 one) over scales from 0.1 to 100, including rows that underflow."""
+    model = single("Softmax", {"x": [8, n]}, opset=13, axis=-1)
+    m = compile_and_load(model)
+    rng = np.random.default_rng(n)
+    for scale in (0.1, 1.0, 10.0, 30.0, 100.0):
+        x = (rng.standard_normal((8, n)) * scale).astype(np.float32)
+        got, want = m(x), ort_run(model, {"x": x})[0]
+        bad = np.flatnonzero((got.view(np.uint32) != want.view(np.uint32)).any(axis=1))
+        assert not bad.size, f"scale {scale}: rows {bad.tolist()} differ in their bits"
 
 
 def test_softmax_single_element_axis() -> None:
