@@ -77,8 +77,8 @@ def _can_block(g: Graph, nid: str, block: int) -> bool:
     if len(op.out.shape) != 4:
         return False
     ins = [g.op(i) for i in op.inputs]
-    if op.out.dtype in ("uint8", "int8"):  # 8-bit tensors: max pooling and concat only
-        if op.kind is OpKind.MAXPOOL:
+    if op.out.dtype in ("uint8", "int8"):  # 8-bit: max pooling, global average, concat
+        if op.kind in (OpKind.MAXPOOL, OpKind.QGLOBAL_AVGPOOL):
             return ins[0].block == block
         if op.kind is not OpKind.CONCAT:
             return False

@@ -208,8 +208,41 @@ def _emit_qgap(ctx: KernelContext) -> None:
         y.store(b, [n, c] + zeros, saturate_round(b, v, a.y.zero_point[0], a.y.dtype))
 
 
+def _emit_qgap_blocked(ctx: KernelContext) -> None:
+    """The same on NCHW[b]c input and output: one vector of b channel sums per block (the
+    padded lanes' results are never read), then the scalar requantization per lane."""
+    a = ctx.op.attrs
+    assert isinstance(a, QPoolAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    n_batch, cb_len, h, w, blk = x.shape
+    size = h * w
+    scale = f32(float(qglobal_avgpool_scale(a, size)))
+    vi = ir.VectorType(I32, blk)
+    acc = entry_alloca(b, vi, "acc")
+    start = ir.Constant(vi, [ir.Constant(I32, -a.x.zero_point[0] * size)] * blk)
+    with ctx.parallel_for(n_batch * cb_len, name="block") as ncb:
+        n, cb = b.sdiv(ncb, i64(cb_len)), b.srem(ncb, i64(cb_len))
+        b.store(start, acc)
+        base = b.add(b.mul(n, i64(x.strides[0])), b.mul(cb, i64(x.strides[1])))
+        with for_range(b, 0, h, name="r") as r, for_range(b, 0, w, name="q") as q:
+            off = b.add(base, b.add(b.mul(r, i64(x.strides[2])), b.mul(q, i64(x.strides[3]))))
+            v8 = b.load(b.gep(x.ptr, [off], inbounds=True, source_etype=ir.IntType(8)),
+                        typ=ir.VectorType(ir.IntType(8), blk), align=1)
+            wide = b.sext(v8, vi) if x.dtype in SIGNED else b.zext(v8, vi)
+            b.store(b.add(b.load(acc, typ=vi), wide), acc)
+        total = b.load(acc, typ=vi)
+        ybase = b.add(b.mul(n, i64(y.strides[0])), b.mul(cb, i64(y.strides[1])))
+        for lane in range(blk):
+            s = b.extract_element(total, ir.Constant(I32, lane))
+            q8 = saturate_round(b, b.fmul(b.sitofp(s, F32), scale), a.y.zero_point[0],
+                                a.y.dtype)
+            b.store(q8, b.gep(y.ptr, [b.add(ybase, i64(lane))], inbounds=True,
+                              source_etype=ir.IntType(8)))
+
+
 for _dt in ("uint8", "int8"):
     emits(OpKind.QGLOBAL_AVGPOOL, _dt)(_emit_qgap)
+    emits(OpKind.QGLOBAL_AVGPOOL, _dt, layout="blocked")(_emit_qgap_blocked)
 
 
 def _emit_int_maxpool(ctx: KernelContext) -> None:
