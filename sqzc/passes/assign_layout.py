@@ -84,6 +84,9 @@ def _can_block(g: Graph, nid: str, block: int) -> bool:
             return False
     elif op.out.dtype != "float32":
         return False
+    if op.kind is OpKind.DEQUANTIZE:  # blocked 8-bit in, blocked float out (per tensor)
+        return ins[0].block == block and ins[0].out.dtype in ("uint8", "int8") and \
+            op.attrs.per_tensor  # type: ignore[attr-defined]
     if op.kind in UNARY_ACTIVATIONS | {OpKind.MAXPOOL, OpKind.AVGPOOL}:
         return ins[0].block == block
     if op.kind is OpKind.REDUCE:

@@ -16,6 +16,7 @@ from llvmlite import ir
 from sqzc.backends.llvm.cg import (
     F32,
     I32,
+    I64,
     SIGNED,
     declare_intrinsic,
     entry_alloca,
@@ -122,8 +123,52 @@ def _emit_dequantize(ctx: KernelContext) -> None:
         y.store(b, idx, b.fmul(b.sitofp(diff, F32), scale))
 
 
+def _emit_dequantize_blocked(ctx: KernelContext) -> None:
+    """Per-tensor DequantizeLinear of a blocked 8-bit tensor into a blocked float one, a
+    vector of b channels at a time (the same ``float(q - zp) * scale``); padded channels
+    stay zero."""
+    q = ctx.op.attrs
+    assert isinstance(q, QuantAttrs) and q.per_tensor
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    n_batch, cb_len, h, w, blk = y.shape
+    channels = ctx.op.out.shape[1]
+    vi, vf = ir.VectorType(I32, blk), ir.VectorType(F32, blk)
+    zp = ir.Constant(vi, [ir.Constant(I32, q.zero_point[0])] * blk)
+    scale = ir.Constant(vf, [f32(q.scale[0])] * blk)
+    lanes = ir.Constant(ir.VectorType(I64, blk), [i64(k) for k in range(blk)])
+    zero = ir.Constant(vf, [f32(0.0)] * blk)
+    with ctx.parallel_for(n_batch * cb_len * h, name="rows") as idx:
+        r = b.srem(idx, i64(h))
+        rest = b.sdiv(idx, i64(h))
+        cb, n = b.srem(rest, i64(cb_len)), b.sdiv(rest, i64(cb_len))
+        real = b.sub(i64(channels), b.mul(cb, i64(blk)))
+        keep = b.icmp_signed("<", lanes, _splat_i64(b, real, blk))
+        xrow = b.add(b.add(b.mul(n, i64(x.strides[0])), b.mul(cb, i64(x.strides[1]))),
+                     b.mul(r, i64(x.strides[2])))
+        yrow = b.add(b.add(b.mul(n, i64(y.strides[0])), b.mul(cb, i64(y.strides[1]))),
+                     b.mul(r, i64(y.strides[2])))
+        with for_range(b, 0, w, name="q") as col:
+            v8 = b.load(b.gep(x.ptr, [b.add(xrow, b.mul(col, i64(x.strides[3])))],
+                              inbounds=True, source_etype=ir.IntType(8)),
+                        typ=ir.VectorType(ir.IntType(8), blk), align=1)
+            wide = b.sext(v8, vi) if x.dtype in SIGNED else b.zext(v8, vi)
+            v = b.fmul(b.sitofp(b.sub(wide, zp), vf), scale)
+            b.store(b.select(keep, v, zero),
+                    b.gep(y.ptr, [b.add(yrow, b.mul(col, i64(y.strides[3])))], inbounds=True,
+                          source_etype=F32), align=4)
+
+
+def _splat_i64(b: ir.IRBuilder, v: ir.Value, lanes: int) -> ir.Value:
+    vt = ir.VectorType(I64, lanes)
+    one = b.insert_element(ir.Constant(vt, ir.Undefined), v, ir.Constant(I32, 0))
+    return b.shuffle_vector(one, ir.Constant(vt, ir.Undefined),
+                            ir.Constant(ir.VectorType(I32, lanes), [ir.Constant(I32, 0)] * lanes))
+
+
 for _dt in ("uint8", "int8", "int32"):
     emits(OpKind.DEQUANTIZE, _dt)(_emit_dequantize)
+for _dt in ("uint8", "int8"):
+    emits(OpKind.DEQUANTIZE, _dt, layout="blocked")(_emit_dequantize_blocked)
 
 
 def _emit_qconv(ctx: KernelContext) -> None:
