@@ -25,8 +25,11 @@ from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, QConvAttrs
 from sqzc.semantics import _QRANGE, qconv_input_offset
 
-PIXELS, BLOCKS = 14, 2
-FLIP_BYTES = int.from_bytes(b"\x80" * 4, "little", signed=True)  # int8 -> uint8 + 128  # 28 accumulators + 2 weight vectors + 1 broadcast <= 32 zmm
+#: Register tile: 7 pixels x 3 channel blocks = 21 accumulators (measured on the int8
+#: SqueezeNet 1.1 against 14 x 2, 12 x 2, 10 x 2, 9 x 3 and 8 x 3: 1.1x faster than 14 x 2,
+#: since each input broadcast feeds three vpdpbusd).
+PIXELS, BLOCKS = 7, 3
+FLIP_BYTES = int.from_bytes(b"\x80" * 4, "little", signed=True)  # int8 -> uint8 + 128
 
 
 def _splat_i32(b: ir.IRBuilder, v: ir.Value, lanes: int) -> ir.Value:
