@@ -210,46 +210,50 @@ def _validate_and_prepare(b: ir.IRBuilder, run: ir.Function, graph: Graph, plan:
     return ctx
 
 
+def _run_entry(module: ir.Module, graph: Graph, plan: MemoryPlan, name: str,
+               args: list[tuple[str, ir.Type]], zeroed: list[int]
+               ) -> tuple[ir.Function, ir.IRBuilder, dict[str, ir.Value], ir.Value]:
+    """An exported run function: named arguments, the shared checks, the run context."""
+    fn = ir.Function(module, ir.FunctionType(I32, [t for _, t in args]), name)
+    named = {}
+    for a, (arg_name, _) in zip(fn.args, args):
+        a.name = arg_name
+        named[arg_name] = a
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    ctx = _validate_and_prepare(b, fn, graph, plan, named["inputs"], named["outputs"],
+                                named["workspace"], named["batch"], zeroed)
+    return fn, b, named, ctx
+
+
+def _unless_alone(b: ir.IRBuilder, fn: ir.Function, alone: ir.Value, body: ir.Function,
+                  ctx: ir.Value) -> None:
+    """If ``alone``, run ``body`` on the calling thread and return 0; continue otherwise."""
+    solo, pooled = fn.append_basic_block("solo"), fn.append_basic_block("pooled")
+    b.cbranch(alone, solo, pooled)
+    b.position_at_end(solo)
+    b.call(body, [ctx, i64(0)])
+    b.ret(ir.Constant(I32, 0))
+    b.position_at_end(pooled)
+
+
 def _build_runs(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Function,
                 create: ir.Function, destroy: ir.Function, dispatch: ir.Function,
                 zeroed: list[int]) -> None:
     """``sqz_run`` (threads per call) and ``sqz_run_pool`` (a caller-owned pool)."""
     null = ir.Constant(PTR, None)
-    run = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, I64, I32]), "sqz_run")
-    for a, name in zip(run.args, ("inputs", "outputs", "workspace", "batch", "threads")):
-        a.name = name
-    inputs, outputs, workspace, batch, threads = run.args
-    b = ir.IRBuilder(run.append_basic_block("entry"))
-    ctx = _validate_and_prepare(b, run, graph, plan, inputs, outputs, workspace, batch,
-                                zeroed)
-    solo, pooled = run.append_basic_block("solo"), run.append_basic_block("pooled")
-    b.cbranch(b.icmp_signed(">", threads, ir.Constant(I32, 1)), pooled, solo)
-    b.position_at_end(solo)
-    b.call(body, [ctx, i64(0)])
-    b.ret(ir.Constant(I32, 0))
-    b.position_at_end(pooled)
-    pool = b.call(create, [threads], name="pool")
-    with b.if_then(b.icmp_unsigned("==", pool, null)):  # no memory for a pool: run alone
-        b.call(body, [ctx, i64(0)])
-        b.ret(ir.Constant(I32, 0))
+    io = [("inputs", PTR), ("outputs", PTR), ("workspace", PTR), ("batch", I64)]
+    fn, b, a, ctx = _run_entry(module, graph, plan, "sqz_run", io + [("threads", I32)], zeroed)
+    _unless_alone(b, fn, b.icmp_signed("<=", a["threads"], ir.Constant(I32, 1)), body, ctx)
+    pool = b.call(create, [a["threads"]], name="pool")
+    _unless_alone(b, fn, b.icmp_unsigned("==", pool, null), body, ctx)  # no memory: alone
     b.call(dispatch, [pool, ctx])
     b.call(destroy, [pool])
     b.ret(ir.Constant(I32, 0))
 
-    run = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR, I64]), "sqz_run_pool")
-    for a, name in zip(run.args, ("pool", "inputs", "outputs", "workspace", "batch")):
-        a.name = name
-    pool, inputs, outputs, workspace, batch = run.args
-    b = ir.IRBuilder(run.append_basic_block("entry"))
-    ctx = _validate_and_prepare(b, run, graph, plan, inputs, outputs, workspace, batch,
-                                zeroed)
-    solo, pooled = run.append_basic_block("solo"), run.append_basic_block("pooled")
-    b.cbranch(b.icmp_unsigned("==", pool, null), solo, pooled)
-    b.position_at_end(solo)
-    b.call(body, [ctx, i64(0)])
-    b.ret(ir.Constant(I32, 0))
-    b.position_at_end(pooled)
-    b.call(dispatch, [pool, ctx])
+    fn, b, a, ctx = _run_entry(module, graph, plan, "sqz_run_pool", [("pool", PTR)] + io,
+                               zeroed)
+    _unless_alone(b, fn, b.icmp_unsigned("==", a["pool"], null), body, ctx)
+    b.call(dispatch, [a["pool"], ctx])
     b.ret(ir.Constant(I32, 0))
 
 
