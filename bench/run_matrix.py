@@ -113,7 +113,7 @@ def main() -> int:
     lines = [
         f"# Benchmark: sqzc vs onnxruntime ({date})", "",
         f"CPU: {cpu_name()} ({os.cpu_count()} CPUs). Batch 1, median of {args.rounds} interleaved "
-        "rounds after 20 warm-up rounds, same process, same input, same thread count; "
+        "rounds after 20 warm-up rounds, same process, same input, same thread count (with 2 threads the engines alternate in blocks of 10 runs after a 50 ms pause, since onnxruntime's idle pool spins for ~33 ms after each run); "
         "onnxruntime with all graph optimizations, sequential execution; OpenVINO "
         "(when installed) with f32 precision, latency hint, one stream. "
         "Ratio = sqzc median / peer median (below 1: sqzc is faster). "
