@@ -152,17 +152,19 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
 
     def output_transform(n: ir.Value, th: ir.Value, ocb: ir.Value, tw0: ir.Value, rr: int,
                          jn: int) -> None:
+        """Tiles are a loop (not unrolled): the transform is hundreds of instructions."""
         for j in range(jn):
             bvec = b.load(at_f32(bias.ptr, b.mul(b.add(ocb, i64(j)), i64(blk))), typ=vt, align=4)
             ybase = at_f32(y.ptr, b.add(b.mul(n, i64(y.strides[0])),
                                         b.mul(b.add(ocb, i64(j)), i64(y.strides[1]))))
-            for r in range(rr):
-                mv = [[b.load(b.gep(mbuf, [i64((i * al + jj) * rmax * jmax + r * jmax + j)],
+            with for_range(b, 0, rr, name=f"otile{j}") as r:
+                slot = b.add(b.mul(r, i64(jmax)), i64(j))
+                mv = [[b.load(b.gep(mbuf, [b.add(slot, i64((i * al + jj) * rmax * jmax))],
                                     inbounds=True, source_etype=vt), typ=vt, align=64)
                        for jj in range(al)] for i in range(al)]
                 s = [[_lincomb(b, fma, at[u], [mv[i][jj] for i in range(al)], blk)
                       for jj in range(al)] for u in range(m)]
-                ow0 = b.mul(b.add(tw0, i64(r)), i64(m))
+                ow0 = b.mul(b.add(tw0, r), i64(m))
                 for u in range(m):
                     oh = b.add(b.mul(th, i64(m)), i64(u))
                     for v in range(m):
