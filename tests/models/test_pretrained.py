@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from int8_helpers import TOP1  # top-1 per photo (shared/models/MANIFEST.md)
 from model_libs import Lib
 from sqz_testing import assert_close, assert_matches_ort, ort_run
 
@@ -25,15 +26,6 @@ INPUT, OUTPUT = "data_0", "softmaxout_1"
 MODELS = {
     "fp16": "models/SqueezeNet_fp16.onnx",
     "fp32": "models/derived/squeezenet1.0-7-fp32.derived.onnx",
-}
-# Top-1 per photo from shared/models/MANIFEST.md (onnxruntime on SqueezeNet_fp16.onnx).
-TOP1 = {
-    "images/dog.jpg": 207,  # golden retriever
-    "images/hummingbird.jpg": 94,  # hummingbird
-    "images/kitten_224.png": 281,  # tabby
-    "images/chelsea.png": 285,  # Egyptian cat
-    "images/coffee.png": 967,  # espresso
-    "reference/fish.png": 0,  # tench
 }
 
 

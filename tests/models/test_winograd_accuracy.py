@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from int8_helpers import preprocess
 from model_libs import find_shared_dir
 from onnx import TensorProto, numpy_helper
 from onnx.reference import ReferenceEvaluator
@@ -65,11 +66,8 @@ def _sources() -> list[tuple[str, object]]:
 def test_whole_model_error_against_float64(name: str, source: object, tmp_path: Path) -> None:
     if isinstance(source, Path):
         model = onnx.load(source)
-        photo = source.parents[2] / "data/images/dog.jpg"
-        pil = pytest.importorskip("PIL.Image")
-        with pil.open(photo) as im:
-            rgb = im.convert("RGB").resize((224, 224), pil.Resampling.BILINEAR)
-        x = np.ascontiguousarray(np.asarray(rgb, np.float32)[:, :, ::-1].transpose(2, 0, 1)[None])
+        pytest.importorskip("PIL.Image")
+        x = preprocess(source.parents[2] / "data/images/dog.jpg")
     else:
         model = build(str(source))
         x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)

@@ -11,6 +11,8 @@ innermost loop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from llvmlite import ir
 
 from sqzc.backends.llvm.cg import (
@@ -28,7 +30,7 @@ from sqzc.backends.llvm.cg import (
 from sqzc.backends.llvm.emit.conv import valid_range
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext, Operand
-from sqzc.ops import OpKind, PoolAttrs, QConvAttrs, QPoolAttrs, QuantAttrs
+from sqzc.ops import ConvAttrs, OpKind, PoolAttrs, QConvAttrs, QPoolAttrs, QuantAttrs
 from sqzc.semantics import _QRANGE, qglobal_avgpool_scale
 
 
@@ -171,18 +173,43 @@ for _dt in ("uint8", "int8"):
     emits(OpKind.DEQUANTIZE, _dt, layout="blocked")(_emit_dequantize_blocked)
 
 
+def accumulate_int_conv_row(b: ir.IRBuilder, c: ConvAttrs, x: Operand, w: Operand, ow: int,
+                            n: ir.Value, o: ir.Value, g: ir.Value, r: ir.Value,
+                            xzp: ir.Value, wz: ir.Value,
+                            add: Callable[[ir.Value, ir.Value], None]) -> None:
+    """Output row ``r`` of channel ``o`` of a plain integer convolution: for every input
+    channel of group ``g`` and in-bounds tap, ``add(q, (x - xzp) * (w - wz))`` for each
+    output column ``q`` (i32). Padded taps are skipped: they contribute
+    ``(x_zp - x_zp) * w = 0``. Shared by QLinearConv and ConvInteger."""
+    _, _, h, wd = x.shape
+    icg = w.shape[1]
+    kh, kw = c.kernel
+    (sh, sw), (dh, dw) = c.strides, c.dilations
+    with for_range(b, 0, icg, name="ic") as ic:
+        cin = b.add(b.mul(g, i64(icg)), ic) if c.group > 1 else ic
+        for i in range(kh):
+            ih = b.add(b.mul(r, i64(sh)), i64(i * dh - c.pads[0]))
+            ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
+            with b.if_then(ok):
+                for j in range(kw):
+                    q_lo, q_hi = valid_range(ow, wd, sw, j * dw - c.pads[1])
+                    if q_lo >= q_hi:
+                        continue
+                    wv = b.sub(to_i32(b, w.load(b, [o, ic, i64(i), i64(j)]), w.dtype), wz)
+                    with for_range(b, q_lo, q_hi, name=f"q{i}_{j}") as q:
+                        iw = b.add(b.mul(q, i64(sw)), i64(j * dw - c.pads[1]))
+                        xv = b.sub(to_i32(b, x.load(b, [n, cin, ih, iw]), x.dtype), xzp)
+                        add(q, b.mul(xv, wv))
+
+
 def _emit_qconv(ctx: KernelContext) -> None:
     a = ctx.op.attrs
     assert isinstance(a, QConvAttrs)
     c = a.conv
     b, x, w, y = ctx.b, ctx.ins[0], ctx.ins[1], ctx.out
     bias = ctx.ins[2] if len(ctx.ins) > 2 else None
-    _, _, h, wd = x.shape
     n_batch, oc, oh, ow = y.shape
-    icg = w.shape[1]
     ocg = oc // c.group
-    kh, kw = c.kernel
-    (sh, sw), (dh, dw) = c.strides, c.dilations
     row = entry_alloca(b, I32, "acc_row", ow)
     mult = _const_table(ctx.module, "qmult", F32, [float(v) for v in a.multiplier])
     wzp = _const_table(ctx.module, "wzp", I32, [int(v) for v in a.w_zp]) \
@@ -202,22 +229,9 @@ def _emit_qconv(ctx: KernelContext) -> None:
         with for_range(b, 0, oh, name="oh") as r:
             with for_range(b, 0, ow, name="init") as q:
                 b.store(init, acc_ptr(q))
-            with for_range(b, 0, icg, name="ic") as ic:
-                cin = b.add(b.mul(g, i64(icg)), ic) if c.group > 1 else ic
-                for i in range(kh):
-                    ih = b.add(b.mul(r, i64(sh)), i64(i * dh - c.pads[0]))
-                    ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
-                    with b.if_then(ok):
-                        for j in range(kw):
-                            q_lo, q_hi = valid_range(ow, wd, sw, j * dw - c.pads[1])
-                            if q_lo >= q_hi:
-                                continue
-                            wv = b.sub(to_i32(b, w.load(b, [o, ic, i64(i), i64(j)]), w.dtype), wz)
-                            with for_range(b, q_lo, q_hi, name=f"q{i}_{j}") as q:
-                                iw = b.add(b.mul(q, i64(sw)), i64(j * dw - c.pads[1]))
-                                xv = b.sub(to_i32(b, x.load(b, [n, cin, ih, iw]), x.dtype), xzp)
-                                p = acc_ptr(q)
-                                b.store(b.add(b.load(p, typ=I32), b.mul(xv, wv)), p)
+            accumulate_int_conv_row(b, c, x, w, ow, n, o, g, r, xzp, wz,
+                                    lambda q, v: b.store(b.add(b.load(acc_ptr(q), typ=I32), v),
+                                                         acc_ptr(q)))
             with for_range(b, 0, ow, name="rq") as q:
                 v = b.fmul(b.sitofp(b.load(acc_ptr(q), typ=I32), F32), m)
                 res = saturate_round(b, v, a.out.zero_point[0], a.out.dtype)

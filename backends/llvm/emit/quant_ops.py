@@ -26,8 +26,7 @@ from sqzc.backends.llvm.cg import (
     i64,
     loop_nest,
 )
-from sqzc.backends.llvm.emit.conv import valid_range
-from sqzc.backends.llvm.emit.quant import saturate_round, to_i32
+from sqzc.backends.llvm.emit.quant import accumulate_int_conv_row, saturate_round, to_i32
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext, Operand
 from sqzc.ops import (
@@ -202,18 +201,13 @@ def _emit_matmul_integer(ctx: KernelContext) -> None:
 
 
 def _emit_conv_integer(ctx: KernelContext) -> None:
-    """One output row of int32 sums at a time; padded taps are skipped (they contribute
-    ``(x_zp - x_zp) * w = 0``)."""
+    """One output row of int32 sums at a time, accumulated in the output."""
     a = ctx.op.attrs
     assert isinstance(a, IntConvAttrs)
     c = a.conv
     b, x, w, y = ctx.b, ctx.ins[0], ctx.ins[1], ctx.out
-    _, _, h, wd = x.shape
     n_batch, oc, oh, ow = y.shape
-    icg = w.shape[1]
     ocg = oc // c.group
-    kh, kw = c.kernel
-    (sh, sw), (dh, dw) = c.strides, c.dilations
     wzp = _per_index(ctx, a.w_zp, I32, "wzp")
     xzp = ir.Constant(I32, a.x_zp)
     lo, hi = ctx.split_range(0, n_batch * oc)
@@ -224,22 +218,9 @@ def _emit_conv_integer(ctx: KernelContext) -> None:
         with for_range(b, 0, oh, name="oh") as r:
             with for_range(b, 0, ow, name="init") as q:
                 y.store(b, [n, o, r, q], ir.Constant(I32, 0))
-            with for_range(b, 0, icg, name="ic") as ic:
-                cin = b.add(b.mul(g, i64(icg)), ic) if c.group > 1 else ic
-                for i in range(kh):
-                    ih = b.add(b.mul(r, i64(sh)), i64(i * dh - c.pads[0]))
-                    ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
-                    with b.if_then(ok):
-                        for j in range(kw):
-                            q_lo, q_hi = valid_range(ow, wd, sw, j * dw - c.pads[1])
-                            if q_lo >= q_hi:
-                                continue
-                            wv = b.sub(to_i32(b, w.load(b, [o, ic, i64(i), i64(j)]), w.dtype), wz)
-                            with for_range(b, q_lo, q_hi, name=f"q{i}_{j}") as q:
-                                iw = b.add(b.mul(q, i64(sw)), i64(j * dw - c.pads[1]))
-                                xv = b.sub(to_i32(b, x.load(b, [n, cin, ih, iw]), x.dtype), xzp)
-                                cur = y.load(b, [n, o, r, q])
-                                y.store(b, [n, o, r, q], b.add(cur, b.mul(xv, wv)))
+            accumulate_int_conv_row(
+                b, c, x, w, ow, n, o, g, r, xzp, wz,
+                lambda q, v: y.store(b, [n, o, r, q], b.add(y.load(b, [n, o, r, q]), v)))
 
 
 # ----------------------------------------------------------------------------- avg pool
