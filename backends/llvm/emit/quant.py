@@ -34,7 +34,8 @@ from sqzc.ops import ConvAttrs, OpKind, PoolAttrs, QConvAttrs, QPoolAttrs, Quant
 from sqzc.semantics import _QRANGE, qglobal_avgpool_scale
 
 
-def _const_table(module: ir.Module, name: str, ty: ir.Type, values: list) -> ir.GlobalVariable:
+def const_table(module: ir.Module, name: str, ty: ir.Type, values: list) -> ir.GlobalVariable:
+    """An internal constant array of ``values`` (per-channel multipliers, zero points)."""
     arr_t = ir.ArrayType(ty, len(values))
     g = ir.GlobalVariable(module, arr_t, name=module.get_unique_name(name))
     g.global_constant = True
@@ -43,7 +44,8 @@ def _const_table(module: ir.Module, name: str, ty: ir.Type, values: list) -> ir.
     return g
 
 
-def _table_value(b: ir.IRBuilder, g: ir.GlobalVariable, idx: ir.Value, ty: ir.Type) -> ir.Value:
+def table_value(b: ir.IRBuilder, g: ir.GlobalVariable, idx: ir.Value, ty: ir.Type) -> ir.Value:
+    """Element ``idx`` of a ``const_table``."""
     return b.load(b.gep(g, [i64(0), idx], source_etype=g.value_type), typ=ty)
 
 
@@ -92,9 +94,9 @@ def _axis_values(ctx: KernelContext, q: QuantAttrs, idx: list[ir.Value]
     b = ctx.b
     if q.per_tensor:
         return f32(q.scale[0]), f32(float(q.zero_point[0]))
-    gs = _const_table(ctx.module, "qscale", F32, [float(v) for v in q.scale])
-    gz = _const_table(ctx.module, "qzp", F32, [float(v) for v in q.zero_point])
-    return _table_value(b, gs, idx[q.axis], F32), _table_value(b, gz, idx[q.axis], F32)
+    gs = const_table(ctx.module, "qscale", F32, [float(v) for v in q.scale])
+    gz = const_table(ctx.module, "qzp", F32, [float(v) for v in q.zero_point])
+    return table_value(b, gs, idx[q.axis], F32), table_value(b, gz, idx[q.axis], F32)
 
 
 @emits(OpKind.QUANTIZE, "float")
@@ -117,10 +119,10 @@ def _emit_dequantize(ctx: KernelContext) -> None:
         if q.per_tensor:
             zp, scale = ir.Constant(I32, q.zero_point[0]), f32(q.scale[0])
         else:
-            gs = _const_table(ctx.module, "dqscale", F32, [float(v) for v in q.scale])
-            gz = _const_table(ctx.module, "dqzp", I32, list(q.zero_point))
-            scale = _table_value(b, gs, idx[q.axis], F32)
-            zp = _table_value(b, gz, idx[q.axis], I32)
+            gs = const_table(ctx.module, "dqscale", F32, [float(v) for v in q.scale])
+            gz = const_table(ctx.module, "dqzp", I32, list(q.zero_point))
+            scale = table_value(b, gs, idx[q.axis], F32)
+            zp = table_value(b, gz, idx[q.axis], I32)
         diff = b.sub(to_i32(b, x.load(b, idx), x.dtype), zp)
         y.store(b, idx, b.fmul(b.sitofp(diff, F32), scale))
 
@@ -211,8 +213,8 @@ def _emit_qconv(ctx: KernelContext) -> None:
     n_batch, oc, oh, ow = y.shape
     ocg = oc // c.group
     row = entry_alloca(b, I32, "acc_row", ow)
-    mult = _const_table(ctx.module, "qmult", F32, [float(v) for v in a.multiplier])
-    wzp = _const_table(ctx.module, "wzp", I32, [int(v) for v in a.w_zp]) \
+    mult = const_table(ctx.module, "qmult", F32, [float(v) for v in a.multiplier])
+    wzp = const_table(ctx.module, "wzp", I32, [int(v) for v in a.w_zp]) \
         if len(set(a.w_zp)) > 1 else None
     lo, hi = ctx.split_range(0, n_batch * oc)
     xzp = ir.Constant(I32, a.x_zp)
@@ -223,8 +225,8 @@ def _emit_qconv(ctx: KernelContext) -> None:
     with for_range(b, lo, hi, name="noc") as noc:
         n, o = b.sdiv(noc, i64(oc)), b.srem(noc, i64(oc))
         g = b.sdiv(o, i64(ocg)) if c.group > 1 else i64(0)
-        wz = _table_value(b, wzp, o, I32) if wzp is not None else ir.Constant(I32, a.w_zp[0])
-        m = _table_value(b, mult, o, F32)
+        wz = table_value(b, wzp, o, I32) if wzp is not None else ir.Constant(I32, a.w_zp[0])
+        m = table_value(b, mult, o, F32)
         init = to_i32(b, bias.load(b, [o]), "int32") if bias is not None else ir.Constant(I32, 0)
         with for_range(b, 0, oh, name="oh") as r:
             with for_range(b, 0, ow, name="init") as q:

@@ -26,7 +26,13 @@ from sqzc.backends.llvm.cg import (
     i64,
     loop_nest,
 )
-from sqzc.backends.llvm.emit.quant import accumulate_int_conv_row, saturate_round, to_i32
+from sqzc.backends.llvm.emit.quant import (
+    accumulate_int_conv_row,
+    const_table,
+    saturate_round,
+    table_value,
+    to_i32,
+)
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext, Operand
 from sqzc.ops import (
@@ -43,19 +49,6 @@ from sqzc.semantics import _QRANGE, qadd_constants, qmul_ratio
 EIGHT_BIT = ("uint8", "int8")
 
 
-def _global_table(module: ir.Module, name: str, ty: ir.Type, values: list) -> ir.GlobalVariable:
-    arr_t = ir.ArrayType(ty, len(values))
-    g = ir.GlobalVariable(module, arr_t, name=module.get_unique_name(name))
-    g.global_constant = True
-    g.linkage = "internal"
-    g.initializer = ir.Constant(arr_t, [ir.Constant(ty, v) for v in values])
-    return g
-
-
-def _load_entry(b: ir.IRBuilder, g: ir.GlobalVariable, idx: ir.Value, ty: ir.Type) -> ir.Value:
-    return b.load(b.gep(g, [i64(0), idx], source_etype=g.value_type), typ=ty)
-
-
 def _per_index(ctx: KernelContext, values: tuple, ty: ir.Type, name: str
                ) -> Callable[[ir.Value], ir.Value]:
     """``values[i]`` as a function of an i64 index: a constant when all values are equal,
@@ -64,8 +57,8 @@ def _per_index(ctx: KernelContext, values: tuple, ty: ir.Type, name: str
     if len(set(const)) == 1:
         c = ir.Constant(ty, const[0])
         return lambda _i: c
-    g = _global_table(ctx.module, name, ty, const)
-    return lambda i: _load_entry(ctx.b, g, i, ty)
+    g = const_table(ctx.module, name, ty, const)
+    return lambda i: table_value(ctx.b, g, i, ty)
 
 
 def cvt_saturate(b: ir.IRBuilder, t: ir.Value, dtype: str) -> ir.Value:
@@ -94,10 +87,10 @@ def _emit_lookup(ctx: KernelContext) -> None:
     assert isinstance(a, LookupAttrs)
     b, (x,), y = ctx.b, ctx.ins, ctx.out
     bits = [v & 0xFF for v in a.table]  # i8 constants hold the entries' bit patterns
-    g = _global_table(ctx.module, "lut", I8, [v - 256 if v > 127 else v for v in bits])
+    g = const_table(ctx.module, "lut", I8, [v - 256 if v > 127 else v for v in bits])
     with loop_nest(b, y.shape) as idx:
         byte = b.zext(x.load(b, idx), ir.IntType(64))
-        y.store(b, idx, _load_entry(b, g, byte, I8))
+        y.store(b, idx, table_value(b, g, byte, I8))
 
 
 # ----------------------------------------------------------------------------- add / mul
