@@ -21,6 +21,7 @@ from llvmlite import ir
 from sqzc.backends.llvm.cg import F32, I32, declare_intrinsic, entry_alloca, for_range, i64
 from sqzc.backends.llvm.emit.conv_blocked import col_tiles, drive_conv_rows, row_groups
 from sqzc.backends.llvm.emit.registry import emits
+from sqzc.backends.llvm.emit.vector import splat, vsplat_const
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, QConvAttrs
 from sqzc.semantics import _QRANGE, qconv_input_offset
@@ -32,16 +33,8 @@ PIXELS, BLOCKS = 7, 3
 FLIP_BYTES = int.from_bytes(b"\x80" * 4, "little", signed=True)  # int8 -> uint8 + 128
 
 
-def _splat_i32(b: ir.IRBuilder, v: ir.Value, lanes: int) -> ir.Value:
-    vt = ir.VectorType(I32, lanes)
-    undef = ir.Constant(vt, ir.Undefined)
-    one = b.insert_element(undef, v, ir.Constant(I32, 0))
-    return b.shuffle_vector(one, undef, ir.Constant(ir.VectorType(I32, lanes),
-                                                    [ir.Constant(I32, 0)] * lanes))
-
-
 def _vec(ty: ir.Type, lanes: int, value: float | int) -> ir.Constant:
-    return ir.Constant(ir.VectorType(ty, lanes), [ir.Constant(ty, value)] * lanes)
+    return vsplat_const(ty, value, lanes)
 
 
 def _emit_qconv_vnni(ctx: KernelContext) -> None:
@@ -81,15 +74,13 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
         low2, high2 = _vec(F32, blk, lo2 - zp2), _vec(F32, blk, hi2 - zp2)
         zp2v = _vec(F32, blk, zp2)
 
-    def x_word(n: ir.Value, q: ir.Value, ih: ir.Value, iw: ir.Value) -> ir.Value:
-        off = b.add(b.add(b.mul(n, i64(x.strides[0])), b.mul(b.lshr(q, i64(2)), i64(x.strides[1]))),
-                    b.add(b.add(b.mul(ih, i64(x.strides[2])), b.mul(iw, i64(x.strides[3]))),
-                          b.mul(b.and_(q, i64(3)), i64(4))))
-        word = b.load(b.gep(x.ptr, [off], inbounds=True, source_etype=ir.IntType(8)), typ=I32,
+    def x_word(xq: ir.Value, offset_bytes: int) -> ir.Value:
+        """Broadcast the 4 input channels at ``xq + offset_bytes`` (one 32-bit load)."""
+        word = b.load(b.gep(xq, [i64(offset_bytes)], source_etype=ir.IntType(8)), typ=I32,
                       align=1)
         if shift:  # on the scalar: an XOR of the splat feeding vpdpbusd hangs LLVM 22's isel
             word = b.xor(word, ir.Constant(I32, FLIP_BYTES))
-        return _splat_i32(b, word, blk)
+        return splat(b, word, blk)
 
     def microkernel(n: ir.Value, ocb: ir.Value, oh: ir.Value, ow0: ir.Value, jn: int,
                     width: int, taps_h: tuple[int, ...], valid: Callable[[int, int], bool]) -> None:
@@ -99,7 +90,15 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
             for r in range(width):
                 b.store(bvec, accs[j * PIXELS + r])
         all_h = tuple(range(kh_len))
+        # The tile's input origin (tap 0, pixel 0, possibly out of bounds: only in-bounds
+        # offsets from it are ever loaded); every load is then a constant offset from it.
+        origin = b.add(b.mul(n, i64(x.strides[0])),
+                       b.add(b.mul(oh, i64(sh * x.strides[2])), b.mul(ow0, i64(sw * x.strides[3]))))
         with for_range(b, 0, icq_total, name="icq") as q:
+            xq = b.gep(x.ptr, [b.add(origin, b.add(b.mul(b.lshr(q, i64(2)), i64(x.strides[1])),
+                                                   b.mul(b.and_(q, i64(3)), i64(4))))],
+                       source_etype=ir.IntType(8))
+            words: dict[int, ir.Value] = {}
             wbase = b.gep(wp.ptr, [b.mul(b.add(b.mul(ocb, i64(w_oc_stride // blk)),
                                               b.mul(q, i64(kh_len * kw_len))), i64(blk * 4))],
                           inbounds=True, source_etype=ir.IntType(8))
@@ -107,15 +106,17 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
                     if k % PIXELS < width and k // PIXELS < jn}
             for i in (all_h if offset else taps_h):
                 row_ok = i in taps_h
-                ih = b.add(b.mul(oh, i64(sh)), i64(i * dh - c.pads[0]))
+                row_off = (i * dh - c.pads[0]) * x.strides[2]
                 for t in range(kw_len):
                     wv = [b.load(b.gep(wbase, [i64((j * w_oc_stride + (i * kw_len + t) * blk) * 4)],
                                        inbounds=True, source_etype=ir.IntType(8)), typ=vi, align=4)
                           for j in range(jn)]
                     for r in range(width):
                         if row_ok and valid(r, t):
-                            iw = b.add(b.mul(b.add(ow0, i64(r)), i64(sw)), i64(t * dw - c.pads[1]))
-                            xv = x_word(n, q, ih, iw)
+                            at = row_off + (r * sw + t * dw - c.pads[1]) * x.strides[3]
+                            if at not in words:  # stride 1: pixel r at tap t+1 is r+1 at t
+                                words[at] = x_word(xq, at)
+                            xv = words[at]
                         elif offset:
                             xv = pad_vec
                         else:

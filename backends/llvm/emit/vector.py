@@ -15,15 +15,38 @@ def vtype(lanes: int) -> ir.VectorType:
 
 def vconst(value: float, lanes: int) -> ir.Constant:
     """A splat float vector constant."""
-    return ir.Constant(vtype(lanes), [ir.Constant(F32, float(value))] * lanes)
+    return vsplat_const(F32, value, lanes)
+
+
+class _Spelled(ir.Constant):
+    """A vector constant with a short spelling (``splat (T v)``, ``undef``,
+    ``zeroinitializer``). llvmlite prints every lane of a vector constant; the kernels use
+    thousands of them, and the long text cost seconds of printing and parsing per model.
+    The lane values stay in ``constant`` for llvmlite's own checks (shuffle masks)."""
+
+    def __init__(self, vt: ir.VectorType, lanes_value: object, text: str) -> None:
+        super().__init__(vt, lanes_value)
+        self._text = text
+
+    def _get_reference(self) -> str:
+        return self._text
+
+
+def vsplat_const(elem: ir.Type, value: float | int, lanes: int) -> ir.Constant:
+    """``<lanes x elem>`` with every lane ``value``."""
+    return _Spelled(ir.VectorType(elem, lanes), [ir.Constant(elem, value)] * lanes,
+                    f"splat ({ir.Constant(elem, value)})")
 
 
 def splat(b: ir.IRBuilder, scalar: ir.Value, lanes: int) -> ir.Value:
-    """Broadcast a float to every lane (LLVM selects vbroadcastss for a loaded scalar)."""
-    undef = ir.Constant(vtype(lanes), ir.Undefined)
+    """Broadcast a scalar to every lane (LLVM selects vbroadcastss/vpbroadcastd, or folds a
+    loaded scalar into the user's ``{1toN}`` memory operand)."""
+    vt = ir.VectorType(scalar.type, lanes)
+    undef = _Spelled(vt, ir.Undefined, "undef")
     one = b.insert_element(undef, scalar, ir.Constant(I32, 0))
-    mask = ir.Constant(ir.VectorType(I32, lanes), [ir.Constant(I32, 0)] * lanes)
-    return b.shuffle_vector(one, undef, mask)
+    mask_t = ir.VectorType(I32, lanes)
+    return b.shuffle_vector(one, undef, _Spelled(mask_t, [ir.Constant(I32, 0)] * lanes,
+                                                 "zeroinitializer"))
 
 
 def vector_activation(b: ir.IRBuilder, v: ir.Value, act: Activation, lanes: int) -> ir.Value:
