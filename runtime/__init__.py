@@ -8,6 +8,7 @@ a machine that only runs compiled models needs nothing but numpy::
     probs = model(batch_of_images)
 """
 
-from sqzc.runtime.loader import ABI_VERSION, CompiledModel, TensorSpec, load
+from sqzc.runtime.library import ABI_VERSION, TensorSpec
+from sqzc.runtime.loader import CompiledModel, load
 
 __all__ = ["ABI_VERSION", "CompiledModel", "TensorSpec", "load"]

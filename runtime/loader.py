@@ -1,9 +1,10 @@
-"""Load a library built by ``sqzc compile`` and call it safely from Python.
+"""Call a library built by ``sqzc compile`` safely from Python.
 
-This module owns the Python side of the C ABI described in ``docs/ABI.md``: opening the
-shared object with :mod:`ctypes`, checking that it is a sqzc library of the ABI version
-this runtime speaks, parsing its metadata into :class:`TensorSpec` objects, and turning a
-Python call into one ``sqz_run_pool`` call on the model's worker pool.
+This module owns the call side of the C ABI described in ``docs/ABI.md``: turning a
+Python call into one ``sqz_run_pool`` call on the model's worker pool. Opening the shared
+object, checking that it is a sqzc library of the ABI version this runtime speaks and
+parsing its metadata into :class:`~sqzc.runtime.library.TensorSpec` objects happen once,
+at load time, in :mod:`sqzc.runtime.library`.
 
 The native code trusts its caller completely (it reads and writes raw pointers), so every
 check that protects memory happens here, *before* any native call: input names, dtypes,
@@ -11,42 +12,30 @@ ranks, static dimensions and the batch size are all validated, inputs are made c
 and aligned, outputs are freshly allocated with exactly the size the library will write,
 and each thread gets its own 64-byte aligned workspace.
 
-Deliberately imports only the standard library, numpy and :mod:`sqzc.errors`: a
-deployment loads compiled models without onnx, llvmlite or networkx installed.
+Deliberately imports only the standard library, numpy and :mod:`sqzc.errors` (and
+:mod:`sqzc.runtime.library`, which holds to the same rule): a deployment loads compiled
+models without onnx, llvmlite or networkx installed.
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
 import os
-import tempfile
-import struct
 import threading
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from sqzc.errors import CallError, LibraryError, UsageError
+from sqzc.runtime.library import TensorSpec, open_library, parse_metadata, read_metadata
 
-__all__ = ["ABI_VERSION", "TensorSpec", "CompiledModel", "load"]
-
-#: The only ``abi_version`` (metadata key) this runtime can call.
-ABI_VERSION = 2
+__all__ = ["CompiledModel", "load"]
 
 #: Alignment the ABI requires for the workspace pointer.
 _WORKSPACE_ALIGN = 64
-
-#: dtype names the ABI allows in metadata.
-_ABI_DTYPES = frozenset({"float32", "float16", "uint8", "int8", "int32", "int64"})
-
-#: The symbols every sqzc library exports.
-_SYMBOLS = ("sqz_metadata", "sqz_workspace_size", "sqz_run", "sqz_run_pool",
-            "sqz_pool_create", "sqz_pool_destroy")
 
 #: Decoded meaning of the non-zero return codes of ``sqz_run``.
 _RUN_ERRORS: dict[int, str] = {
@@ -54,29 +43,6 @@ _RUN_ERRORS: dict[int, str] = {
     2: "SQZ_ERR_NULL: an input/output pointer (or a needed workspace) is NULL",
     3: "SQZ_ERR_ALIGN: workspace is not 64-byte aligned",
 }
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, shape and dtype of one model input or output, as the library's metadata says.
-
-    ``None`` in ``shape`` marks the dynamic batch dimension (only ever the leading one).
-    """
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: np.dtype
-
-    def shape_str(self) -> str:
-        """The shape as ``[N,3,224,224]``, with ``N`` for the dynamic batch dimension."""
-        return "[" + ",".join("N" if d is None else str(d) for d in self.shape) + "]"
-
-    def concrete_shape(self, batch: int) -> tuple[int, ...]:
-        """The shape with the dynamic batch dimension (if any) replaced by ``batch``."""
-        return tuple(batch if d is None else d for d in self.shape)
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.dtype}{self.shape_str()}"
 
 
 def _shape_str(shape: tuple[int, ...]) -> str:
@@ -142,9 +108,10 @@ class CompiledModel:
         # An absolute path makes dlopen load exactly this file instead of searching the
         # library path for a bare name.
         self.path = os.path.abspath(os.fspath(path))
-        self._lib = self._open()
-        self.metadata = self._read_metadata()
-        self.dynamic_batch, self.input_specs, self.output_specs = self._parse_metadata()
+        self._lib = open_library(self.path)
+        self.metadata = read_metadata(self._lib, self.path)
+        self.dynamic_batch, self.input_specs, self.output_specs = parse_metadata(
+            self.metadata, self.path)
         self.workspace_size = int(self._lib.sqz_workspace_size())
         declared = self.metadata.get("workspace_bytes")
         if declared is not None and declared != self.workspace_size:
@@ -156,46 +123,7 @@ class CompiledModel:
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
 
-    # ------------------------------------------------------------------ loading
-
-    def _open(self) -> ctypes.CDLL:
-        """dlopen the file and declare the ABI's signatures, or raise LibraryError."""
-        if not os.path.exists(self.path):
-            raise LibraryError(f"{self.path}: no such file")
-        problem = _elf_problem(self.path)
-        if problem:
-            raise LibraryError(f"{self.path} is not a sqzc library ({problem})")
-        try:
-            lib = ctypes.CDLL(_fresh_path(self.path))
-        except OSError as exc:
-            raise LibraryError(
-                f"{self.path} is not a sqzc library (cannot load it as a shared library: {exc})"
-            ) from exc
-        missing = [name for name in _SYMBOLS if not hasattr(lib, name)]
-        if missing:
-            plural = "s" if len(missing) > 1 else ""
-            raise LibraryError(
-                f"{self.path} is not a sqzc library (missing symbol{plural} {', '.join(missing)})"
-            )
-        lib.sqz_metadata.argtypes = []
-        lib.sqz_metadata.restype = ctypes.c_char_p
-        lib.sqz_workspace_size.argtypes = []
-        lib.sqz_workspace_size.restype = ctypes.c_uint64
-        lib.sqz_run.argtypes = [
-            ctypes.POINTER(ctypes.c_void_p),
-            ctypes.POINTER(ctypes.c_void_p),
-            ctypes.c_void_p,
-            ctypes.c_int64,
-            ctypes.c_int32,
-        ]
-        lib.sqz_run.restype = ctypes.c_int32
-        lib.sqz_run_pool.argtypes = [ctypes.c_void_p] + lib.sqz_run.argtypes[:4]
-        lib.sqz_run_pool.restype = ctypes.c_int32
-        lib.sqz_pool_create.argtypes = [ctypes.c_int32]
-        lib.sqz_pool_create.restype = ctypes.c_void_p
-        lib.sqz_pool_destroy.argtypes = [ctypes.c_void_p]
-        lib.sqz_pool_destroy.restype = None
-        return lib
+    # ------------------------------------------------------------------ calling
 
     def _worker_pool(self) -> int | None:
         """The library's worker pool for this process (made at first use; ``None`` for
@@ -214,94 +142,6 @@ class CompiledModel:
                 weakref.finalize(self, _destroy_pool, self._lib, pool, pid)
                 self._pool, self._pool_pid = pool, pid
         return self._pool
-
-    def _read_metadata(self) -> dict[str, Any]:
-        """Decode the metadata JSON and check the ABI version before anything else.
-
-        The version is checked first because a library of another ABI version may use a
-        metadata layout this runtime does not understand.
-        """
-        raw = self._lib.sqz_metadata()
-        if raw is None:
-            raise LibraryError(f"{self.path} is not a sqzc library (sqz_metadata returned NULL)")
-        try:
-            meta = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise LibraryError(
-                f"{self.path} is not a sqzc library (metadata is not valid JSON: {exc})"
-            ) from exc
-        if not isinstance(meta, dict):
-            raise LibraryError(
-                f"{self.path} is not a sqzc library (metadata is not a JSON object)"
-            )
-        version = meta.get("abi_version")
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise LibraryError(
-                f"{self.path} is not a sqzc library (metadata has no integer abi_version)"
-            )
-        if version != ABI_VERSION:
-            raise LibraryError(
-                f"{self.path} was built for ABI version {version}, "
-                f"this runtime supports {ABI_VERSION}"
-            )
-        return meta
-
-    def _bad_meta(self, problem: str) -> LibraryError:
-        return LibraryError(f"{self.path} has malformed sqzc metadata ({problem})")
-
-    def _parse_metadata(self) -> tuple[bool, list[TensorSpec], list[TensorSpec]]:
-        """Turn metadata into specs, rejecting anything the call path could misuse.
-
-        Shapes and dtypes decide how many bytes are allocated for outputs, so a library
-        whose metadata is inconsistent is refused here rather than trusted later.
-        """
-        meta = self.metadata
-        dynamic = meta.get("dynamic_batch")
-        if not isinstance(dynamic, bool):
-            raise self._bad_meta("dynamic_batch must be true or false")
-        inputs = self._parse_specs("inputs", dynamic)
-        outputs = self._parse_specs("outputs", dynamic)
-        return dynamic, inputs, outputs
-
-    def _parse_specs(self, key: str, dynamic: bool) -> list[TensorSpec]:
-        entries = self.metadata.get(key)
-        if not isinstance(entries, list):
-            raise self._bad_meta(f"{key!r} must be a list")
-        specs: list[TensorSpec] = []
-        seen: set[str] = set()
-        for i, entry in enumerate(entries):
-            where = f"{key}[{i}]"
-            if not isinstance(entry, dict):
-                raise self._bad_meta(f"{where} must be an object")
-            name = entry.get("name")
-            if not isinstance(name, str) or not name:
-                raise self._bad_meta(f"{where} has no name")
-            if name in seen:
-                raise self._bad_meta(f"duplicate name {name!r} in {key!r}")
-            seen.add(name)
-            dtype_name = entry.get("dtype")
-            if dtype_name not in _ABI_DTYPES:
-                raise self._bad_meta(f"{key} {name!r} has unsupported dtype {dtype_name!r}")
-            shape = entry.get("shape")
-            if not isinstance(shape, list):
-                raise self._bad_meta(f"{key} {name!r} has no shape list")
-            for axis, dim in enumerate(shape):
-                if dim is None:
-                    if axis != 0 or not dynamic:
-                        raise self._bad_meta(
-                            f"{key} {name!r}: null dimension only allowed as the leading "
-                            "dimension of a dynamic-batch model"
-                        )
-                elif isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
-                    raise self._bad_meta(f"{key} {name!r} has invalid dimension {dim!r}")
-            if dynamic and (not shape or shape[0] is not None):
-                raise self._bad_meta(
-                    f"{key} {name!r} must have a null leading dimension in a dynamic-batch model"
-                )
-            specs.append(TensorSpec(name, tuple(shape), np.dtype(dtype_name)))
-        return specs
-
-    # ------------------------------------------------------------------ calling
 
     def __call__(
         self, *args: ArrayLike, **kwargs: ArrayLike
@@ -488,61 +328,6 @@ class CompiledModel:
             f"CompiledModel({self.path!r}, inputs=[{ins}], outputs=[{outs}], "
             f"workspace_size={self.workspace_size}, threads={self.threads})"
         )
-
-
-def _elf_problem(path: str) -> str | None:
-    """Why ``path`` cannot be a loadable 64-bit ELF shared object, checked before dlopen.
-
-    dlopen maps a truncated file without complaint and the process then dies of SIGBUS
-    on first touch, so every loadable segment must lie inside the file.
-    """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-            size = os.fstat(f.fileno()).st_size
-            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
-                return "not a 64-bit little-endian ELF file"
-            if struct.unpack_from("<H", head, 16)[0] != 3:
-                return "not an ELF shared object"
-            phoff, = struct.unpack_from("<Q", head, 32)
-            phentsize, phnum = struct.unpack_from("<HH", head, 54)
-            if phentsize < 56 or phoff + phnum * phentsize > size:
-                return "truncated ELF file (program headers)"
-            f.seek(phoff)
-            table = f.read(phnum * phentsize)
-    except OSError as e:
-        return f"cannot read it: {e.strerror}"
-    for i in range(phnum):
-        p_type, = struct.unpack_from("<I", table, i * phentsize)
-        p_offset, = struct.unpack_from("<Q", table, i * phentsize + 8)
-        p_filesz, = struct.unpack_from("<Q", table, i * phentsize + 32)
-        if p_type == 1 and p_offset + p_filesz > size:  # PT_LOAD beyond the end of the file
-            return "truncated ELF file (a loadable segment extends past its end)"
-    return None
-
-
-#: path -> (device, inode, mtime, size) of the file when it was first dlopen'ed
-_LOADED: dict[str, tuple[int, int, int, int]] = {}
-_LOADED_LOCK = threading.Lock()
-
-
-def _fresh_path(path: str) -> str:
-    """A path that makes dlopen load the file as it is now.
-
-    dlopen returns the already-loaded object for a path it has seen, so after a library
-    is recompiled in place the old code would run. A changed file is loaded through a
-    private copy instead (kept for the life of the process, like the mapping itself).
-    """
-    st = os.stat(path)
-    key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-    with _LOADED_LOCK:
-        seen = _LOADED.setdefault(path, key)
-        if seen == key:
-            return path
-        fd, copy = tempfile.mkstemp(prefix="sqzc-lib-", suffix=".so")
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-            out.write(src.read())
-        return copy
 
 
 def default_threads() -> int:

@@ -2,7 +2,8 @@
 
 ONNX op-type strings never leave ``frontends/``; everything after import speaks in
 ``OpKind`` members and the attribute dataclasses below. Shape rules and numpy reference
-semantics for each kind live in ``sqzc.semantics``.
+semantics for each kind are dispatched by ``sqzc.semantics`` (defined in
+``sqzc.float_semantics`` and ``sqzc.quant_semantics``).
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sqzc import quant_reference as qr
-from sqzc.semantics import broadcast_shapes, conv_multipliers, lookup_table
+from sqzc import quant_reference_contrib as qrc
+from sqzc.float_semantics import broadcast_shapes
 from sqzc.ops import (
     INT_DTYPES,
     QConvAttrs,
@@ -40,6 +40,7 @@ from sqzc.ops import (
     QMatMulAttrs,
     TensorType,
 )
+from sqzc.quant_semantics import conv_multipliers, lookup_table
 
 if TYPE_CHECKING:
     from sqzc.frontends.onnx.importer import ImportContext
@@ -829,9 +830,9 @@ def _qlinear_binary(cx: ImportContext, kind: OpKind, name: str) -> None:
         # onnxruntime passes (B, A) to its kernel when A is the repeated (broadcast)
         # operand of every span; the first operand's terms round differently, so the IR
         # operand order follows onnxruntime's.
-        case = qr._broadcast_case(ta.shape, tb.shape, broadcast_shapes(ta.shape, tb.shape))
+        case = qrc._broadcast_case(ta.shape, tb.shape, broadcast_shapes(ta.shape, tb.shape))
         sa, sb = _batched(cx, a), _batched(cx, b)
-        if qr._broadcast_case(sa, sb, broadcast_shapes(sa, sb)) != case:
+        if qrc._broadcast_case(sa, sb, broadcast_shapes(sa, sb)) != case:
             raise cx.unsupported("dynamic batch: QLinearAdd rounds differently at batch 1 "
                                  "than at larger batches for these shapes (fix the batch "
                                  "with --input-shape)")

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from sqzc.float_semantics import pack_conv_weight
 from sqzc.ir import Graph
 from sqzc.ops import (
     BINARY,
@@ -16,7 +17,7 @@ from sqzc.ops import (
     QConvAttrs,
     ReduceAttrs,
 )
-from sqzc.semantics import pack_conv_weight, pack_qconv
+from sqzc.quant_semantics import pack_qconv
 
 #: Block size used when the driver has not set one from the target (AVX-512: 16 floats).
 DEFAULT_BLOCK = 16

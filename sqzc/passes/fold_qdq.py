@@ -8,7 +8,7 @@ from sqzc.ir import Graph
 import dataclasses
 
 from sqzc.ops import AxisAttrs, ConvAttrs, OpKind, PoolAttrs, QConvAttrs, QPoolAttrs, QuantAttrs
-from sqzc.semantics import conv_multipliers
+from sqzc.quant_semantics import conv_multipliers
 
 def _dq(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
     """(quantized source, params) if ``nid`` is a DequantizeLinear."""

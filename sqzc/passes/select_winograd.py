@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from sqzc.float_semantics import unpack_conv
 from sqzc.ir import Graph
 from sqzc.ops import ConvAttrs, OpKind
-from sqzc.semantics import unpack_conv
 from sqzc.winograd import ConvGeometry, choose_tile, matrices, transform_weights
 
 #: Per-thread scratch the kernel keeps on its stack for one row of transformed input

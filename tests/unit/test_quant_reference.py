@@ -1,4 +1,5 @@
-"""``sqzc.quant_reference`` must equal onnxruntime's CPU int8 kernels bit for bit.
+"""``sqzc.quant_reference`` and ``sqzc.quant_reference_contrib`` must equal onnxruntime's
+CPU int8 kernels bit for bit.
 
 Every test builds a one-node ONNX model with ``onnx.helper`` (com.microsoft ops get a
 ``com.microsoft`` opset import), runs it with onnxruntime's CPU provider and compares with
@@ -20,6 +21,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from sqzc import quant_reference as qr
+from sqzc import quant_reference_contrib as qrc
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -494,15 +496,15 @@ def test_qlinear_add_exhaustive_discriminating(dtype: type, scales: tuple, zps: 
     p = _hex_params(dtype, scales, zps)
     a, b = _all_pairs(dtype)
     got = _binary("QLinearAdd", a, b, p)
-    want = qr.qlinear_add(a, p[0], p[1], b, p[2], p[3], p[4], p[5])
+    want = qrc.qlinear_add(a, p[0], p[1], b, p[2], p[3], p[4], p[5])
     assert_same(got, want)
     assert not np.array_equal(_unfused_add(a, b, p), got)  # fused rounding matters here
     # A broadcast (functor 0): ORT swaps the operands; B broadcast (functor 1): no swap.
     col, row = a[:256].reshape(256, 1), a[:256].reshape(1, 256)
     for aa, bb in ((col, row), (row, col)):
-        assert_same(_binary("QLinearAdd", aa, bb, p), qr.qlinear_add(aa, p[0], p[1], bb, p[2],
+        assert_same(_binary("QLinearAdd", aa, bb, p), qrc.qlinear_add(aa, p[0], p[1], bb, p[2],
                                                                        p[3], p[4], p[5]))
-    no_swap = qr._qladd_kernel(np.broadcast_to(col, (256, 256)), p[0], int(p[1]),
+    no_swap = qrc._qladd_kernel(np.broadcast_to(col, (256, 256)), p[0], int(p[1]),
                                np.broadcast_to(row, (256, 256)), p[2], int(p[3]), p[4], int(p[5]),
                                np.dtype(dtype))
     assert not np.array_equal(no_swap, _binary("QLinearAdd", col, row, p))
@@ -513,7 +515,7 @@ def test_qlinear_mul_exhaustive_discriminating(dtype: type, scales: tuple, zps: 
     p = _hex_params(dtype, scales, zps)
     a, b = _all_pairs(dtype)
     got = _binary("QLinearMul", a, b, p)
-    assert_same(got, qr.qlinear_mul(a, p[0], p[1], b, p[2], p[3], p[4], p[5]))
+    assert_same(got, qrc.qlinear_mul(a, p[0], p[1], b, p[2], p[3], p[4], p[5]))
     prod = ((a.astype(np.int64) - int(p[1])) * (b.astype(np.int64) - int(p[3]))).astype(F32)
     ratio = F32(F32(p[0] * p[2]) / p[4])
     info = np.iinfo(dtype)
@@ -532,7 +534,7 @@ BINARY_SHAPES = [((65536,), (65536,)), ((1, 256), (256, 1)), ((256, 1), (1, 256)
 @pytest.mark.parametrize("seed", range(3))
 def test_qlinear_add_mul_random(op: str, dtype: type, seed: int) -> None:
     rng = np.random.default_rng(100 + seed)
-    fn = qr.qlinear_add if op == "QLinearAdd" else qr.qlinear_mul
+    fn = qrc.qlinear_add if op == "QLinearAdd" else qrc.qlinear_mul
     for i, (sa_shape, sb_shape) in enumerate(BINARY_SHAPES):
         pow2 = (i + seed) % 2 == 0
         p = (scale_of(rng, pow2, -7, -3), zp_of(dtype, ZP_KINDS[i % 4], rng),
@@ -548,7 +550,7 @@ def test_qlinear_add_mul_random(op: str, dtype: type, seed: int) -> None:
 @pytest.mark.parametrize("op", ("QLinearAdd", "QLinearMul"))
 def test_qlinear_add_mul_overflow_goes_to_lowest(op: str) -> None:
     """No float clamp before cvtps2dq: |t| >= 2**31 gives INT32_MIN, i.e. 0 for uint8."""
-    fn = qr.qlinear_add if op == "QLinearAdd" else qr.qlinear_mul
+    fn = qrc.qlinear_add if op == "QLinearAdd" else qrc.qlinear_mul
     a = np.array([0, 1, 100, 200, 255] * 8, U8)
     b = np.array([255, 0, 3, 9, 200] * 8, U8)
     p = (F32(1e7), U8(0), F32(1e7), U8(0), F32(1e-2), U8(0))
@@ -580,7 +582,7 @@ def test_qlinear_global_average_pool(dtype: type, channels_last: int) -> None:
                 ("yz", zp_of(dtype, ZP_KINDS[(i + 1) % 4], rng))]
         got = run_node("QLinearGlobalAveragePool", args, dtype,
                        attrs={"channels_last": channels_last}, domain=MS)
-        assert_same(got, qr.qlinear_global_average_pool(*[v for _, v in args], channels_last))
+        assert_same(got, qrc.qlinear_global_average_pool(*[v for _, v in args], channels_last))
 
 
 def test_qlinear_global_average_pool_scale_range() -> None:
@@ -590,7 +592,7 @@ def test_qlinear_global_average_pool_scale_range() -> None:
     with pytest.raises(Exception):
         run_node("QLinearGlobalAveragePool", args, U8, domain=MS)
     with pytest.raises(ValueError):
-        qr.qlinear_global_average_pool(x, F32(300.0), U8(0), F32(1.0), U8(0))
+        qrc.qlinear_global_average_pool(x, F32(300.0), U8(0), F32(1.0), U8(0))
 
 
 @pytest.mark.parametrize("scales", [("0x1.5c45d4p-5", "0x1.05797ep-4"),
@@ -609,7 +611,7 @@ def test_qlinear_global_average_pool_scale_order(scales: tuple) -> None:
     x = x.astype(U8).reshape(1, -1, 7, 7)
     args = [("x", x), ("xs", xs), ("xz", U8(0)), ("ys", ys), ("yz", U8(0))]
     got = run_node("QLinearGlobalAveragePool", args, U8, domain=MS)
-    assert_same(got, qr.qlinear_global_average_pool(x, xs, U8(0), ys, U8(0)))
+    assert_same(got, qrc.qlinear_global_average_pool(x, xs, U8(0), ys, U8(0)))
     other = qr.requantize_output(sums.reshape(got.shape), F32(F32(xs / ys) / F32(n)), 0, U8)
     assert not np.array_equal(other, got)
 
@@ -648,7 +650,7 @@ def test_qlinear_average_pool(cfg: tuple, channels_last: int) -> None:
         attrs = {"kernel_shape": kernel, "strides": strides, "pads": pads,
                  "count_include_pad": cip, "ceil_mode": ceil, "channels_last": channels_last}
         got = run_node("QLinearAveragePool", args, dtype, attrs=attrs, domain=MS)
-        want = qr.qlinear_average_pool(*[v for _, v in args], kernel, strides=strides, pads=pads,
+        want = qrc.qlinear_average_pool(*[v for _, v in args], kernel, strides=strides, pads=pads,
                                        count_include_pad=cip, ceil_mode=ceil,
                                        channels_last=channels_last)
         assert_same(got, want)
@@ -667,7 +669,7 @@ def test_qlinear_average_pool_zero_point_rounding(dtype: type) -> None:
         args = [("x", x), ("xs", scale), ("xz", dtype(0)), ("ys", scale), ("yz", yz)]
         got = run_node("QLinearAveragePool", args, dtype, attrs={
             "kernel_shape": [2, 2], "strides": [2, 2]}, domain=MS)
-        want = qr.qlinear_average_pool(x, scale, dtype(0), scale, yz, [2, 2], strides=[2, 2])
+        want = qrc.qlinear_average_pool(x, scale, dtype(0), scale, yz, [2, 2], strides=[2, 2])
         assert_same(got, want)
         mean = x.astype(np.float64).reshape(2, 24, size // 2, 2, size // 2, 2).mean(axis=(3, 5))
         zp_before = np.clip(np.rint(mean + int(yz)), info.min, info.max).astype(dtype)
@@ -688,7 +690,7 @@ def test_mlas_logistic_matches_float_sigmoid() -> None:
                         np.linspace(-20, 20, 20001, dtype=F32),
                         np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], F32)])
     got = run_node("Sigmoid", [("x", x)], F32)
-    assert_same(got.view(np.uint32), qr.mlas_logistic(x).view(np.uint32))
+    assert_same(got.view(np.uint32), qrc.mlas_logistic(x).view(np.uint32))
 
 
 @pytest.mark.parametrize("op", ("QLinearSigmoid", "QLinearLeakyRelu"))
@@ -707,12 +709,12 @@ def test_qlinear_lookup_ops(op: str, dtype: type, const_params: bool) -> None:
         inits = ("xs", "xz", "ys", "yz") if const_params else ()
         if op == "QLinearSigmoid":
             got = run_node(op, args, dtype, domain=MS, initializers=inits)
-            want = qr.qlinear_sigmoid(x, xs, xz, ys, yz)
+            want = qrc.qlinear_sigmoid(x, xs, xz, ys, yz)
         else:
             alpha = float(rng.choice([0.01, 0.1, 0.2, 1 / 3, 0.5]))
             got = run_node(op, args, dtype, attrs={"alpha": alpha}, domain=MS,
                            initializers=inits)
-            want = qr.qlinear_leaky_relu(x, xs, xz, ys, yz, alpha)
+            want = qrc.qlinear_leaky_relu(x, xs, xz, ys, yz, alpha)
         assert_same(got, want)
 
 
@@ -723,7 +725,7 @@ def test_qlinear_sigmoid_uses_mlas_approximation() -> None:
     x = np.arange(256, dtype=np.uint8).view(S8)
     got = run_node("QLinearSigmoid", [("x", x), ("xs", xs), ("xz", xz), ("ys", ys), ("yz", yz)],
                    S8, domain=MS)
-    assert_same(got, qr.qlinear_sigmoid(x, xs, xz, ys, yz))
+    assert_same(got, qrc.qlinear_sigmoid(x, xs, xz, ys, yz))
     d = (xs * (x.astype(np.int64) - int(xz)).astype(F32)).astype(F32)
     exact = qr.quantize_linear((1 / (1 + np.exp(-d.astype(np.float64)))).astype(F32), ys, yz)
     assert not np.array_equal(exact, got)
@@ -750,7 +752,7 @@ def test_qlinear_concat(dtype: type, const_params: bool, axis: int) -> None:
         got = run_node("QLinearConcat", [("ys", ys), ("yz", yz)] + args, dtype,
                        attrs={"axis": axis}, domain=MS,
                        initializers=inits if const_params else ())
-        assert_same(got, qr.qlinear_concat(ys, yz, inputs, axis))
+        assert_same(got, qrc.qlinear_concat(ys, yz, inputs, axis))
 
 
 @pytest.mark.parametrize("dtype,scales,zps", [
@@ -765,6 +767,6 @@ def test_lookup_table_dequantizes_as_scale_times_difference(dtype: type, scales:
     q = np.arange(256, dtype=np.uint8).view(dtype)
     got = run_node("QLinearConcat", [("ys", ys), ("yz", yz), ("a", q), ("as", xs), ("az", xz)],
                    dtype, attrs={"axis": 0}, domain=MS)
-    assert_same(got, qr.qlinear_concat(ys, yz, [(q, xs, xz)], 0))
+    assert_same(got, qrc.qlinear_concat(ys, yz, [(q, xs, xz)], 0))
     other = qr.quantize_linear((xs * q.astype(F32) - xs * F32(xz)).astype(F32), ys, yz)
     assert not np.array_equal(other, got)

@@ -24,7 +24,7 @@ from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.emit.vector import splat, vsplat_const
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, QConvAttrs
-from sqzc.semantics import _QRANGE, qconv_input_offset
+from sqzc.quant_semantics import _QRANGE, qconv_input_offset
 
 #: Register tile: 7 pixels x 3 channel blocks = 21 accumulators (measured on the int8
 #: SqueezeNet 1.1 against 14 x 2, 12 x 2, 10 x 2, 9 x 3 and 8 x 3: 1.1x faster than 14 x 2,

@@ -2,7 +2,7 @@
 and max pooling on 8-bit tensors (plain NCHW layout, any target).
 
 Every float operation mirrors onnxruntime's CPU kernels in order and precision (see
-``sqzc.semantics``): requantization is ``float32(acc) * multiplier``, clamped to the
+``sqzc.quant_semantics``): requantization is ``float32(acc) * multiplier``, clamped to the
 zero-point-shifted range, rounded half to even (``llvm.rint``), plus the zero point.
 The convolution accumulates one output row of int32 partial sums on the stack, with taps
 unrolled and their valid column ranges known at compile time, so LLVM vectorizes the
@@ -31,7 +31,7 @@ from sqzc.backends.llvm.emit.conv import valid_range
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext, Operand
 from sqzc.ops import ConvAttrs, OpKind, PoolAttrs, QConvAttrs, QPoolAttrs, QuantAttrs
-from sqzc.semantics import _QRANGE, qglobal_avgpool_scale
+from sqzc.quant_semantics import _QRANGE, qglobal_avgpool_scale
 
 
 def const_table(module: ir.Module, name: str, ty: ir.Type, values: list) -> ir.GlobalVariable:

@@ -2,11 +2,12 @@
 QLinearAdd/Mul, QLinearMatMul, MatMulInteger, ConvInteger and QLinearAveragePool.
 
 Plain NCHW layout, scalar loop nests. Each float operation is onnxruntime's, in its order
-and precision (``sqzc.quant_reference`` documents every formula): QLinearAdd uses fused
-multiply-adds (``llvm.fma``, exact on any target), QLinearMul and the pools separate
-multiply and add (LLVM does not contract them without fast-math flags). Where onnxruntime
-converts with ``cvtps2dq`` and no float clamp, a value outside the int32 range (or NaN)
-becomes the lowest 8-bit value, as x86's "integer indefinite" does there.
+and precision (``sqzc.quant_reference`` and ``sqzc.quant_reference_contrib`` document every
+formula): QLinearAdd uses fused multiply-adds (``llvm.fma``, exact on any target),
+QLinearMul and the pools separate multiply and add (LLVM does not contract them without
+fast-math flags). Where onnxruntime converts with ``cvtps2dq`` and no float clamp, a value
+outside the int32 range (or NaN) becomes the lowest 8-bit value, as x86's "integer
+indefinite" does there.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from sqzc.ops import (
     QBinaryAttrs,
     QMatMulAttrs,
 )
-from sqzc.semantics import _QRANGE, qadd_constants, qmul_ratio
+from sqzc.quant_semantics import _QRANGE, qadd_constants, qmul_ratio
 
 EIGHT_BIT = ("uint8", "int8")
 

@@ -1,0 +1,457 @@
+"""Bit-exact numpy references of onnxruntime's ``com.microsoft`` int8/uint8 contrib kernels.
+
+The quantized ops outside the standard ONNX domain (QLinearAdd, QLinearMul, QLinearSigmoid,
+QLinearLeakyRelu, QLinearConcat, QLinearGlobalAveragePool, QLinearAveragePool), element for
+element as onnxruntime 1.32's CPU execution provider computes them on x86-64
+(``onnxruntime/contrib_ops/cpu/quantization/``). They are a family of their own, apart from
+the standard ops of :mod:`sqzc.quant_reference`: element-wise MLAS kernels with their own
+operand-swapping and saturation rules, 256-entry lookup tables and a float-path average
+pool, instead of exact integer accumulation followed by ``MlasRequantizeOutput``. They are
+built from that module's x86/MLAS primitives, and its docstring defines the notation used
+below (``f32``, ``fma``, ``rne``, ``sat8``/``sat16``, ``max_ps``/``min_ps``).
+``tests/unit/test_quant_reference.py`` checks every function against onnxruntime with
+``np.array_equal`` (zero tolerance).
+
+Summary (``q`` = 8-bit value, ``z`` = zero point, ``[lo, hi]`` = 8-bit range)
+--------------------------------------------------------------------------
+* QLinearGlobalAveragePool (and QLinearAveragePool with kernel == image, no pads):
+  ``S = f32(sx / f32(sy * f32(n)))``, ``acc = sum(q) - zx * n``, then requantized like
+  QLinearConv: ``y = rne(clamp(f32(f32(acc) * S), lo - zy, hi - zy)) + zy``.
+* QLinearAveragePool (general): float path, ``y = clamp(rne(f32(f32(mean / sy) + zy)))``.
+* QLinearAdd: ``rA = f32(sA/sC)``, ``rB = f32(sB/sC)``, ``K = f32(zC - fma(rA, zA, f32(rB*zB)))``,
+  ``y = sat(rne(fma(a, rA, fma(b, rB, K))))`` (operands swapped when A is broadcast).
+* QLinearMul: ``R = f32(f32(sA*sB)/sC)``, ``y = sat(rne(f32(f32(f32(p) * R) + zC)))``.
+* QLinearSigmoid / QLinearLeakyRelu / QLinearConcat: 256-entry tables,
+  ``table[q] = QuantizeLinear(f(f32(sx * f32(q - zx))), sy, zy)``, ``f`` = MLAS logistic /
+  leaky-relu / identity.
+
+Only numpy, the standard library and :mod:`sqzc.quant_reference` are used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from sqzc.quant_reference import (
+    _F32,
+    _QTYPES,
+    _cvtps_epi32,
+    _mlas_quantize,
+    _qdtype,
+    _sat_pack,
+    _scalar_f32,
+    _scalar_int,
+    fma_f32,
+    requantize_output,
+)
+
+__all__ = [
+    "mlas_logistic",
+    "qlinear_add",
+    "qlinear_average_pool",
+    "qlinear_concat",
+    "qlinear_global_average_pool",
+    "qlinear_leaky_relu",
+    "qlinear_mul",
+    "qlinear_sigmoid",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Element-wise binary ops (com.microsoft)
+# --------------------------------------------------------------------------------------
+
+
+def _binary_operands(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Broadcast ``a`` and ``b`` and report which of ORT's three span functors applies.
+
+    ORT's ``BroadcastLooper`` (``core/providers/cpu/math/element_wise_ops.h``) walks the
+    output in spans and calls functor 0 when input 0 is one repeated value over the span
+    ("scalar A"), functor 1 when input 1 is ("scalar B"), functor 2 when both vary. The
+    choice is the same for every span of a given pair of shapes. Returns (A, B, functor).
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    out_shape = np.broadcast_shapes(a.shape, b.shape)
+    ab, bb = np.broadcast_arrays(a, b)
+    return ab, bb, _broadcast_case(a.shape, b.shape, out_shape)
+
+
+def _broadcast_case(sa: tuple[int, ...], sb: tuple[int, ...], so: tuple[int, ...]) -> int:
+    """Functor index ORT's broadcaster uses for input shapes ``sa``, ``sb`` (output ``so``)."""
+    if int(np.prod(sa)) == 1:
+        return 0
+    if int(np.prod(sb)) == 1:
+        return 1
+    r = len(so)
+    pa = (1,) * (r - len(sa)) + tuple(sa)
+    pb = (1,) * (r - len(sb)) + tuple(sb)
+    for i in range(r - 1, -1, -1):  # the innermost non-trivial output dim decides
+        if so[i] == 1:
+            continue
+        if pa[i] == 1 and pb[i] != 1:
+            return 0
+        if pb[i] == 1 and pa[i] != 1:
+            return 1
+        return 2
+    return 2
+
+
+def _qladd_kernel(x: np.ndarray, sx: np.float32, zx: int, y: np.ndarray, sy: np.float32, zy: int,
+                  sc: np.float32, zc: int, dtype: np.dtype) -> np.ndarray:
+    """``MlasQLinearAddKernelAvx2Helper`` with ``X`` the first MLAS operand (see qlinear_add)."""
+    rx = _F32(sx / sc)
+    ry = _F32(sy / sc)
+    fixed = _F32(_F32(zc) - fma_f32(rx, _F32(zx), _F32(ry * _F32(zy))))
+    t = fma_f32(x.astype(_F32), rx, fma_f32(y.astype(_F32), ry, fixed))
+    return _sat_pack(_cvtps_epi32(t), dtype)
+
+
+def qlinear_add(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.ndarray | int | None,
+                b: np.ndarray, b_scale: np.ndarray | float, b_zero_point: np.ndarray | int | None,
+                c_scale: np.ndarray | float, c_zero_point: np.ndarray | int | None) -> np.ndarray:
+    """com.microsoft ``QLinearAdd`` (uint8 / int8) with numpy broadcasting.
+
+    Mirrors ``QLinearAdd<T>::Compute`` (``onnxruntime/contrib_ops/cpu/quantization/
+    qlinear_binary_op.cc``) -> ``MlasQLinearAdd`` -> on this machine
+    ``MlasQLinearAddKernelAvx2Helper`` (``core/mlas/lib/intrinsics/avx2/qladd_avx2.cpp``),
+    compiled by GCC with FMA contraction. With ``X`` the vector operand and ``Y`` the other::
+
+        rX    = f32(sX / sC);   rY = f32(sY / sC)
+        fixed = f32( f32(zC) - fma(rX, f32(zX), f32(rY * f32(zY))) )
+        t     = fma(f32(x), rX, fma(f32(y), rY, fixed))        # y broadcast or per element
+        out   = sat8(sat16(rne(t)))                             # no float clamp before cvt!
+
+    Operand roles follow ORT's broadcast spans: in a span where B is one repeated value,
+    ``X = A, Y = B``; where A is repeated (and when both are single values) ORT *swaps* the
+    operands, ``X = B, Y = A`` (which changes the rounding of ``fixed``); where both vary,
+    ``X = A, Y = B``. ``zC`` is folded into ``fixed`` before rounding (no separate ``+ zp``).
+    Because nothing clamps before ``cvtps2dq``, |t| >= 2**31 (or NaN) becomes INT32_MIN and
+    saturates to the *lowest* value (0 / -128). Missing zero points are 0; the output dtype
+    is A's dtype.
+    """
+    a = np.asarray(a)
+    dtype = a.dtype
+    if dtype not in _QTYPES:
+        raise TypeError("QLinearAdd supports uint8/int8 here")
+    sa, sb, sc = _scalar_f32(a_scale), _scalar_f32(b_scale), _scalar_f32(c_scale)
+    za, zb, zc = _scalar_int(a_zero_point), _scalar_int(b_zero_point), _scalar_int(c_zero_point)
+    ab, bb, case = _binary_operands(a, np.asarray(b))
+    if case == 0:  # A is the repeated value: ORT passes (B, A) to MlasQLinearAdd
+        return _qladd_kernel(bb, sb, zb, ab, sa, za, sc, zc, dtype)
+    return _qladd_kernel(ab, sa, za, bb, sb, zb, sc, zc, dtype)
+
+
+def qlinear_mul(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.ndarray | int | None,
+                b: np.ndarray, b_scale: np.ndarray | float, b_zero_point: np.ndarray | int | None,
+                c_scale: np.ndarray | float, c_zero_point: np.ndarray | int | None) -> np.ndarray:
+    """com.microsoft ``QLinearMul`` (uint8 / int8) with numpy broadcasting.
+
+    Mirrors ``QLinearMul<T>::Compute`` (``onnxruntime/contrib_ops/cpu/quantization/
+    qlinear_binary_op.cc``) -> ``MlasQLinearMul`` SSE2 kernel (``core/mlas/lib/qlmul.cpp``,
+    ``MlasQLinearMulVectorS16``; built without FMA contraction)::
+
+        ratio = f32( f32(sA * sB) / sC )
+        p     = int32( (a - zA) * (b - zB) )            # exact (int16 x int16 -> int32)
+        t     = f32( f32( f32(p) * ratio ) + f32(zC) )   # mul, then add: NOT fused
+        out   = sat8(sat16(rne(t)))                      # no float clamp before cvtps2dq
+
+    The 16-wide loop and the padded tail behave identically; operand swapping for a
+    broadcast A does not change anything (the product is commutative). |t| >= 2**31 gives
+    INT32_MIN -> lowest value. Output dtype is A's dtype.
+    """
+    a = np.asarray(a)
+    dtype = a.dtype
+    if dtype not in _QTYPES:
+        raise TypeError("QLinearMul supports uint8/int8 here")
+    sa, sb, sc = _scalar_f32(a_scale), _scalar_f32(b_scale), _scalar_f32(c_scale)
+    za, zb, zc = _scalar_int(a_zero_point), _scalar_int(b_zero_point), _scalar_int(c_zero_point)
+    ab, bb, _ = _binary_operands(a, np.asarray(b))
+    ratio = _F32(_F32(sa * sb) / sc)
+    p = (ab.astype(np.int64) - za) * (bb.astype(np.int64) - zb)
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = ((p.astype(_F32) * ratio).astype(_F32) + _F32(zc)).astype(_F32)
+    return _sat_pack(_cvtps_epi32(t), dtype)
+
+
+# --------------------------------------------------------------------------------------
+# Lookup-table ops (com.microsoft)
+# --------------------------------------------------------------------------------------
+
+
+def _lut_inputs(x_scale: np.ndarray | float, x_zero_point: np.ndarray | int | None,
+                dtype: np.dtype) -> np.ndarray:
+    """``QlinearBuildLookupTable`` dequantized inputs for the 256 raw byte values (index = byte)."""
+    raw = np.arange(256, dtype=np.uint8).view(dtype).astype(np.int64)
+    k = (raw - _scalar_int(x_zero_point)).astype(_F32)
+    return (_scalar_f32(x_scale) * k).astype(_F32)
+
+
+def _apply_lut(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    return table[x.view(np.uint8)].view(x.dtype) if x.dtype == np.int8 else table[x]
+
+
+def mlas_logistic(x: np.ndarray) -> np.ndarray:
+    """MLAS logistic (sigmoid) as computed by ``MlasComputeLogisticF32KernelFma3`` on x86-64.
+
+    Mirrors ``core/mlas/lib/x86_64/LogisticKernelFma3.S`` / the FMA3 transcendental kernel,
+    constants ``MlasLogisticConstants`` from ``core/mlas/lib/logistic.cpp`` (Eigen's rational
+    approximation)::
+
+        v  = min_ps(18, max_ps(-18, x))            # NaN propagates
+        v2 = f32(v * v)
+        p  = fma(v2, a9, a7); p = fma(v2, p, a5); p = fma(v2, p, a3); p = fma(v2, p, a1)
+        q  = fma(v2, b10, b8); q = fma(v2, q, b6); q = fma(v2, q, b4); q = fma(v2, q, b2)
+        q  = fma(v2, q, b0)
+        p  = f32(v * p)
+        y  = max_ps(0, f32( f32(p / q) + 0.5 ))     # only the lower bound is clamped
+
+    (The generic SSE kernel uses separate mul+add; it is not the one ORT runs here.)
+    """
+    c = {k: _F32(v) for k, v in dict(
+        a9=4.37031012579801e-11, a7=1.15627324459942e-07, a5=6.08574864600143e-05,
+        a3=8.51377133304701e-03, a1=2.48287947061529e-01, b10=6.10247389755681e-13,
+        b8=5.76102136993427e-09, b6=6.29106785017040e-06, b4=1.70198817374094e-03,
+        b2=1.16817656904453e-01, b0=9.93151921023180e-01).items()}
+    v = np.asarray(x, dtype=_F32)
+    v = np.where(v < _F32(-18.0), _F32(-18.0), v)
+    v = np.where(v > _F32(18.0), _F32(18.0), v).astype(_F32)
+    v2 = (v * v).astype(_F32)
+    p = fma_f32(v2, c["a9"], c["a7"])
+    for k in ("a5", "a3", "a1"):
+        p = fma_f32(v2, p, c[k])
+    q = fma_f32(v2, c["b10"], c["b8"])
+    for k in ("b6", "b4", "b2", "b0"):
+        q = fma_f32(v2, q, c[k])
+    p = (v * p).astype(_F32)
+    y = ((p / q).astype(_F32) + _F32(0.5)).astype(_F32)
+    return np.where(y < _F32(0.0), _F32(0.0), y).astype(_F32)
+
+
+def qlinear_sigmoid(x: np.ndarray, x_scale: np.ndarray | float,
+                    x_zero_point: np.ndarray | int | None, y_scale: np.ndarray | float,
+                    y_zero_point: np.ndarray | int | None) -> np.ndarray:
+    """com.microsoft ``QLinearSigmoid``: a 256-entry lookup table built in float32.
+
+    Mirrors ``QLinearSigmoid<T>`` (``onnxruntime/contrib_ops/cpu/quantization/
+    qlinear_activations.cc``) + ``QlinearBuildLookupTable`` (``qlinear_lookup_table.cc``)::
+
+        for every raw byte value q (as T):
+            d        = f32( x_scale * f32(int(q) - int(x_zp)) )
+            s        = mlas_logistic(d)                       # MLAS FMA3 approximation
+            table[q] = quantize(s, y_scale, y_zp)             # MlasQuantizeLinear: s / y_scale ...
+        y = table[x]
+
+    The table is identical whether the scales are constant (built at session creation) or
+    dynamic (built per run). Output dtype equals input dtype.
+    """
+    x = np.asarray(x)
+    dtype = x.dtype
+    d = _lut_inputs(x_scale, x_zero_point, dtype)
+    table = _mlas_quantize(mlas_logistic(d), _scalar_f32(y_scale), _scalar_int(y_zero_point), dtype)
+    return _apply_lut(x, table.view(np.uint8) if dtype == np.int8 else table)
+
+
+def qlinear_leaky_relu(x: np.ndarray, x_scale: np.ndarray | float,
+                       x_zero_point: np.ndarray | int | None, y_scale: np.ndarray | float,
+                       y_zero_point: np.ndarray | int | None, alpha: float = 0.01) -> np.ndarray:
+    """com.microsoft ``QLinearLeakyRelu``: a 256-entry lookup table built in float32.
+
+    Mirrors ``QLinearLeakyRelu<T>`` (``onnxruntime/contrib_ops/cpu/quantization/
+    qlinear_activations.cc``) + ``QlinearBuildLookupTable``::
+
+        d        = f32( x_scale * f32(int(q) - int(x_zp)) )      # for each raw byte q
+        v        = d if d >= 0 else f32(alpha * d)               # alpha as float32
+        table[q] = quantize(v, y_scale, y_zp)                     # MlasQuantizeLinear
+        y = table[x]
+    """
+    x = np.asarray(x)
+    dtype = x.dtype
+    d = _lut_inputs(x_scale, x_zero_point, dtype)
+    v = np.where(d >= _F32(0.0), d, (_F32(alpha) * d).astype(_F32)).astype(_F32)
+    table = _mlas_quantize(v, _scalar_f32(y_scale), _scalar_int(y_zero_point), dtype)
+    return _apply_lut(x, table.view(np.uint8) if dtype == np.int8 else table)
+
+
+def qlinear_concat(y_scale: np.ndarray | float, y_zero_point: np.ndarray | int,
+                   inputs: Sequence[tuple[np.ndarray, np.ndarray | float, np.ndarray | int]],
+                   axis: int) -> np.ndarray:
+    """com.microsoft ``QLinearConcat``: per-input requantization by lookup table, then concat.
+
+    Mirrors ``QLinearConcat::Compute`` (``onnxruntime/contrib_ops/cpu/quantization/
+    qlinear_concat.cc``). Inputs whose scale and zero point equal the output's are copied;
+    the others go through a 256-entry table built by ``QlinearBuildLookupTable`` with an
+    identity transform::
+
+        table[q] = quantize( f32(x_scale * f32(int(q) - int(x_zp))), y_scale, y_zp )
+                 # quantize = MlasQuantizeLinear: rne(clamp(f32(v / y_scale))) + y_zp
+
+    (For equal parameters the table would be the identity too.) Output dtype follows
+    ``y_zero_point``.
+    """
+    dtype = _qdtype(y_zero_point)
+    ys, yz = _scalar_f32(y_scale), _scalar_int(y_zero_point)
+    parts = []
+    for x, xs, xz in inputs:
+        x = np.asarray(x)
+        if x.dtype != dtype:
+            raise TypeError("QLinearConcat inputs must share the output dtype")
+        if _scalar_f32(xs) == ys and _scalar_int(xz) == yz:
+            parts.append(x)
+            continue
+        d = _lut_inputs(xs, xz, dtype)
+        table = _mlas_quantize(d, ys, yz, dtype)
+        parts.append(_apply_lut(x, table.view(np.uint8) if dtype == np.int8 else table))
+    return np.concatenate(parts, axis=axis)
+
+
+# --------------------------------------------------------------------------------------
+# Pooling (com.microsoft)
+# --------------------------------------------------------------------------------------
+
+
+def qlinear_global_average_pool(x: np.ndarray, x_scale: np.ndarray | float,
+                                x_zero_point: np.ndarray | int, y_scale: np.ndarray | float,
+                                y_zero_point: np.ndarray | int, channels_last: int = 0
+                                ) -> np.ndarray:
+    """com.microsoft ``QLinearGlobalAveragePool`` (uint8 / int8, NCHW or channels-last).
+
+    Mirrors ``QLinearGlobalAveragePool::Compute`` / ``ComputeQLinearGlobalAvgPool``
+    (``onnxruntime/contrib_ops/cpu/quantization/qlinear_global_average_pool.cc``) ->
+    ``MlasQLinearGlobalAveragePoolNchw`` / ``...Nhwc`` (``core/mlas/lib/qlgavgpool.cpp``,
+    SSE2 path: integer sums, then ``MlasRequantizeOutputVector``)::
+
+        n     = number of spatial elements (image size)
+        scale = f32( x_scale / f32(y_scale * f32(n)) )
+        acc   = int32( sum(x over the image) - x_zp * n )        # exact
+        y     = requantize_output(acc, scale, y_zp)              # f32(acc)*scale, clamp, rne, +zp
+
+    ORT throws (here: ValueError) when ``n >= 2**24`` or ``scale`` is outside
+    ``[2**-32, 256)``. NCHW and NHWC give the same result (only the summation order of
+    exact integers differs). Output keeps the rank with spatial dims set to 1.
+    """
+    x = np.asarray(x)
+    dtype = x.dtype
+    if dtype not in _QTYPES:
+        raise TypeError("QLinearGlobalAveragePool supports uint8/int8")
+    if x.ndim < 3:
+        raise ValueError("input rank must be >= 3")
+    sp_axes = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
+    n = int(np.prod([x.shape[i] for i in sp_axes]))
+    scale = _F32(_scalar_f32(x_scale) / _F32(_scalar_f32(y_scale) * _F32(n)))
+    if n >= 0x1000000 or scale < _F32(2.0**-32) or scale >= _F32(256.0):
+        raise ValueError("QLinearGlobalAveragePool parameter out of computation range")
+    acc = x.astype(np.int64).sum(axis=sp_axes, keepdims=True) - _scalar_int(x_zero_point) * n
+    return requantize_output(acc, scale, _scalar_int(y_zero_point), dtype)
+
+
+def _pool_out_size(n: int, k: int, s: int, pad_head: int, pad_tail: int, ceil_mode: int) -> int:
+    """Pooled size as ORT 1.32 computes it (``PoolAttributes::ComputeOutputSize``).
+
+    ``int(f32(n + pads - k) / s + 1)`` (truncation), or ``ceil`` of it with ``ceil_mode``; in
+    ceil mode a last window that would *start* inside the tail padding
+    (``(out - 1) * s >= n + pad_head``) is dropped (verified against the binary).
+    """
+    v = float(_F32(_F32(n + pad_head + pad_tail - (k - 1) - 1) / _F32(s)))
+    if not ceil_mode:
+        return int(v + 1)
+    out = int(math.ceil(v + 1))
+    if (out - 1) * s >= n + pad_head:
+        out -= 1
+    return out
+
+
+def qlinear_average_pool(x: np.ndarray, x_scale: np.ndarray | float,
+                         x_zero_point: np.ndarray | int | None, y_scale: np.ndarray | float,
+                         y_zero_point: np.ndarray | int | None, kernel_shape: Sequence[int], *,
+                         strides: Sequence[int] | None = None, pads: Sequence[int] | None = None,
+                         count_include_pad: int = 0, ceil_mode: int = 0, channels_last: int = 0,
+                         auto_pad: str = "NOTSET") -> np.ndarray:
+    """com.microsoft ``QLinearAveragePool`` (uint8 / int8; 1-D, 2-D, 3-D kernels).
+
+    Mirrors ``QLinearAveragePool::ComputeImpl`` (``onnxruntime/contrib_ops/cpu/
+    quantization/qlinear_pool.cc``). Two paths:
+
+    * kernel == input spatial dims and all pads 0: falls back to
+      :func:`qlinear_global_average_pool` (integer sum + requantize; strides ignored).
+    * otherwise a float32 path (``QLinearPool{1,2,3}DTask`` with ``AveragePool``)::
+
+          d   = f32( x_scale * f32(int(x) - int(x_zp)) )      # dequantize_value / lookup
+          # window: start = o*stride - pad_head, end = min(start + k, size), start = max(start, 0)
+          s   = 0.0f; for h in window: for w in window: s = f32(s + d)     # row-major order
+          cnt = prod(k) if count_include_pad else number of taps actually summed
+          v   = f32( s / f32(cnt) )                            # AveragePool::Finalize
+          y   = clamp( int32(nearbyintf( f32( f32(v / y_scale) + f32(y_zp) ) )), qmin, qmax )
+
+      Note ``y_zp`` is added *before* rounding (in float), unlike the fallback path where it is
+      added after rounding (they differ on exact .5 ties with odd ``y_zp``), and the division
+      is a true division by ``y_scale``. (Another summation order could in principle round
+      differently; an extensive search found no input where it changes the output.) With
+      ``count_include_pad`` the divisor is the full kernel size even for windows that hang
+      over the padded border (ceil_mode). Channels-last only changes memory order, not the
+      arithmetic.
+
+    Output size per axis: ``int(f32(n + pads - k) / s + 1)`` (``ceil`` when ``ceil_mode``, minus
+    one when the last window would start in the tail padding), as
+    ``PoolAttributes::ComputeOutputSize``. auto_pad SAME_UPPER/SAME_LOWER/VALID follow
+    ``ComputeSizePadDilations``.
+    """
+    x = np.asarray(x)
+    dtype = x.dtype
+    if dtype not in _QTYPES:
+        raise TypeError("QLinearAveragePool supports uint8/int8")
+    info = np.iinfo(dtype)
+    ks = [int(k) for k in kernel_shape]
+    r = len(ks)
+    if channels_last:
+        x_nc = np.moveaxis(x, -1, 1)
+    else:
+        x_nc = x
+    sp = list(x_nc.shape[2:])
+    st = [int(s) for s in strides] if strides else [1] * r
+    pd = [int(p) for p in pads] if pads else [0] * (2 * r)
+    out: list[int] = []
+    for i in range(r):
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            tgt = (sp[i] + st[i] - 1) // st[i]
+            need = (tgt - 1) * st[i] + ks[i] - sp[i]
+            head = need // 2 if auto_pad == "SAME_UPPER" else (need + 1) // 2
+            pd[i], pd[i + r] = head, need - head
+        elif auto_pad == "VALID":
+            pd[i], pd[i + r] = 0, 0
+        out.append(_pool_out_size(sp[i], ks[i], st[i], pd[i], pd[i + r], ceil_mode))
+    xs_, ys_ = _scalar_f32(x_scale), _scalar_f32(y_scale)
+    xz, yz = _scalar_int(x_zero_point), _scalar_int(y_zero_point)
+
+    if sp == ks and all(p == 0 for p in pd):
+        g = qlinear_global_average_pool(x_nc, xs_, dtype.type(xz), ys_, dtype.type(yz), 0)
+        return np.moveaxis(g, 1, -1) if channels_last else g
+
+    d = (xs_ * (x_nc.astype(np.int64) - xz).astype(_F32)).astype(_F32)
+    n, c = x_nc.shape[:2]
+    y = np.empty((n, c) + tuple(out), dtype=dtype)
+    kprod = int(np.prod(ks))
+    for opos in np.ndindex(*out):
+        rngs = []
+        for i in range(r):
+            s0 = opos[i] * st[i] - pd[i]
+            e0 = min(s0 + ks[i], sp[i])
+            rngs.append((max(s0, 0), e0))
+        cnt = 1
+        for s0, e0 in rngs:
+            cnt *= max(e0 - s0, 0)
+        acc = np.zeros((n, c), dtype=_F32)
+        for tap in np.ndindex(*[max(e0 - s0, 0) for s0, e0 in rngs]):
+            idx = tuple(rngs[i][0] + tap[i] for i in range(r))
+            acc = (acc + d[(slice(None), slice(None)) + idx]).astype(_F32)
+        div = _F32(kprod if count_include_pad else cnt)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            v = (acc / div).astype(_F32)
+            t = ((v / ys_).astype(_F32) + _F32(yz)).astype(_F32)
+        q = np.clip(_cvtps_epi32(t), info.min, info.max).astype(dtype)
+        y[(slice(None), slice(None)) + opos] = q
+    return np.moveaxis(y, 1, -1) if channels_last else y
