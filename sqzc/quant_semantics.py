@@ -162,7 +162,9 @@ def qconv_input_offset(x_dtype: str, x_zp: int) -> int:
 def pack_qconv(a: QConvAttrs, x_dtype: str, w: np.ndarray, b: np.ndarray | None, block: int
                ) -> tuple[np.ndarray, np.ndarray]:
     """Weights [OC, IC, KH, KW] -> [OC/b, IC/4, KH, KW, b, 4] int8 (zero padded) for
-    ``vpdpbusd``, and the int32 bias with the zero-point correction folded in."""
+    ``vpdpbusd``, and a [2, OC padded] int32 table: the bias with the zero-point
+    correction folded in, then the float32 requantization multipliers as bits (data the
+    kernel reads, so layers of equal geometry share code)."""
     oc, ic, kh, kw = w.shape
     ocb, icq = -(-oc // block), -(-ic // 4)
     padded = np.zeros((ocb * block, icq * 4, kh, kw), np.int8)
@@ -173,7 +175,10 @@ def pack_qconv(a: QConvAttrs, x_dtype: str, w: np.ndarray, b: np.ndarray | None,
         bias[:oc] = b
     c = qconv_input_offset(x_dtype, a.x_zp)
     bias[:oc] -= c * w.astype(np.int64).reshape(oc, -1).sum(axis=1)
-    return np.ascontiguousarray(packed), bias.astype(np.int32)
+    mult = np.zeros(ocb * block, np.float32)
+    mult[:oc] = np.asarray(a.multiplier, np.float32)  # one value (per tensor) or one per oc
+    table = np.stack([bias.astype(np.int32), mult.view(np.int32)])
+    return np.ascontiguousarray(packed), table
 
 
 def unpack_qconv(a: QConvAttrs, x: np.ndarray, wp: np.ndarray, bp: np.ndarray | None
@@ -186,7 +191,7 @@ def unpack_qconv(a: QConvAttrs, x: np.ndarray, wp: np.ndarray, bp: np.ndarray | 
     w = wp.transpose(0, 4, 1, 5, 2, 3).reshape(ocb * blk, icq * four, kh, kw)[:oc, :ic]
     c = qconv_input_offset(x.dtype.name, a.x_zp)
     assert bp is not None
-    b = bp[:oc].astype(np.int64) + c * w.astype(np.int64).reshape(oc, -1).sum(axis=1)
+    b = bp[0, :oc].astype(np.int64) + c * w.astype(np.int64).reshape(oc, -1).sum(axis=1)
     plain = _dc.replace(a, conv=_dc.replace(a.conv, packed=0, out_channels=0))
     return plain, np.ascontiguousarray(w), b.astype(np.int32)
 

@@ -8,7 +8,7 @@ adds the exported ``sqz_*`` functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from llvmlite import ir
@@ -21,7 +21,7 @@ from sqzc.backends.llvm.target import Target
 from sqzc.errors import InternalError, SqzcError
 from sqzc.ir import Graph
 from sqzc.memory import ALIGN, MemoryPlan, View, align_up, resolve_views, schedule
-from sqzc.ops import OpKind
+from sqzc.ops import OpKind, QConvAttrs
 
 WEIGHTS_SYMBOL = "sqz_weights"
 
@@ -80,8 +80,18 @@ def kernel_key(graph: Graph, nid: str, views: dict[str, View]) -> str:
     op = graph.op(nid)
     operands = [(views[s].shape, views[s].strides, graph.op(s).out.dtype) for s in op.inputs]
     aliased = aliased_positions(graph, nid) if op.kind is OpKind.CONCAT else frozenset()
-    return repr((op.kind, op.attrs, op.block, operands, views[nid].shape, views[nid].strides,
-                 op.out.dtype, sorted(aliased)))
+    return repr((op.kind, code_attrs(op.attrs), op.block, operands, views[nid].shape,
+                 views[nid].strides, op.out.dtype, sorted(aliased)))
+
+
+def code_attrs(attrs: object) -> object:
+    """The attributes a kernel's code depends on: a packed (VNNI) integer conv reads its
+    requantization multipliers from its packed bias operand, so they (and the output scale,
+    which only they use unless the result is re-quantized) are data, not code."""
+    if isinstance(attrs, QConvAttrs) and attrs.conv.packed:
+        out = attrs.out if attrs.requant is not None else replace(attrs.out, scale=())
+        return replace(attrs, multiplier=(), out=out)
+    return attrs
 
 
 def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View],

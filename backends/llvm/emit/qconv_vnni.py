@@ -7,6 +7,9 @@ J weight vectors (packed [OC/16, IC/4, KH, KW, 16, 4], 64 int8 each) meet R broa
 ``vpdpbusd`` multiplies unsigned by signed bytes, so int8 activations are shifted by +128
 (an XOR of the sign bits) and the shift, like the input zero point, is folded into the
 bias at compile time (``pack_qconv``): ``sum((x - zp) * w) = sum(u * w) - c * sum(w)``.
+The packed bias operand is two rows, the int32 biases and the float32 requantization
+multipliers (as bits), so the code holds no per-layer data and Fire modules of equal
+geometry share one kernel (``kernel_key``).
 Padded taps then feed ``u = c`` where ``c != 0`` so the fold stays exact. The epilogue
 requantizes in registers exactly like onnxruntime (float32 multiply, clamp, round half
 to even, zero point) and stores 16 bytes into the blocked output (or its concat slice).
@@ -62,11 +65,7 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
     zp = float(a.out.zero_point[0])
     low, high = _vec(F32, blk, lo_q - zp), _vec(F32, blk, hi_q - zp)
     zpv = _vec(F32, blk, zp)
-    mult_all = [float(m) for m in a.multiplier] + [0.0] * (ocb_total * blk - len(a.multiplier))
-    mult_t = ir.ArrayType(F32, len(mult_all))
-    mult = ir.GlobalVariable(ctx.module, mult_t, ctx.module.get_unique_name("qmult"))
-    mult.global_constant, mult.linkage = True, "internal"
-    mult.initializer = ir.Constant(mult_t, [ir.Constant(F32, v) for v in mult_all])
+    mult = b.gep(bias.ptr, [i64(ocb_total * blk)], inbounds=True, source_etype=I32)
     out_t = ir.VectorType(ir.IntType(8), blk)
     if a.requant is not None:
         lo2, hi2 = _QRANGE[a.requant.dtype]
@@ -127,8 +126,8 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
             for k, v in vals.items():
                 b.store(v, accs[k])
         for j in range(jn):
-            mvec = b.load(b.gep(mult, [i64(0), b.mul(b.add(ocb, i64(j)), i64(blk))],
-                                source_etype=mult_t), typ=vf, align=4)
+            mvec = b.load(b.gep(mult, [b.mul(b.add(ocb, i64(j)), i64(blk))], inbounds=True,
+                                source_etype=F32), typ=vf, align=4)
             for r in range(width):
                 v = b.fmul(b.sitofp(b.load(accs[j * PIXELS + r], typ=vi), vf), mvec)
                 v = b.select(b.fcmp_ordered("<", v, low), low, v)
