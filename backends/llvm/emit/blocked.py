@@ -173,7 +173,7 @@ def emit_concat_blocked(ctx: KernelContext) -> None:
         start += nblocks
 
 
-def _reorder_rows(ctx: KernelContext, n_batch: int, channels: int, blk: int, h: int,
+def _reorder_rows(ctx: KernelContext, n_batch: int, channels: int, blk: int, h: int, w: int,
                   body: Callable[[ir.Value, ir.Value, ir.Value, int], None]) -> None:
     """Rows (n, channel block, h) shared among the workers; ``body(n, cb, r, lanes)``
     handles one row of one block, ``lanes`` real channels in it (a compile-time count:
@@ -184,7 +184,7 @@ def _reorder_rows(ctx: KernelContext, n_batch: int, channels: int, blk: int, h: 
         if stop <= start or lanes <= 0:
             continue
         count = stop - start
-        with ctx.parallel_for(n_batch * count * h, name=f"rows{lanes}") as idx:
+        with ctx.parallel_for(n_batch * count * h, name=f"rows{lanes}", grain=w * blk) as idx:
             r = b.srem(idx, i64(h))
             rest = b.sdiv(idx, i64(h))
             cb = b.add(b.srem(rest, i64(count)), i64(start))
@@ -198,7 +198,7 @@ def emit_reorder_to_plain(ctx: KernelContext) -> None:
     b, (x,), y = ctx.b, ctx.ins, ctx.out
     n_batch, c, h, w = y.shape
     blk = x.shape[4]
-    with ctx.parallel_for(n_batch * c, name="plane") as nc:
+    with ctx.parallel_for(n_batch * c, name="plane", grain=h * w) as nc:
         n, ch = b.sdiv(nc, i64(c)), b.srem(nc, i64(c))
         cb, lane = b.sdiv(ch, i64(blk)), b.srem(ch, i64(blk))
         base = b.add(b.add(b.mul(n, i64(x.strides[0])), b.mul(cb, i64(x.strides[1]))), lane)
@@ -226,7 +226,7 @@ def emit_reorder_to_blocked(ctx: KernelContext) -> None:
                                      ir.Constant(ir.IntType(32), lane))
             _vstore(b, y, [n, cb, r, q], v)
 
-    _reorder_rows(ctx, n_batch, x.shape[1], blk, h, row)
+    _reorder_rows(ctx, n_batch, x.shape[1], blk, h, w, row)
 
 
 def _int_maxpool_blocked(ctx: KernelContext) -> None:

@@ -141,7 +141,7 @@ def _emit_dequantize_blocked(ctx: KernelContext) -> None:
     scale = ir.Constant(vf, [f32(q.scale[0])] * blk)
     lanes = ir.Constant(ir.VectorType(I64, blk), [i64(k) for k in range(blk)])
     zero = ir.Constant(vf, [f32(0.0)] * blk)
-    with ctx.parallel_for(n_batch * cb_len * h, name="rows") as idx:
+    with ctx.parallel_for(n_batch * cb_len * h, name="rows", grain=w * blk) as idx:
         r = b.srem(idx, i64(h))
         rest = b.sdiv(idx, i64(h))
         cb, n = b.srem(rest, i64(cb_len)), b.sdiv(rest, i64(cb_len))
@@ -281,7 +281,7 @@ def _emit_qgap_blocked(ctx: KernelContext) -> None:
     vi = ir.VectorType(I32, blk)
     acc = entry_alloca(b, vi, "acc")
     start = ir.Constant(vi, [ir.Constant(I32, -a.x.zero_point[0] * size)] * blk)
-    with ctx.parallel_for(n_batch * cb_len, name="block") as ncb:
+    with ctx.parallel_for(n_batch * cb_len, name="block", grain=h * w * blk) as ncb:
         n, cb = b.sdiv(ncb, i64(cb_len)), b.srem(ncb, i64(cb_len))
         b.store(start, acc)
         base = b.add(b.mul(n, i64(x.strides[0])), b.mul(cb, i64(x.strides[1])))
