@@ -244,6 +244,47 @@ def test_qlinear_conv_saturates_both_ends() -> None:
     assert got.min() == 0 and got.max() == 255
 
 
+def test_equal_geometry_qlinear_convs_share_one_kernel(tmp_path) -> None:
+    """Two QLinearConvs of equal geometry (and output zero point) but different weights,
+    per-channel scales and biases: on a VNNI target they compile to one kernel (the multipliers travel with the
+    packed bias), and each still requantizes with its own (bit-exact with onnxruntime)."""
+    import sqzc
+    from sqzc.backends.llvm.target import host_target
+    from sqzc.driver import CompileOptions
+
+    if "+avx512vnni" not in host_target().features:
+        pytest.skip("the packed (shared) kernel is the VNNI one")
+    rng = np.random.default_rng(11)
+    x = rand_q(rng, U8, (1, 16, 9, 8))
+    inits, nodes = [], []
+    for k in range(2):
+        w = rand_q(rng, S8, (32, 16, 3, 3))
+        params = {"xs": F32(0.05), "xz": U8(3), "w": w,
+                  "ws": rng.uniform(1e-3, 0.05, 32).astype(F32), "wz": np.zeros(32, S8),
+                  "ys": F32(0.2 + k), "yz": U8(5),
+                  "b": rng.integers(-3000, 3000, 32).astype(I32)}
+        inits += [numpy_helper.from_array(np.asarray(v), f"{n}{k}") for n, v in params.items()]
+        nodes.append(helper.make_node(
+            "QLinearConv", ["x", *(f"{n}{k}" for n in ("xs", "xz", "w", "ws", "wz", "ys",
+                                                      "yz", "b"))],
+            [f"y{k}"], name=f"conv{k}", pads=[1, 1, 1, 1]))
+    outs = [helper.make_tensor_value_info(f"y{k}", onnx.TensorProto.UINT8, (1, 32, 9, 8))
+            for k in range(2)]
+    graph = helper.make_graph(nodes, "two-convs",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.UINT8,
+                                                             x.shape)], outs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=10)
+    path = tmp_path / "two_convs.onnx"
+    onnx.save(model, path)
+    ll = tmp_path / "two_convs.ll"
+    sqzc.compile(path, ll, CompileOptions(opt_level=3, emit="llvm"))
+    kernels = [line.split("(")[0] for line in ll.read_text().splitlines()
+               if line.startswith("define internal void @\"k_y")]
+    assert len([k for k in kernels if not k.endswith('_nchw"')]) == 1, kernels
+    got = assert_matches_ort(str(path), {"x": x}, rtol=0.0, atol=0.0)
+    assert not np.array_equal(got["y0"], got["y1"])
+
+
 # ------------------------------------------------------------------ QLinearGlobalAveragePool
 
 
