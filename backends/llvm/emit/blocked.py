@@ -14,7 +14,8 @@ from llvmlite import ir
 
 from sqzc.backends.llvm.cg import LOWEST_F32, F32, entry_alloca, f32, for_range, i64, loop_nest
 from sqzc.backends.llvm.emit.elementwise import _binary_value
-from sqzc.backends.llvm.emit.pool import window_counts
+from sqzc.backends.llvm.emit.conv_blocked import row_groups
+from sqzc.backends.llvm.emit.pool import Combine, float_max, int_max, window_counts
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.emit.vector import splat, vconst, vector_activation, vtype
 from sqzc.backends.llvm.kernel import KernelContext, Operand
@@ -58,48 +59,64 @@ def emit_avgpool_blocked(ctx: KernelContext) -> None:
     _pool_blocked(ctx, False)
 
 
-def _pool_blocked(ctx: KernelContext, is_max: bool) -> None:
+def _pool_windows(ctx: KernelContext, init: ir.Value, combine: Combine,
+                  finish: Callable[[ir.Value, ir.Value, ir.Value], ir.Value] | None = None
+                  ) -> None:
+    """The blocked pooling loop nest, for any element type: per output pixel, ``init``
+    folded with every in-bounds tap as ``acc = combine(b, x_tap, acc)`` in registers, then
+    ``finish(acc, row, col)`` (if given) and one vector store. Output rows and columns are
+    grouped at compile time by which taps are in bounds (as in the convolutions), so no
+    tap is tested at run time; (sample, channel block, row) triples are shared among the
+    workers."""
     a = ctx.op.attrs
     assert isinstance(a, PoolAttrs)
     b, (x,), y = ctx.b, ctx.ins, ctx.out
-    blk = y.shape[4]
-    _, _, oh, ow, _ = y.shape
+    n_batch, cb, oh, ow, blk = y.shape
     h, w = x.shape[2], x.shape[3]
     (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.strides, a.dilations
-    vt = vtype(blk)
-    rows = window_counts(oh, h, kh, sh, dh, a.pads[0], a.pads[2], a.count_include_pad)
-    cols = window_counts(ow, w, kw, sw, dw, a.pads[1], a.pads[3], a.count_include_pad)
-    lo, hi, cb = _blocks_and_rows(ctx, y)
-    acc = entry_alloca(b, vt, "acc")
-    with for_range(b, lo, hi, name="nc") as nc:
-        n, c = b.sdiv(nc, i64(cb)), b.srem(nc, i64(cb))
-        with for_range(b, 0, oh, name="oh") as r, for_range(b, 0, ow, name="ow") as q:
-            b.store(vconst(LOWEST_F32 if is_max else 0.0, blk), acc)
-            for i in range(kh):
-                ih = b.add(b.mul(r, i64(sh)), i64(i * dh - a.pads[0]))
-                row_ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
-                for j in range(kw):
-                    iw = b.add(b.mul(q, i64(sw)), i64(j * dw - a.pads[1]))
-                    ok = b.and_(row_ok, b.and_(b.icmp_signed(">=", iw, i64(0)),
-                                               b.icmp_signed("<", iw, i64(w))))
-                    with b.if_then(ok):
-                        v = _vload(b, x, [n, c, ih, iw])
-                        cur = b.load(acc, typ=vt)
-                        new = b.select(b.fcmp_unordered(">", v, cur), v, cur) if is_max \
-                            else b.fadd(cur, v)
-                        b.store(new, acc)
-            res = b.load(acc, typ=vt)
-            if not is_max:
-                rt = ir.Constant(ir.ArrayType(F32, oh), [f32(v) for v in rows])
-                ct = ir.Constant(ir.ArrayType(F32, ow), [f32(v) for v in cols])
-                gr = ir.GlobalVariable(ctx.module, rt.type, ctx.module.get_unique_name("prow"))
-                gc = ir.GlobalVariable(ctx.module, ct.type, ctx.module.get_unique_name("pcol"))
-                for g, init in ((gr, rt), (gc, ct)):
-                    g.global_constant, g.linkage, g.initializer = True, "internal", init
-                rc = b.load(b.gep(gr, [i64(0), r], source_etype=rt.type), typ=F32)
-                cc = b.load(b.gep(gc, [i64(0), q], source_etype=ct.type), typ=F32)
-                res = b.fdiv(res, splat(b, b.fmul(rc, cc), blk))
-            _vstore(b, y, [n, c, r, q], res)
+    col_runs = row_groups(ow, w, kw, sw, dw, a.pads[1])
+    for r0, r1, taps_h in row_groups(oh, h, kh, sh, dh, a.pads[0]):
+        nrows = r1 - r0
+        with ctx.parallel_for(n_batch * cb * nrows, name="rows", grain=ow * blk) as idx:
+            r = b.add(b.srem(idx, i64(nrows)), i64(r0), name="oh")
+            rest = b.sdiv(idx, i64(nrows))
+            c, n = b.srem(rest, i64(cb)), b.sdiv(rest, i64(cb))
+            for q0, q1, taps_w in col_runs:
+                with for_range(b, q0, q1, name="ow") as q:
+                    acc = init
+                    for i in taps_h:
+                        ih = b.add(b.mul(r, i64(sh)), i64(i * dh - a.pads[0]))
+                        for j in taps_w:
+                            iw = b.add(b.mul(q, i64(sw)), i64(j * dw - a.pads[1]))
+                            acc = combine(b, _vload(b, x, [n, c, ih, iw]), acc)
+                    _vstore(b, y, [n, c, r, q], finish(acc, r, q) if finish else acc)
+
+
+def _pool_blocked(ctx: KernelContext, is_max: bool) -> None:
+    a = ctx.op.attrs
+    assert isinstance(a, PoolAttrs)
+    (x,), y = ctx.ins, ctx.out
+    blk, oh, ow = y.shape[4], y.shape[2], y.shape[3]
+    if is_max:
+        _pool_windows(ctx, vconst(LOWEST_F32, blk), float_max)
+        return
+    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.strides, a.dilations
+    rows = window_counts(oh, x.shape[2], kh, sh, dh, a.pads[0], a.pads[2], a.count_include_pad)
+    cols = window_counts(ow, x.shape[3], kw, sw, dw, a.pads[1], a.pads[3], a.count_include_pad)
+    rt = ir.Constant(ir.ArrayType(F32, oh), [f32(v) for v in rows])
+    ct = ir.Constant(ir.ArrayType(F32, ow), [f32(v) for v in cols])
+    gr = ir.GlobalVariable(ctx.module, rt.type, ctx.module.get_unique_name("prow"))
+    gc = ir.GlobalVariable(ctx.module, ct.type, ctx.module.get_unique_name("pcol"))
+    for g, init in ((gr, rt), (gc, ct)):
+        g.global_constant, g.linkage, g.initializer = True, "internal", init
+
+    def divide(acc: ir.Value, r: ir.Value, q: ir.Value) -> ir.Value:
+        b = ctx.b
+        rc = b.load(b.gep(gr, [i64(0), r], source_etype=rt.type), typ=F32)
+        cc = b.load(b.gep(gc, [i64(0), q], source_etype=ct.type), typ=F32)
+        return b.fdiv(acc, splat(b, b.fmul(rc, cc), blk))
+
+    _pool_windows(ctx, vconst(0.0, blk), lambda b, v, acc: b.fadd(acc, v), divide)
 
 
 @emits(OpKind.REDUCE, "float", layout="blocked")
@@ -231,35 +248,10 @@ def emit_reorder_to_blocked(ctx: KernelContext) -> None:
 
 def _int_maxpool_blocked(ctx: KernelContext) -> None:
     """Max pooling on blocked 8-bit tensors, b channels per vector compare."""
-    a = ctx.op.attrs
-    assert isinstance(a, PoolAttrs)
-    b, (x,), y = ctx.b, ctx.ins, ctx.out
-    blk = y.shape[4]
-    signed = x.dtype == "int8"
-    vt = ir.VectorType(ir.IntType(8), blk)
-    _, _, oh, ow, _ = y.shape
-    h, w = x.shape[2], x.shape[3]
-    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.strides, a.dilations
-    lo, hi, cb = _blocks_and_rows(ctx, y)
-    acc = entry_alloca(b, vt, "acc")
-    init = ir.Constant(vt, [ir.Constant(ir.IntType(8), -128 if signed else 0)] * blk)
-    with for_range(b, lo, hi, name="nc") as nc:
-        n, c = b.sdiv(nc, i64(cb)), b.srem(nc, i64(cb))
-        with for_range(b, 0, oh, name="oh") as r, for_range(b, 0, ow, name="ow") as q:
-            b.store(init, acc)
-            for i in range(kh):
-                ih = b.add(b.mul(r, i64(sh)), i64(i * dh - a.pads[0]))
-                row_ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
-                for j in range(kw):
-                    iw = b.add(b.mul(q, i64(sw)), i64(j * dw - a.pads[1]))
-                    ok = b.and_(row_ok, b.and_(b.icmp_signed(">=", iw, i64(0)),
-                                               b.icmp_signed("<", iw, i64(w))))
-                    with b.if_then(ok):
-                        v = _vload(b, x, [n, c, ih, iw])
-                        cur = b.load(acc, typ=vt)
-                        gt = b.icmp_signed(">", v, cur) if signed else b.icmp_unsigned(">", v, cur)
-                        b.store(b.select(gt, v, cur), acc)
-            _vstore(b, y, [n, c, r, q], b.load(acc, typ=vt))
+    blk, signed = ctx.out.shape[4], ctx.ins[0].dtype == "int8"
+    init = ir.Constant(ir.VectorType(ir.IntType(8), blk),
+                       [ir.Constant(ir.IntType(8), -128 if signed else 0)] * blk)
+    _pool_windows(ctx, init, int_max(signed))
 
 
 for _dt in ("uint8", "int8"):

@@ -28,9 +28,10 @@ from sqzc.backends.llvm.cg import (
     loop_nest,
 )
 from sqzc.backends.llvm.emit.conv import valid_range
+from sqzc.backends.llvm.emit.pool import accumulate_taps, int_max
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext, Operand
-from sqzc.ops import ConvAttrs, OpKind, PoolAttrs, QConvAttrs, QPoolAttrs, QuantAttrs
+from sqzc.ops import ConvAttrs, OpKind, QConvAttrs, QPoolAttrs, QuantAttrs
 from sqzc.quant_semantics import _QRANGE, qglobal_avgpool_scale
 
 
@@ -307,32 +308,9 @@ for _dt in ("uint8", "int8"):
 
 
 def _emit_int_maxpool(ctx: KernelContext) -> None:
-    a = ctx.op.attrs
-    assert isinstance(a, PoolAttrs)
-    b, (x,), y = ctx.b, ctx.ins, ctx.out
-    signed = x.dtype in SIGNED
-    n_batch, c, oh, ow = y.shape
-    h, w = x.shape[2:]
-    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.strides, a.dilations
-    lo, hi = ctx.split_range(0, n_batch * c)
-    init = ir.Constant(ir.IntType(8), -128 if signed else 0)
-    with for_range(b, lo, hi, name="nc") as nc:
-        n, ch = b.sdiv(nc, i64(c)), b.srem(nc, i64(c))
-        with loop_nest(b, (oh, ow), name="init") as (r, q):
-            y.store(b, [n, ch, r, q], init)
-        for i in range(kh):
-            r_lo, r_hi = valid_range(oh, h, sh, i * dh - a.pads[0])
-            for j in range(kw):
-                q_lo, q_hi = valid_range(ow, w, sw, j * dw - a.pads[1])
-                if r_lo >= r_hi or q_lo >= q_hi:
-                    continue
-                with for_range(b, r_lo, r_hi, name=f"r{i}_{j}") as r:
-                    ih = b.add(b.mul(r, i64(sh)), i64(i * dh - a.pads[0]))
-                    with for_range(b, q_lo, q_hi, name=f"q{i}_{j}") as q:
-                        iw = b.add(b.mul(q, i64(sw)), i64(j * dw - a.pads[1]))
-                        v, cur = x.load(b, [n, ch, ih, iw]), y.load(b, [n, ch, r, q])
-                        gt = b.icmp_signed(">", v, cur) if signed else b.icmp_unsigned(">", v, cur)
-                        y.store(b, [n, ch, r, q], b.select(gt, v, cur))
+    """Max pooling on 8-bit tensors (padding never wins: padded taps are skipped)."""
+    signed = ctx.ins[0].dtype in SIGNED
+    accumulate_taps(ctx, ir.Constant(ir.IntType(8), -128 if signed else 0), int_max(signed))
 
 
 for _dt in ("uint8", "int8"):
