@@ -34,6 +34,7 @@ from sqzc.backends.llvm.emit.quant import (
     table_value,
     to_i32,
 )
+from sqzc.backends.llvm.emit.matmul import matmul_geometry
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext, Operand
 from sqzc.ops import (
@@ -136,40 +137,22 @@ def _int_matmul(ctx: KernelContext, a_zp: int, b_zp: tuple[int, ...],
     an exact int32 accumulator per output element; ``finish(acc, column)`` gives the value
     stored."""
     bld, (xa, xb), y = ctx.b, ctx.ins, ctx.out
-    a_shape, b_shape = list(xa.shape), list(xb.shape)
-    a_str, b_str = list(xa.strides), list(xb.strides)
-    if len(a_shape) == 1:  # (k) -> (1, k)
-        a_shape, a_str = [1] + a_shape, [0] + a_str
-    if len(b_shape) == 1:  # (k) -> (k, 1)
-        b_shape, b_str = b_shape + [1], b_str + [0]
-    m, k = a_shape[-2:]
-    n = b_shape[-1]
-    rank = max(len(a_shape), len(b_shape)) - 2
-    batch = [max(p, q) for p, q in zip([1] * (rank - len(a_shape) + 2) + a_shape[:-2],
-                                       [1] * (rank - len(b_shape) + 2) + b_shape[:-2])]
-
-    def bstrides(shape: list, strides: list) -> list:
-        pad = len(batch) - (len(shape) - 2)
-        return [0] * pad + [0 if d == 1 else s for d, s in zip(shape[:-2], strides[:-2])]
-
-    sa, sb = bstrides(a_shape, a_str) + a_str[-2:], bstrides(b_shape, b_str) + b_str[-2:]
-    a_mat, b_mat = len(xa.shape) > 1, len(xb.shape) > 1
+    g = matmul_geometry(xa, xb)
     azp = ir.Constant(I32, a_zp)
     bzp = _per_index(ctx, b_zp, I32, "bzp")
     acc = entry_alloca(bld, I32, "acc")
-    with loop_nest(bld, batch, name="bt") as bidx:
-        with for_range(bld, 0, m, name="m") as i:
-            with for_range(bld, 0, n, name="n") as j:
+    with loop_nest(bld, g.batch, name="bt") as bidx:
+        with for_range(bld, 0, g.m, name="m") as i:
+            with for_range(bld, 0, g.n, name="n") as j:
                 bz = bzp(j)
                 bld.store(ir.Constant(I32, 0), acc)
-                with for_range(bld, 0, k, name="k") as kk:
-                    av = bld.sub(to_i32(bld, xa.load(bld, list(bidx) + [i, kk], sa), xa.dtype),
-                                 azp)
-                    bv = bld.sub(to_i32(bld, xb.load(bld, list(bidx) + [kk, j], sb), xb.dtype),
-                                 bz)
+                with for_range(bld, 0, g.k, name="k") as kk:
+                    av = bld.sub(to_i32(bld, xa.load(bld, list(bidx) + [i, kk], g.a_strides),
+                                        xa.dtype), azp)
+                    bv = bld.sub(to_i32(bld, xb.load(bld, list(bidx) + [kk, j], g.b_strides),
+                                        xb.dtype), bz)
                     bld.store(bld.add(bld.load(acc, typ=I32), bld.mul(av, bv)), acc)
-                out_idx = list(bidx) + ([i] if a_mat else []) + ([j] if b_mat else [])
-                y.store(bld, out_idx, finish(bld.load(acc, typ=I32), j))
+                y.store(bld, g.out_index(bidx, i, j), finish(bld.load(acc, typ=I32), j))
 
 
 def _emit_qmatmul(ctx: KernelContext) -> None:
