@@ -34,6 +34,13 @@ class Target:
     has_vnni: bool
 
     @property
+    def has_fma(self) -> bool:
+        """True if fused multiply-add is an instruction (without it ``llvm.fma`` becomes a
+        call to the C library's exact, slow ``fmaf``)."""
+        flags = set(self.features.split(","))
+        return "+fma" in flags or "+avx512f" in flags
+
+    @property
     def is_generic(self) -> bool:
         """True for the baseline x86-64 target (no ISA extensions assumed)."""
         return self.cpu in ("generic", "x86-64")

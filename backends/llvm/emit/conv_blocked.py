@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from sqzc.backends.llvm.cg import F32, declare_intrinsic, entry_alloca, for_range, i64
-from sqzc.backends.llvm.emit.vector import splat, vector_activation, vtype
+from sqzc.backends.llvm.cg import F32, entry_alloca, for_range, i64
+from sqzc.backends.llvm.emit.vector import mul_add, splat, vector_activation, vtype
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import ConvAttrs, OpKind
@@ -149,7 +149,7 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
     b, x, wp, bias, y = ctx.b, ctx.ins[0], ctx.ins[1], ctx.ins[2], ctx.out
     blk = a.packed
     vt = vtype(blk)
-    fma = declare_intrinsic(ctx.module, f"llvm.fma.v{blk}f32", vt, [vt, vt, vt])
+    fma = mul_add(ctx.module, ctx.target, blk)
     n_batch, ocb_total, oh_len, ow_len, _ = y.shape
     ic_total, kh_len, kw_len = wp.shape[1], wp.shape[2], wp.shape[3]
     h_len, w_len = x.shape[2], x.shape[3]
@@ -208,7 +208,7 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
                         xv = x_load(xbase, ih, iw)
                         for j in range(jn):
                             k = j * tile.pixels + r
-                            vals[k] = b.call(fma, [xv, wv[j], vals[k]])
+                            vals[k] = fma(b, xv, wv[j], vals[k])
                 for k, v in vals.items():
                     b.store(v, accs[k])
 

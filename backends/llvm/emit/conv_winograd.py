@@ -24,10 +24,10 @@ from collections.abc import Sequence
 
 from llvmlite import ir
 
-from sqzc.backends.llvm.cg import F32, declare_intrinsic, entry_alloca, for_range, i64, \
+from sqzc.backends.llvm.cg import F32, entry_alloca, for_range, i64, \
     opaque_ptr
 from sqzc.backends.llvm.emit.conv_blocked import TileShape, tile_for
-from sqzc.backends.llvm.emit.vector import splat, vconst, vector_activation, vtype
+from sqzc.backends.llvm.emit.vector import MulAdd, mul_add, splat, vconst, vector_activation, vtype
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import ConvAttrs
 from sqzc.winograd import matrices
@@ -43,7 +43,7 @@ def winograd_tile(vector_width: int, block: int) -> TileShape:
     return tile_for(vector_width, block)
 
 
-def _lincomb(b: ir.IRBuilder, fma: ir.Function, coeffs: Sequence[float],
+def _lincomb(b: ir.IRBuilder, fma: MulAdd, coeffs: Sequence[float],
              vecs: Sequence[ir.Value], lanes: int) -> ir.Value:
     """``sum(c * v)`` skipping zero coefficients; +-1 become adds and subtracts."""
     acc: ir.Value | None = None
@@ -58,7 +58,7 @@ def _lincomb(b: ir.IRBuilder, fma: ir.Function, coeffs: Sequence[float],
         elif c == -1.0:
             acc = b.fsub(acc, v)
         else:
-            acc = b.call(fma, [vconst(c, lanes), v, acc])
+            acc = fma(b, vconst(c, lanes), v, acc)
     return acc if acc is not None else vconst(0.0, lanes)
 
 
@@ -78,7 +78,7 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
     b, x, wu, bias, y = ctx.b, ctx.ins[0], ctx.ins[1], ctx.ins[2], ctx.out
     blk = a.packed
     vt = vtype(blk)
-    fma = declare_intrinsic(ctx.module, f"llvm.fma.v{blk}f32", vt, [vt, vt, vt])
+    fma = mul_add(ctx.module, ctx.target, blk)
     n_batch, ocb_total, oh_len, ow_len, _ = y.shape
     ic_total = wu.shape[2]
     icb_total, h_len, w_len = x.shape[1], x.shape[2], x.shape[3]
@@ -142,7 +142,7 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
                     sv = splat(b, s, blk)
                     for j in range(jn):
                         k = r * jmax + j
-                        vals[k] = b.call(fma, [sv, wv[j], vals[k]])
+                        vals[k] = fma(b, sv, wv[j], vals[k])
                 for k, v in vals.items():
                     b.store(v, accs[k])
             for k in live:
