@@ -92,8 +92,9 @@ def _qconv_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
     if a.conv.packed:
         x, w = ins[0], ins[1]
         n, c, h, wd = x.shape
-        ocb, icq, kh, kw, blk, four = w.shape
-        if blk != a.conv.packed or four != 4 or icq != -(-c // 4) or (kh, kw) != a.conv.kernel:
+        ocb, icq, kh, kw, blk, group = w.shape
+        if blk != a.conv.packed or group not in (2, 4) or icq != -(-c // group) \
+                or (kh, kw) != a.conv.kernel:
             raise ModelError(f"packed qconv weight {list(w.shape)} does not fit {list(x.shape)}")
         oh = conv_out_dim(h, kh, a.conv.strides[0], a.conv.dilations[0], a.conv.pads[0],
                           a.conv.pads[2])
@@ -159,17 +160,18 @@ def qconv_input_offset(x_dtype: str, x_zp: int) -> int:
     return x_zp + (128 if x_dtype == "int8" else 0)
 
 
-def pack_qconv(a: QConvAttrs, x_dtype: str, w: np.ndarray, b: np.ndarray | None, block: int
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Weights [OC, IC, KH, KW] -> [OC/b, IC/4, KH, KW, b, 4] int8 (zero padded) for
-    ``vpdpbusd``, and a [2, OC padded] int32 table: the bias with the zero-point
+def pack_qconv(a: QConvAttrs, x_dtype: str, w: np.ndarray, b: np.ndarray | None, block: int,
+               group: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Weights [OC, IC, KH, KW] -> [OC/b, IC/g, KH, KW, b, g] (zero padded): int8 quads
+    (``group`` 4) for ``vpdpbusd``, or int16 pairs (``group`` 2) for ``pmaddwd`` on
+    targets without VNNI; and a [2, OC padded] int32 table: the bias with the zero-point
     correction folded in, then the float32 requantization multipliers as bits (data the
     kernel reads, so layers of equal geometry share code)."""
     oc, ic, kh, kw = w.shape
-    ocb, icq = -(-oc // block), -(-ic // 4)
-    padded = np.zeros((ocb * block, icq * 4, kh, kw), np.int8)
+    ocb, icq = -(-oc // block), -(-ic // group)
+    padded = np.zeros((ocb * block, icq * group, kh, kw), np.int8 if group == 4 else np.int16)
     padded[:oc, :ic] = w
-    packed = padded.reshape(ocb, block, icq, 4, kh, kw).transpose(0, 2, 4, 5, 1, 3)
+    packed = padded.reshape(ocb, block, icq, group, kh, kw).transpose(0, 2, 4, 5, 1, 3)
     bias = np.zeros(ocb * block, np.int64)
     if b is not None:
         bias[:oc] = b
@@ -186,9 +188,9 @@ def unpack_qconv(a: QConvAttrs, x: np.ndarray, wp: np.ndarray, bp: np.ndarray | 
     """The plain (attrs, weight, bias) a packed qconv computes (for reference semantics)."""
     import dataclasses as _dc
 
-    ocb, icq, kh, kw, blk, four = wp.shape
+    ocb, icq, kh, kw, blk, group = wp.shape
     oc, ic = a.conv.out_channels, x.shape[1]
-    w = wp.transpose(0, 4, 1, 5, 2, 3).reshape(ocb * blk, icq * four, kh, kw)[:oc, :ic]
+    w = wp.transpose(0, 4, 1, 5, 2, 3).reshape(ocb * blk, icq * group, kh, kw)[:oc, :ic]
     c = qconv_input_offset(x.dtype.name, a.x_zp)
     assert bp is not None
     b = bp[0, :oc].astype(np.int64) + c * w.astype(np.int64).reshape(oc, -1).sum(axis=1)

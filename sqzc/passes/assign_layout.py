@@ -48,22 +48,24 @@ def _pack_conv(g: Graph, nid: str, block: int) -> bool:
 
 
 def _pack_qconv(g: Graph, nid: str, block: int) -> bool:
-    """Pack an integer conv for the VNNI kernel (targets with avx512vnni only)."""
+    """Pack an integer conv for the blocked integer kernel: int8 quads for ``vpdpbusd``
+    on AVX512-VNNI targets, int16 pairs for ``pmaddwd`` on the others."""
     op = g.op(nid)
     a = op.attrs
     assert isinstance(a, QConvAttrs)
     w = op.inputs[1]
     b = op.inputs[2] if len(op.inputs) > 2 else None
-    if not g.target_vnni or a.conv.group != 1 or a.conv.packed or any(a.w_zp) \
+    if a.conv.group != 1 or a.conv.packed or any(a.w_zp) \
             or not g.is_const(w) or g.op(w).out.dtype != "int8" \
             or (b is not None and not g.is_const(b)):
         return False
     x = op.inputs[0]
     xop = g.op(x)
+    group, kind = (4, "vnni") if g.target_vnni else (2, "pairs")
     wp, bp = pack_qconv(a, xop.out.dtype, g.const_value(w),
-                        g.const_value(b) if b is not None else None, block)
-    pw = g.add_const(wp, f"{w}_vnni{block}", op.origin)
-    pb = g.add_const(bp, f"{b or nid + '_bias'}_vnni{block}", op.origin)
+                        g.const_value(b) if b is not None else None, block, group)
+    pw = g.add_const(wp, f"{w}_{kind}{block}", op.origin)
+    pb = g.add_const(bp, f"{b or nid + '_bias'}_{kind}{block}", op.origin)
     if xop.block != block:
         x = g.add_op(OpKind.REORDER, NoAttrs(), [x], f"{x}_nchw{block}c", op.origin)
         g.set_op(x, dataclasses.replace(g.op(x), block=block))

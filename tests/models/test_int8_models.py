@@ -287,6 +287,28 @@ def test_shared_qoperator_bit_exact(shared_qoperator: Compiled,
         assert _top1(got[OUTPUT]) == TOP1[name]
 
 
+@pytest.mark.parametrize("target_cpu", ["haswell", "generic"])
+def test_shared_qoperator_bit_exact_without_vnni(shared_dir: Path,
+                                                 exposed_models: ExposedModels,
+                                                 images: dict[str, np.ndarray],
+                                                 target_cpu: str) -> None:
+    """The same model compiled for targets without AVX512-VNNI (AVX2, baseline x86-64),
+    whose convs run the int16-pair ``pmaddwd`` kernel: still bit-exact with onnxruntime
+    on every exposed tensor and the softmax output (two inputs)."""
+    path = shared_dir / SHARED["qoperator"]
+    if not path.is_file():
+        pytest.skip(f"{path} is not present")
+    exposed = exposed_models.file(path)
+    lib = compile_and_load(exposed.path, opt_level=OPT_LEVEL, target_cpu=target_cpu)
+    ort = OrtRunner(exposed.model)
+    for name in ("images/kitten_224.png", "noise0"):
+        x = _image(images, name)
+        got, want = lib.run({INPUT: x}), ort(x)
+        diffs = step_diffs(got, want, exposed.names)
+        assert not diffs, _explain(diffs)
+        assert got[OUTPUT].tobytes() == want[OUTPUT].tobytes(), "softmax output not bit-exact"
+
+
 # ----------------------------------------------------------- shared QDQ model (224x224)
 
 

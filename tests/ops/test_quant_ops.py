@@ -101,12 +101,13 @@ def interpret(model: onnx.ModelProto, feeds: dict) -> np.ndarray:
 
 def check(op: str, inputs: Inputs, out_dtype: type, attrs: dict | None = None,
           domain: str = "", opset: int = 13, exact_float: bool = False, opt_level: int = 3,
-          dynamic_batch: bool = False) -> np.ndarray:
+          dynamic_batch: bool = False, target_cpu: str = "host") -> np.ndarray:
     """Compile + run with sqzc, compare with onnxruntime; the IR references must agree
     (on the batch-1 slice when the batch is dynamic)."""
     model, feeds = node_model(op, inputs, out_dtype, attrs, domain, opset, dynamic_batch)
     tol = {"rtol": 0.0, "atol": 0.0} if exact_float else {}
-    got = assert_matches_ort(model, feeds, opt_level=opt_level, **tol)["y"]
+    got = assert_matches_ort(model, feeds, opt_level=opt_level, target_cpu=target_cpu,
+                             **tol)["y"]
     if dynamic_batch:
         feeds = {k: v[:1] for k, v in feeds.items()}
     want = ort_run(model, feeds)[0]
@@ -206,6 +207,7 @@ CONV_CASES = [
     (U8, U8, 12, 6, 3, (3, 3), (1, 2), (0, 2, 1, 0), (2, 1), True, "rand", True),
     (S8, S8, 16, 16, 1, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), True, "zero", True),
     (S8, S8, 12, 9, 3, (5, 3), (1, 1), (2, 1, 2, 1), (1, 1), False, "min", False),
+    (S8, S8, 12, 20, 1, (3, 3), (2, 2), (1, 0, 0, 1), (1, 1), False, "zero", True),
 ]
 
 
@@ -231,6 +233,10 @@ def test_qlinear_conv(cfg: tuple) -> None:
            ("w", w, True), ("ws", ws, True), ("wz", wz, True), ("ys", F32(0.3), True),
            ("yz", zp(xdt, "rand", rng), True), ("b", b, True)]
     check("QLinearConv", ins, xdt, attrs=attrs)
+    if group == 1 and wdt is S8 and wzp == "zero":
+        # the int16-pair (pmaddwd) kernel of targets without VNNI: AVX2, baseline x86-64
+        for cpu in ("haswell", "generic"):
+            check("QLinearConv", ins, xdt, attrs=attrs, target_cpu=cpu)
 
 
 def test_qlinear_conv_saturates_both_ends() -> None:

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from sqzc.backends.llvm.cg import F32, I32, declare_intrinsic, entry_alloca, for_range, i64
-from sqzc.backends.llvm.emit.conv_blocked import col_tiles, drive_conv_rows, row_groups
+from sqzc.backends.llvm.emit.conv_blocked import col_tiles, drive_conv_rows, row_groups, tile_for
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.emit.vector import splat, vsplat_const
 from sqzc.backends.llvm.kernel import KernelContext
+from sqzc.backends.llvm.target import Target
 from sqzc.ops import OpKind, QConvAttrs
 from sqzc.quant_semantics import _QRANGE, qconv_input_offset
 
@@ -40,6 +41,47 @@ def _vec(ty: ir.Type, lanes: int, value: float | int) -> ir.Constant:
     return vsplat_const(ty, value, lanes)
 
 
+Dot = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value], ir.Value]
+
+
+def _vnni_dot(module: ir.Module, vi: ir.VectorType) -> Dot:
+    """``acc += sum of 4 u8 x s8 products`` per 32-bit lane: one ``vpdpbusd``."""
+    fn = declare_intrinsic(module, "llvm.x86.avx512.vpdpbusd.512", vi, [vi, vi, vi])
+    return lambda b, acc, x, w: b.call(fn, [acc, x, w])
+
+
+def _pair_dot(module: ir.Module, target: Target, lanes: int) -> Dot:
+    """``acc += x0 * w0 + x1 * w1`` per 32-bit lane holding two int16 (x: zero-extended
+    bytes, w: sign-extended int8), exact in int32: one ``pmaddwd`` per register (AVX-512BW,
+    AVX2, or two SSE2 halves per 8 lanes on baseline x86-64) and an add."""
+    vi = ir.VectorType(I32, lanes)
+    flags = set(target.features.split(","))
+    if lanes == 16 and "+avx512bw" in flags:
+        width, name = 16, "llvm.x86.avx512.pmaddw.d.512"
+    elif lanes >= 8 and "+avx2" in flags:
+        width, name = 8, "llvm.x86.avx2.pmadd.wd"
+    else:
+        width, name = 4, "llvm.x86.sse2.pmadd.wd"
+    part_i = ir.VectorType(I32, width)
+    part_w = ir.VectorType(ir.IntType(16), 2 * width)
+    fn = declare_intrinsic(module, name, part_i, [part_w, part_w])
+
+    def dot(b: ir.IRBuilder, acc: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
+        if width == lanes:
+            return b.add(acc, b.call(fn, [b.bitcast(x, part_w), b.bitcast(w, part_w)]))
+        assert lanes == 2 * width, (lanes, width)
+        parts = []
+        for lo in range(0, lanes, width):
+            sel = ir.Constant(ir.VectorType(I32, width),
+                              [ir.Constant(I32, lo + k) for k in range(width)])
+            xs, ws = (b.bitcast(b.shuffle_vector(v, ir.Constant(vi, ir.Undefined), sel), part_w)
+                      for v in (x, w))
+            parts.append(b.call(fn, [xs, ws]))
+        both = ir.Constant(ir.VectorType(I32, lanes), [ir.Constant(I32, i) for i in range(lanes)])
+        return b.add(acc, b.shuffle_vector(parts[0], parts[1], both))
+    return dot
+
+
 def _emit_qconv_vnni(ctx: KernelContext) -> None:
     a = ctx.op.attrs
     assert isinstance(a, QConvAttrs) and a.conv.packed
@@ -48,7 +90,9 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
     blk = c.packed
     vi = ir.VectorType(I32, blk)
     vf = ir.VectorType(F32, blk)
-    dot = declare_intrinsic(ctx.module, "llvm.x86.avx512.vpdpbusd.512", vi, [vi, vi, vi])
+    group = wp.shape[5]  # input channels per 32-bit word: 4 bytes (VNNI) or 2 int16
+    per_block = blk // group  # words per channel block of the input
+    dot = _vnni_dot(ctx.module, vi) if group == 4 else _pair_dot(ctx.module, ctx.target, blk)
     rint = declare_intrinsic(ctx.module, f"llvm.rint.v{blk}f32", vf, [vf])
     n_batch, ocb_total, oh_len, ow_len, _ = y.shape
     icq_total, kh_len, kw_len = wp.shape[1], wp.shape[2], wp.shape[3]
@@ -56,10 +100,16 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
     (sh, sw), (dh, dw) = c.strides, c.dilations
     shift = x.dtype == "int8"
     offset = qconv_input_offset(x.dtype, a.x_zp)
-    pad_vec = _vec(I32, blk, int.from_bytes(bytes([offset & 0xFF] * 4), "little", signed=True))
+    pad_word = (offset & 0xFF) * (0x01010101 if group == 4 else 0x00010001)
+    pad_vec = _vec(I32, blk, int.from_bytes(pad_word.to_bytes(4, "little"), "little", signed=True))
     rows = row_groups(oh_len, h_len, kh_len, sh, dh, c.pads[0])
-    cols = col_tiles(ow_len, w_len, kw_len, sw, dw, c.pads[1], PIXELS)
-    accs = [entry_alloca(b, vi, f"acc{j}_{r}") for j in range(BLOCKS) for r in range(PIXELS)]
+    if group == 4:
+        pixels, blocks = PIXELS, BLOCKS
+    else:  # the float kernel's tile for the target's registers (16 ymm on AVX2)
+        tile = tile_for(ctx.target.vector_width, blk)
+        pixels, blocks = tile.pixels, tile.blocks
+    cols = col_tiles(ow_len, w_len, kw_len, sw, dw, c.pads[1], pixels)
+    accs = [entry_alloca(b, vi, f"acc{j}_{r}") for j in range(blocks) for r in range(pixels)]
     w_oc_stride = icq_total * kh_len * kw_len * blk  # i32 words between output blocks
     lo_q, hi_q = _QRANGE[a.out.dtype]
     zp = float(a.out.zero_point[0])
@@ -74,11 +124,19 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
         zp2v = _vec(F32, blk, zp2)
 
     def x_word(xq: ir.Value, offset_bytes: int) -> ir.Value:
-        """Broadcast the 4 input channels at ``xq + offset_bytes`` (one 32-bit load)."""
-        word = b.load(b.gep(xq, [i64(offset_bytes)], source_etype=ir.IntType(8)), typ=I32,
-                      align=1)
-        if shift:  # on the scalar: an XOR of the splat feeding vpdpbusd hangs LLVM 22's isel
-            word = b.xor(word, ir.Constant(I32, FLIP_BYTES))
+        """Broadcast the ``group`` input channels at ``xq + offset_bytes`` as one 32-bit
+        word: 4 bytes, or 2 bytes zero-extended to two int16."""
+        at = b.gep(xq, [i64(offset_bytes)], source_etype=ir.IntType(8))
+        if group == 4:
+            word = b.load(at, typ=I32, align=1)
+            if shift:  # on the scalar: an XOR of the splat feeding vpdpbusd hangs LLVM 22's isel
+                word = b.xor(word, ir.Constant(I32, FLIP_BYTES))
+        else:
+            pair = b.zext(b.load(at, typ=ir.IntType(16), align=1), I32)
+            if shift:
+                pair = b.xor(pair, ir.Constant(I32, 0x8080))
+            word = b.or_(b.and_(pair, ir.Constant(I32, 0xFF)),
+                         b.shl(b.and_(pair, ir.Constant(I32, 0xFF00)), ir.Constant(I32, 8)))
         return splat(b, word, blk)
 
     def microkernel(n: ir.Value, ocb: ir.Value, oh: ir.Value, ow0: ir.Value, jn: int,
@@ -87,22 +145,23 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
             bvec = b.load(b.gep(bias.ptr, [b.mul(b.add(ocb, i64(j)), i64(blk))], inbounds=True,
                                 source_etype=I32), typ=vi, align=4)
             for r in range(width):
-                b.store(bvec, accs[j * PIXELS + r])
+                b.store(bvec, accs[j * pixels + r])
         all_h = tuple(range(kh_len))
         # The tile's input origin (tap 0, pixel 0, possibly out of bounds: only in-bounds
         # offsets from it are ever loaded); every load is then a constant offset from it.
         origin = b.add(b.mul(n, i64(x.strides[0])),
                        b.add(b.mul(oh, i64(sh * x.strides[2])), b.mul(ow0, i64(sw * x.strides[3]))))
         with for_range(b, 0, icq_total, name="icq") as q:
-            xq = b.gep(x.ptr, [b.add(origin, b.add(b.mul(b.lshr(q, i64(2)), i64(x.strides[1])),
-                                                   b.mul(b.and_(q, i64(3)), i64(4))))],
+            cb, word = b.udiv(q, i64(per_block)), b.urem(q, i64(per_block))
+            xq = b.gep(x.ptr, [b.add(origin, b.add(b.mul(cb, i64(x.strides[1])),
+                                                   b.mul(word, i64(group))))],
                        source_etype=ir.IntType(8))
             words: dict[int, ir.Value] = {}
             wbase = b.gep(wp.ptr, [b.mul(b.add(b.mul(ocb, i64(w_oc_stride // blk)),
                                               b.mul(q, i64(kh_len * kw_len))), i64(blk * 4))],
                           inbounds=True, source_etype=ir.IntType(8))
             vals = {k: b.load(acc, typ=vi) for k, acc in enumerate(accs)
-                    if k % PIXELS < width and k // PIXELS < jn}
+                    if k % pixels < width and k // pixels < jn}
             for i in (all_h if offset else taps_h):
                 row_ok = i in taps_h
                 row_off = (i * dh - c.pads[0]) * x.strides[2]
@@ -121,15 +180,15 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
                         else:
                             continue
                         for j in range(jn):
-                            k = j * PIXELS + r
-                            vals[k] = b.call(dot, [vals[k], xv, wv[j]])
+                            k = j * pixels + r
+                            vals[k] = dot(b, vals[k], xv, wv[j])
             for k, v in vals.items():
                 b.store(v, accs[k])
         for j in range(jn):
             mvec = b.load(b.gep(mult, [b.mul(b.add(ocb, i64(j)), i64(blk))], inbounds=True,
                                 source_etype=F32), typ=vf, align=4)
             for r in range(width):
-                v = b.fmul(b.sitofp(b.load(accs[j * PIXELS + r], typ=vi), vf), mvec)
+                v = b.fmul(b.sitofp(b.load(accs[j * pixels + r], typ=vi), vf), mvec)
                 v = b.select(b.fcmp_ordered("<", v, low), low, v)
                 v = b.select(b.fcmp_ordered(">", v, high), high, v)
                 v = b.fadd(b.call(rint, [v]), zpv)
@@ -149,7 +208,7 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
                 b.store(qv, b.gep(y.ptr, [off], inbounds=True, source_etype=ir.IntType(8)),
                         align=1)
 
-    drive_conv_rows(ctx, n_batch, ocb_total, BLOCKS, rows, cols, microkernel)
+    drive_conv_rows(ctx, n_batch, ocb_total, blocks, rows, cols, microkernel)
 
 for _dt in ("uint8", "int8"):
     emits(OpKind.QCONV, _dt, layout="blocked")(_emit_qconv_vnni)
