@@ -7,12 +7,17 @@ J weight vectors (packed [OC/16, IC/4, KH, KW, 16, 4], 64 int8 each) meet R broa
 ``vpdpbusd`` multiplies unsigned by signed bytes, so int8 activations are shifted by +128
 (an XOR of the sign bits) and the shift, like the input zero point, is folded into the
 bias at compile time (``pack_qconv``): ``sum((x - zp) * w) = sum(u * w) - c * sum(w)``.
-The packed bias operand is two rows, the int32 biases and the float32 requantization
-multipliers (as bits), so the code holds no per-layer data and Fire modules of equal
-geometry share one kernel (``kernel_key``).
 Padded taps then feed ``u = c`` where ``c != 0`` so the fold stays exact. The epilogue
 requantizes in registers exactly like onnxruntime (float32 multiply, clamp, round half
 to even, zero point) and stores 16 bytes into the blocked output (or its concat slice).
+The packed bias operand is two rows, the int32 biases and the float32 requantization
+multipliers (as bits), so the code holds no per-layer data and Fire modules of equal
+geometry share one kernel (``kernel_key``).
+
+Targets without VNNI run the same kernel on pairs: weights packed as int16
+[OC/b, IC/2, KH, KW, b, 2], the two input bytes zero-extended into one 32-bit word, and
+``pmaddwd`` (two exact int16 products summed into int32) in place of ``vpdpbusd``, with
+the float kernel's register tile for the target (AVX2 has 16 vector registers).
 """
 
 from __future__ import annotations
