@@ -287,13 +287,13 @@ def test_shared_qoperator_bit_exact(shared_qoperator: Compiled,
         assert _top1(got[OUTPUT]) == TOP1[name]
 
 
-@pytest.mark.parametrize("target_cpu", ["haswell", "generic"])
+@pytest.mark.parametrize("target_cpu", ["skylake-avx512", "haswell", "generic"])
 def test_shared_qoperator_bit_exact_without_vnni(shared_dir: Path,
                                                  exposed_models: ExposedModels,
                                                  images: dict[str, np.ndarray],
                                                  target_cpu: str) -> None:
-    """The same model compiled for targets without AVX512-VNNI (AVX2, baseline x86-64),
-    whose convs run the int16-pair ``pmaddwd`` kernel: still bit-exact with onnxruntime
+    """The same model compiled for targets without AVX512-VNNI (AVX-512BW, AVX2, baseline
+    x86-64), whose convs run the int16-pair ``pmaddwd`` kernel: still bit-exact with onnxruntime
     on every exposed tensor and the softmax output (two inputs)."""
     path = shared_dir / SHARED["qoperator"]
     if not path.is_file():
