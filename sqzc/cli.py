@@ -54,6 +54,10 @@ def add_compile_options(p: argparse.ArgumentParser) -> None:
                    help="host (default), generic (baseline x86-64) or an LLVM CPU name")
     g.add_argument("--no-winograd", dest="winograd", action="store_false",
                    help="direct 3x3 convolutions only (no Winograd F(2x2)/F(4x4))")
+    g.add_argument("--fuse-int8-qdq", action="store_true",
+                   help="integer kernels for every int8-activation QDQ conv (onnxruntime's "
+                        "session.qdqisint8allowed=1 arithmetic; faster); by default the "
+                        "convs onnxruntime runs in float on x86-64 follow its float path")
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
                    help="fix an input's shape (needed for symbolic non-batch dims)")
     d = p.add_argument_group("pass instrumentation")
@@ -85,7 +89,8 @@ def compile_options(args: argparse.Namespace, emit: str = "so") -> object:
     shapes = dict(parse_shape_arg(s) for s in args.input_shape)
     return CompileOptions(opt_level=args.opt_level, target_cpu=args.target_cpu,
                           input_shapes=shapes, emit=emit, instrumentation=inst,
-                          verify_ir=args.verify_each, winograd=args.winograd)
+                          verify_ir=args.verify_each, winograd=args.winograd,
+                          fuse_int8_qdq=args.fuse_int8_qdq)
 
 
 # ----------------------------------------------------------------------------- commands

@@ -43,6 +43,10 @@ class CompileOptions:
     verify_ir: bool = False
     profile: bool = False  # time every kernel into the workspace (sqzc bench --profile)
     winograd: bool = True  # let select-winograd rewrite 3x3 convs (--no-winograd: False)
+    #: fuse every int8-activation QDQ conv into an integer conv (--fuse-int8-qdq), as
+    #: onnxruntime does with session.qdqisint8allowed=1; by default sqzc fuses the ones
+    #: onnxruntime's default x86-64 session fuses and runs the others its float way
+    fuse_int8_qdq: bool = False
 
     def check(self) -> None:
         """Reject invalid combinations early, with a usage error."""
@@ -106,6 +110,7 @@ def load_graph(model: str | os.PathLike[str], options: CompileOptions) -> Graph:
     graph.target_block = 16 if target.vector_width >= 16 else 8
     graph.target_vnni = target.has_vnni and graph.target_block == 16
     graph.allow_winograd = options.winograd
+    graph.fuse_int8_qdq = options.fuse_int8_qdq
     return graph
 
 

@@ -161,6 +161,10 @@ class ConvAttrs:
     packed: int = 0  # b > 0: weight is pre-packed [OC/b, IC, KH, KW, b], bias padded to b
     out_channels: int = 0  # the true OC when packed (the packed weight is padded)
     winograd: int = 0  # m > 0: packed weight is U of F(m x m, 3x3), [alpha^2, OC/b, IC, b]
+    #: s > 0: sum in onnxruntime's MLAS float order (im2col taps in (ic, kh, kw) order,
+    #: fused multiply-adds from zero in chunks of s taps, each chunk added to the output,
+    #: then bias); set by fold-qdq on the QDQ convs onnxruntime runs in float (sqzc.ort_conv)
+    mlas_stride_k: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,8 @@ def _pack_conv(g: Graph, nid: str, block: int) -> bool:
     a = op.attrs
     assert isinstance(a, ConvAttrs)
     x = g.op(op.inputs[0]).out
-    if a.group != 1 or a.packed or op.out.dtype != "float32" or len(x.shape) != 4:
+    if a.group != 1 or a.packed or a.mlas_stride_k or op.out.dtype != "float32" \
+            or len(x.shape) != 4:
         return False
     w = op.inputs[1]
     b = op.inputs[2] if len(op.inputs) > 2 else None

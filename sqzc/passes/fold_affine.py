@@ -43,7 +43,8 @@ def fold_affine(g: Graph) -> bool:
             continue
         conv = g.op(a)
         assert isinstance(conv.attrs, ConvAttrs)
-        if conv.attrs.act.kind != "none" or len(g.consumers(a)) != 1 or a in g.output_nodes():
+        if conv.attrs.act.kind != "none" or conv.attrs.mlas_stride_k \
+                or len(g.consumers(a)) != 1 or a in g.output_nodes():
             continue
         if op.out != conv.out:
             continue

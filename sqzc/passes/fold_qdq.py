@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from sqzc.ir import Graph
-import dataclasses
-
 from sqzc.ops import AxisAttrs, ConvAttrs, OpKind, PoolAttrs, QConvAttrs, QPoolAttrs, QuantAttrs
+from sqzc.ort_conv import ort_fuses_qdq_conv, sgemm_stride_k
 from sqzc.quant_semantics import conv_multipliers
 
 def _dq(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
@@ -37,14 +38,11 @@ def _fold_conv(g: Graph, nid: str) -> bool:
     x = _dq(g, op.inputs[0])
     w = _dq(g, op.inputs[1])
     q = _only_q_consumer(g, nid)
-    if x is None or w is None or q is None or a.act.kind != "none":
+    if x is None or w is None or q is None or a.act.kind != "none" or a.mlas_stride_k:
         return False
     (xq, xp), (wq, wp), (qid, yp) = x, w, q
     if not xp.per_tensor or not g.is_const(wq) or wp.dtype not in ("int8", "uint8"):
         return False
-    # int8 activations are fused too: onnxruntime on x86-64 keeps those groups in float by
-    # default (session.qdqisint8allowed=1 fuses them, and then sqzc is bit-exact); its float
-    # path differs from its own fused path by several steps, so no choice matches both.
     oc = op.out.shape[1]
     if not wp.per_tensor and (wp.axis != 0 or len(wp.scale) != oc):
         return False
@@ -94,6 +92,27 @@ def _fold_concat(g: Graph, nid: str) -> bool:
     return True
 
 
+def _ort_float_convs(g: Graph) -> dict[str, ConvAttrs]:
+    """The ``DQ(x) -> Conv -> Q`` convs onnxruntime runs in float (int8 activations it does
+    not fuse, ``sqzc.ort_conv``), with attrs asking for its MLAS summation order; decided
+    on the graph as imported, before any group is folded."""
+    marked: dict[str, ConvAttrs] = {}
+    for nid in g.nodes():
+        op = g.op(nid)
+        if op.kind is not OpKind.CONV or not isinstance(op.attrs, ConvAttrs) \
+                or op.attrs.group != 1:
+            continue
+        x, q = _dq(g, op.inputs[0]), _only_q_consumer(g, nid)
+        if x is None or q is None or x[1].dtype not in ("uint8", "int8") \
+                or ort_fuses_qdq_conv(g, nid, q[0]):
+            continue
+        _, _, kh, kw = g.op(op.inputs[1]).out.shape
+        icg = g.op(op.inputs[1]).out.shape[1]
+        n = op.out.shape[2] * op.out.shape[3]
+        marked[nid] = dataclasses.replace(op.attrs, mlas_stride_k=sgemm_stride_k(n, icg * kh * kw))
+    return marked
+
+
 def fold_qdq(g: Graph) -> bool:
     """Turn QDQ-format groups into integer ops, as onnxruntime's QDQ transformer does.
 
@@ -104,8 +123,18 @@ def fold_qdq(g: Graph) -> bool:
     that do not match exactly, stay as they are (the float path computes the model's
     literal meaning). Runs before constant folding, which would otherwise turn the
     dequantized weights into float constants.
+
+    Conv groups onnxruntime does not fuse on x86-64 (int8 activations whose Q -> DQ
+    pairs its S8->U8 transformer cannot rewrite, ``sqzc.ort_conv``) stay float too, marked
+    to sum in its MLAS order so the results are its results; ``--fuse-int8-qdq`` (the
+    graph's ``fuse_int8_qdq``) folds them into integer convs instead, as onnxruntime does
+    with ``session.qdqisint8allowed=1``.
     """
     changed = False
+    if not g.fuse_int8_qdq:
+        for nid, attrs in _ort_float_convs(g).items():
+            g.set_op(nid, dataclasses.replace(g.op(nid), attrs=attrs))
+            changed = True
     folders = {OpKind.CONV: _fold_conv, OpKind.MAXPOOL: _fold_maxpool,
                OpKind.CONCAT: _fold_concat}
     for nid in list(g.nodes()):

@@ -32,6 +32,11 @@ def emit_conv(ctx: KernelContext) -> None:
     """Direct convolution with a bias + activation epilogue."""
     a = ctx.op.attrs
     assert isinstance(a, ConvAttrs)
+    if a.mlas_stride_k:
+        from sqzc.backends.llvm.emit.conv_mlas import emit_conv_mlas_order
+
+        emit_conv_mlas_order(ctx)
+        return
     b, y = ctx.b, ctx.out
     x, w = ctx.ins[0], ctx.ins[1]
     bias = ctx.ins[2] if len(ctx.ins) > 2 else None

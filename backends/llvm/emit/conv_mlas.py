@@ -1,0 +1,238 @@
+"""Float convolution summed in onnxruntime's MLAS order (``ConvAttrs.mlas_stride_k``).
+
+For the QDQ convs onnxruntime runs in float (``sqzc.ort_conv``) sqzc must produce its
+float sums bit for bit: MLAS's im2col + sgemm adds, for every output element, the taps
+in K order ``(ic, kh, kw)`` with fused multiply-adds into an accumulator that restarts
+from zero every ``stride_k`` taps, each slice's sum being added to the output; bias
+follows, then the activation. Padding taps multiply zeros, which leaves a sum unchanged
+(the accumulators never hold -0), so they are skipped here.
+
+Layout: plain NCHW in and out. Work: one (image, output channel) plane per claim,
+shared among the workers. Per output row and K slice the row's accumulators live in the
+output row (first slice) or a stack row added into it afterwards (later slices); each
+tap is one pass over the row, a unit-stride ``fma`` loop LLVM vectorizes. Input channels
+whose taps all fall in one slice run in a loop; a slice boundary inside a channel's taps
+splits it at compile time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+from llvmlite import ir
+
+from sqzc.backends.llvm.cg import F32, I1, I32, PTR, declare_intrinsic, entry_alloca, f32, \
+    for_range, i64, linear_index, opaque_ptr
+from sqzc.backends.llvm.emit.conv import valid_range
+from sqzc.backends.llvm.emit.elementwise import apply_activation
+from sqzc.backends.llvm.emit.vector import splat, vconst, vector_activation
+from sqzc.backends.llvm.kernel import KernelContext, Operand
+from sqzc.ops import ConvAttrs
+
+
+def slice_segments(channels: int, taps: int, stride_k: int
+                   ) -> Iterator[list[tuple[int | None, int, int, int]]]:
+    """The K slices of a conv with ``channels`` x ``taps`` im2col rows, each as segments
+    ``(channel, first_tap, stop_tap, count)``: ``channel`` None means a loop over
+    ``count`` whole channels starting at ``first_tap`` (a channel index then), otherwise
+    taps ``[first_tap, stop_tap)`` of that one channel."""
+    k_total = channels * taps
+    for k0 in range(0, k_total, stride_k):
+        k1 = min(k_total, k0 + stride_k)
+        segs: list[tuple[int | None, int, int, int]] = []
+        k = k0
+        while k < k1:
+            c, t = divmod(k, taps)
+            if t == 0 and k + taps <= k1:
+                whole = (k1 - k) // taps
+                segs.append((None, c, c + whole, whole))
+                k += whole * taps
+            else:
+                stop = min(taps, t + (k1 - k))
+                segs.append((c, t, stop, stop - t))
+                k += stop - t
+        yield segs
+
+
+def emit_conv_mlas_order(ctx: KernelContext) -> None:
+    """Direct convolution with MLAS's float summation order, bias and activation: the
+    register-tiled kernel for unit-stride convs over unit-stride rows, else the row loop."""
+    a = ctx.op.attrs
+    assert isinstance(a, ConvAttrs) and a.mlas_stride_k > 0 and a.group == 1
+    x, y = ctx.ins[0], ctx.out
+    if a.strides == (1, 1) and a.dilations == (1, 1) and x.strides[-1] == 1 \
+            and y.strides[-1] == 1:
+        _emit_tiled(ctx)
+    else:
+        _emit_rows(ctx)
+
+
+def _emit_rows(ctx: KernelContext) -> None:
+    """Any stride or dilation: per output row and tap, one ``fma`` pass over the row."""
+    a = ctx.op.attrs
+    assert isinstance(a, ConvAttrs)
+    b, y = ctx.b, ctx.out
+    x, w = ctx.ins[0], ctx.ins[1]
+    bias = ctx.ins[2] if len(ctx.ins) > 2 else None
+    _, ic, h, wd = x.shape
+    n_batch, oc, oh, ow = y.shape
+    kh, kw = a.kernel
+    taps = kh * kw
+    fma = declare_intrinsic(ctx.module, "llvm.fma.f32", F32, [F32, F32, F32])
+    row = opaque_ptr(b, entry_alloca(b, F32, "slice_row", ow))
+    scratch = Operand(row, dataclasses.replace(y.view, offset=0, strides=(1,), shape=(ow,)),
+                      "float32")
+    slices = list(slice_segments(ic, taps, a.mlas_stride_k))
+
+    def tap(dst: Operand, n: ir.Value, o: ir.Value, r: ir.Value, c: ir.Value, t: int) -> None:
+        i, j = divmod(t, kw)
+        off_h = i * a.dilations[0] - a.pads[0]
+        off_w = j * a.dilations[1] - a.pads[1]
+        q_lo, q_hi = valid_range(ow, wd, a.strides[1], off_w)
+        if q_lo >= q_hi:
+            return
+        ih = b.add(b.mul(r, i64(a.strides[0])), i64(off_h), name="ih")
+        inside = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
+        with b.if_then(inside):
+            wv = w.load(b, [o, c, i64(i), i64(j)])
+            with for_range(b, q_lo, q_hi, name=f"q{t}") as q:
+                iw = b.add(b.mul(q, i64(a.strides[1])), i64(off_w), name="iw")
+                at = [q] if dst is scratch else [n, o, r, q]
+                acc = dst.load(b, at)
+                dst.store(b, at, b.call(fma, [wv, x.load(b, [n, c, ih, iw]), acc]))
+
+    with ctx.parallel_for(n_batch * oc, name="plane") as plane:
+        n = b.sdiv(plane, i64(oc), name="n")
+        o = b.srem(plane, i64(oc), name="o")
+        with for_range(b, 0, oh, name="r") as r:
+            for s, segs in enumerate(slices):
+                dst = y if s == 0 else scratch
+                with for_range(b, 0, ow, name=f"zero{s}") as q:
+                    dst.store(b, [q] if s else [n, o, r, q], f32(0.0))
+                for chan, first, stop, count in segs:
+                    if chan is None:
+                        with for_range(b, first, stop, name=f"ic{s}") as c:
+                            for t in range(taps):
+                                tap(dst, n, o, r, c, t)
+                    else:
+                        for t in range(first, stop):
+                            tap(dst, n, o, r, i64(chan), t)
+                if s:
+                    with for_range(b, 0, ow, name=f"add{s}") as q:
+                        total = b.fadd(y.load(b, [n, o, r, q]), scratch.load(b, [q]))
+                        y.store(b, [n, o, r, q], total)
+            with for_range(b, 0, ow, name="epilogue") as q:
+                v = y.load(b, [n, o, r, q])
+                if bias is not None:
+                    v = b.fadd(v, bias.load(b, [o]))
+                y.store(b, [n, o, r, q], apply_activation(b, v, a.act))
+
+
+#: Lanes of the tiled kernel (output columns per vector) and its accumulator budget.
+LANES = 16
+MAX_ACCUMULATORS = 24
+MAX_CHANNELS = 8
+
+
+def _lane_mask(flags: list[bool]) -> ir.Constant:
+    return ir.Constant(ir.VectorType(I1, len(flags)), [ir.Constant(I1, int(f)) for f in flags])
+
+
+def _emit_tiled(ctx: KernelContext) -> None:
+    """Unit-stride convs: an output row is cut into ``LANES``-column tiles, and a block of
+    up to ``MAX_CHANNELS`` output channels x up to four tiles keeps its accumulators in
+    registers through a whole K slice. Each tap loads one input vector per tile (masked:
+    padding columns and rows read as zeros, exactly im2col's zeros) and adds
+    ``w * x`` per channel with one vector ``fma`` (``llvm.fma``, a fused multiply-add on
+    every target, as MLAS's kernels do)."""
+    a = ctx.op.attrs
+    assert isinstance(a, ConvAttrs)
+    b, y, x, w = ctx.b, ctx.out, ctx.ins[0], ctx.ins[1]
+    bias = ctx.ins[2] if len(ctx.ins) > 2 else None
+    _, ic, h, wd = x.shape
+    n_batch, oc, oh, ow = y.shape
+    kh, kw = a.kernel
+    pt, pl = a.pads[0], a.pads[1]
+    vt = ir.VectorType(F32, LANES)
+    mt = ir.VectorType(I1, LANES)
+    fma = declare_intrinsic(ctx.module, f"llvm.fma.v{LANES}f32", vt, [vt, vt, vt])
+    mload = declare_intrinsic(ctx.module, f"llvm.masked.load.v{LANES}f32.p0", vt,
+                              [PTR, I32, mt, vt])
+    mstore = declare_intrinsic(ctx.module, f"llvm.masked.store.v{LANES}f32.p0",
+                               ir.VoidType(), [vt, PTR, I32, mt])
+    align = ir.Constant(I32, 4)
+    zero = vconst(0.0, LANES)
+    no_lanes = _lane_mask([False] * LANES)
+    slices = list(slice_segments(ic, kh * kw, a.mlas_stride_k))
+    tiles = list(range(0, ow, LANES))
+    groups = [tiles[i:i + 4] for i in range(0, len(tiles), 4)]
+
+    def lanes_valid(q0: int, j: int) -> ir.Constant:
+        return _lane_mask([0 <= q0 + lane + j - pl < wd and q0 + lane < ow
+                           for lane in range(LANES)])
+
+    def out_mask(q0: int) -> ir.Constant:
+        return _lane_mask([q0 + lane < ow for lane in range(LANES)])
+
+    def x_ptr(n: ir.Value, c: ir.Value, row: ir.Value, col: int) -> ir.Value:
+        lin = b.add(linear_index(b, [n, c, row, i64(0)], x.strides), i64(col))
+        return b.gep(x.ptr, [lin], source_etype=F32)
+
+    def row_block(n: ir.Value, o0: ir.Value, channels: int, r: ir.Value, group: list[int],
+                  accs: list[list[ir.Value]]) -> None:
+        rows, masks = [], []
+        for i in range(kh):
+            ih = b.add(r, i64(i - pt), name=f"ih{i}")
+            ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
+            rows.append(b.select(ok, ih, i64(0)))
+            masks.append([[b.select(ok, lanes_valid(q0, j), no_lanes) for q0 in group]
+                          for j in range(kw)])
+
+        def taps(c: ir.Value, first: int, stop: int) -> None:
+            for t in range(first, stop):
+                i, j = divmod(t, kw)
+                xs = [b.call(mload, [x_ptr(n, c, rows[i], q0 + j - pl), align,
+                                     masks[i][j][g], zero]) for g, q0 in enumerate(group)]
+                for u in range(channels):
+                    wv = splat(b, w.load(b, [b.add(o0, i64(u)), c, i64(i), i64(j)]), LANES)
+                    for g in range(len(group)):
+                        b.store(b.call(fma, [wv, xs[g], b.load(accs[u][g])]), accs[u][g])
+
+        for s, segs in enumerate(slices):
+            for row_accs in accs:
+                for acc in row_accs:
+                    b.store(zero, acc)
+            for chan, first, stop, count in segs:
+                if chan is None:
+                    with for_range(b, first, stop, name=f"ic{s}") as c:
+                        taps(c, 0, kh * kw)
+                else:
+                    taps(i64(chan), first, stop)
+            for u in range(channels):
+                o = b.add(o0, i64(u))
+                for g, q0 in enumerate(group):
+                    at = y.addr(b, [n, o, r, i64(q0)])
+                    v = b.load(accs[u][g])
+                    if s:
+                        v = b.fadd(b.call(mload, [at, align, out_mask(q0), zero]), v)
+                    if s == len(slices) - 1:
+                        if bias is not None:
+                            v = b.fadd(v, splat(b, bias.load(b, [o]), LANES))
+                        v = vector_activation(b, v, a.act, LANES)
+                    b.call(mstore, [v, at, align, out_mask(q0)])
+
+    for group in groups:
+        block = max(1, min(MAX_CHANNELS, MAX_ACCUMULATORS // len(group), oc))
+        full, tail = divmod(oc, block)
+        for count, channels, first in ((full, block, 0), (1 if tail else 0, tail, full * block)):
+            if not count:
+                continue
+            accs = [[entry_alloca(b, vt, f"acc{channels}_{u}_{g}") for g in range(len(group))]
+                    for u in range(channels)]
+            with ctx.parallel_for(n_batch * count * oh, name=f"rows{channels}") as unit:
+                n = b.sdiv(unit, i64(count * oh), name="n")
+                rest = b.srem(unit, i64(count * oh))
+                o0 = b.add(b.mul(b.sdiv(rest, i64(oh)), i64(channels)), i64(first), name="o0")
+                r = b.srem(rest, i64(oh), name="r")
+                row_block(n, o0, channels, r, group, accs)

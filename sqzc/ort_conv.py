@@ -1,0 +1,95 @@
+"""onnxruntime's x86-64 CPU treatment of int8-activation QDQ convs, as far as results depend on it.
+
+sqzc's contract is agreement with onnxruntime. For QDQ models with uint8 activations
+onnxruntime fuses every ``DQ -> Conv -> Q`` group into a QLinearConv (integer sums,
+float requantization), and so does sqzc's ``fold-qdq``. With int8 activations
+onnxruntime 1.32 on x86-64 fuses a group only when its QDQ S8->U8 transformer could
+turn *both* the input and the output Q -> DQ pair into uint8 (``ConvNodeGroupSelector``
+rejects int8 activations unless ``session.qdqisint8allowed=1``, and needs the input and
+output types to match); every other group runs literally in float: DequantizeLinear,
+an MLAS float Conv (im2col + sgemm), QuantizeLinear. Those float sums round, so an
+integer conv differs from them by one step in a few elements, and the flips compound
+through the network (4-6 steps end to end on the zoo models). Following the same choice
+per conv and reproducing the float path's summation order makes sqzc bit-exact there too.
+
+``ort_fuses_int8_conv`` is the fusion rule; ``sgemm_stride_k`` the K blocking that decides
+where MLAS's float sums restart (``ConvAttrs.mlas_stride_k``, emitted by
+``backends/llvm/emit/conv.py``). Facts from onnxruntime's sources (mlas/lib/convolve.cpp,
+sgemm.cpp, the AVX512F/FMA3 sgemm kernels, optimizer/qdq_transformer/qdq_s8_to_u8.cc)
+and checked against onnxruntime 1.32.0 on every conv of the four int8-activation zoo
+settings (tests/models/test_int8_models.py):
+
+* The im2col K index of tap (ic, kh, kw) is ``(ic * KH + kh) * KW + kw``; padding taps
+  are zeros. 1x1 stride-1 unpadded convs skip im2col and multiply the input directly,
+  with the same K order.
+* ``MlasSgemmOperation`` walks K in slices of ``StrideK`` (128, doubled while a slice of
+  N narrower than half of ``StrideN`` = 128 would waste the packed panel; see
+  ``sgemm_stride_k``). The kernel sums each slice with fused multiply-adds from zero in
+  K order and adds the slice's sum to the output (``vfmadd213ps acc, alpha=1, [C]``).
+  Bias is added afterwards (``MlasActivation``), then the activation.
+* N is the conv's output size per image when onnxruntime runs one intra-op thread. With
+  more threads MLAS gives each thread a slice of N, and a slice narrower than K can
+  double ``StrideK``: results then depend on onnxruntime's thread count. For SqueezeNet
+  at 224x224 (every N slice of 2 threads is at least 73 columns, and 64 < 73) the one-
+  and two-thread blockings are the same.
+* A conv with one output channel or one output pixel goes to MLAS's M=1/N=1 kernels,
+  which sum in another order; sqzc uses the sliced order for them too (not bit-exact).
+"""
+
+from __future__ import annotations
+
+from sqzc.ir import Graph
+from sqzc.ops import OpKind, QuantAttrs
+
+#: MLAS_SGEMM_STRIDEN and MLAS_SGEMM_STRIDEK (mlasi.h).
+SGEMM_STRIDE_N = 128
+SGEMM_STRIDE_K = 128
+
+
+def sgemm_stride_k(n: int, k: int) -> int:
+    """The K slice ``MlasSgemmOperation`` (and ``MlasConvOperation``) uses for an
+    ``N``-column output and depth ``K`` (single-threaded onnxruntime).
+
+    If N >= K the slice only shrinks when K already fits in half of it, which changes no
+    sum; if N < K it doubles for each halving of StrideN that still covers N.
+    """
+    stride_n, stride_k = SGEMM_STRIDE_N, SGEMM_STRIDE_K
+    if n >= k:
+        while stride_k // 2 >= k:
+            stride_n, stride_k = stride_n * 2, stride_k // 2
+    else:
+        while stride_n > 16 and stride_n // 2 >= n:
+            stride_n, stride_k = stride_n // 2, stride_k * 2
+    return stride_k
+
+
+def _s8_pair_becomes_u8(g: Graph, q: str, dq: str) -> bool:
+    """Whether onnxruntime's QDQ S8->U8 transformer rewrites the int8 pair ``q -> dq``.
+
+    It needs ``q`` to feed only ``dq`` (and not be a graph output) and equal zero points.
+    ``EnsureUniqueDQForNodeUnit`` runs first and gives every further reader of ``dq``
+    (or a graph output) its own copy, so ``dq`` must also have exactly one reader.
+    """
+    qop, dqop = g.op(q), g.op(dq)
+    if qop.kind is not OpKind.QUANTIZE or dqop.kind is not OpKind.DEQUANTIZE:
+        return False
+    qa, da = qop.attrs, dqop.attrs
+    assert isinstance(qa, QuantAttrs) and isinstance(da, QuantAttrs)
+    outputs = g.output_nodes()
+    return (qa.dtype == da.dtype == "int8" and qa.per_tensor and da.per_tensor
+            and qa.zero_point == da.zero_point and g.consumers(q) == [dq]
+            and q not in outputs and len(g.consumers(dq)) == 1 and dq not in outputs)
+
+
+def ort_fuses_qdq_conv(g: Graph, conv: str, q_out: str) -> bool:
+    """Whether onnxruntime (x86-64, default session) fuses the group
+    ``DQ(x) -> conv -> q_out`` into a QLinearConv: after the S8->U8 rewrites its input and
+    its output must both be uint8 (see the module docstring)."""
+    x_dq = g.op(conv).inputs[0]
+    x_src = g.op(x_dq).inputs[0]
+    x_type = g.op(x_dq).attrs.dtype  # type: ignore[attr-defined]
+    y_type = g.op(q_out).attrs.dtype  # type: ignore[attr-defined]
+    readers = g.consumers(q_out)
+    x_u8 = x_type == "uint8" or _s8_pair_becomes_u8(g, x_src, x_dq)
+    y_u8 = y_type == "uint8" or (len(readers) == 1 and _s8_pair_becomes_u8(g, q_out, readers[0]))
+    return x_u8 and y_u8
