@@ -180,7 +180,8 @@ class _Exporter:
         out: dict[str, object] = {
             "kernel_shape": list(a.kernel), "strides": list(a.strides), "pads": list(a.pads),
             "dilations": list(a.dilations), "group": a.group, "packed": a.packed,
-            "out_channels": a.out_channels, "winograd": a.winograd}
+            "out_channels": a.out_channels, "winograd": a.winograd,
+            "mlas_stride_k": a.mlas_stride_k}
         out.update(cls._act_attrs(a.act))
         return out
 
