@@ -103,6 +103,10 @@ def _ort_float_convs(g: Graph) -> dict[str, ConvAttrs]:
                 or op.attrs.group != 1:
             continue
         x, q = _dq(g, op.inputs[0]), _only_q_consumer(g, nid)
+        users = g.consumers(nid)
+        if q is None and len(users) == 1 and g.op(users[0]).kind is OpKind.RELU \
+                and nid not in g.output_nodes():
+            q = _only_q_consumer(g, users[0])  # Conv -> Relu -> Q: still one float group
         if x is None or q is None or x[1].dtype not in ("uint8", "int8") \
                 or ort_fuses_qdq_conv(g, nid, q[0]):
             continue

@@ -141,58 +141,6 @@ def expose_8bit(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
     return out, list(tensors)
 
 
-def conv_groups(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str],
-                                                 dict[str, str]]:
-    """Every ``DQ(x) -> Conv [-> Relu] -> Q`` group of a QDQ model side by side, each with its
-    8-bit input as a graph input: feeding them the full model's intermediates compares the
-    engines layer by layer on identical inputs. Returns the model, {group input: the full
-    model's tensor it stands for} and {group output: the full model's tensor}."""
-    producer = {o: n for n in model.graph.node for o in n.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    types = {v.name: v for v in [*model.graph.value_info, *model.graph.output,
-                                 *model.graph.input]}
-    inits = {t.name for t in model.graph.initializer}
-    graph = helper.make_graph([], f"{model.graph.name}-conv-groups", [], [],
-                              list(model.graph.initializer))
-    inputs: dict[str, str] = {}
-    outputs: dict[str, str] = {}
-    for k, conv in enumerate(n for n in model.graph.node if n.op_type == "Conv"):
-        chain = [producer[conv.input[0]], *(producer[i] for i in conv.input[1:]), conv]
-        tail = conv
-        while (nxt := consumers[tail.output[0]])[0].op_type != "QuantizeLinear":
-            assert len(nxt) == 1 and nxt[0].op_type == "Relu", f"{conv.name}: {nxt}"
-            tail = nxt[0]
-            chain.append(tail)
-        assert len(nxt) == 1, f"{conv.name}: {len(nxt)} consumers"
-        chain.append(nxt[0])
-        rename = {t: f"g{k}/{t}" for n in chain for t in [*n.input, *n.output]
-                  if t and t not in inits}
-        for n in chain:
-            copy = onnx.NodeProto()
-            copy.CopyFrom(n)
-            copy.name = f"g{k}/{n.name}"
-            copy.input[:] = [rename.get(t, t) for t in n.input]
-            copy.output[:] = [rename.get(t, t) for t in n.output]
-            graph.node.append(copy)
-        for src, role, where in ((chain[0].input[0], inputs, graph.input),
-                                 (chain[-1].output[0], outputs, graph.output)):
-            vi = onnx.ValueInfoProto()
-            vi.CopyFrom(types[src])
-            vi.name = rename[src]
-            where.append(vi)
-            role[vi.name] = src
-    used = {t for n in graph.node for t in n.input}
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    out = helper.make_model(graph, opset_imports=list(model.opset_import))
-    out.ir_version = model.ir_version
-    return out, inputs, outputs
-
-
 # ------------------------------------------------------------------- quantization
 
 

@@ -9,11 +9,11 @@ one intra-op thread, which does not change results) unless a test says otherwise
 What is compared:
 
 * 8-bit tensors: in quantization steps (``|sqzc - ort|`` as integers). QOperator models
-  must be bit-exact. QDQ models must be within one step: sqzc's ``fold-qdq`` turns
-  DQ -> Conv -> Q into an integer conv with onnxruntime's fused QLinearConv arithmetic
-  (exact int32 sums, ``float(acc) * multiplier``, round half to even), while the model's
-  literal meaning is float DQ -> Conv -> Q, whose float32 sums round differently for a
-  few elements.
+  must be bit-exact. QDQ models must be within one step, and are bit-exact: sqzc's
+  ``fold-qdq`` follows onnxruntime conv by conv. The groups it fuses become integer convs
+  with its QLinearConv arithmetic (exact int32 sums, ``float(acc) * multiplier``, round
+  half to even); the ones it runs in float (int8 activations, below) stay DQ -> Conv -> Q
+  with the conv summed in MLAS's float order (``sqzc.ort_conv``).
 * The float Softmax output of QOperator models: bit-exact too (sqzc's softmax reproduces
   MLAS's exp polynomial and summation order, ``backends/llvm/emit/softmax.py``).
 * Top-1 on the six photos of shared/data (the MANIFEST's labels) and on noise.
@@ -37,24 +37,21 @@ of {QDQ, QOperator} x {per-tensor, per-channel} x {reduce_range off, on} x {QUIn
 activations} (weights QInt8): each of the 16 settings runs on one of the two models,
 SqueezeNet 1.0 when per_channel + reduce_range + int8-activations is odd, so each model
 sees both formats, both granularities, both ranges and both activation types.
-Measured (3 noise inputs, 39 exposed tensors each; every QOperator setting and every
-QUInt8 QDQ setting is bit-exact with default onnxruntime): see ``QDQ_S8_MISMATCHES``.
+Measured (3 noise inputs, 39 exposed tensors each): every setting bit-exact with default
+onnxruntime, QOperator and QDQ, QUInt8 and QInt8.
 
-Finding (xfail): with QInt8 activations, onnxruntime 1.32's x86-64 CPU EP does not fuse
-most QDQ convs by default (``ConvNodeGroupSelector`` rejects int8 activations unless
-``session.qdqisint8allowed=1``): in its optimized graph of each of the four QInt8
-settings, conv1 and conv10 become QLinearConv (their groups rewritten to uint8 by the
-QDQ S8->U8 transformer) and the other 24 Convs stay DQ -> float Conv (im2col + sgemm
-on run-time dequantized weights) -> Q. sqzc's ``fold-qdq`` folds all of them. sqzc is
-bit-exact with onnxruntime run with ``session.qdqisint8allowed=1``
-(``test_zoo_qdq_bit_exact_with_ort_int8_fusion``), and layer by layer, each conv fed the
-same input, it is within one step of the default session in all but a handful of
-elements (``test_zoo_qdq_s8_each_conv_within_one_step``: 1 to 5 elements per setting over
-3 inputs, one step each). End to end those few flips compound through the following
-layers to 4 and 6 steps on two of the four settings (``QDQ_S8_MISMATCHES``), as
-onnxruntime's own optimized-vs-unoptimized runs do on the QUInt8 twin settings. Being
-within one step of the float path end to end would take reproducing MLAS's float sgemm
-summation order for every conv, i.e. not running integer kernels.
+QInt8 activations: onnxruntime 1.32's x86-64 CPU EP fuses a QDQ conv only if its QDQ
+S8->U8 transformer turns both its input and its output Q -> DQ pair into uint8
+(``ConvNodeGroupSelector`` rejects int8 unless ``session.qdqisint8allowed=1``). In the
+plain quantized SqueezeNets that is conv1 and conv10; the other 24 convs stay DQ ->
+float Conv (im2col + sgemm on run-time dequantized weights) -> Q. In the exposed copies
+every Q output is also a graph output, which blocks the rewrite, so all 26 run in float.
+Integer convs there (``--fuse-int8-qdq``, what sqzc did before) are within one step of
+that float path layer by layer (1-5 elements per setting) but the flips compound to 4-6
+steps end to end; sqzc now makes the same per-conv choice and reproduces the float sums
+(``test_zoo_qdq_s8_fuses_what_onnxruntime_fuses``), and with ``--fuse-int8-qdq`` it is
+bit-exact with ``session.qdqisint8allowed=1``
+(``test_zoo_qdq_bit_exact_with_ort_int8_fusion``).
 
 Weights: the int8 libraries' weights are ~25% of the float ones without Winograd and
 ~9-11% with it (``weights_bytes`` of the compile metadata), asserted < 30%.
@@ -80,7 +77,6 @@ from int8_helpers import (
     OrtRunner,
     QuantConfig,
     StepDiff,
-    conv_groups,
     noise_inputs,
     photo_inputs,
     precompile,
@@ -135,43 +131,8 @@ def _zoo_configs() -> list[QuantConfig]:
 
 ZOO_CONFIGS = _zoo_configs()
 
-#: QInt8-activation QDQ settings vs the DEFAULT onnxruntime session (3 noise inputs, 39
-#: tensors x ~113k elements each): (differing elements, largest difference in steps).
-#: First differing tensors: 1.0-pt-s8 conv1 (1 element), pool1, fire2/squeeze1x1 ...;
-#: 1.0-pc-rr-s8 fire8/expand3x3 (1), fire8/expand1x1 (1), fire8/concat (2) ...;
-#: 1.1-pt-rr-s8 fire5/expand3x3 (1) and fire5/concat (1) only; 1.1-pc-s8
-#: fire6/squeeze1x1 (1), fire6/expand3x3 (24), fire6/expand1x1 (12) ...
-#: Against onnxruntime with session.qdqisint8allowed=1 all four have 0 mismatches.
-QDQ_S8_MISMATCHES = {
-    "squeezenet1.0-qdq-pt-s8": (36_104, 6),
-    "squeezenet1.0-qdq-pc-rr-s8": (189, 1),
-    "squeezenet1.1-qdq-pt-rr-s8": (2, 1),
-    "squeezenet1.1-qdq-pc-s8": (5_247, 4),
-}
-#: Layer by layer (``test_zoo_qdq_s8_each_conv_within_one_step``) the QInt8 settings differ
-#: from default onnxruntime in a handful of elements per 3 inputs, never by more than one
-#: step; a bound well above the measured counts, to catch a systematic drift.
-LAYER_S8_MISMATCH_LIMIT = 50
-_S8_QDQ_REASON = (
-    "sqzc fold-qdq folds int8-activation DQ->Conv->Q into integer convs (onnxruntime's "
-    "fused QLinearConv arithmetic) but onnxruntime 1.32's x86-64 CPU EP does not fuse "
-    "int8-activation QDQ convs by default (ConvNodeGroupSelector needs "
-    "session.qdqisint8allowed=1) and runs float DQ->Conv->Q: 1-step rounding differences "
-    "compound to {1} steps ({0} elements over 3 inputs); sqzc is bit-exact with "
-    "onnxruntime when session.qdqisint8allowed=1")
-
-
-def _one_step_param(cfg: QuantConfig) -> object:
-    count, steps = QDQ_S8_MISMATCHES.get(cfg.id, (0, 0))
-    if steps <= 1:
-        return pytest.param(cfg, id=cfg.id)
-    reason = _S8_QDQ_REASON.format(f"{count:,}", steps)
-    return pytest.param(cfg, id=cfg.id, marks=pytest.mark.xfail(strict=True, reason=reason))
-
-
 #: Tests that run compiled zoo libraries (``_precompile`` builds theirs up front).
-_ZOO_LIB_TESTS = {"test_zoo_qoperator_bit_exact", "test_zoo_qdq_within_one_step",
-                  "test_zoo_qdq_bit_exact_with_ort_int8_fusion"}
+_ZOO_LIB_TESTS = {"test_zoo_qoperator_bit_exact", "test_zoo_qdq_bit_exact"}
 
 
 # ---------------------------------------------------------------------------- fixtures
@@ -217,12 +178,9 @@ class Compiled:
         return self.lib.run({INPUT: x})
 
     def ort(self, x: np.ndarray, mode: str = "default") -> dict[str, np.ndarray]:
-        """``default`` session, ``noopt`` (ORT_DISABLE_ALL) or ``int8qdq``
-        (session.qdqisint8allowed=1: int8-activation QDQ groups fused as for uint8)."""
+        """``default`` session or ``noopt`` (ORT_DISABLE_ALL)."""
         if mode not in self._ort:
-            self._ort[mode] = OrtRunner(
-                self.exposed.model, optimized=mode != "noopt",
-                config={"session.qdqisint8allowed": "1"} if mode == "int8qdq" else None)
+            self._ort[mode] = OrtRunner(self.exposed.model, optimized=mode != "noopt")
         return self._ort[mode](x)
 
 
@@ -366,62 +324,74 @@ def test_zoo_qoperator_bit_exact(cfg: QuantConfig, exposed_models: ExposedModels
         assert _top1(got[OUTPUT]) == _top1(want[OUTPUT])
 
 
-@pytest.mark.parametrize("cfg", [_one_step_param(c) for c in ZOO_CONFIGS if c.fmt == "qdq"])
-def test_zoo_qdq_within_one_step(cfg: QuantConfig, exposed_models: ExposedModels) -> None:
-    """QDQ: every QuantizeLinear output within one step of default onnxruntime, same
-    top-1. QUInt8 settings are bit-exact; QInt8 ones: ``QDQ_S8_MISMATCHES``."""
+@pytest.mark.parametrize("cfg", [c for c in ZOO_CONFIGS if c.fmt == "qdq"], ids=lambda c: c.id)
+def test_zoo_qdq_bit_exact(cfg: QuantConfig, exposed_models: ExposedModels) -> None:
+    """QDQ: every QuantizeLinear output and the float softmax output bit-exact with
+    default onnxruntime (the bound is one step; measured 0), same top-1. In these exposed
+    models the QInt8 settings run every conv on the MLAS-order float path."""
     m = Compiled(exposed_models.zoo(cfg))
-    diffs: list[StepDiff] = []
     for x in noise_inputs(NOISE_SEEDS, int(ZOO_ARGS["image_size"])).values():
         got, want = m.sqzc(x), m.ort(x)
-        diffs += step_diffs(got, want, m.names)
+        diffs = step_diffs(got, want, m.names)
+        assert not diffs, _explain(diffs)
+        assert got[OUTPUT].tobytes() == want[OUTPUT].tobytes(), "softmax not bit-exact"
         assert _top1(got[OUTPUT]) == _top1(want[OUTPUT])
-    print(f"\n{cfg.id}: vs default onnxruntime {summarize(diffs)} (elements, max steps)")
-    assert summarize(diffs)[1] <= 1, _explain(diffs)
 
 
-@pytest.mark.parametrize("cfg", [c for c in ZOO_CONFIGS if c.fmt == "qdq" and c.activation == "s8"],
-                         ids=lambda c: c.id)
-def test_zoo_qdq_s8_each_conv_within_one_step(cfg: QuantConfig, exposed_models: ExposedModels,
-                                              tmp_path: Path) -> None:
-    """The QInt8 QDQ settings layer by layer: every ``DQ -> Conv -> Q`` group of the model,
-    fed the input tensor the full default onnxruntime run computed for it
-    (``int8_helpers.conv_groups``), is within one step of default onnxruntime, which runs
-    these groups in float (the isolated groups reproduce the full run bit for bit, checked
-    below). Measured (3 noise inputs, 26 convs, ~1.1M compared elements per input):
-    1.0-pt-s8 5 elements, 1.0-pc-rr-s8 3, 1.1-pt-rr-s8 1, 1.1-pc-s8 3, each off by one
-    step; the 4-6 steps end to end of ``QDQ_S8_MISMATCHES`` are those single flips
-    compounding through the following layers."""
-    e = exposed_models.zoo(cfg)
-    groups, inputs, outputs = conv_groups(e.model)
-    path = tmp_path / f"{cfg.id}.conv-groups.onnx"
-    onnx.save(groups, path)
+S8_QDQ = [c for c in ZOO_CONFIGS if c.fmt == "qdq" and c.activation == "s8"]
+
+
+def _ort_qlinear_convs(model: onnx.ModelProto, tmp_path: Path) -> int:
+    """QLinearConv nodes in onnxruntime's optimized graph (default session options)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "ort-optimized.onnx")
+    so.log_severity_level = 3
+    ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    optimized = onnx.load(so.optimized_model_filepath)
+    return sum(n.op_type == "QLinearConv" for n in optimized.graph.node)
+
+
+@pytest.mark.parametrize("cfg", S8_QDQ, ids=lambda c: c.id)
+def test_zoo_qdq_s8_fuses_what_onnxruntime_fuses(cfg: QuantConfig, exposed_models: ExposedModels,
+                                                 tmp_path: Path) -> None:
+    """The QInt8 QDQ models as quantized (not exposed): sqzc folds into integer convs
+    exactly as many convs as onnxruntime turns into QLinearConv (2: conv1 and conv10),
+    marks the other 24 for the MLAS-order float path, and its softmax output is
+    bit-exact with default onnxruntime on 3 noise inputs."""
+    exposed_models.zoo(cfg)  # quantizes on first use
+    path = exposed_models.workdir / "quantized" / f"{cfg.id}.onnx"
+    model = onnx.load(path)
+    graph = sqzc.compile(path, None, CompileOptions(opt_level=OPT_LEVEL)).graph
+    kinds = [graph.op(n).kind.value for n in graph.nodes()]
+    mlas = [n for n in graph.nodes() if graph.op(n).kind.value == "conv"
+            and graph.op(n).attrs.mlas_stride_k]  # type: ignore[attr-defined]
+    assert kinds.count("qconv") == _ort_qlinear_convs(model, tmp_path) == 2
+    assert len(mlas) == kinds.count("conv") == 24
     lib = compile_and_load(path, opt_level=OPT_LEVEL)
-    ort_groups = OrtRunner(groups)
-    full = OrtRunner(e.model)
-    diffs: list[StepDiff] = []
+    ort = OrtRunner(model)
     for x in noise_inputs(NOISE_SEEDS, int(ZOO_ARGS["image_size"])).values():
-        ort_full = full(x)
-        feeds = {name: ort_full[src] for name, src in inputs.items()}
-        want = ort_groups.run(feeds)
-        assert not step_diffs(want, {g: ort_full[src] for g, src in outputs.items()}, outputs)
-        diffs += step_diffs(lib.run(feeds), want, outputs)
-    count, steps = summarize(diffs)
-    print(f"\n{cfg.id}: per conv vs default onnxruntime: {count} elements, max {steps} step(s)")
-    assert steps <= 1, _explain(diffs)
-    assert count <= LAYER_S8_MISMATCH_LIMIT, _explain(diffs)
+        got, want = lib.run({INPUT: x}), ort(x)
+        assert got[OUTPUT].tobytes() == want[OUTPUT].tobytes(), "softmax not bit-exact"
 
 
-@pytest.mark.parametrize("cfg", [c for c in ZOO_CONFIGS if c.fmt == "qdq"], ids=lambda c: c.id)
+@pytest.mark.parametrize("cfg", S8_QDQ, ids=lambda c: c.id)
 def test_zoo_qdq_bit_exact_with_ort_int8_fusion(cfg: QuantConfig,
                                                 exposed_models: ExposedModels) -> None:
-    """QDQ against onnxruntime with ``session.qdqisint8allowed=1`` (its QDQ fusion also for
-    int8 activations; a no-op for uint8): bit-exact, since fold-qdq implements the fused
-    QLinearConv arithmetic. This pins the QInt8 one-step failures on the fusion choice."""
-    m = Compiled(exposed_models.zoo(cfg))
+    """``--fuse-int8-qdq``: every QInt8 QDQ conv becomes an integer conv (no float Conv
+    left in the IR), bit-exact with onnxruntime run with ``session.qdqisint8allowed=1``
+    (its QDQ fusion also for int8 activations)."""
+    e = exposed_models.zoo(cfg)
+    graph = sqzc.compile(e.path, None, CompileOptions(opt_level=OPT_LEVEL,
+                                                      fuse_int8_qdq=True)).graph
+    kinds = [graph.op(n).kind.value for n in graph.nodes()]
+    assert kinds.count("qconv") == 26 and "conv" not in kinds
+    lib = compile_and_load(e.path, opt_level=OPT_LEVEL, fuse_int8_qdq=True)
+    ort = OrtRunner(e.model, config={"session.qdqisint8allowed": "1"})
     for x in noise_inputs(NOISE_SEEDS, int(ZOO_ARGS["image_size"])).values():
-        got, want = m.sqzc(x), m.ort(x, "int8qdq")
-        diffs = step_diffs(got, want, m.names)
+        got, want = lib.run({INPUT: x}), ort(x)
+        diffs = step_diffs(got, want, e.names)
         assert not diffs, _explain(diffs)
         assert_close(got[OUTPUT], want[OUTPUT], OUTPUT)
 

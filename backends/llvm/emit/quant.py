@@ -11,7 +11,9 @@ innermost loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from llvmlite import ir
 
@@ -100,12 +102,63 @@ def _axis_values(ctx: KernelContext, q: QuantAttrs, idx: list[ir.Value]
     return table_value(b, gs, idx[q.axis], F32), table_value(b, gz, idx[q.axis], F32)
 
 
+def _flat_rows(ctx: KernelContext, q: QuantAttrs) -> tuple[int, int] | None:
+    """(rows, row length) splitting a contiguous tensor so that one scale/zero point
+    covers each row (per tensor: N*C planes; per axis a: the dims up to a), or None when
+    an operand is a strided view."""
+    shape = ctx.out.shape
+    if not all(t.view.contiguous for t in (*ctx.ins, ctx.out)) or not math.prod(shape):
+        return None
+    cut = min(2, len(shape)) if q.per_tensor else q.axis + 1
+    rows = math.prod(shape[:cut])
+    return rows, math.prod(shape) // rows
+
+
+@contextmanager
+def _row_elements(ctx: KernelContext, q: QuantAttrs, rows: int, length: int
+                  ) -> Iterator[tuple[ir.Value, ir.Value]]:
+    """Rows shared among the workers, then a unit-stride loop LLVM vectorizes; yields
+    (flat element index, index along the quantization axis)."""
+    b = ctx.b
+    axis_len = 1 if q.per_tensor else ctx.out.shape[q.axis]
+    with ctx.parallel_for(rows, name="rows", grain=length) as row:
+        along = b.srem(row, i64(axis_len)) if axis_len > 1 else i64(0)
+        base = b.mul(row, i64(length))
+        with for_range(b, 0, length, name="e") as e:
+            yield b.add(base, e), along
+
+
+def _scalar_at(ctx: KernelContext, q: QuantAttrs, along: ir.Value, zp_type: ir.Type
+               ) -> tuple[ir.Value, ir.Value]:
+    """(scale, zero point of type ``zp_type``) of axis index ``along``."""
+    b = ctx.b
+    as_float = zp_type == F32
+    if q.per_tensor:
+        zp = f32(float(q.zero_point[0])) if as_float else ir.Constant(I32, q.zero_point[0])
+        return f32(q.scale[0]), zp
+    gs = const_table(ctx.module, "qscale", F32, [float(v) for v in q.scale])
+    gz = const_table(ctx.module, "qzp", zp_type,
+                     [float(v) for v in q.zero_point] if as_float else list(q.zero_point))
+    return table_value(b, gs, along, F32), table_value(b, gz, along, zp_type)
+
+
+def _flat(t: Operand, b: ir.IRBuilder, at: ir.Value) -> ir.Value:
+    return b.gep(t.ptr, [at], inbounds=True, source_etype=t.ty)
+
+
 @emits(OpKind.QUANTIZE, "float")
 def emit_quantize(ctx: KernelContext) -> None:
     """float32 -> 8 bit: ``saturate(rint(x / scale) + zp)``."""
     q = ctx.op.attrs
     assert isinstance(q, QuantAttrs)
     b, (x,), y = ctx.b, ctx.ins, ctx.out
+    flat = _flat_rows(ctx, q)
+    if flat is not None:
+        with _row_elements(ctx, q, *flat) as (at, along):
+            scale, zp = _scalar_at(ctx, q, along, F32)
+            v = b.fdiv(b.load(_flat(x, b, at), typ=x.ty), scale)
+            b.store(saturate_round(b, v, zp, q.dtype), _flat(y, b, at))
+        return
     with loop_nest(b, y.shape) as idx:
         scale, zp = _axis_values(ctx, q, idx)
         v = b.fdiv(x.load(b, idx), scale)
@@ -113,9 +166,17 @@ def emit_quantize(ctx: KernelContext) -> None:
 
 
 def _emit_dequantize(ctx: KernelContext) -> None:
+    """8/32 bit -> float32: ``float(int32(q) - zp) * scale``."""
     q = ctx.op.attrs
     assert isinstance(q, QuantAttrs)
     b, (x,), y = ctx.b, ctx.ins, ctx.out
+    flat = _flat_rows(ctx, q)
+    if flat is not None:
+        with _row_elements(ctx, q, *flat) as (at, along):
+            scale, zp = _scalar_at(ctx, q, along, I32)
+            diff = b.sub(to_i32(b, b.load(_flat(x, b, at), typ=x.ty), x.dtype), zp)
+            b.store(b.fmul(b.sitofp(diff, F32), scale), _flat(y, b, at))
+        return
     with loop_nest(b, y.shape) as idx:
         if q.per_tensor:
             zp, scale = ir.Constant(I32, q.zero_point[0]), f32(q.scale[0])

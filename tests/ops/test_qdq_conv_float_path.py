@@ -1,0 +1,116 @@
+"""QDQ convs onnxruntime runs in float: sqzc's MLAS-order conv is bit-exact with it.
+
+Each model is ``int8 x (graph input) -> DequantizeLinear -> Conv (int8 weights and int32
+bias through DequantizeLinear) [-> Relu] -> QuantizeLinear (int8)``. The input pair is not
+Q -> DQ, so onnxruntime (x86-64, default session options, one intra-op thread) cannot
+fuse the group and runs DQ, an MLAS float Conv (im2col + sgemm) and Q; sqzc must mark the
+conv for the MLAS summation order (``ConvAttrs.mlas_stride_k``) and match every output
+byte. The geometries cover the K slicing of ``sqzc.ort_conv.sgemm_stride_k`` (one slice,
+128 + a remainder, 256 when the output is narrower than K), padding on every side, output
+rows wider than one register block, output channels that leave a partial block, batch 2,
+and the row kernel (stride 2, dilation 2). Inputs are seeded random bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from sqz_testing import compile_and_load
+
+import sqzc
+from sqzc.driver import CompileOptions
+from sqzc.ort_conv import sgemm_stride_k
+
+ort = pytest.importorskip("onnxruntime")
+
+#: (C, OC, H, W, kernel, stride, pads (t, l, b, r), dilation, per-channel w, bias, relu, N)
+CASES = [
+    (16, 64, 14, 14, 3, 1, (1, 1, 1, 1), 1, False, True, False, 1),   # K 144: 128 + 16
+    (40, 24, 6, 6, 3, 1, (1, 1, 1, 1), 1, True, True, True, 1),       # N 36 < K 360: 256 + 104
+    (300, 20, 5, 5, 1, 1, (0, 0, 0, 0), 1, False, True, False, 1),    # one 512 slice
+    (130, 16, 9, 9, 1, 1, (0, 0, 0, 0), 1, True, False, False, 1),    # 1x1, 128 + 2
+    (8, 10, 70, 70, 3, 1, (0, 1, 2, 1), 1, True, False, False, 2),    # 5 tiles, tail, batch 2
+    (3, 12, 23, 23, 7, 2, (3, 3, 3, 3), 1, False, True, True, 1),     # stride 2: row kernel
+    (20, 9, 12, 12, 3, 1, (2, 2, 2, 2), 2, True, True, False, 1),     # dilation 2
+]
+
+
+def _model(case: tuple, seed: int) -> onnx.ModelProto:
+    c, oc, h, w, k, s, pads, d, per_channel, with_bias, relu, n = case
+    rng = np.random.default_rng(seed)
+    x_scale, y_scale = np.float32(0.02 + rng.random() * 0.05), np.float32(0.05 + rng.random())
+    w_scale = (rng.random(oc) * 0.01 + 0.002).astype(np.float32)
+    if not per_channel:
+        w_scale = w_scale[:1].reshape(())
+    weights = rng.integers(-127, 128, (oc, c, k, k), dtype=np.int8)
+    inits = [numpy_helper.from_array(weights, "w_q"),
+             numpy_helper.from_array(w_scale, "w_scale"),
+             numpy_helper.from_array(np.zeros(w_scale.shape, np.int8), "w_zp"),
+             numpy_helper.from_array(x_scale, "x_scale"),
+             numpy_helper.from_array(np.int8(rng.integers(-20, 20)), "x_zp"),
+             numpy_helper.from_array(y_scale, "y_scale"),
+             numpy_helper.from_array(np.int8(rng.integers(-128, 0)), "y_zp")]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "x_scale", "x_zp"], ["x_f"]),
+             helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zp"], ["w_f"], axis=0)]
+    conv_in = ["x_f", "w_f"]
+    if with_bias:
+        b_scale = (x_scale * w_scale).astype(np.float32)
+        inits += [numpy_helper.from_array(rng.integers(-3000, 3000, oc, dtype=np.int32), "b_q"),
+                  numpy_helper.from_array(b_scale, "b_scale"),
+                  numpy_helper.from_array(np.zeros(b_scale.shape, np.int32), "b_zp")]
+        nodes.append(helper.make_node("DequantizeLinear", ["b_q", "b_scale", "b_zp"], ["b_f"],
+                                      axis=0))
+        conv_in.append("b_f")
+    nodes.append(helper.make_node("Conv", conv_in, ["conv"], kernel_shape=[k, k],
+                                  strides=[s, s], pads=list(pads), dilations=[d, d]))
+    if relu:
+        nodes.append(helper.make_node("Relu", ["conv"], ["act"]))
+    nodes.append(helper.make_node("QuantizeLinear", ["act" if relu else "conv", "y_scale",
+                                                     "y_zp"], ["y"]))
+    oh = (h + pads[0] + pads[2] - d * (k - 1) - 1) // s + 1
+    ow = (w + pads[1] + pads[3] - d * (k - 1) - 1) // s + 1
+    graph = helper.make_graph(nodes, "qdq_conv_float", [
+        helper.make_tensor_value_info("x", TensorProto.INT8, [n, c, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [n, oc, oh, ow])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"c{c[0]}-oc{c[1]}-{c[2]}x{c[3]}-k{c[4]}s{c[5]}"
+                                             f"d{c[7]}" for c in CASES])
+def test_qdq_conv_float_path_bit_exact(case: tuple, tmp_path) -> None:
+    """Every output byte equal to onnxruntime's float path on 3 seeded inputs."""
+    model = _model(case, seed=len(tmp_path.name))
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    graph = sqzc.compile(path, None, CompileOptions(opt_level=3)).graph
+    convs = [graph.op(v).attrs for v in graph.nodes() if graph.op(v).kind.value == "conv"]
+    c, k, n_out = case[0], case[4], None
+    assert len(convs) == 1 and convs[0].mlas_stride_k > 0  # type: ignore[attr-defined]
+    lib = compile_and_load(path)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        x = rng.integers(-128, 128, (case[11], c, case[2], case[3]), dtype=np.int8)
+        want = sess.run(None, {"x": x})[0]
+        got = lib.run({"x": x})["y"]
+        n_out = want.shape[2] * want.shape[3]
+        diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
+        assert got.shape == want.shape and not diff.any(), \
+            f"{np.count_nonzero(diff)} of {diff.size} bytes differ (max {diff.max()} steps)"
+    assert convs[0].mlas_stride_k == sgemm_stride_k(n_out, c * k * k)  # type: ignore[attr-defined]
+
+
+def test_fuse_int8_qdq_folds_the_same_group_to_an_integer_conv(tmp_path) -> None:
+    """``--fuse-int8-qdq`` turns the group into a ``qconv`` (no float conv left)."""
+    path = tmp_path / "m.onnx"
+    onnx.save(_model(CASES[0], seed=1), path)
+    graph = sqzc.compile(path, None, CompileOptions(opt_level=3, fuse_int8_qdq=True)).graph
+    kinds = [graph.op(v).kind.value for v in graph.nodes()]
+    assert "qconv" in kinds and "conv" not in kinds
