@@ -107,7 +107,8 @@ def openvino_runner(model: str, feeds: dict[str, np.ndarray], threads: int
 
 def run_bench(model: str, threads: int = 1, batch: int = 1, rounds: int = 200,
               warmup: int = 20, opt_level: int = 3, target_cpu: str = "host",
-              profile: bool = False, winograd: bool = True, openvino: bool = False
+              profile: bool = False, winograd: bool = True, openvino: bool = False,
+              fuse_int8_qdq: bool = False
               ) -> tuple[BenchResult, list[dict[str, object]] | None]:
     """Compile ``model``, then time the engines in turn ``rounds`` times."""
     try:
@@ -121,7 +122,8 @@ def run_bench(model: str, threads: int = 1, batch: int = 1, rounds: int = 200,
         lib = Path(tmp) / "bench.so"
         t0 = time.perf_counter()
         result = driver.compile(model, lib, driver.CompileOptions(
-            opt_level=opt_level, target_cpu=target_cpu, profile=profile, winograd=winograd))
+            opt_level=opt_level, target_cpu=target_cpu, profile=profile, winograd=winograd,
+            fuse_int8_qdq=fuse_int8_qdq))
         compile_s = time.perf_counter() - t0
         m = load(lib, threads=threads)
         feeds = {}

@@ -217,7 +217,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bench, layers = run_bench(args.model, threads=args.threads, batch=args.batch,
                               rounds=args.rounds, warmup=args.warmup, opt_level=args.opt_level,
                               target_cpu=args.target_cpu, profile=args.profile,
-                              winograd=args.winograd, openvino=args.openvino)
+                              winograd=args.winograd, openvino=args.openvino,
+                              fuse_int8_qdq=args.fuse_int8_qdq)
     print(format_report(bench, layers))
     return 0
 
@@ -361,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--target-cpu", default="host", help="target CPU (default host)")
     bn.add_argument("--no-winograd", dest="winograd", action="store_false",
                     help="direct 3x3 convolutions only")
+    bn.add_argument("--fuse-int8-qdq", action="store_true",
+                    help="integer kernels for every int8-activation QDQ conv")
     bn.add_argument("--openvino", action="store_true",
                     help="also time OpenVINO (if installed) as a second peer")
     bn.set_defaults(fn=cmd_bench)
