@@ -11,6 +11,7 @@ from sqzc.ops import AxisAttrs, ConvAttrs, OpKind, PoolAttrs, QConvAttrs, QPoolA
 from sqzc.ort_conv import ort_fuses_qdq_conv, sgemm_stride_k
 from sqzc.quant_semantics import conv_multipliers
 
+
 def _dq(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
     """(quantized source, params) if ``nid`` is a DequantizeLinear."""
     op = g.op(nid)

@@ -5,14 +5,21 @@ float sums bit for bit: MLAS's im2col + sgemm adds, for every output element, th
 in K order ``(ic, kh, kw)`` with fused multiply-adds into an accumulator that restarts
 from zero every ``stride_k`` taps, each slice's sum being added to the output; bias
 follows, then the activation. Padding taps multiply zeros, which leaves a sum unchanged
-(the accumulators never hold -0), so they are skipped here.
+(the accumulators never hold -0): the row kernel skips them, the tiled one loads zeros.
 
-Layout: plain NCHW in and out. Work: one (image, output channel) plane per claim,
-shared among the workers. Per output row and K slice the row's accumulators live in the
-output row (first slice) or a stack row added into it afterwards (later slices); each
-tap is one pass over the row, a unit-stride ``fma`` loop LLVM vectorizes. Input channels
-whose taps all fall in one slice run in a loop; a slice boundary inside a channel's taps
-splits it at compile time.
+Layout: plain NCHW in and out, weights as given ([OC, IC, KH, KW], dequantized from
+int8 at run time by the graph). Two kernels:
+
+* unit stride and dilation (every SqueezeNet conv after the first): ``_emit_tiled``
+  keeps up to 8 output channels x 4 vectors of 16 output columns in registers through a
+  K slice, with masked loads supplying the padding zeros; near the machine's FMA peak
+  (SqueezeNet 1.1's int8-activation QDQ model runs at onnxruntime's speed, which runs
+  the same float work);
+* anything else: ``_emit_rows``, per output row and tap one ``fma`` pass over the row,
+  later K slices summed in a stack row and added to the output row.
+
+Both split a slice's taps into runs of whole input channels (a runtime loop) and the
+channels a slice boundary cuts (unrolled).
 """
 
 from __future__ import annotations
@@ -21,13 +28,24 @@ import dataclasses
 from collections.abc import Iterator
 
 from llvmlite import ir
-
-from sqzc.backends.llvm.cg import F32, I1, I32, PTR, declare_intrinsic, entry_alloca, f32, \
-    for_range, i64, linear_index, opaque_ptr
+from sqzc.backends.llvm.cg import (
+    F32,
+    I1,
+    I32,
+    PTR,
+    declare_intrinsic,
+    entry_alloca,
+    f32,
+    for_range,
+    i64,
+    linear_index,
+    opaque_ptr,
+)
 from sqzc.backends.llvm.emit.conv import valid_range
 from sqzc.backends.llvm.emit.elementwise import apply_activation
 from sqzc.backends.llvm.emit.vector import splat, vconst, vector_activation
 from sqzc.backends.llvm.kernel import KernelContext, Operand
+
 from sqzc.ops import ConvAttrs
 
 

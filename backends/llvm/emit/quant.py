@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from llvmlite import ir
-
 from sqzc.backends.llvm.cg import (
     F32,
     I32,
@@ -33,6 +32,7 @@ from sqzc.backends.llvm.emit.conv import valid_range
 from sqzc.backends.llvm.emit.pool import accumulate_taps, int_max
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext, Operand
+
 from sqzc.ops import ConvAttrs, OpKind, QConvAttrs, QPoolAttrs, QuantAttrs
 from sqzc.quant_semantics import _QRANGE, qglobal_avgpool_scale
 
