@@ -396,6 +396,37 @@ def test_zoo_qdq_bit_exact_with_ort_int8_fusion(cfg: QuantConfig,
         assert_close(got[OUTPUT], want[OUTPUT], OUTPUT)
 
 
+def _ir_after_fold_qdq(model: Path, *flags: str) -> str:
+    """``sqzc dump MODEL --print-after=fold-qdq`` (the IR a user inspects)."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "sqzc.cli", "dump", str(model),
+                        "--print-after=fold-qdq", *flags],
+                       capture_output=True, text=True, check=True)
+    return r.stderr
+
+
+@pytest.mark.parametrize("cfg", [c for c in ZOO_CONFIGS if c.fmt == "qdq"], ids=lambda c: c.id)
+def test_ir_after_fold_qdq_has_no_float_conv(cfg: QuantConfig, shared_dir: Path,
+                                             exposed_models: ExposedModels) -> None:
+    """The IR dump after fold-qdq: all 26 convs are ``qconv`` for QUInt8 QDQ models (and
+    the shared QDQ model) and, with ``--fuse-int8-qdq``, for QInt8 ones; by default a QInt8
+    one keeps exactly the 24 convs onnxruntime runs in float, marked ``mlas_stride_k``."""
+    exposed_models.zoo(cfg)
+    models = [exposed_models.workdir / "quantized" / f"{cfg.id}.onnx"]
+    if cfg == ZOO_CONFIGS[0] and (shared_dir / SHARED["qdq"]).is_file():
+        models.append(shared_dir / SHARED["qdq"])
+    for model in models:
+        flags = ("--fuse-int8-qdq",) if cfg.activation == "s8" else ()
+        ir = _ir_after_fold_qdq(model, *flags)
+        assert ir.count(" = qconv(") == 26 and " = conv(" not in ir, model.name
+        if cfg.activation == "s8":
+            ir = _ir_after_fold_qdq(model)
+            assert ir.count(" = qconv(") == 2 and ir.count(" = conv(") == 24
+            assert ir.count("mlas_stride_k=") == 24
+
+
 # ------------------------------------------------------------------------------ weights
 
 
