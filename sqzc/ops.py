@@ -64,13 +64,14 @@ class OpKind(enum.Enum):
     MATMUL_INTEGER = "matmul_integer"  # integer matmul with zero points -> int32
     CONV_INTEGER = "conv_integer"  # integer 2-D convolution with zero points -> int32
     QAVGPOOL = "qavgpool"  # quantized 2-D average pool (onnxruntime's float32 path)
+    QSOFTMAX = "qsoftmax"  # quantized softmax along an axis (onnxruntime's QLinearSoftmax)
 
 
 UNARY_ACTIVATIONS = frozenset({OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU})
 QUANTIZED = frozenset({OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.QCONV,
                        OpKind.QGLOBAL_AVGPOOL, OpKind.REQUANTIZE, OpKind.LOOKUP, OpKind.QADD,
                        OpKind.QMUL, OpKind.QMATMUL, OpKind.MATMUL_INTEGER,
-                       OpKind.CONV_INTEGER, OpKind.QAVGPOOL})
+                       OpKind.CONV_INTEGER, OpKind.QAVGPOOL, OpKind.QSOFTMAX})
 INT_DTYPES = frozenset({"uint8", "int8"})
 BINARY = frozenset({OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.DIV})
 ELEMENTWISE = UNARY_ACTIVATIONS | BINARY | {OpKind.CAST, OpKind.IDENTITY}
@@ -163,7 +164,7 @@ class ConvAttrs:
     winograd: int = 0  # m > 0: packed weight is U of F(m x m, 3x3), [alpha^2, OC/b, IC, b]
     #: s > 0: sum in onnxruntime's MLAS float order (im2col taps in (ic, kh, kw) order,
     #: fused multiply-adds from zero in chunks of s taps, each chunk added to the output,
-    #: then bias); set by fold-qdq on the QDQ convs onnxruntime runs in float (sqzc.ort_conv)
+    #: then bias); set by fold-qdq on the QDQ convs onnxruntime runs in float (sqzc.ort_qdq)
     mlas_stride_k: int = 0
 
 
@@ -288,6 +289,7 @@ ATTRS_OF: dict[OpKind, type] = {
     OpKind.MATMUL_INTEGER: None,
     OpKind.CONV_INTEGER: None,
     OpKind.QAVGPOOL: None,
+    OpKind.QSOFTMAX: None,
 }
 
 
@@ -347,6 +349,18 @@ class LookupAttrs:
     table: tuple[int, ...]
     dtype: str
     fn: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QSoftmaxAttrs:
+    """onnxruntime's QLinearSoftmax along ``axis`` (opset-13 meaning): exponentials from a
+    256-entry table built from ``x_scale`` and the axis length, a float32 sum per row and a
+    division rescaled by ``floor(1 / y.scale)`` (``quant_reference_contrib.qlinear_softmax``).
+    The input is of ``y.dtype``; its zero point cancels out and is not kept."""
+
+    x_scale: float
+    y: QuantAttrs
+    axis: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,7 +451,8 @@ ATTRS_OF.update({OpKind.QUANTIZE: QuantAttrs, OpKind.DEQUANTIZE: QuantAttrs,
                  OpKind.REQUANTIZE: QPoolAttrs, OpKind.LOOKUP: LookupAttrs,
                  OpKind.QADD: QBinaryAttrs, OpKind.QMUL: QBinaryAttrs,
                  OpKind.QMATMUL: QMatMulAttrs, OpKind.MATMUL_INTEGER: IntMatMulAttrs,
-                 OpKind.CONV_INTEGER: IntConvAttrs, OpKind.QAVGPOOL: QAvgPoolAttrs})
+                 OpKind.CONV_INTEGER: IntConvAttrs, OpKind.QAVGPOOL: QAvgPoolAttrs,
+                 OpKind.QSOFTMAX: QSoftmaxAttrs})
 
 
 def activation_of(kind: OpKind, attrs: object) -> Activation:

@@ -21,6 +21,9 @@ Summary (``q`` = 8-bit value, ``z`` = zero point, ``[lo, hi]`` = 8-bit range)
 * QLinearAdd: ``rA = f32(sA/sC)``, ``rB = f32(sB/sC)``, ``K = f32(zC - fma(rA, zA, f32(rB*zB)))``,
   ``y = sat(rne(fma(a, rA, fma(b, rB, K))))`` (operands swapped when A is broadcast).
 * QLinearMul: ``R = f32(f32(sA*sB)/sC)``, ``y = sat(rne(f32(f32(f32(p) * R) + zC)))``.
+* QLinearSoftmax: ``e = table[raw byte shifted so the row's max is the top entry]`` (exp
+  in double, stored as float32), ``s`` = float32 sum of the row in order,
+  ``y = sat(rne(f32(f32(e * floor(1 / sy)) / s)) + zy)``.
 * QLinearSigmoid / QLinearLeakyRelu / QLinearConcat: 256-entry tables,
   ``table[q] = QuantizeLinear(f(f32(sx * f32(q - zx))), sy, zy)``, ``f`` = MLAS logistic /
   leaky-relu / identity.
@@ -57,6 +60,8 @@ __all__ = [
     "qlinear_leaky_relu",
     "qlinear_mul",
     "qlinear_sigmoid",
+    "qlinear_softmax",
+    "qlinear_softmax_table",
 ]
 
 
@@ -455,3 +460,59 @@ def qlinear_average_pool(x: np.ndarray, x_scale: np.ndarray | float,
         q = np.clip(_cvtps_epi32(t), info.min, info.max).astype(dtype)
         y[(slice(None), slice(None)) + opos] = q
     return np.moveaxis(y, 1, -1) if channels_last else y
+
+
+# --------------------------------------------------------------------------------------
+# QLinearSoftmax (com.microsoft; also onnxruntime's QDQ fusion of DQ -> Softmax -> Q)
+# --------------------------------------------------------------------------------------
+
+
+def qlinear_softmax_table(x_scale: float, reduce_len: int, signed: bool) -> np.ndarray:
+    """The 256 float32 exponentials of ``QlinearBuildLookupTableUint32``
+    (``contrib_ops/cpu/quantization/qlinear_softmax.cc``, float ``EXP_OUT_DTYPE``)::
+
+        shift    = max(0, log(f32(FLT_MAX / f32(reduce_len))) - 5) / x_scale   # double
+        table[i] = f32(exp((i - 255 + shift) * x_scale))   for i in 0..255     # double exp
+
+    stored at raw byte ``i`` (uint8) or ``i - 128`` (int8). The shift keeps a row's sum of
+    up to ``reduce_len`` entries below FLT_MAX, exponent headroom that cancels in the
+    division.
+    """
+    xs = float(np.float32(x_scale))
+    headroom = float(np.float32(np.finfo(np.float32).max) / np.float32(reduce_len))
+    shift = max(0.0, math.log(headroom) - 5.0) / xs
+    table = np.empty(256, np.float32)
+    for i in range(256):
+        table[(i - 128) & 0xFF if signed else i] = np.float32(math.exp((i - 255 + shift) * xs))
+    return table
+
+
+def qlinear_softmax(x: np.ndarray, x_scale: np.ndarray | float, y_scale: np.ndarray | float,
+                    y_zero_point: np.ndarray | int | None, axis: int = -1) -> np.ndarray:
+    """com.microsoft ``QLinearSoftmax`` (opset-13 meaning: along ``axis``). Per row::
+
+        m = max(row);  e_k = table[byte(x_k - m + top)]    # top: 255 (uint8), 127 (int8)
+        s = f32 sum of e_k, in index order
+        y_k = saturate(rne(f32(f32(e_k * f32(floor(1 / y_scale))) / s)) + y_zp)
+
+    saturated to the 8-bit range (an overflowing ``e_k * floor(1 / y_scale)``, possible
+    for rows of one element, gives inf and the top value; onnxruntime 1.32's behaviour,
+    checked, where older sources cast without saturating). The input zero point cancels.
+    """
+    x = np.asarray(x)
+    signed = x.dtype == np.int8
+    rows = np.moveaxis(x, axis, -1)
+    flat = rows.reshape(-1, rows.shape[-1]).astype(np.int32)
+    table = qlinear_softmax_table(float(_scalar_f32(x_scale)), flat.shape[1], signed)
+    top = 127 if signed else 255
+    e = table[(flat - flat.max(axis=1, keepdims=True) + top) & 0xFF]
+    total = np.zeros(flat.shape[0], np.float32)
+    for k in range(flat.shape[1]):
+        total = (total + e[:, k]).astype(np.float32)
+    inv = np.float32(math.floor(np.float32(1.0) / _scalar_f32(y_scale)))
+    with np.errstate(over="ignore"):
+        v = ((e * inv).astype(np.float32) / total[:, None]).astype(np.float32)
+    lo, hi = (-128, 127) if signed else (0, 255)
+    y = np.clip(np.rint(v) + np.float32(_scalar_int(y_zero_point)), lo, hi).astype(x.dtype)
+    return np.moveaxis(y.reshape(rows.shape), -1, axis)
+

@@ -40,6 +40,7 @@ from sqzc.ops import (
     QConvAttrs,
     QMatMulAttrs,
     QPoolAttrs,
+    QSoftmaxAttrs,
     QuantAttrs,
     TensorType,
 )
@@ -282,6 +283,17 @@ def _qavgpool_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
     return TensorType(_pool_shape(a.pool, ins).shape, a.y.dtype)
 
 
+def _qsoftmax_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
+    assert isinstance(a, QSoftmaxAttrs)
+    _need_8bit("QLinearSoftmax", ins)
+    if ins[0].dtype != a.y.dtype:
+        raise ModelError(f"QLinearSoftmax: input is {ins[0].dtype}, output {a.y.dtype}")
+    if not 0 <= a.axis < len(ins[0].shape):
+        raise ModelError(f"QLinearSoftmax: axis {a.axis} out of range for rank "
+                         f"{len(ins[0].shape)}")
+    return TensorType(ins[0].shape, a.y.dtype)
+
+
 #: kind -> shape rule for every quantized kind (``sqzc.semantics.SHAPE_RULES`` merges it).
 QUANT_SHAPE_RULES: dict[OpKind, ShapeRule] = {
     OpKind.QUANTIZE: lambda a, ins: TensorType(ins[0].shape, a.dtype),  # type: ignore[attr-defined]
@@ -297,6 +309,7 @@ QUANT_SHAPE_RULES: dict[OpKind, ShapeRule] = {
     OpKind.MATMUL_INTEGER: _matmul_integer_shape,
     OpKind.CONV_INTEGER: _conv_integer_shape,
     OpKind.QAVGPOOL: _qavgpool_shape,
+    OpKind.QSOFTMAX: _qsoftmax_shape,
 }
 
 
@@ -421,6 +434,11 @@ def ref_qavgpool(a: QAvgPoolAttrs, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def ref_qsoftmax(a: QSoftmaxAttrs, x: np.ndarray) -> np.ndarray:
+    """onnxruntime's QLinearSoftmax (``quant_reference_contrib.qlinear_softmax``)."""
+    return qrc.qlinear_softmax(x, a.x_scale, a.y.scale[0], a.y.zero_point[0], a.axis)
+
+
 #: kind -> reference, for the QOperator kinds above (``sqzc.semantics.reference`` dispatches here).
 QUANT_REFERENCES: dict[OpKind, Reference] = {
     OpKind.LOOKUP: lambda a, ins: ref_lookup(a, *ins),  # type: ignore[arg-type]
@@ -430,4 +448,5 @@ QUANT_REFERENCES: dict[OpKind, Reference] = {
     OpKind.MATMUL_INTEGER: lambda a, ins: ref_matmul_integer(a, *ins),  # type: ignore[arg-type]
     OpKind.CONV_INTEGER: lambda a, ins: ref_conv_integer(a, *ins),  # type: ignore[arg-type]
     OpKind.QAVGPOOL: lambda a, ins: ref_qavgpool(a, *ins),  # type: ignore[arg-type]
+    OpKind.QSOFTMAX: lambda a, ins: ref_qsoftmax(a, *ins),  # type: ignore[arg-type]
 }

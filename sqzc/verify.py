@@ -25,6 +25,7 @@ ARITY: dict[OpKind, tuple[int, int]] = {
     OpKind.QCONV: (2, 3), OpKind.QGLOBAL_AVGPOOL: (1, 1), OpKind.REQUANTIZE: (1, 1),
     OpKind.LOOKUP: (1, 1), OpKind.QADD: (2, 2), OpKind.QMUL: (2, 2), OpKind.QMATMUL: (2, 2),
     OpKind.MATMUL_INTEGER: (2, 2), OpKind.CONV_INTEGER: (2, 2), OpKind.QAVGPOOL: (1, 1),
+    OpKind.QSOFTMAX: (1, 1),
 }
 #: kinds whose operands and result must be float (computed in float32)
 FLOAT_ONLY = frozenset({OpKind.CONV, OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU,
@@ -33,7 +34,7 @@ FLOAT_ONLY = frozenset({OpKind.CONV, OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU
 #: kinds whose data operand must be 8-bit integers
 INT8_ONLY = frozenset({OpKind.QCONV, OpKind.QGLOBAL_AVGPOOL, OpKind.REQUANTIZE, OpKind.LOOKUP,
                        OpKind.QADD, OpKind.QMUL, OpKind.QMATMUL, OpKind.MATMUL_INTEGER,
-                       OpKind.CONV_INTEGER, OpKind.QAVGPOOL})
+                       OpKind.CONV_INTEGER, OpKind.QAVGPOOL, OpKind.QSOFTMAX})
 
 
 def verify(graph: Graph) -> None:

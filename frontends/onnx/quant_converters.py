@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sqzc.frontends.onnx.converters import (
+    _batch_mixing,
     _check_positive,
     _pair,
     _resolve_pads,
@@ -32,7 +33,9 @@ from sqzc.ops import (
     QConvAttrs,
     QMatMulAttrs,
     QPoolAttrs,
+    QSoftmaxAttrs,
     QuantAttrs,
+    ReshapeAttrs,
     TensorType,
     TransposeAttrs,
 )
@@ -237,6 +240,40 @@ def qlinear_leaky_relu(cx: ImportContext) -> None:
 def qlinear_sigmoid(cx: ImportContext) -> None:
     """com.microsoft QLinearSigmoid: a 256-entry table (MLAS logistic) built at compile time."""
     _qlinear_lookup(cx, "sigmoid", "QLinearSigmoid")
+
+
+@converter("QLinearSoftmax", 1, domain="com.microsoft")
+def qlinear_softmax(cx: ImportContext) -> None:
+    """com.microsoft QLinearSoftmax (``opset`` attribute: the Softmax axis rules it
+    follows; before 13 the dims from ``axis`` on are one row, done here as a 2-D reshape
+    around the op)."""
+    x, t = _eight_bit(cx, 0, "QLinearSoftmax")
+    opset = cx.attr("opset")
+    if opset is None:
+        raise cx.error("QLinearSoftmax needs its opset attribute")
+    rank = len(t.shape)
+    axis = int(cx.int_attr("axis", 1 if int(opset) < 13 else -1))  # type: ignore[arg-type]
+    if not -rank <= axis < rank:
+        raise cx.error(f"axis {axis} out of range for rank {rank}")
+    axis %= rank
+    xs = _tensor_quant(cx, 1, 2, t.dtype, "X")
+    yq = _tensor_quant(cx, 3, 4, t.dtype, "Y")
+    if not np.isfinite(xs.scale[0]) or xs.scale[0] <= 0 or not np.isfinite(yq.scale[0]) \
+            or yq.scale[0] <= 0:
+        raise cx.error("QLinearSoftmax scales must be positive and finite")
+    trailing = int(np.prod(t.shape[axis + 1:], dtype=np.int64))
+    if int(opset) >= 13 or trailing == 1:
+        cx.bind(0, cx.emit(OpKind.QSOFTMAX, QSoftmaxAttrs(xs.scale[0], yq, axis), [x]))
+        return
+    if axis == 0:
+        _batch_mixing(cx, x, "QLinearSoftmax before opset 13 with axis=0 spans the batch")
+    outer = int(np.prod(t.shape[:axis], dtype=np.int64))
+    name = cx.node.output[0]  # type: ignore[union-attr]
+    flat = cx.emit(OpKind.RESHAPE, ReshapeAttrs((outer, trailing * t.shape[axis])), [x],
+                   name=f"{name}_2d")
+    sm = cx.emit(OpKind.QSOFTMAX, QSoftmaxAttrs(xs.scale[0], yq, 1), [flat],
+                 name=f"{name}_sm2d")
+    cx.bind(0, cx.emit(OpKind.RESHAPE, ReshapeAttrs(t.shape), [sm]))
 
 
 @converter("QLinearConcat", 1, domain="com.microsoft")

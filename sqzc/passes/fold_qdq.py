@@ -7,8 +7,18 @@ import dataclasses
 import numpy as np
 
 from sqzc.ir import Graph
-from sqzc.ops import AxisAttrs, ConvAttrs, OpKind, PoolAttrs, QConvAttrs, QPoolAttrs, QuantAttrs
-from sqzc.ort_conv import ort_fuses_qdq_conv, sgemm_stride_k
+from sqzc.ops import (
+    AxisAttrs,
+    ConvAttrs,
+    OpKind,
+    PoolAttrs,
+    QConvAttrs,
+    QPoolAttrs,
+    QSoftmaxAttrs,
+    QuantAttrs,
+    SoftmaxAttrs,
+)
+from sqzc.ort_qdq import ort_fuses_qdq_conv, ort_fuses_qdq_softmax, sgemm_stride_k
 from sqzc.quant_semantics import conv_multipliers
 
 
@@ -93,9 +103,28 @@ def _fold_concat(g: Graph, nid: str) -> bool:
     return True
 
 
+def _fold_softmax(g: Graph, nid: str) -> bool:
+    """DQ -> Softmax -> Q becomes onnxruntime's QLinearSoftmax where it fuses the group
+    (``ort_qdq.ort_fuses_qdq_softmax``); its lookup-table arithmetic is then the result."""
+    op = g.op(nid)
+    a = op.attrs
+    assert isinstance(a, SoftmaxAttrs)
+    x, q = _dq(g, op.inputs[0]), _only_q_consumer(g, nid)
+    if x is None or q is None or a.log or not x[1].per_tensor or \
+            x[1].dtype not in ("uint8", "int8") or x[1].dtype != q[1].dtype or \
+            not ort_fuses_qdq_softmax(g, nid, q[0], g.fuse_int8_qdq):
+        return False
+    attrs = QSoftmaxAttrs(x[1].scale[0], q[1], a.axis)
+    new = g.add_op(OpKind.QSOFTMAX, attrs, [x[0]], q[0] + "_qsoftmax",
+                   op.origin + g.op(q[0]).origin)
+    g.replace_uses(q[0], new)
+    g.remove(q[0])
+    return True
+
+
 def _ort_float_convs(g: Graph) -> dict[str, ConvAttrs]:
     """The ``DQ(x) -> Conv -> Q`` convs onnxruntime runs in float (int8 activations it does
-    not fuse, ``sqzc.ort_conv``), with attrs asking for its MLAS summation order; decided
+    not fuse, ``sqzc.ort_qdq``), with attrs asking for its MLAS summation order; decided
     on the graph as imported, before any group is folded."""
     marked: dict[str, ConvAttrs] = {}
     for nid in g.nodes():
@@ -124,13 +153,14 @@ def fold_qdq(g: Graph) -> bool:
     DequantizeLinear -> Conv -> QuantizeLinear becomes one ``qconv`` (int8 weights kept,
     int32 bias, onnxruntime's float32 multiplier); DQ -> MaxPool -> Q and DQ -> Concat ->
     Q with identical quantization on every side become the same op on the 8-bit tensors
-    (exact: max and copy commute with an affine map). Lone Q/DQ at the edges, and groups
+    (exact: max and copy commute with an affine map); DQ -> Softmax -> Q becomes
+    onnxruntime's QLinearSoftmax (``qsoftmax``) where onnxruntime fuses it. Lone Q/DQ at the edges, and groups
     that do not match exactly, stay as they are (the float path computes the model's
     literal meaning). Runs before constant folding, which would otherwise turn the
     dequantized weights into float constants.
 
     Conv groups onnxruntime does not fuse on x86-64 (int8 activations whose Q -> DQ
-    pairs its S8->U8 transformer cannot rewrite, ``sqzc.ort_conv``) stay float too, marked
+    pairs its S8->U8 transformer cannot rewrite, ``sqzc.ort_qdq``) stay float too, marked
     to sum in its MLAS order so the results are its results; ``--fuse-int8-qdq`` (the
     graph's ``fuse_int8_qdq``) folds them into integer convs instead, as onnxruntime does
     with ``session.qdqisint8allowed=1``.
@@ -141,7 +171,7 @@ def fold_qdq(g: Graph) -> bool:
             g.set_op(nid, dataclasses.replace(g.op(nid), attrs=attrs))
             changed = True
     folders = {OpKind.CONV: _fold_conv, OpKind.MAXPOOL: _fold_maxpool,
-               OpKind.CONCAT: _fold_concat}
+               OpKind.CONCAT: _fold_concat, OpKind.SOFTMAX: _fold_softmax}
     for nid in list(g.nodes()):
         if nid in g and g.op(nid).kind in folders:
             changed |= folders[g.op(nid).kind](g, nid)

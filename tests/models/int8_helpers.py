@@ -89,6 +89,11 @@ def _contrib_type(node: onnx.NodeProto, vi: Mapping[str, onnx.ValueInfoProto],
             return None
         elem = vi[node.input[0]].type.tensor_type.elem_type
         return helper.make_tensor_value_info(out, elem, d[:2] + [1] * (len(d) - 2))
+    if node.op_type == "QLinearSoftmax":  # same shape and dtype
+        d = dims(node.input[0])
+        if d is None:
+            return None
+        return helper.make_tensor_value_info(out, vi[node.input[0]].type.tensor_type.elem_type, d)
     if node.op_type == "QLinearConcat":  # (y_scale, y_zp, (x, x_scale, x_zp)...)
         xs = [dims(x) for x in node.input[2::3]]
         if any(d is None for d in xs):
@@ -153,11 +158,13 @@ class QuantConfig:
     per_channel: bool
     reduce_range: bool
     activation: str  # "u8" (QUInt8) or "s8" (QInt8); weights are always QInt8
+    all_ops: bool = False  # quantize_static's default op types (Softmax included)
 
     @property
     def id(self) -> str:
         return (f"{self.model}-{self.fmt}-{'pc' if self.per_channel else 'pt'}"
-                f"{'-rr' if self.reduce_range else ''}-{self.activation}")
+                f"{'-rr' if self.reduce_range else ''}-{self.activation}"
+                f"{'-allops' if self.all_ops else ''}")
 
 
 #: Zoo build arguments: small images keep the int8 kernels and quantize_static fast;
@@ -204,7 +211,8 @@ def quantize(cfg: QuantConfig, workdir: Path) -> Path:
     act = QuantType.QUInt8 if cfg.activation == "u8" else QuantType.QInt8
     quantize_static(str(pre), str(out), Reader(),
                     quant_format=QuantFormat.QDQ if cfg.fmt == "qdq" else QuantFormat.QOperator,
-                    op_types_to_quantize=OP_TYPES, per_channel=cfg.per_channel,
+                    op_types_to_quantize=None if cfg.all_ops else OP_TYPES,
+                    per_channel=cfg.per_channel,
                     reduce_range=cfg.reduce_range, activation_type=act,
                     weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
     return out

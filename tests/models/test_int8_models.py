@@ -13,7 +13,7 @@ What is compared:
   ``fold-qdq`` follows onnxruntime conv by conv. The groups it fuses become integer convs
   with its QLinearConv arithmetic (exact int32 sums, ``float(acc) * multiplier``, round
   half to even); the ones it runs in float (int8 activations, below) stay DQ -> Conv -> Q
-  with the conv summed in MLAS's float order (``sqzc.ort_conv``).
+  with the conv summed in MLAS's float order (``sqzc.ort_qdq``).
 * The float Softmax output of QOperator models: bit-exact too (sqzc's softmax reproduces
   MLAS's exp polynomial and summation order, ``backends/llvm/emit/softmax.py``).
 * Top-1 on the six photos of shared/data (the MANIFEST's labels) and on noise.
@@ -394,6 +394,29 @@ def test_zoo_qdq_bit_exact_with_ort_int8_fusion(cfg: QuantConfig,
         diffs = step_diffs(got, want, e.names)
         assert not diffs, _explain(diffs)
         assert_close(got[OUTPUT], want[OUTPUT], OUTPUT)
+
+
+#: onnxruntime's quantizer with its default op types: Softmax becomes com.microsoft
+#: QLinearSoftmax (QOperator) or DQ -> Softmax -> Q (QDQ), the form most users get.
+ALL_OPS = [QuantConfig("squeezenet1.1", fmt, False, False, act, all_ops=True)
+           for fmt in ("qop", "qdq") for act in ("u8", "s8")]
+
+
+@pytest.mark.parametrize("cfg", ALL_OPS, ids=lambda c: c.id)
+def test_zoo_default_op_types_bit_exact(cfg: QuantConfig, exposed_models: ExposedModels) -> None:
+    """The quantized model as a user gets it (not exposed): its quantized softmax output
+    bit-exact with default onnxruntime on 3 noise inputs, same top-1."""
+    exposed_models.zoo(cfg)  # quantizes on first use
+    path = exposed_models.workdir / "quantized" / f"{cfg.id}.onnx"
+    model = onnx.load(path)
+    kinds = {n.op_type for n in model.graph.node}
+    assert ("QLinearSoftmax" if cfg.fmt == "qop" else "Softmax") in kinds
+    lib = compile_and_load(path, opt_level=OPT_LEVEL)
+    ort = OrtRunner(model)
+    for x in noise_inputs(NOISE_SEEDS, int(ZOO_ARGS["image_size"])).values():
+        got, want = lib.run({INPUT: x}), ort(x)
+        assert got[OUTPUT].tobytes() == want[OUTPUT].tobytes()
+        assert _top1(got[OUTPUT]) == _top1(want[OUTPUT])
 
 
 def _ir_after_fold_qdq(model: Path, *flags: str) -> str:

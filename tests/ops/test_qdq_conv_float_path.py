@@ -5,7 +5,7 @@ bias through DequantizeLinear) [-> Relu] -> QuantizeLinear (int8)``. The input p
 Q -> DQ, so onnxruntime (x86-64, default session options, one intra-op thread) cannot
 fuse the group and runs DQ, an MLAS float Conv (im2col + sgemm) and Q; sqzc must mark the
 conv for the MLAS summation order (``ConvAttrs.mlas_stride_k``) and match every output
-byte. The geometries cover the K slicing of ``sqzc.ort_conv.sgemm_stride_k`` (one slice,
+byte. The geometries cover the K slicing of ``sqzc.ort_qdq.sgemm_stride_k`` (one slice,
 128 + a remainder, 256 when the output is narrower than K), padding on every side, output
 rows wider than one register block, output channels that leave a partial block, batch 2,
 and the row kernel (stride 2, dilation 2). Inputs are seeded random bytes.
@@ -21,7 +21,7 @@ from sqz_testing import compile_and_load
 
 import sqzc
 from sqzc.driver import CompileOptions
-from sqzc.ort_conv import sgemm_stride_k
+from sqzc.ort_qdq import sgemm_stride_k
 
 ort = pytest.importorskip("onnxruntime")
 

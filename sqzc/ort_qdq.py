@@ -1,4 +1,4 @@
-"""onnxruntime's x86-64 CPU treatment of int8-activation QDQ convs, as far as results depend on it.
+"""onnxruntime's x86-64 CPU treatment of QDQ groups, as far as results depend on it.
 
 sqzc's contract is agreement with onnxruntime. For QDQ models with uint8 activations
 onnxruntime fuses every ``DQ -> Conv -> Q`` group into a QLinearConv (integer sums,
@@ -12,7 +12,9 @@ integer conv differs from them by one step in a few elements, and the flips comp
 through the network (4-6 steps end to end on the zoo models). Following the same choice
 per conv and reproducing the float path's summation order makes sqzc bit-exact there too.
 
-``ort_fuses_int8_conv`` is the fusion rule; ``sgemm_stride_k`` the K blocking that decides
+``ort_fuses_qdq_conv`` is the conv fusion rule (``ort_fuses_qdq_softmax`` the Softmax
+one: DQ -> Softmax -> Q becomes QLinearSoftmax when input and output types agree after
+the S8->U8 rewrites, int8 included); ``sgemm_stride_k`` the K blocking that decides
 where MLAS's float sums restart (``ConvAttrs.mlas_stride_k``, emitted by
 ``backends/llvm/emit/conv.py``). Facts from onnxruntime's sources (mlas/lib/convolve.cpp,
 sgemm.cpp, the AVX512F/FMA3 sgemm kernels, optimizer/qdq_transformer/qdq_s8_to_u8.cc)
@@ -67,8 +69,9 @@ def _s8_pair_becomes_u8(g: Graph, q: str, dq: str) -> bool:
     """Whether onnxruntime's QDQ S8->U8 transformer rewrites the int8 pair ``q -> dq``.
 
     It needs ``q`` to feed only ``dq`` (and not be a graph output) and equal zero points.
-    ``EnsureUniqueDQForNodeUnit`` runs first and gives every further reader of ``dq``
-    (or a graph output) its own copy, so ``dq`` must also have exactly one reader.
+    ``EnsureUniqueDQForNodeUnit`` runs first and gives every further reader of ``dq`` its
+    own copy, so ``dq`` must have one reader, or none when it is a graph output (the
+    model's last DequantizeLinear; checked: that pair is rewritten).
     """
     qop, dqop = g.op(q), g.op(dq)
     if qop.kind is not OpKind.QUANTIZE or dqop.kind is not OpKind.DEQUANTIZE:
@@ -78,7 +81,7 @@ def _s8_pair_becomes_u8(g: Graph, q: str, dq: str) -> bool:
     outputs = g.output_nodes()
     return (qa.dtype == da.dtype == "int8" and qa.per_tensor and da.per_tensor
             and qa.zero_point == da.zero_point and g.consumers(q) == [dq]
-            and q not in outputs and len(g.consumers(dq)) == 1 and dq not in outputs)
+            and q not in outputs and len(g.consumers(dq)) == (0 if dq in outputs else 1))
 
 
 def ort_fuses_qdq_conv(g: Graph, conv: str, q_out: str) -> bool:
@@ -93,3 +96,19 @@ def ort_fuses_qdq_conv(g: Graph, conv: str, q_out: str) -> bool:
     x_u8 = x_type == "uint8" or _s8_pair_becomes_u8(g, x_src, x_dq)
     y_u8 = y_type == "uint8" or (len(readers) == 1 and _s8_pair_becomes_u8(g, q_out, readers[0]))
     return x_u8 and y_u8
+
+
+def ort_fuses_qdq_softmax(g: Graph, softmax: str, q_out: str, int8_allowed: bool) -> bool:
+    """Whether onnxruntime fuses ``DQ(x) -> softmax -> q_out`` into QLinearSoftmax: its
+    selector accepts int8 but needs the input and output types to match, after the
+    S8->U8 rewrites (which ``session.qdqisint8allowed=1``, ``int8_allowed``, turns off)."""
+    x_dq = g.op(softmax).inputs[0]
+    x_src = g.op(x_dq).inputs[0]
+    x_type = g.op(x_dq).attrs.dtype  # type: ignore[attr-defined]
+    y_type = g.op(q_out).attrs.dtype  # type: ignore[attr-defined]
+    if int8_allowed:
+        return x_type == y_type
+    readers = g.consumers(q_out)
+    x_u8 = x_type == "uint8" or _s8_pair_becomes_u8(g, x_src, x_dq)
+    y_u8 = y_type == "uint8" or (len(readers) == 1 and _s8_pair_becomes_u8(g, q_out, readers[0]))
+    return x_u8 == y_u8
