@@ -258,9 +258,12 @@ def qlinear_softmax(cx: ImportContext) -> None:
     axis %= rank
     xs = _tensor_quant(cx, 1, 2, t.dtype, "X")
     yq = _tensor_quant(cx, 3, 4, t.dtype, "Y")
+    with np.errstate(over="ignore", divide="ignore"):
+        inverse = np.float32(1.0) / np.float32(yq.scale[0])
     if not np.isfinite(xs.scale[0]) or xs.scale[0] <= 0 or not np.isfinite(yq.scale[0]) \
-            or yq.scale[0] <= 0:
-        raise cx.error("QLinearSoftmax scales must be positive and finite")
+            or yq.scale[0] <= 0 or not np.isfinite(inverse):
+        raise cx.error("QLinearSoftmax scales must be positive and finite (and 1 / Y_scale "
+                       "finite in float32)")
     trailing = int(np.prod(t.shape[axis + 1:], dtype=np.int64))
     if int(opset) >= 13 or trailing == 1:
         cx.bind(0, cx.emit(OpKind.QSOFTMAX, QSoftmaxAttrs(xs.scale[0], yq, axis), [x]))

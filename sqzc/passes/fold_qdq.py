@@ -19,7 +19,7 @@ from sqzc.ops import (
     SoftmaxAttrs,
 )
 from sqzc.ort_qdq import ort_fuses_qdq_conv, ort_fuses_qdq_softmax, sgemm_stride_k
-from sqzc.quant_semantics import conv_multipliers
+from sqzc.quant_semantics import _QRANGE, conv_multipliers
 
 
 def _dq(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
@@ -42,14 +42,46 @@ def _only_q_consumer(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
     return users[0], q.attrs  # type: ignore[return-value]
 
 
-def _fold_conv(g: Graph, nid: str) -> bool:
+def _conv_group(g: Graph, nid: str) -> tuple[str, QuantAttrs, bool] | None:
+    """(QuantizeLinear, its params, whether a Relu sits between) of a ``DQ(x) -> Conv
+    [-> Relu] -> Q`` group with 8-bit ``x``, each step the only reader of the previous."""
+    op = g.op(nid)
+    x = _dq(g, op.inputs[0])
+    if x is None or x[1].dtype not in ("uint8", "int8"):
+        return None
+    q = _only_q_consumer(g, nid)
+    if q is not None:
+        return q[0], q[1], False
+    users = g.consumers(nid)
+    if len(users) == 1 and g.op(users[0]).kind is OpKind.RELU and nid not in g.output_nodes():
+        q = _only_q_consumer(g, users[0])
+        if q is not None:
+            return q[0], q[1], True
+    return None
+
+
+def _ort_fuses(g: Graph, nid: str, q: str, yp: QuantAttrs, relu: bool) -> bool:
+    """Whether onnxruntime makes the group a QLinearConv. A Relu before the Q is dropped
+    only when the Q's zero point is its type's lowest value (then the Relu changes
+    nothing); otherwise the conv's reader is the Relu and the group stays float."""
+    if relu and yp.zero_point[0] != _QRANGE[yp.dtype][0]:
+        return False
+    if g.fuse_int8_qdq:  # session.qdqisint8allowed=1: int8 too, input and output alike
+        return g.op(g.op(nid).inputs[0]).attrs.dtype == yp.dtype  # type: ignore[attr-defined]
+    return ort_fuses_qdq_conv(g, nid, q)
+
+
+def _fold_conv(g: Graph, nid: str, qid: str) -> bool:
+    """DQ -> Conv [-> Relu] -> Q (``qid``) into a ``qconv``, if sqzc can express it as
+    onnxruntime's QLinearConv (constant int8/uint8 weights, per-tensor input, int32 bias
+    with scale x_scale * w_scale)."""
     op = g.op(nid)
     a = op.attrs
     assert isinstance(a, ConvAttrs)
     x = _dq(g, op.inputs[0])
     w = _dq(g, op.inputs[1])
-    q = _only_q_consumer(g, nid)
-    if x is None or w is None or q is None or a.act.kind != "none" or a.mlas_stride_k:
+    q = (qid, g.op(qid).attrs)
+    if x is None or w is None or a.act.kind != "none" or a.mlas_stride_k:
         return False
     (xq, xp), (wq, wp), (qid, yp) = x, w, q
     if not xp.per_tensor or not g.is_const(wq) or wp.dtype not in ("int8", "uint8"):
@@ -122,29 +154,27 @@ def _fold_softmax(g: Graph, nid: str) -> bool:
     return True
 
 
-def _ort_float_convs(g: Graph) -> dict[str, ConvAttrs]:
-    """The ``DQ(x) -> Conv -> Q`` convs onnxruntime runs in float (int8 activations it does
-    not fuse, ``sqzc.ort_qdq``), with attrs asking for its MLAS summation order; decided
-    on the graph as imported, before any group is folded."""
-    marked: dict[str, ConvAttrs] = {}
+def _mlas_attrs(g: Graph, nid: str) -> ConvAttrs:
+    """The conv's attrs asking for onnxruntime's MLAS float summation order."""
+    op = g.op(nid)
+    assert isinstance(op.attrs, ConvAttrs)
+    _, icg, kh, kw = g.op(op.inputs[1]).out.shape
+    n = op.out.shape[2] * op.out.shape[3]
+    return dataclasses.replace(op.attrs, mlas_stride_k=sgemm_stride_k(n, icg * kh * kw))
+
+
+def _fold_conv_groups(g: Graph) -> bool:
+    """Every ``DQ(x) -> Conv [-> Relu] -> Q`` group: a ``qconv`` where onnxruntime fuses it
+    (decided on the graph as imported, before any group is folded), else a float conv
+    marked for MLAS's summation order, onnxruntime's float path (``sqzc.ort_qdq``)."""
+    groups = {}
     for nid in g.nodes():
-        op = g.op(nid)
-        if op.kind is not OpKind.CONV or not isinstance(op.attrs, ConvAttrs) \
-                or op.attrs.group != 1:
-            continue
-        x, q = _dq(g, op.inputs[0]), _only_q_consumer(g, nid)
-        users = g.consumers(nid)
-        if q is None and len(users) == 1 and g.op(users[0]).kind is OpKind.RELU \
-                and nid not in g.output_nodes():
-            q = _only_q_consumer(g, users[0])  # Conv -> Relu -> Q: still one float group
-        if x is None or q is None or x[1].dtype not in ("uint8", "int8") \
-                or ort_fuses_qdq_conv(g, nid, q[0]):
-            continue
-        _, _, kh, kw = g.op(op.inputs[1]).out.shape
-        icg = g.op(op.inputs[1]).out.shape[1]
-        n = op.out.shape[2] * op.out.shape[3]
-        marked[nid] = dataclasses.replace(op.attrs, mlas_stride_k=sgemm_stride_k(n, icg * kh * kw))
-    return marked
+        if g.op(nid).kind is OpKind.CONV and (grp := _conv_group(g, nid)) is not None:
+            groups[nid] = (grp[0], _ort_fuses(g, nid, *grp))
+    for nid, (qid, fused) in groups.items():
+        if not (fused and _fold_conv(g, nid, qid)):
+            g.set_op(nid, dataclasses.replace(g.op(nid), attrs=_mlas_attrs(g, nid)))
+    return bool(groups)
 
 
 def fold_qdq(g: Graph) -> bool:
@@ -165,13 +195,9 @@ def fold_qdq(g: Graph) -> bool:
     graph's ``fuse_int8_qdq``) folds them into integer convs instead, as onnxruntime does
     with ``session.qdqisint8allowed=1``.
     """
-    changed = False
-    if not g.fuse_int8_qdq:
-        for nid, attrs in _ort_float_convs(g).items():
-            g.set_op(nid, dataclasses.replace(g.op(nid), attrs=attrs))
-            changed = True
-    folders = {OpKind.CONV: _fold_conv, OpKind.MAXPOOL: _fold_maxpool,
-               OpKind.CONCAT: _fold_concat, OpKind.SOFTMAX: _fold_softmax}
+    changed = _fold_conv_groups(g)
+    folders = {OpKind.MAXPOOL: _fold_maxpool, OpKind.CONCAT: _fold_concat,
+               OpKind.SOFTMAX: _fold_softmax}
     for nid in list(g.nodes()):
         if nid in g and g.op(nid).kind in folders:
             changed |= folders[g.op(nid).kind](g, nid)

@@ -8,7 +8,8 @@ conv for the MLAS summation order (``ConvAttrs.mlas_stride_k``) and match every 
 byte. The geometries cover the K slicing of ``sqzc.ort_qdq.sgemm_stride_k`` (one slice,
 128 + a remainder, 256 when the output is narrower than K), padding on every side, output
 rows wider than one register block, output channels that leave a partial block, batch 2,
-and the row kernel (stride 2, dilation 2). Inputs are seeded random bytes.
+the row kernel (stride 2, dilation 2, groups, depthwise, and K = 1600, which the tiled
+kernel leaves to it rather than unroll). Inputs are seeded random bytes.
 """
 
 from __future__ import annotations
@@ -34,17 +35,22 @@ CASES = [
     (8, 10, 70, 70, 3, 1, (0, 1, 2, 1), 1, True, False, False, 2),    # 5 tiles, tail, batch 2
     (3, 12, 23, 23, 7, 2, (3, 3, 3, 3), 1, False, True, True, 1),     # stride 2: row kernel
     (20, 9, 12, 12, 3, 1, (2, 2, 2, 2), 2, True, True, False, 1),     # dilation 2
+    (12, 18, 10, 10, 3, 1, (1, 1, 1, 1), 1, True, True, False, 1, 3),  # 3 groups
+    (16, 16, 9, 9, 3, 2, (1, 1, 1, 1), 1, False, True, True, 1, 16),  # depthwise, stride 2
+    (64, 8, 12, 12, 5, 2, (2, 2, 2, 2), 1, True, True, False, 1),     # K 1600: 13 slices
+    (100, 8, 8, 8, 5, 1, (2, 2, 2, 2), 1, False, True, False, 1),     # K 2500, unit stride
 ]
 
 
 def _model(case: tuple, seed: int) -> onnx.ModelProto:
-    c, oc, h, w, k, s, pads, d, per_channel, with_bias, relu, n = case
+    c, oc, h, w, k, s, pads, d, per_channel, with_bias, relu, n = case[:12]
+    group = case[12] if len(case) > 12 else 1
     rng = np.random.default_rng(seed)
     x_scale, y_scale = np.float32(0.02 + rng.random() * 0.05), np.float32(0.05 + rng.random())
     w_scale = (rng.random(oc) * 0.01 + 0.002).astype(np.float32)
     if not per_channel:
         w_scale = w_scale[:1].reshape(())
-    weights = rng.integers(-127, 128, (oc, c, k, k), dtype=np.int8)
+    weights = rng.integers(-127, 128, (oc, c // group, k, k), dtype=np.int8)
     inits = [numpy_helper.from_array(weights, "w_q"),
              numpy_helper.from_array(w_scale, "w_scale"),
              numpy_helper.from_array(np.zeros(w_scale.shape, np.int8), "w_zp"),
@@ -64,7 +70,8 @@ def _model(case: tuple, seed: int) -> onnx.ModelProto:
                                       axis=0))
         conv_in.append("b_f")
     nodes.append(helper.make_node("Conv", conv_in, ["conv"], kernel_shape=[k, k],
-                                  strides=[s, s], pads=list(pads), dilations=[d, d]))
+                                  strides=[s, s], pads=list(pads), dilations=[d, d],
+                                  group=group))
     if relu:
         nodes.append(helper.make_node("Relu", ["conv"], ["act"]))
     nodes.append(helper.make_node("QuantizeLinear", ["act" if relu else "conv", "y_scale",
@@ -80,7 +87,8 @@ def _model(case: tuple, seed: int) -> onnx.ModelProto:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"c{c[0]}-oc{c[1]}-{c[2]}x{c[3]}-k{c[4]}s{c[5]}"
-                                             f"d{c[7]}" for c in CASES])
+                                             f"d{c[7]}g{c[12] if len(c) > 12 else 1}"
+                                             for c in CASES])
 def test_qdq_conv_float_path_bit_exact(case: tuple, tmp_path) -> None:
     """Every output byte equal to onnxruntime's float path on 3 seeded inputs."""
     model = _model(case, seed=len(tmp_path.name))
@@ -104,7 +112,8 @@ def test_qdq_conv_float_path_bit_exact(case: tuple, tmp_path) -> None:
         diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
         assert got.shape == want.shape and not diff.any(), \
             f"{np.count_nonzero(diff)} of {diff.size} bytes differ (max {diff.max()} steps)"
-    assert convs[0].mlas_stride_k == sgemm_stride_k(n_out, c * k * k)  # type: ignore[attr-defined]
+    group = case[12] if len(case) > 12 else 1
+    assert convs[0].mlas_stride_k == sgemm_stride_k(n_out, c // group * k * k)  # type: ignore[attr-defined]
 
 
 def test_fuse_int8_qdq_folds_the_same_group_to_an_integer_conv(tmp_path) -> None:
@@ -114,3 +123,61 @@ def test_fuse_int8_qdq_folds_the_same_group_to_an_integer_conv(tmp_path) -> None
     graph = sqzc.compile(path, None, CompileOptions(opt_level=3, fuse_int8_qdq=True)).graph
     kinds = [graph.op(v).kind.value for v in graph.nodes()]
     assert "qconv" in kinds and "conv" not in kinds
+
+
+def _pair_model(dtype: type, relu_zp: int | None, seed: int) -> onnx.ModelProto:
+    """float x -> Q -> DQ -> Conv [-> Relu] -> Q -> DQ -> float y: both pairs can become
+    uint8, so onnxruntime fuses the conv unless a Relu it cannot drop sits before the Q."""
+    rng = np.random.default_rng(seed)
+    y_zp = dtype(relu_zp if relu_zp is not None else 3)
+    inits = [numpy_helper.from_array(np.float32(0.03), "xs"), numpy_helper.from_array(dtype(3), "xz"),
+             numpy_helper.from_array(rng.integers(-127, 128, (16, 8, 3, 3), dtype=np.int8), "w"),
+             numpy_helper.from_array(np.float32(0.004), "ws"),
+             numpy_helper.from_array(np.int8(0), "wz"),
+             numpy_helper.from_array(np.float32(0.2), "ys"), numpy_helper.from_array(y_zp, "yz")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wf"]),
+             helper.make_node("Conv", ["xf", "wf"], ["c"], kernel_shape=[3, 3], pads=[1] * 4)]
+    if relu_zp is not None:
+        nodes.append(helper.make_node("Relu", ["c"], ["r"]))
+    nodes += [helper.make_node("QuantizeLinear", ["r" if relu_zp is not None else "c", "ys",
+                                                  "yz"], ["yq"]),
+              helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(nodes, "pair", [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 9, 9])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 9, 9])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("dtype", (np.uint8, np.int8), ids=("u8", "s8"))
+@pytest.mark.parametrize("relu", ("none", "relu-zp-lowest", "relu-zp-other"))
+def test_conv_fused_as_onnxruntime_does(dtype: type, relu: str, tmp_path) -> None:
+    """A QLinearConv in onnxruntime's optimized graph exactly when sqzc makes a ``qconv``
+    (its QDQ S8->U8 rewrite makes both int8 pairs uint8; a Relu is dropped only when the
+    Q's zero point is the type's lowest value), and the float outputs are equal."""
+    lowest = int(np.iinfo(dtype).min)
+    relu_zp = {"none": None, "relu-zp-lowest": lowest, "relu-zp-other": lowest + 5}[relu]
+    model = _pair_model(dtype, relu_zp, seed=4)
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "ort.onnx")
+    so.log_severity_level = 3
+    ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    ort_fused = any(n.op_type == "QLinearConv"
+                    for n in onnx.load(so.optimized_model_filepath).graph.node)
+    assert ort_fused == (relu != "relu-zp-other")
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    graph = sqzc.compile(path, None, CompileOptions(opt_level=3)).graph
+    kinds = [graph.op(v).kind.value for v in graph.nodes()]
+    assert ("qconv" in kinds) == ort_fused and ("conv" in kinds) == (not ort_fused)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    lib = compile_and_load(path)
+    rng = np.random.default_rng(8)
+    for _ in range(3):
+        x = (rng.standard_normal((1, 8, 9, 9)) * 2).astype(np.float32)
+        np.testing.assert_array_equal(lib.run({"x": x})["y"], sess.run(None, {"x": x})[0])

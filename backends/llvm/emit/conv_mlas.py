@@ -41,7 +41,6 @@ from sqzc.backends.llvm.cg import (
     linear_index,
     opaque_ptr,
 )
-from sqzc.backends.llvm.emit.conv import valid_range
 from sqzc.backends.llvm.emit.elementwise import apply_activation
 from sqzc.backends.llvm.emit.vector import splat, vconst, vector_activation
 from sqzc.backends.llvm.kernel import KernelContext, Operand
@@ -75,71 +74,97 @@ def slice_segments(channels: int, taps: int, stride_k: int
 
 def emit_conv_mlas_order(ctx: KernelContext) -> None:
     """Direct convolution with MLAS's float summation order, bias and activation: the
-    register-tiled kernel for unit-stride convs over unit-stride rows, else the row loop."""
+    register-tiled kernel for ungrouped unit-stride convs over unit-stride rows (unless
+    its unrolled taps would be too many), else the row loop."""
     a = ctx.op.attrs
-    assert isinstance(a, ConvAttrs) and a.mlas_stride_k > 0 and a.group == 1
+    assert isinstance(a, ConvAttrs) and a.mlas_stride_k > 0
     x, y = ctx.ins[0], ctx.out
-    if a.strides == (1, 1) and a.dilations == (1, 1) and x.strides[-1] == 1 \
-            and y.strides[-1] == 1:
+    if a.group == 1 and a.strides == (1, 1) and a.dilations == (1, 1) \
+            and x.strides[-1] == 1 and y.strides[-1] == 1 \
+            and unrolled_taps(x.shape[1], a.kernel[0] * a.kernel[1],
+                              a.mlas_stride_k) <= MAX_UNROLLED_TAPS:
         _emit_tiled(ctx)
     else:
         _emit_rows(ctx)
 
 
+def unrolled_taps(channels: int, taps: int, stride_k: int) -> int:
+    """Tap bodies the tiled kernel emits: per K slice, the cut channels' taps plus one
+    channel loop's taps."""
+    return sum(sum(stop - first if chan is not None else taps
+                   for chan, first, stop, _ in segs)
+               for segs in slice_segments(channels, taps, stride_k))
+
+
 def _emit_rows(ctx: KernelContext) -> None:
-    """Any stride or dilation: per output row and tap, one ``fma`` pass over the row."""
+    """Any stride, dilation or group: per output row, K slice and tap (decoded at run
+    time, so the code does not grow with K), one ``fma`` pass over the tap's valid output
+    columns; slices after the first are summed in a stack row, then added."""
     a = ctx.op.attrs
     assert isinstance(a, ConvAttrs)
     b, y = ctx.b, ctx.out
     x, w = ctx.ins[0], ctx.ins[1]
     bias = ctx.ins[2] if len(ctx.ins) > 2 else None
-    _, ic, h, wd = x.shape
+    _, _, h, wd = x.shape
     n_batch, oc, oh, ow = y.shape
+    icg = w.shape[1]
+    ocg = oc // a.group
     kh, kw = a.kernel
     taps = kh * kw
+    k_total = icg * taps
+    stride_k = a.mlas_stride_k
+    (sh, sw), (dh, dw) = a.strides, a.dilations
     fma = declare_intrinsic(ctx.module, "llvm.fma.f32", F32, [F32, F32, F32])
     row = opaque_ptr(b, entry_alloca(b, F32, "slice_row", ow))
     scratch = Operand(row, dataclasses.replace(y.view, offset=0, strides=(1,), shape=(ow,)),
                       "float32")
-    slices = list(slice_segments(ic, taps, a.mlas_stride_k))
 
-    def tap(dst: Operand, n: ir.Value, o: ir.Value, r: ir.Value, c: ir.Value, t: int) -> None:
-        i, j = divmod(t, kw)
-        off_h = i * a.dilations[0] - a.pads[0]
-        off_w = j * a.dilations[1] - a.pads[1]
-        q_lo, q_hi = valid_range(ow, wd, a.strides[1], off_w)
-        if q_lo >= q_hi:
-            return
-        ih = b.add(b.mul(r, i64(a.strides[0])), i64(off_h), name="ih")
+    def tap(dst: Operand, n: ir.Value, o: ir.Value, r: ir.Value, cin: ir.Value,
+            c: ir.Value, t: ir.Value) -> None:
+        i, j = b.sdiv(t, i64(kw)), b.srem(t, i64(kw))
+        ih = b.add(b.mul(r, i64(sh)), b.sub(b.mul(i, i64(dh)), i64(a.pads[0])), name="ih")
+        off = b.sub(b.mul(j, i64(dw)), i64(a.pads[1]), name="off")
         inside = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
         with b.if_then(inside):
-            wv = w.load(b, [o, c, i64(i), i64(j)])
-            with for_range(b, q_lo, q_hi, name=f"q{t}") as q:
-                iw = b.add(b.mul(q, i64(a.strides[1])), i64(off_w), name="iw")
+            # valid columns q: 0 <= q*sw + off < wd, i.e. ceil(-off/sw) <= q <= (wd-1-off)/sw
+            need = b.sub(i64(0), off)
+            lo = b.select(b.icmp_signed(">", need, i64(0)),
+                          b.sdiv(b.add(need, i64(sw - 1)), i64(sw)), i64(0))
+            room = b.sub(i64(wd - 1), off)
+            hi = b.select(b.icmp_signed(">=", room, i64(0)),
+                          b.add(b.sdiv(room, i64(sw)), i64(1)), i64(0))
+            hi = b.select(b.icmp_signed(">", hi, i64(ow)), i64(ow), hi)
+            wv = w.load(b, [o, c, i, j])
+            with for_range(b, lo, hi, name="q") as q:
+                iw = b.add(b.mul(q, i64(sw)), off, name="iw")
                 at = [q] if dst is scratch else [n, o, r, q]
                 acc = dst.load(b, at)
-                dst.store(b, at, b.call(fma, [wv, x.load(b, [n, c, ih, iw]), acc]))
+                dst.store(b, at, b.call(fma, [wv, x.load(b, [n, cin, ih, iw]), acc]))
 
+    def slice_taps(dst: Operand, n: ir.Value, o: ir.Value, r: ir.Value, base: ir.Value,
+                   k0: ir.Value) -> None:
+        k1 = b.add(k0, i64(stride_k))
+        k1 = b.select(b.icmp_signed(">", k1, i64(k_total)), i64(k_total), k1)
+        with for_range(b, k0, k1, name="k") as k:
+            c = b.sdiv(k, i64(taps), name="c")
+            tap(dst, n, o, r, b.add(base, c), c, b.srem(k, i64(taps)))
+
+    slices = -(-k_total // stride_k)
     with ctx.parallel_for(n_batch * oc, name="plane") as plane:
         n = b.sdiv(plane, i64(oc), name="n")
         o = b.srem(plane, i64(oc), name="o")
+        base = b.mul(b.sdiv(o, i64(ocg)), i64(icg), name="cin0")
         with for_range(b, 0, oh, name="r") as r:
-            for s, segs in enumerate(slices):
-                dst = y if s == 0 else scratch
-                with for_range(b, 0, ow, name=f"zero{s}") as q:
-                    dst.store(b, [q] if s else [n, o, r, q], f32(0.0))
-                for chan, first, stop, count in segs:
-                    if chan is None:
-                        with for_range(b, first, stop, name=f"ic{s}") as c:
-                            for t in range(taps):
-                                tap(dst, n, o, r, c, t)
-                    else:
-                        for t in range(first, stop):
-                            tap(dst, n, o, r, i64(chan), t)
-                if s:
-                    with for_range(b, 0, ow, name=f"add{s}") as q:
-                        total = b.fadd(y.load(b, [n, o, r, q]), scratch.load(b, [q]))
-                        y.store(b, [n, o, r, q], total)
+            with for_range(b, 0, ow, name="zero") as q:
+                y.store(b, [n, o, r, q], f32(0.0))
+            slice_taps(y, n, o, r, base, i64(0))
+            with for_range(b, 1, slices, name="slice") as s:
+                with for_range(b, 0, ow, name="zero_row") as q:
+                    scratch.store(b, [q], f32(0.0))
+                slice_taps(scratch, n, o, r, base, b.mul(s, i64(stride_k)))
+                with for_range(b, 0, ow, name="add") as q:
+                    total = b.fadd(y.load(b, [n, o, r, q]), scratch.load(b, [q]))
+                    y.store(b, [n, o, r, q], total)
             with for_range(b, 0, ow, name="epilogue") as q:
                 v = y.load(b, [n, o, r, q])
                 if bias is not None:
@@ -149,6 +174,9 @@ def _emit_rows(ctx: KernelContext) -> None:
 
 #: Lanes of the tiled kernel (output columns per vector) and its accumulator budget.
 LANES = 16
+#: Above this many unrolled tap bodies the tiled kernel's code would take long to compile
+#: (5x5 convs over hundreds of channels): the row kernel runs those.
+MAX_UNROLLED_TAPS = 400
 MAX_ACCUMULATORS = 24
 MAX_CHANNELS = 8
 
