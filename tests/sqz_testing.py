@@ -53,6 +53,18 @@ def ort_run(model: onnx.ModelProto | str | Path, feeds: Mapping[str, np.ndarray]
     return sess.run(None, dict(feeds))
 
 
+def ort_optimized_op_types(model: onnx.ModelProto, workdir: Path) -> list[str]:
+    """The op types of onnxruntime's optimized graph (default session options), i.e.
+    which QDQ groups it fused: what sqzc's fold-qdq must reproduce."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(workdir / "ort-optimized.onnx")
+    so.log_severity_level = 3
+    ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+
+
 def model_path(model: onnx.ModelProto | str | Path, tmp: Path | None = None) -> Path:
     """A file holding ``model`` (protos are saved under a content-hash name)."""
     if not isinstance(model, onnx.ModelProto):

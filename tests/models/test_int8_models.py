@@ -84,7 +84,7 @@ from int8_helpers import (
     summarize,
 )
 from model_libs import find_shared_dir
-from sqz_testing import assert_close, compile_and_load
+from sqz_testing import assert_close, compile_and_load, ort_optimized_op_types
 
 import sqzc
 from sqzc.driver import CompileOptions
@@ -341,18 +341,6 @@ def test_zoo_qdq_bit_exact(cfg: QuantConfig, exposed_models: ExposedModels) -> N
 S8_QDQ = [c for c in ZOO_CONFIGS if c.fmt == "qdq" and c.activation == "s8"]
 
 
-def _ort_qlinear_convs(model: onnx.ModelProto, tmp_path: Path) -> int:
-    """QLinearConv nodes in onnxruntime's optimized graph (default session options)."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.optimized_model_filepath = str(tmp_path / "ort-optimized.onnx")
-    so.log_severity_level = 3
-    ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    optimized = onnx.load(so.optimized_model_filepath)
-    return sum(n.op_type == "QLinearConv" for n in optimized.graph.node)
-
-
 @pytest.mark.parametrize("cfg", S8_QDQ, ids=lambda c: c.id)
 def test_zoo_qdq_s8_fuses_what_onnxruntime_fuses(cfg: QuantConfig, exposed_models: ExposedModels,
                                                  tmp_path: Path) -> None:
@@ -367,7 +355,8 @@ def test_zoo_qdq_s8_fuses_what_onnxruntime_fuses(cfg: QuantConfig, exposed_model
     kinds = [graph.op(n).kind.value for n in graph.nodes()]
     mlas = [n for n in graph.nodes() if graph.op(n).kind.value == "conv"
             and graph.op(n).attrs.mlas_stride_k]  # type: ignore[attr-defined]
-    assert kinds.count("qconv") == _ort_qlinear_convs(model, tmp_path) == 2
+    ort_fused = ort_optimized_op_types(model, tmp_path).count("QLinearConv")
+    assert kinds.count("qconv") == ort_fused == 2
     assert len(mlas) == kinds.count("conv") == 24
     lib = compile_and_load(path, opt_level=OPT_LEVEL)
     ort = OrtRunner(model)
