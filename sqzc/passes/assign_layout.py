@@ -89,8 +89,13 @@ def _can_block(g: Graph, nid: str, block: int) -> bool:
     elif op.out.dtype != "float32":
         return False
     if op.kind is OpKind.DEQUANTIZE:  # blocked 8-bit in, blocked float out (per tensor)
+        # ... unless only MLAS-order convs (plain layout) read it: then the reorder to
+        # plain is cheaper on the 8-bit tensor, before dequantizing
+        plain_only = all(g.op(c).kind is OpKind.CONV
+                         and getattr(g.op(c).attrs, "mlas_stride_k", 0)
+                         for c in g.consumers(nid))
         return ins[0].block == block and ins[0].out.dtype in ("uint8", "int8") and \
-            op.attrs.per_tensor  # type: ignore[attr-defined]
+            op.attrs.per_tensor and not plain_only  # type: ignore[attr-defined]
     if op.kind in UNARY_ACTIVATIONS | {OpKind.MAXPOOL, OpKind.AVGPOOL}:
         return ins[0].block == block
     if op.kind is OpKind.REDUCE:

@@ -104,14 +104,20 @@ def _axis_values(ctx: KernelContext, q: QuantAttrs, idx: list[ir.Value]
 
 def _flat_rows(ctx: KernelContext, q: QuantAttrs) -> tuple[int, int] | None:
     """(rows, row length) splitting a contiguous tensor so that one scale/zero point
-    covers each row (per tensor: N*C planes; per axis a: the dims up to a), or None when
-    an operand is a strided view."""
+    covers each row (per axis a: the dims up to a; per tensor: rows of up to ~8k
+    elements, so small planes such as 3x3 weights do not make tiny rows), or None when an
+    operand is a strided view."""
     shape = ctx.out.shape
-    if not all(t.view.contiguous for t in (*ctx.ins, ctx.out)) or not math.prod(shape):
+    size = math.prod(shape)
+    if not all(t.view.contiguous for t in (*ctx.ins, ctx.out)) or not size:
         return None
-    cut = min(2, len(shape)) if q.per_tensor else q.axis + 1
-    rows = math.prod(shape[:cut])
-    return rows, math.prod(shape) // rows
+    if not q.per_tensor:
+        rows = math.prod(shape[:q.axis + 1])
+        return rows, size // rows
+    length = size  # one scale: any split works; halve down to ~8k-element rows
+    while length > 8192 and length % 2 == 0:
+        length //= 2
+    return size // length, length
 
 
 @contextmanager
