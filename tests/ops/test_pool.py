@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from onnx import helper
 from onnx_builders import assert_matches_ort_equivalent, same_pads, single
 from sqz_testing import assert_matches_ort
 
@@ -51,6 +52,35 @@ def test_maxpool_ceil_mode(kernel: int, stride: int, pads: list[int], hw: tuple[
     including the PyTorch rule that drops a window starting inside the end padding."""
     assert_matches_ort(pool("MaxPool", hw=hw, opset=opset, kernel_shape=[kernel, kernel],
                             strides=[stride, stride], pads=pads, ceil_mode=ceil))
+
+
+#: 8-bit MaxPool (QDQ models run it on the quantized tensors): the vector kernel (strides
+#: 1 and 2, several 32-column tiles, ceil mode, padding) and the scalar fallback (stride
+#: 3, dilation 2): (kernel, stride, pads, hw, ceil_mode, dilation).
+INT8_POOL_CASES = [
+    (3, 2, [0, 0, 0, 0], (55, 55), 1, 1),   # SqueezeNet's pool after a QDQ fire module
+    (3, 2, [1, 1, 1, 1], (21, 100), 0, 1),  # two 32-lane tiles per row, padded
+    (2, 1, [0, 0, 0, 0], (9, 40), 0, 1),
+    (3, 1, [1, 1, 1, 1], (8, 8), 0, 1),
+    (5, 2, [2, 2, 2, 2], (9, 66), 1, 1),
+    (3, 3, [0, 0, 2, 2], (7, 8), 1, 1),     # stride 3: scalar loop
+    (3, 1, [2, 2, 2, 2], (10, 10), 0, 2),   # dilation 2: scalar loop
+]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8], ids=["u8", "s8"])
+@pytest.mark.parametrize("kernel,stride,pads,hw,ceil,dil", INT8_POOL_CASES, ids=str)
+def test_maxpool_8bit(dtype: type, kernel: int, stride: int, pads: list[int],
+                      hw: tuple[int, int], ceil: int, dil: int) -> None:
+    """MaxPool on uint8/int8 (opset 12+), bit-exact on random bytes, batch 2."""
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    shape = [2, 5, *hw]
+    model = single("MaxPool", [("x", shape, elem)], opset=12, out_type=elem,
+                   kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads,
+                   ceil_mode=ceil, dilations=[dil, dil])
+    info = np.iinfo(dtype)
+    x = np.random.default_rng(kernel * 10 + stride).integers(info.min, info.max + 1, shape)
+    assert_matches_ort(model, {"x": x.astype(dtype)})
 
 
 @pytest.mark.parametrize("opset", [10, 11, 12, 22])

@@ -11,7 +11,17 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from sqzc.backends.llvm.cg import LOWEST_F32, F32, f32, for_range, i64, loop_nest
+from sqzc.backends.llvm.cg import (
+    F32,
+    LOWEST_F32,
+    PTR,
+    declare_intrinsic,
+    f32,
+    for_range,
+    i64,
+    linear_index,
+    loop_nest,
+)
 from sqzc.backends.llvm.emit.conv import valid_range
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
@@ -121,3 +131,70 @@ def emit_maxpool(ctx: KernelContext) -> None:
 def emit_avgpool(ctx: KernelContext) -> None:
     """Average pooling with count_include_pad on or off."""
     _pool(ctx, False)
+
+
+#: Output columns per vector of the 8-bit max pool (one 256-bit register of results).
+INT8_POOL_LANES = 32
+
+
+def int8_maxpool_rows(ctx: KernelContext, signed: bool) -> bool:
+    """Vectorized plain-layout max pooling of 8-bit tensors for strides 1 and 2 (no
+    dilation); returns False (nothing emitted) for other geometries.
+
+    Per (sample, channel) plane and output row, each ``INT8_POOL_LANES``-column tile keeps
+    a vector of maxima: every tap loads the stride x lanes input bytes it covers (masked
+    to the valid columns, masked-off bytes reading as the lowest value, which never wins),
+    keeps every stride-th byte and takes the lane-wise max; rows outside the input are
+    skipped. LLVM unrolls the scalar loop of ``accumulate_taps`` instead of vectorizing
+    its stride-2 loads."""
+    a = ctx.op.attrs
+    assert isinstance(a, PoolAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    (kh, kw), (sh, sw) = a.kernel, a.strides
+    if a.dilations != (1, 1) or sw not in (1, 2) or x.strides[-1] != 1 or y.strides[-1] != 1:
+        return False
+    n_batch, c, oh, ow = y.shape
+    h, w = x.shape[2:]
+    lanes = INT8_POOL_LANES
+    i8, i1 = ir.IntType(8), ir.IntType(1)
+    wide_t, vt = ir.VectorType(i8, lanes * sw), ir.VectorType(i8, lanes)
+    mload = declare_intrinsic(ctx.module, f"llvm.masked.load.v{lanes * sw}i8.p0", wide_t,
+                              [PTR, ir.IntType(32), ir.VectorType(i1, lanes * sw), wide_t])
+    mstore = declare_intrinsic(ctx.module, f"llvm.masked.store.v{lanes}i8.p0", ir.VoidType(),
+                               [vt, PTR, ir.IntType(32), ir.VectorType(i1, lanes)])
+    align = ir.Constant(ir.IntType(32), 1)
+    lowest = -128 if signed else 0
+    low_wide = ir.Constant(wide_t, [ir.Constant(i8, lowest)] * (lanes * sw))
+    low = ir.Constant(vt, [ir.Constant(i8, lowest)] * lanes)
+    no_bytes = ir.Constant(ir.VectorType(i1, lanes * sw), [ir.Constant(i1, 0)] * (lanes * sw))
+    pick = ir.Constant(ir.VectorType(ir.IntType(32), lanes),
+                       [ir.Constant(ir.IntType(32), k * sw) for k in range(lanes)])
+
+    def mask(flags: list[bool]) -> ir.Constant:
+        return ir.Constant(ir.VectorType(i1, len(flags)), [ir.Constant(i1, int(f)) for f in flags])
+
+    with ctx.parallel_for(n_batch * c * oh, name="rows", grain=ow * kh * kw) as row:
+        plane, r = b.sdiv(row, i64(oh)), b.srem(row, i64(oh))
+        n, ch = b.sdiv(plane, i64(c)), b.srem(plane, i64(c))
+        for q0 in range(0, ow, lanes):
+            best = low
+            for i in range(kh):
+                ih = b.add(b.mul(r, i64(sh)), i64(i - a.pads[0]))
+                ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
+                safe = b.select(ok, ih, i64(0))
+                for j in range(kw):
+                    first = q0 * sw + j - a.pads[1]  # input column of the tile's byte 0
+                    valid = [0 <= first + k < w and (k % sw == 0 and q0 + k // sw < ow)
+                             for k in range(lanes * sw)]
+                    if not any(valid):
+                        continue
+                    lin = b.add(linear_index(b, [n, ch, safe, i64(0)], x.strides), i64(first))
+                    ptr = b.gep(x.ptr, [lin], source_etype=i8)
+                    m = b.select(ok, mask(valid), no_bytes)
+                    wide = b.call(mload, [ptr, align, m, low_wide])
+                    v = wide if sw == 1 else b.shuffle_vector(wide, low_wide, pick)
+                    gt = b.icmp_signed(">", v, best) if signed else b.icmp_unsigned(">", v, best)
+                    best = b.select(gt, v, best)
+            out = y.addr(b, [n, ch, r, i64(q0)])
+            b.call(mstore, [best, out, align, mask([q0 + k < ow for k in range(lanes)])])
+    return True

@@ -29,7 +29,7 @@ from sqzc.backends.llvm.cg import (
     loop_nest,
 )
 from sqzc.backends.llvm.emit.conv import valid_range
-from sqzc.backends.llvm.emit.pool import accumulate_taps, int_max
+from sqzc.backends.llvm.emit.pool import accumulate_taps, int8_maxpool_rows, int_max
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext, Operand
 
@@ -377,7 +377,8 @@ for _dt in ("uint8", "int8"):
 def _emit_int_maxpool(ctx: KernelContext) -> None:
     """Max pooling on 8-bit tensors (padding never wins: padded taps are skipped)."""
     signed = ctx.ins[0].dtype in SIGNED
-    accumulate_taps(ctx, ir.Constant(ir.IntType(8), -128 if signed else 0), int_max(signed))
+    if not int8_maxpool_rows(ctx, signed):
+        accumulate_taps(ctx, ir.Constant(ir.IntType(8), -128 if signed else 0), int_max(signed))
 
 
 for _dt in ("uint8", "int8"):
