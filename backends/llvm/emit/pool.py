@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from llvmlite import ir
-
 from sqzc.backends.llvm.cg import (
     F32,
     LOWEST_F32,
@@ -25,6 +24,7 @@ from sqzc.backends.llvm.cg import (
 from sqzc.backends.llvm.emit.conv import valid_range
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
+
 from sqzc.ops import OpKind, PoolAttrs
 
 
