@@ -116,6 +116,23 @@ def test_qdq_conv_float_path_bit_exact(case: tuple, tmp_path) -> None:
     assert convs[0].mlas_stride_k == sgemm_stride_k(n_out, c // group * k * k)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("case", [CASES[1], CASES[5]], ids=["tiled", "rows"])
+def test_qdq_conv_float_path_bit_exact_on_avx2(case: tuple, tmp_path) -> None:
+    """Compiled for Haswell (AVX2 + FMA3, 8-float vectors), as MLAS's FMA3 kernel sums:
+    the same bytes as onnxruntime on this machine."""
+    model = _model(case, seed=2)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    lib = compile_and_load(path, target_cpu="haswell")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(5).integers(-128, 128, (case[11], case[0], case[2], case[3]),
+                                          dtype=np.int8)
+    np.testing.assert_array_equal(lib.run({"x": x})["y"], sess.run(None, {"x": x})[0])
+
+
 def test_fuse_int8_qdq_folds_the_same_group_to_an_integer_conv(tmp_path) -> None:
     """``--fuse-int8-qdq`` turns the group into a ``qconv`` (no float conv left)."""
     path = tmp_path / "m.onnx"

@@ -6,6 +6,9 @@ in K order ``(ic, kh, kw)`` with fused multiply-adds into an accumulator that re
 from zero every ``stride_k`` taps, each slice's sum being added to the output; bias
 follows, then the activation. Padding taps multiply zeros, which leaves a sum unchanged
 (the accumulators never hold -0): the row kernel skips them, the tiled one loads zeros.
+The multiply-adds are fused where the target has FMA, as MLAS's AVX2/AVX-512 sgemm
+kernels (``vfmadd231ps``), and a multiply then an add on baseline x86-64, as its SSE
+kernel on such a CPU.
 
 Layout: plain NCHW in and out, weights as given ([OC, IC, KH, KW], dequantized from
 int8 at run time by the graph). Two kernels:
@@ -42,7 +45,7 @@ from sqzc.backends.llvm.cg import (
     opaque_ptr,
 )
 from sqzc.backends.llvm.emit.elementwise import apply_activation
-from sqzc.backends.llvm.emit.vector import splat, vconst, vector_activation
+from sqzc.backends.llvm.emit.vector import MulAdd, mul_add, splat, vconst, vector_activation
 from sqzc.backends.llvm.kernel import KernelContext, Operand
 
 from sqzc.ops import ConvAttrs
@@ -96,6 +99,14 @@ def unrolled_taps(channels: int, taps: int, stride_k: int) -> int:
                for segs in slice_segments(channels, taps, stride_k))
 
 
+def _scalar_mul_add(ctx: KernelContext) -> MulAdd:
+    """Scalar ``a * b + c``, fused exactly where ``vector.mul_add`` fuses."""
+    if not ctx.target.has_fma:
+        return lambda b, x, y, acc: b.fadd(b.fmul(x, y), acc)
+    fused = declare_intrinsic(ctx.module, "llvm.fma.f32", F32, [F32, F32, F32])
+    return lambda b, x, y, acc: b.call(fused, [x, y, acc])
+
+
 def _emit_rows(ctx: KernelContext) -> None:
     """Any stride, dilation or group: per output row, K slice and tap (decoded at run
     time, so the code does not grow with K), one ``fma`` pass over the tap's valid output
@@ -114,7 +125,7 @@ def _emit_rows(ctx: KernelContext) -> None:
     k_total = icg * taps
     stride_k = a.mlas_stride_k
     (sh, sw), (dh, dw) = a.strides, a.dilations
-    fma = declare_intrinsic(ctx.module, "llvm.fma.f32", F32, [F32, F32, F32])
+    fma = _scalar_mul_add(ctx)
     row = opaque_ptr(b, entry_alloca(b, F32, "slice_row", ow))
     scratch = Operand(row, dataclasses.replace(y.view, offset=0, strides=(1,), shape=(ow,)),
                       "float32")
@@ -139,7 +150,7 @@ def _emit_rows(ctx: KernelContext) -> None:
                 iw = b.add(b.mul(q, i64(sw)), off, name="iw")
                 at = [q] if dst is scratch else [n, o, r, q]
                 acc = dst.load(b, at)
-                dst.store(b, at, b.call(fma, [wv, x.load(b, [n, cin, ih, iw]), acc]))
+                dst.store(b, at, fma(b, wv, x.load(b, [n, cin, ih, iw]), acc))
 
     def slice_taps(dst: Operand, n: ir.Value, o: ir.Value, r: ir.Value, base: ir.Value,
                    k0: ir.Value) -> None:
@@ -190,8 +201,7 @@ def _emit_tiled(ctx: KernelContext) -> None:
     up to ``MAX_CHANNELS`` output channels x up to four tiles keeps its accumulators in
     registers through a whole K slice. Each tap loads one input vector per tile (masked:
     padding columns and rows read as zeros, exactly im2col's zeros) and adds
-    ``w * x`` per channel with one vector ``fma`` (``llvm.fma``, a fused multiply-add on
-    every target, as MLAS's kernels do)."""
+    ``w * x`` per channel with one vector multiply-add (``vector.mul_add``)."""
     a = ctx.op.attrs
     assert isinstance(a, ConvAttrs)
     b, y, x, w = ctx.b, ctx.out, ctx.ins[0], ctx.ins[1]
@@ -202,7 +212,7 @@ def _emit_tiled(ctx: KernelContext) -> None:
     pt, pl = a.pads[0], a.pads[1]
     vt = ir.VectorType(F32, LANES)
     mt = ir.VectorType(I1, LANES)
-    fma = declare_intrinsic(ctx.module, f"llvm.fma.v{LANES}f32", vt, [vt, vt, vt])
+    fma = mul_add(ctx.module, ctx.target, LANES)
     mload = declare_intrinsic(ctx.module, f"llvm.masked.load.v{LANES}f32.p0", vt,
                               [PTR, I32, mt, vt])
     mstore = declare_intrinsic(ctx.module, f"llvm.masked.store.v{LANES}f32.p0",
@@ -243,7 +253,7 @@ def _emit_tiled(ctx: KernelContext) -> None:
                 for u in range(channels):
                     wv = splat(b, w.load(b, [b.add(o0, i64(u)), c, i64(i), i64(j)]), LANES)
                     for g in range(len(group)):
-                        b.store(b.call(fma, [wv, xs[g], b.load(accs[u][g])]), accs[u][g])
+                        b.store(fma(b, wv, xs[g], b.load(accs[u][g])), accs[u][g])
 
         for s, segs in enumerate(slices):
             for row_accs in accs:
