@@ -90,7 +90,7 @@ def _conv_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
     ow = conv_out_dim(wd, kw, a.strides[1], a.dilations[1], a.pads[1], a.pads[3])
     if oh < 1 or ow < 1:
         raise ModelError(f"Conv output would be empty ({oh}x{ow}) for input {list(x.shape)}")
-    return TensorType((n, oc, oh, ow), x.dtype)
+    return TensorType((n, oc, oh, ow), a.quantize.dtype if a.quantize else x.dtype)
 
 
 def _packed_conv_shape(a: ConvAttrs, ins: Sequence[TensorType]) -> TensorType:
@@ -264,7 +264,12 @@ def ref_conv(a: ConvAttrs, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -
                     "nchw,oc->nohw", patch, ws[:, :, i, j]).astype(x.dtype)
     if b is not None:
         out += b.reshape(1, oc, 1, 1).astype(x.dtype)
-    return a.act.apply(out)
+    out = a.act.apply(out)
+    if a.quantize is not None:
+        from sqzc.quant_semantics import quantize
+
+        out = quantize(out, a.quantize)
+    return out
 
 
 def ref_pool(kind: OpKind, a: PoolAttrs, x: np.ndarray) -> np.ndarray:

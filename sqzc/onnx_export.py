@@ -183,6 +183,8 @@ class _Exporter:
             "out_channels": a.out_channels, "winograd": a.winograd,
             "mlas_stride_k": a.mlas_stride_k}
         out.update(cls._act_attrs(a.act))
+        if a.quantize is not None:
+            out.update(cls._quant_attrs("y_", a.quantize))
         return out
 
     @staticmethod

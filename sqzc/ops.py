@@ -166,6 +166,9 @@ class ConvAttrs:
     #: fused multiply-adds from zero in chunks of s taps, each chunk added to the output,
     #: then bias); set by fold-qdq on the QDQ convs onnxruntime runs in float (sqzc.ort_qdq)
     mlas_stride_k: int = 0
+    #: the QuantizeLinear after an MLAS-order conv, fused as its epilogue (the result is
+    #: then 8-bit): fuse-conv-quantize
+    quantize: QuantAttrs | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from sqzc.passes.fold_affine import fold_affine
 from sqzc.passes.fold_constants import fold_constants
 from sqzc.passes.fold_qdq import fold_qdq, fold_requantize
 from sqzc.passes.fuse_activation import fuse_conv_activation
+from sqzc.passes.fuse_quantize import fuse_conv_quantize
 from sqzc.passes.plan_memory import plan_memory
 from sqzc.passes.select_winograd import select_winograd
 from sqzc.passes.unsign_activations import unsign_activations
@@ -27,6 +28,7 @@ PIPELINE: tuple[PassInfo, ...] = (
     PassInfo("fold-affine", fold_affine),
     PassInfo("fuse-conv-activation", fuse_conv_activation),
     PassInfo("unsign-activations", unsign_activations, min_level=2),
+    PassInfo("fuse-conv-quantize", fuse_conv_quantize),
     PassInfo("assign-layout", assign_layout, min_level=2),
     PassInfo("select-winograd", select_winograd, min_level=2),
     PassInfo("eliminate-concat", eliminate_concat),

@@ -22,6 +22,7 @@ from sqz_testing import compile_and_load, ort_optimized_op_types
 
 import sqzc
 from sqzc.driver import CompileOptions
+from sqzc.pass_manager import Instrumentation
 from sqzc.ort_qdq import sgemm_stride_k
 
 ort = pytest.importorskip("onnxruntime")
@@ -89,16 +90,20 @@ def _model(case: tuple, seed: int) -> onnx.ModelProto:
 @pytest.mark.parametrize("case", CASES, ids=[f"c{c[0]}-oc{c[1]}-{c[2]}x{c[3]}-k{c[4]}s{c[5]}"
                                              f"d{c[7]}g{c[12] if len(c) > 12 else 1}"
                                              for c in CASES])
-def test_qdq_conv_float_path_bit_exact(case: tuple, tmp_path) -> None:
-    """Every output byte equal to onnxruntime's float path on 3 seeded inputs."""
+@pytest.mark.parametrize("fused_q", [True, False], ids=["q-epilogue", "float-out"])
+def test_qdq_conv_float_path_bit_exact(case: tuple, fused_q: bool, tmp_path) -> None:
+    """Every output byte equal to onnxruntime's float path on 3 seeded inputs, with the
+    QuantizeLinear fused into the conv's epilogue (fuse-conv-quantize) and without."""
     model = _model(case, seed=len(tmp_path.name))
     path = tmp_path / "m.onnx"
     onnx.save(model, path)
-    graph = sqzc.compile(path, None, CompileOptions(opt_level=3)).graph
+    inst = Instrumentation(disabled=frozenset() if fused_q else frozenset({"fuse-conv-quantize"}))
+    graph = sqzc.compile(path, None, CompileOptions(opt_level=3, instrumentation=inst)).graph
     convs = [graph.op(v).attrs for v in graph.nodes() if graph.op(v).kind.value == "conv"]
     c, k, n_out = case[0], case[4], None
     assert len(convs) == 1 and convs[0].mlas_stride_k > 0  # type: ignore[attr-defined]
-    lib = compile_and_load(path)
+    assert (convs[0].quantize is not None) == fused_q  # type: ignore[attr-defined]
+    lib = compile_and_load(path, instrumentation=inst)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(model.SerializeToString(), so,

@@ -5,6 +5,7 @@ from sqzc.backends.llvm.emit import (  # noqa: F401  (imported for registration)
     concat,
     conv,
     conv_blocked,
+    conv_mlas,
     elementwise,
     matmul,
     pool,

@@ -21,8 +21,11 @@ int8 at run time by the graph). Two kernels:
 * anything else: ``_emit_rows``, per output row and tap one ``fma`` pass over the row,
   later K slices summed in a stack row and added to the output row.
 
-Both split a slice's taps into runs of whole input channels (a runtime loop) and the
-channels a slice boundary cuts (unrolled).
+The tiled kernel splits a slice's taps into runs of whole input channels (a runtime
+loop) and the channels a slice boundary cuts (unrolled). Both keep the running sums out
+of the output and end with an epilogue: bias, activation and, when fuse-conv-quantize
+gave the conv its QuantizeLinear (``ConvAttrs.quantize``), the quantization, storing
+8-bit values (registered for uint8/int8 results too).
 """
 
 from __future__ import annotations
@@ -45,10 +48,12 @@ from sqzc.backends.llvm.cg import (
     opaque_ptr,
 )
 from sqzc.backends.llvm.emit.elementwise import apply_activation
+from sqzc.backends.llvm.emit.quant import quantize_vector, saturate_round
+from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.emit.vector import MulAdd, mul_add, splat, vconst, vector_activation
 from sqzc.backends.llvm.kernel import KernelContext, Operand
 
-from sqzc.ops import ConvAttrs
+from sqzc.ops import ConvAttrs, OpKind
 
 
 def slice_segments(channels: int, taps: int, stride_k: int
@@ -110,7 +115,8 @@ def _scalar_mul_add(ctx: KernelContext) -> MulAdd:
 def _emit_rows(ctx: KernelContext) -> None:
     """Any stride, dilation or group: per output row, K slice and tap (decoded at run
     time, so the code does not grow with K), one ``fma`` pass over the tap's valid output
-    columns; slices after the first are summed in a stack row, then added."""
+    columns into a stack row of sums (later slices into a second row, then added), and
+    an epilogue that adds the bias, applies the activation (and the quantization)."""
     a = ctx.op.attrs
     assert isinstance(a, ConvAttrs)
     b, y = ctx.b, ctx.out
@@ -126,9 +132,9 @@ def _emit_rows(ctx: KernelContext) -> None:
     stride_k = a.mlas_stride_k
     (sh, sw), (dh, dw) = a.strides, a.dilations
     fma = _scalar_mul_add(ctx)
-    row = opaque_ptr(b, entry_alloca(b, F32, "slice_row", ow))
-    scratch = Operand(row, dataclasses.replace(y.view, offset=0, strides=(1,), shape=(ow,)),
-                      "float32")
+    row_view = dataclasses.replace(y.view, offset=0, strides=(1,), shape=(ow,))
+    sums, scratch = (Operand(opaque_ptr(b, entry_alloca(b, F32, name, ow)), row_view, "float32")
+                     for name in ("row_sums", "slice_row"))
 
     def tap(dst: Operand, n: ir.Value, o: ir.Value, r: ir.Value, cin: ir.Value,
             c: ir.Value, t: ir.Value) -> None:
@@ -148,9 +154,8 @@ def _emit_rows(ctx: KernelContext) -> None:
             wv = w.load(b, [o, c, i, j])
             with for_range(b, lo, hi, name="q") as q:
                 iw = b.add(b.mul(q, i64(sw)), off, name="iw")
-                at = [q] if dst is scratch else [n, o, r, q]
-                acc = dst.load(b, at)
-                dst.store(b, at, fma(b, wv, x.load(b, [n, cin, ih, iw]), acc))
+                acc = dst.load(b, [q])
+                dst.store(b, [q], fma(b, wv, x.load(b, [n, cin, ih, iw]), acc))
 
     def slice_taps(dst: Operand, n: ir.Value, o: ir.Value, r: ir.Value, base: ir.Value,
                    k0: ir.Value) -> None:
@@ -167,20 +172,24 @@ def _emit_rows(ctx: KernelContext) -> None:
         base = b.mul(b.sdiv(o, i64(ocg)), i64(icg), name="cin0")
         with for_range(b, 0, oh, name="r") as r:
             with for_range(b, 0, ow, name="zero") as q:
-                y.store(b, [n, o, r, q], f32(0.0))
-            slice_taps(y, n, o, r, base, i64(0))
+                sums.store(b, [q], f32(0.0))
+            slice_taps(sums, n, o, r, base, i64(0))
             with for_range(b, 1, slices, name="slice") as s:
                 with for_range(b, 0, ow, name="zero_row") as q:
                     scratch.store(b, [q], f32(0.0))
                 slice_taps(scratch, n, o, r, base, b.mul(s, i64(stride_k)))
                 with for_range(b, 0, ow, name="add") as q:
-                    total = b.fadd(y.load(b, [n, o, r, q]), scratch.load(b, [q]))
-                    y.store(b, [n, o, r, q], total)
+                    sums.store(b, [q], b.fadd(sums.load(b, [q]), scratch.load(b, [q])))
             with for_range(b, 0, ow, name="epilogue") as q:
-                v = y.load(b, [n, o, r, q])
+                v = sums.load(b, [q])
                 if bias is not None:
                     v = b.fadd(v, bias.load(b, [o]))
-                y.store(b, [n, o, r, q], apply_activation(b, v, a.act))
+                v = apply_activation(b, v, a.act)
+                if a.quantize is not None:
+                    qa = a.quantize
+                    v = saturate_round(b, b.fdiv(v, f32(qa.scale[0])), qa.zero_point[0],
+                                       qa.dtype)
+                y.store(b, [n, o, r, q], v)
 
 
 #: Lanes of the tiled kernel (output columns per vector) and its accumulator budget.
@@ -217,6 +226,9 @@ def _emit_tiled(ctx: KernelContext) -> None:
                               [PTR, I32, mt, vt])
     mstore = declare_intrinsic(ctx.module, f"llvm.masked.store.v{LANES}f32.p0",
                                ir.VoidType(), [vt, PTR, I32, mt])
+    qt = ir.VectorType(ir.IntType(8), LANES)
+    qstore = declare_intrinsic(ctx.module, f"llvm.masked.store.v{LANES}i8.p0",
+                               ir.VoidType(), [qt, PTR, I32, mt])
     align = ir.Constant(I32, 4)
     zero = vconst(0.0, LANES)
     no_lanes = _lane_mask([False] * LANES)
@@ -236,7 +248,7 @@ def _emit_tiled(ctx: KernelContext) -> None:
         return b.gep(x.ptr, [lin], source_etype=F32)
 
     def row_block(n: ir.Value, o0: ir.Value, channels: int, r: ir.Value, group: list[int],
-                  accs: list[list[ir.Value]]) -> None:
+                  accs: list[list[ir.Value]], parts: list[list[ir.Value]]) -> None:
         rows, masks = [], []
         for i in range(kh):
             ih = b.add(r, i64(i - pt), name=f"ih{i}")
@@ -265,18 +277,25 @@ def _emit_tiled(ctx: KernelContext) -> None:
                         taps(c, 0, kh * kw)
                 else:
                     taps(i64(chan), first, stop)
+            last = s == len(slices) - 1
             for u in range(channels):
                 o = b.add(o0, i64(u))
                 for g, q0 in enumerate(group):
-                    at = y.addr(b, [n, o, r, i64(q0)])
                     v = b.load(accs[u][g])
-                    if s:
-                        v = b.fadd(b.call(mload, [at, align, out_mask(q0), zero]), v)
-                    if s == len(slices) - 1:
-                        if bias is not None:
-                            v = b.fadd(v, splat(b, bias.load(b, [o]), LANES))
-                        v = vector_activation(b, v, a.act, LANES)
-                    b.call(mstore, [v, at, align, out_mask(q0)])
+                    if s:  # the output so far plus this slice's sums, as MLAS adds them
+                        v = b.fadd(b.load(parts[u][g]), v)
+                    if not last:
+                        b.store(v, parts[u][g])
+                        continue
+                    if bias is not None:
+                        v = b.fadd(v, splat(b, bias.load(b, [o]), LANES))
+                    v = vector_activation(b, v, a.act, LANES)
+                    at = y.addr(b, [n, o, r, i64(q0)])
+                    if a.quantize is None:
+                        b.call(mstore, [v, at, align, out_mask(q0)])
+                    else:
+                        b.call(qstore, [quantize_vector(b, v, a.quantize, LANES), at,
+                                        ir.Constant(I32, 1), out_mask(q0)])
 
     for group in groups:
         block = max(1, min(MAX_CHANNELS, MAX_ACCUMULATORS // len(group), oc))
@@ -286,9 +305,15 @@ def _emit_tiled(ctx: KernelContext) -> None:
                 continue
             accs = [[entry_alloca(b, vt, f"acc{channels}_{u}_{g}") for g in range(len(group))]
                     for u in range(channels)]
+            parts = [[entry_alloca(b, vt, f"part{channels}_{u}_{g}")
+                      for g in range(len(group))] for u in range(channels)]
             with ctx.parallel_for(n_batch * count * oh, name=f"rows{channels}") as unit:
                 n = b.sdiv(unit, i64(count * oh), name="n")
                 rest = b.srem(unit, i64(count * oh))
                 o0 = b.add(b.mul(b.sdiv(rest, i64(oh)), i64(channels)), i64(first), name="o0")
                 r = b.srem(rest, i64(oh), name="r")
-                row_block(n, o0, channels, r, group, accs)
+                row_block(n, o0, channels, r, group, accs, parts)
+
+
+for _dt in ("uint8", "int8"):  # with a fused QuantizeLinear (fuse-conv-quantize)
+    emits(OpKind.CONV, _dt)(emit_conv_mlas_order)

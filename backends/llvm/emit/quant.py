@@ -72,6 +72,25 @@ def saturate_round(b: ir.IRBuilder, v: ir.Value, zp: ir.Value | int, dtype: str)
     return b.trunc(b.fptosi(r, I32), ir.IntType(8))
 
 
+def quantize_vector(b: ir.IRBuilder, v: ir.Value, q: QuantAttrs, lanes: int) -> ir.Value:
+    """``saturate_round(v / scale, zp)`` on ``<lanes x float>`` (per-tensor ``q``): the
+    QuantizeLinear of a float-path conv's epilogue, lane for lane the scalar kernel's."""
+    lo, hi = _QRANGE[q.dtype]
+    zp = float(q.zero_point[0])
+    vt = ir.VectorType(F32, lanes)
+
+    def splat_f(x: float) -> ir.Constant:
+        return ir.Constant(vt, [f32(x)] * lanes)
+
+    rint = declare_intrinsic(b.module, f"llvm.rint.v{lanes}f32", vt, [vt])
+    v = b.fdiv(v, splat_f(q.scale[0]))
+    low, high = splat_f(lo - zp), splat_f(hi - zp)
+    v = b.select(b.fcmp_unordered("<", v, low), low, v)  # NaN -> lowest, as onnxruntime
+    v = b.select(b.fcmp_ordered(">", v, high), high, v)
+    r = b.fadd(b.call(rint, [v]), splat_f(zp))
+    return b.trunc(b.fptosi(r, ir.VectorType(I32, lanes)), ir.VectorType(ir.IntType(8), lanes))
+
+
 def requantize_value(b: ir.IRBuilder, q: ir.Value, x: QuantAttrs, y: QuantAttrs) -> ir.Value:
     """Exactly Q(DQ(q)): ``float32(int32(q) - zp_x) * scale_x``, then quantize to ``y``."""
     dq = b.fmul(b.sitofp(b.sub(to_i32(b, q, x.dtype), ir.Constant(I32, x.zero_point[0])), F32),
