@@ -1,22 +1,35 @@
-"""The ONNX op -> IR converter table, with opset-versioned handlers.
+"""Converters for the compute ops: convolution and pooling, activations, softmax and
+arithmetic (Add/Sub/Mul/Div, BatchNormalization, reductions, MatMul/Gemm).
 
-``CONVERTERS[(domain, op_type)]`` lists ``(since_version, handler)``; the handler used is
-the one with the highest ``since_version`` not above the model's opset for that domain.
-Each handler reads the current node through the ``ImportContext`` and emits IR ops.
-``FOLD_ONLY`` ops (shape arithmetic) exist only as compile-time evaluations.
+Importing this module registers every handler in ``registry.CONVERTERS``: the structure
+ops (``shape_converters``) and quantized ops (``quant_converters``) are imported at the
+end. The importer reads the table through the names re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sqzc.frontends.onnx.attr_helpers import (
+    check_positive,
+    float_operand,
+    int_tuple,
+    refuse_batch_mixing,
+    require_2d_spatial,
+    resolve_pads,
+)
+from sqzc.frontends.onnx.registry import (
+    CONVERTERS,
+    FOLD_ONLY,
+    Handler,
+    converter,
+    select_converter,
+    supported_ops,
+)
 from sqzc.ops import (
     INT_DTYPES,
-    AxisAttrs,
-    CastAttrs,
     ClipAttrs,
     ConvAttrs,
     LeakyReluAttrs,
@@ -32,111 +45,7 @@ from sqzc.ops import (
 if TYPE_CHECKING:
     from sqzc.frontends.onnx.importer import ImportContext
 
-Handler = Callable[["ImportContext"], None]
-CONVERTERS: dict[tuple[str, str], list[tuple[int, Handler]]] = {}
-
-#: Ops sqzc only evaluates at compile time (their inputs must be constants).
-FOLD_ONLY = frozenset({
-    "Shape", "Size", "Gather", "Slice", "ConstantOfShape", "Range", "Equal", "Where",
-    "Expand", "Floor", "Ceil", "Sqrt", "Not", "Less", "Greater", "Min", "Max", "Neg",
-    "Abs", "ReduceProd", "ReduceSum", "Tile", "ScatterND", "NonZero", "Pow",
-})
-
-#: ONNX TensorProto dtype codes that Cast may target.
-_CAST_TO = {1: "float32", 10: "float16", 7: "int64", 6: "int32", 3: "int8", 2: "uint8",
-            11: "float64", 9: "bool"}
-
-
-def converter(op_type: str, *versions: int, domain: str = "") -> Callable[[Handler], Handler]:
-    """Register ``fn`` for ``op_type`` from each opset in ``versions``."""
-
-    def register(fn: Handler) -> Handler:
-        for v in versions:
-            CONVERTERS.setdefault((domain, op_type), []).append((v, fn))
-            CONVERTERS[(domain, op_type)].sort(key=lambda e: e[0])
-        return fn
-
-    return register
-
-
-def select_converter(domain: str, op_type: str, opset: int) -> Handler | None:
-    """The handler for ``op_type`` at ``opset``; None if sqzc cannot convert it."""
-    if domain == "" and op_type in FOLD_ONLY:
-        return _fold_only
-    best = None
-    for since, fn in CONVERTERS.get((domain, op_type), []):
-        if since <= opset:
-            best = fn
-    return best
-
-
-def _fold_only(cx: ImportContext) -> None:  # pragma: no cover - convert_node folds first
-    raise cx.unsupported("op only supported on compile-time constants")
-
-
-def supported_ops() -> list[tuple[str, str, int]]:
-    """(domain, op_type, lowest opset) for every op sqzc converts (README table)."""
-    rows = [(d, op, min(v for v, _ in fns)) for (d, op), fns in CONVERTERS.items()]
-    rows += [("", op, 1) for op in FOLD_ONLY]
-    return sorted(rows)
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def _pair(cx: ImportContext, name: str, default: int, n: int = 2) -> tuple[int, ...]:
-    v = cx.ints(name, [default] * n)
-    assert v is not None
-    if len(v) != n:
-        raise cx.error(f"attribute '{name}' must have {n} values, got {list(v)}")
-    return v
-
-
-def _spatial_rank(cx: ImportContext, x: str) -> None:
-    rank = len(cx.type_of(x).shape)
-    if rank != 4:
-        raise cx.unsupported(f"{rank - 2}-D spatial input (sqzc supports 2-D NCHW)")
-
-
-def _resolve_pads(cx: ImportContext, size: tuple[int, int], kernel: tuple[int, ...],
-                  strides: tuple[int, ...], dilations: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """Explicit pads (top, left, bottom, right) from ``pads`` or ``auto_pad``."""
-    auto = cx.attr("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else str(auto)
-    if auto in ("NOTSET", ""):
-        pads = _pair(cx, "pads", 0, 4)
-        if any(p < 0 for p in pads):
-            raise cx.error(f"negative pads {list(pads)}")
-        return (pads[0], pads[1], pads[2], pads[3])
-    if auto == "VALID":
-        return (0, 0, 0, 0)
-    if auto not in ("SAME_UPPER", "SAME_LOWER"):
-        raise cx.error(f"unknown auto_pad '{auto}'")
-    begin, end = [], []
-    for n, k, s, d in zip(size, kernel, strides, dilations):
-        out = -(-n // s)
-        total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
-        small, big = total // 2, total - total // 2
-        begin.append(small if auto == "SAME_UPPER" else big)
-        end.append(big if auto == "SAME_UPPER" else small)
-    return (begin[0], begin[1], end[0], end[1])
-
-
-def _check_positive(cx: ImportContext, name: str, values: tuple[int, ...]) -> None:
-    if any(v < 1 for v in values):
-        raise cx.error(f"attribute '{name}' must be positive, got {list(values)}")
-
-
-def _float_operand(cx: ImportContext, i: int) -> str:
-    """Input ``i`` as float32; a float16 *constant* (weight) is widened here, at import,
-    rather than by a runtime Cast node: before fold-constants runs, such a Cast looks like
-    a runtime tensor without a batch axis and dynamic-batch models would be refused."""
-    nid = cx.input(i)
-    if cx.graph.is_const(nid) and cx.type_of(nid).dtype == "float16":
-        value = cx.graph.const_value(nid).astype(np.float32)
-        return cx.emit_const(value, f"{cx.node.input[i]}_f32")  # type: ignore[union-attr]
-    return cx.float_input(i)
-
+__all__ = ["CONVERTERS", "FOLD_ONLY", "select_converter", "supported_ops"]
 
 # ------------------------------------------------------------------ convolution and pooling
 
@@ -145,23 +54,23 @@ def _float_operand(cx: ImportContext, i: int) -> str:
 def conv(cx: ImportContext) -> None:
     """Conv: 2-D, any kernel/stride/pad/dilation/auto_pad, grouped and depthwise."""
     x = cx.float_input(0)
-    _spatial_rank(cx, x)
-    w = _float_operand(cx, 1)
+    require_2d_spatial(cx, x)
+    w = float_operand(cx, 1)
     wshape = cx.type_of(w).shape
     if len(wshape) != 4:
         raise cx.error(f"weight must be 4-D, got {list(wshape)}")
     kernel = cx.ints("kernel_shape") or tuple(wshape[2:])
     if len(kernel) != 2:
         raise cx.error(f"kernel_shape must have 2 values, got {list(kernel)}")
-    strides, dil = _pair(cx, "strides", 1), _pair(cx, "dilations", 1)
-    _check_positive(cx, "strides", strides)
-    _check_positive(cx, "dilations", dil)
-    _check_positive(cx, "kernel_shape", kernel)
+    strides, dil = int_tuple(cx, "strides", 1), int_tuple(cx, "dilations", 1)
+    check_positive(cx, "strides", strides)
+    check_positive(cx, "dilations", dil)
+    check_positive(cx, "kernel_shape", kernel)
     size = cx.type_of(x).shape[2:]
-    pads = _resolve_pads(cx, (size[0], size[1]), kernel, strides, dil)
+    pads = resolve_pads(cx, (size[0], size[1]), kernel, strides, dil)
     attrs = ConvAttrs((kernel[0], kernel[1]), (strides[0], strides[1]), pads,
                       (dil[0], dil[1]), cx.int_attr("group", 1))
-    ins = [x, w] + ([_float_operand(cx, 2)] if cx.has_input(2) else [])
+    ins = [x, w] + ([float_operand(cx, 2)] if cx.has_input(2) else [])
     cx.bind(0, cx.emit(OpKind.CONV, attrs, ins))
 
 
@@ -170,16 +79,16 @@ def _pool(cx: ImportContext, kind: OpKind, with_ceil: bool, with_dil: bool,
     raw = cx.input(0)
     int_max = kind is OpKind.MAXPOOL and cx.type_of(raw).dtype in INT_DTYPES
     x = raw if int_max else cx.float_input(0)  # max pooling is exact on 8-bit values
-    _spatial_rank(cx, x)
+    require_2d_spatial(cx, x)
     kernel = cx.ints("kernel_shape")
     if kernel is None or len(kernel) != 2:
         raise cx.error("kernel_shape must have 2 values")
-    strides = _pair(cx, "strides", 1)
-    dil = _pair(cx, "dilations", 1) if with_dil else (1, 1)
+    strides = int_tuple(cx, "strides", 1)
+    dil = int_tuple(cx, "dilations", 1) if with_dil else (1, 1)
     for name, vals in (("kernel_shape", kernel), ("strides", strides), ("dilations", dil)):
-        _check_positive(cx, name, vals)
+        check_positive(cx, name, vals)
     size = cx.type_of(x).shape[2:]
-    pads = _resolve_pads(cx, (size[0], size[1]), kernel, strides, dil)
+    pads = resolve_pads(cx, (size[0], size[1]), kernel, strides, dil)
     ceil = bool(cx.int_attr("ceil_mode", 0)) if with_ceil else False
     count = bool(cx.int_attr("count_include_pad", 0)) if with_count else False
     if kind is OpKind.MAXPOOL and cx.output_used(1):
@@ -283,55 +192,6 @@ def clip_v11(cx: ImportContext) -> None:
     cx.bind(0, cx.emit(OpKind.CLIP, ClipAttrs(lo, hi), [cx.float_input(0)]))
 
 
-# ------------------------------------------------------------------ structure
-
-
-@converter("Concat", 1, 4, 11, 13)
-def concat(cx: ImportContext) -> None:
-    """Concat of float tensors (integer shape concats are folded before this)."""
-    assert cx.node is not None
-    raw = [cx.input(i) for i in range(len(cx.node.input))]
-    dtypes = {cx.type_of(r).dtype for r in raw}
-    if len(dtypes) == 1 and dtypes <= INT_DTYPES:
-        ins = raw  # concatenating 8-bit tensors of one quantization is a copy
-    else:
-        ins = [_float_operand(cx, i) for i in range(len(raw))]
-    rank = len(cx.type_of(ins[0]).shape)
-    axis = cx.rank_axis(cx.int_attr("axis", 1), rank)
-    cx.bind(0, cx.emit(OpKind.CONCAT, AxisAttrs(axis), ins))
-
-
-@converter("Dropout", 1, 6, 7, 10, 12, 13, 22)
-def dropout(cx: ImportContext) -> None:
-    """Dropout in inference mode is the identity (the mask output is unsupported)."""
-    assert cx.node is not None
-    if cx.output_used(1):
-        raise cx.unsupported("Dropout's mask output")
-    if cx.has_input(2) and bool(np.asarray(cx.const(2)).reshape(-1)[0]):
-        raise cx.unsupported("Dropout in training mode")
-    if cx.int_attr("is_test", 1) == 0 and cx.opsets.get("", 1) < 7:
-        raise cx.unsupported("Dropout with is_test=0")
-    cx.bind(0, cx.emit(OpKind.IDENTITY, NoAttrs(), [cx.float_input(0)]))
-
-
-@converter("Identity", 1, 13, 14, 16, 19, 21)
-def identity(cx: ImportContext) -> None:
-    """Identity."""
-    x = cx.input(0)
-    if cx.graph.is_const(x):
-        cx.bind(0, x)
-        return
-    cx.bind(0, cx.emit(OpKind.IDENTITY, NoAttrs(), [x]))
-
-
-def _batch_mixing(cx: ImportContext, x: str, what: str) -> None:
-    """Refuse an op that merges the dynamic batch axis into others: the library runs the
-    batch-1 program once per sample, which such an op would make wrong (the reshape it
-    becomes still has a leading 1, so the importer's separability check cannot see it)."""
-    if cx.graph.dynamic_batch and not cx.graph.is_const(x):
-        raise cx.unsupported(f"dynamic batch: {what} (fix the batch with --input-shape)")
-
-
 def _softmax(cx: ImportContext, log: bool) -> None:
     x = cx.float_input(0)
     shape = cx.type_of(x).shape
@@ -339,7 +199,7 @@ def _softmax(cx: ImportContext, log: bool) -> None:
     axis = cx.rank_axis(cx.int_attr("axis", -1 if opset >= 13 else 1), len(shape))
     trailing = int(np.prod(shape[axis + 1:], dtype=np.int64))
     if opset < 13 and axis == 0 and trailing > 1:
-        _batch_mixing(cx, x, "axis=0 before opset 13 normalizes across the batch axis")
+        refuse_batch_mixing(cx, x, "axis=0 before opset 13 normalizes across the batch axis")
     if opset >= 13 or trailing == 1:
         cx.bind(0, cx.emit(OpKind.SOFTMAX, SoftmaxAttrs(axis, log), [x]))
         return
@@ -364,142 +224,12 @@ def log_softmax(cx: ImportContext) -> None:
     _softmax(cx, True)
 
 
-def _reshape_to(cx: ImportContext, shape: tuple[int, ...], x: str | None = None) -> None:
-    x = x if x is not None else cx.input(0)
-    if cx.graph.is_const(x):
-        value = cx.graph.const_value(x)
-        if value.size != int(np.prod(shape, dtype=np.int64)):
-            raise cx.error(f"cannot reshape {list(value.shape)} to {list(shape)}")
-        cx.bind(0, cx.emit_const(value.reshape(shape), cx.node.output[0]))  # type: ignore[union-attr]
-        return
-    cx.bind(0, cx.emit(OpKind.RESHAPE, ReshapeAttrs(tuple(int(d) for d in shape)), [x]))
-
-
-@converter("Flatten", 1, 9, 11, 13, 21)
-def flatten(cx: ImportContext) -> None:
-    """Flatten to 2-D at ``axis`` (a reshape)."""
-    shape = cx.type_of(cx.input(0)).shape
-    axis = cx.int_attr("axis", 1)
-    if not -len(shape) <= axis <= len(shape):
-        raise cx.error(f"axis {axis} out of range for rank {len(shape)}")
-    axis = axis % len(shape) if axis < 0 else axis
-    if axis == 0:
-        _batch_mixing(cx, cx.input(0), "Flatten at axis 0 folds the batch axis into a row")
-    outer = int(np.prod(shape[:axis], dtype=np.int64))
-    _reshape_to(cx, (outer, int(np.prod(shape[axis:], dtype=np.int64))))
-
-
-def resolve_reshape(cx: ImportContext, in_shape: tuple[int, ...], target: np.ndarray,
-                    allowzero: bool) -> tuple[int, ...]:
-    """ONNX Reshape target with 0 (copy) and -1 (infer) resolved."""
-    dims = [int(d) for d in np.asarray(target).reshape(-1)]
-    out = []
-    for i, d in enumerate(dims):
-        if d == 0 and not allowzero:
-            if i >= len(in_shape):
-                raise cx.error(f"reshape dim {i} is 0 but the input has rank {len(in_shape)}")
-            out.append(in_shape[i])
-        else:
-            out.append(d)
-    if out.count(-1) > 1 or any(d < -1 for d in out):
-        raise cx.error(f"invalid reshape target {dims}")
-    total = int(np.prod(in_shape, dtype=np.int64))
-    if -1 in out:
-        known = int(np.prod([d for d in out if d != -1], dtype=np.int64))
-        if known == 0 or total % known:
-            raise cx.error(f"cannot reshape {list(in_shape)} to {dims}")
-        out[out.index(-1)] = total // known
-    if int(np.prod(out, dtype=np.int64)) != total:
-        raise cx.error(f"cannot reshape {list(in_shape)} to {dims}")
-    return tuple(out)
-
-
-@converter("Reshape", 5, 13, 14, 19, 21)
-def reshape(cx: ImportContext) -> None:
-    """Reshape with a constant (possibly folded) target shape."""
-    in_shape = cx.type_of(cx.input(0)).shape
-    target = cx.const(1)
-    _reshape_to(cx, resolve_reshape(cx, in_shape, target, bool(cx.int_attr("allowzero", 0))))
-
-
-def _axes(cx: ImportContext, from_input: bool) -> tuple[int, ...] | None:
-    if from_input:
-        return tuple(int(a) for a in cx.const(1).reshape(-1)) if cx.has_input(1) else None
-    return cx.ints("axes")
-
-
-def _squeeze(cx: ImportContext, from_input: bool) -> None:
-    shape = cx.type_of(cx.input(0)).shape
-    axes = _axes(cx, from_input)
-    if axes is None:
-        keep = [d for d in shape if d != 1]
-    else:
-        norm = {cx.rank_axis(a, len(shape)) for a in axes}
-        for a in norm:
-            if shape[a] != 1:
-                raise cx.error(f"cannot squeeze axis {a} of size {shape[a]}")
-        keep = [d for i, d in enumerate(shape) if i not in norm]
-    _reshape_to(cx, tuple(keep))
-
-
-def _unsqueeze(cx: ImportContext, from_input: bool) -> None:
-    shape = cx.type_of(cx.input(0)).shape
-    axes = _axes(cx, from_input)
-    if not axes:
-        raise cx.error("Unsqueeze needs axes")
-    rank = len(shape) + len(axes)
-    norm = sorted(cx.rank_axis(a, rank) for a in axes)
-    if len(set(norm)) != len(norm):
-        raise cx.error(f"duplicate axes {list(axes)}")
-    if norm[0] == 0:
-        _batch_mixing(cx, cx.input(0), "Unsqueeze at axis 0 moves the batch axis to axis 1")
-    out, it = [], iter(shape)
-    for i in range(rank):
-        out.append(1 if i in norm else next(it))
-    _reshape_to(cx, tuple(out))
-
-
-@converter("Squeeze", 1, 11)
-def squeeze_v1(cx: ImportContext) -> None:
-    """Squeeze with an axes attribute."""
-    _squeeze(cx, False)
-
-
-@converter("Squeeze", 13, 21)
-def squeeze_v13(cx: ImportContext) -> None:
-    """Squeeze with an axes input."""
-    _squeeze(cx, True)
-
-
-@converter("Unsqueeze", 1, 11)
-def unsqueeze_v1(cx: ImportContext) -> None:
-    """Unsqueeze with an axes attribute."""
-    _unsqueeze(cx, False)
-
-
-@converter("Unsqueeze", 13, 21)
-def unsqueeze_v13(cx: ImportContext) -> None:
-    """Unsqueeze with an axes input."""
-    _unsqueeze(cx, True)
-
-
-@converter("Transpose", 1, 13, 21)
-def transpose(cx: ImportContext) -> None:
-    """Transpose (default perm reverses the axes)."""
-    x = cx.input(0)
-    rank = len(cx.type_of(x).shape)
-    perm = cx.ints("perm") or tuple(reversed(range(rank)))
-    if sorted(perm) != list(range(rank)):
-        raise cx.error(f"perm {list(perm)} is not a permutation of rank {rank}")
-    cx.bind(0, cx.emit(OpKind.TRANSPOSE, TransposeAttrs(tuple(perm)), [x]))
-
-
 # ------------------------------------------------------------------ arithmetic
 
 
 def _binary(kind: OpKind) -> Handler:
     def handler(cx: ImportContext) -> None:
-        cx.bind(0, cx.emit(kind, NoAttrs(), [_float_operand(cx, 0), _float_operand(cx, 1)]))
+        cx.bind(0, cx.emit(kind, NoAttrs(), [float_operand(cx, 0), float_operand(cx, 1)]))
 
     handler.__doc__ = f"{kind.value} with numpy broadcasting (opset >= 7)."
     return handler
@@ -582,7 +312,7 @@ def reduce_max_v18(cx: ImportContext) -> None:
 @converter("MatMul", 1, 9, 13)
 def matmul(cx: ImportContext) -> None:
     """MatMul with numpy semantics."""
-    cx.bind(0, cx.emit(OpKind.MATMUL, NoAttrs(), [_float_operand(cx, 0), _float_operand(cx, 1)]))
+    cx.bind(0, cx.emit(OpKind.MATMUL, NoAttrs(), [float_operand(cx, 0), float_operand(cx, 1)]))
 
 
 @converter("Gemm", 7, 9, 11, 13)
@@ -590,7 +320,7 @@ def gemm(cx: ImportContext) -> None:
     """Gemm = alpha * op(A) @ op(B) + beta * C, as Transpose/MatMul/Mul/Add the folder cleans."""
     assert cx.node is not None
     out = cx.node.output[0]
-    a, b = _float_operand(cx, 0), _float_operand(cx, 1)
+    a, b = float_operand(cx, 0), float_operand(cx, 1)
     for i, t in ((0, a), (1, b)):
         if len(cx.type_of(t).shape) != 2:
             raise cx.error(f"input {i} must be 2-D, got {list(cx.type_of(t).shape)}")
@@ -613,7 +343,7 @@ def gemm(cx: ImportContext) -> None:
         k = cx.emit_const(np.array(alpha, np.float32), f"{out}_alpha")
         y = cx.emit(OpKind.MUL, NoAttrs(), [y, k], name=f"{out}_scaled" if has_c else None)
     if has_c and beta != 0.0:
-        c = _float_operand(cx, 2)
+        c = float_operand(cx, 2)
         if beta != 1.0 and cx.graph.is_const(c):
             scaled = cx.graph.const_value(c) * np.float32(beta)
             c = cx.emit_const(scaled.astype(np.float32), f"{out}_betaC")
@@ -624,45 +354,5 @@ def gemm(cx: ImportContext) -> None:
     cx.bind(0, y)
 
 
-@converter("Constant", 1, 9, 11, 12, 13, 19, 21)
-def constant(cx: ImportContext) -> None:
-    """Constant from any of its value attributes."""
-    assert cx.node is not None
-    if len(cx.node.attribute) != 1:
-        raise cx.error("Constant needs exactly one value attribute")
-    attr = cx.node.attribute[0]
-    v = cx.attr(attr.name)
-    if attr.name == "value":
-        from onnx import numpy_helper
-
-        if attr.t.data_location == 1:  # EXTERNAL
-            raise cx.unsupported("Constant with external data")
-        value = numpy_helper.to_array(attr.t)
-    elif attr.name in ("value_float", "value_floats"):
-        value = np.array(v, dtype=np.float32)
-    elif attr.name in ("value_int", "value_ints"):
-        value = np.array(v, dtype=np.int64)
-    else:
-        raise cx.unsupported(f"Constant with attribute '{attr.name}'")
-    cx.bind(0, cx.emit_const(np.asarray(value), cx.node.output[0]))
-
-
-@converter("Cast", 1, 6, 9, 13, 19, 21)
-def cast(cx: ImportContext) -> None:
-    """Cast between float32 and float16 (integer casts fold at compile time)."""
-    to = cx.int_attr("to", 0)
-    if to not in _CAST_TO:
-        raise cx.unsupported(f"Cast to dtype code {to}")
-    x = cx.input(0)
-    src = cx.type_of(x).dtype
-    dst = _CAST_TO[to]
-    if dst == src:  # a copy, like Identity: a graph output must not alias a graph input
-        cx.bind(0, x if cx.graph.is_const(x) else cx.emit(OpKind.IDENTITY, NoAttrs(), [x]))
-        return
-    if {src, dst} - {"float32", "float16"}:
-        raise cx.unsupported(f"Cast from {src} to {dst} on a runtime tensor")
-    cx.bind(0, cx.emit(OpKind.CAST, CastAttrs(dst), [x]))
-
-
-# The quantized ops (QDQ, QLinear*, com.microsoft) register themselves from their module.
-from sqzc.frontends.onnx import quant_converters  # noqa: E402,F401
+# The structure and quantized ops register themselves from their modules.
+from sqzc.frontends.onnx import quant_converters, shape_converters  # noqa: F401

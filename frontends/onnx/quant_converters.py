@@ -1,21 +1,21 @@
 """Converters for quantized ops: QuantizeLinear/DequantizeLinear, QLinearConv and
 QLinearMatMul, MatMulInteger/ConvInteger, and the com.microsoft QOperator ops
 onnxruntime's quantizer emits (QLinearAdd/Mul/Concat/AveragePool/GlobalAveragePool,
-QLinearSigmoid/LeakyRelu, QLinearSoftmax). Registered in ``converters.CONVERTERS``."""
+QLinearSigmoid/LeakyRelu, QLinearSoftmax). Registered in ``registry.CONVERTERS``."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqzc.frontends.onnx.converters import (
-    _batch_mixing,
-    _check_positive,
-    _pair,
-    _resolve_pads,
-    _spatial_rank,
-    converter,
+from sqzc.frontends.onnx.attr_helpers import (
+    check_positive,
+    int_tuple,
+    refuse_batch_mixing,
+    require_2d_spatial,
+    resolve_pads,
 )
+from sqzc.frontends.onnx.registry import converter
 
 from sqzc import quant_reference_contrib as qrc
 from sqzc.float_semantics import broadcast_shapes
@@ -107,7 +107,7 @@ def qlinear_conv(cx: ImportContext) -> None:
     xt, wt = cx.type_of(x), cx.type_of(w)
     if xt.dtype not in INT_DTYPES or wt.dtype not in INT_DTYPES:
         raise cx.unsupported(f"QLinearConv on {xt.dtype} x {wt.dtype}")
-    _spatial_rank(cx, x)
+    require_2d_spatial(cx, x)
     if len(wt.shape) != 4:
         raise cx.error(f"weight must be 4-D, got {list(wt.shape)}")
     xq = _quant_params(cx, 1, 2, 1, 4, xt.dtype)
@@ -119,11 +119,11 @@ def qlinear_conv(cx: ImportContext) -> None:
     if len(wq.scale) not in (1, oc):
         raise cx.error(f"weight has {oc} output channels but {len(wq.scale)} scales")
     kernel = cx.ints("kernel_shape") or tuple(wt.shape[2:])
-    strides, dil = _pair(cx, "strides", 1), _pair(cx, "dilations", 1)
+    strides, dil = int_tuple(cx, "strides", 1), int_tuple(cx, "dilations", 1)
     for name, vals in (("strides", strides), ("dilations", dil), ("kernel_shape", kernel)):
-        _check_positive(cx, name, vals)
+        check_positive(cx, name, vals)
     size = cx.type_of(x).shape[2:]
-    pads = _resolve_pads(cx, (size[0], size[1]), kernel, strides, dil)
+    pads = resolve_pads(cx, (size[0], size[1]), kernel, strides, dil)
     conv = ConvAttrs((kernel[0], kernel[1]), (strides[0], strides[1]), pads, (dil[0], dil[1]),
                      cx.int_attr("group", 1))
     ws = wq.scale if len(wq.scale) == oc else wq.scale * oc
@@ -269,7 +269,7 @@ def qlinear_softmax(cx: ImportContext) -> None:
         cx.bind(0, cx.emit(OpKind.QSOFTMAX, QSoftmaxAttrs(xs.scale[0], yq, axis), [x]))
         return
     if axis == 0:
-        _batch_mixing(cx, x, "QLinearSoftmax before opset 13 with axis=0 spans the batch")
+        refuse_batch_mixing(cx, x, "QLinearSoftmax before opset 13 with axis=0 spans the batch")
     outer = int(np.prod(t.shape[:axis], dtype=np.int64))
     name = cx.node.output[0]  # type: ignore[union-attr]
     flat = cx.emit(OpKind.RESHAPE, ReshapeAttrs((outer, trailing * t.shape[axis])), [x],
@@ -325,11 +325,11 @@ def qlinear_avgpool(cx: ImportContext) -> None:
     kernel = cx.ints("kernel_shape")
     if kernel is None or len(kernel) != 2:
         raise cx.error("kernel_shape must have 2 values")
-    strides = _pair(cx, "strides", 1)
+    strides = int_tuple(cx, "strides", 1)
     for name, vals in (("kernel_shape", kernel), ("strides", strides)):
-        _check_positive(cx, name, vals)
+        check_positive(cx, name, vals)
     size = cx.type_of(x).shape[2:]
-    pads = _resolve_pads(cx, (size[0], size[1]), kernel, strides, (1, 1))
+    pads = resolve_pads(cx, (size[0], size[1]), kernel, strides, (1, 1))
     if tuple(kernel) == tuple(size) and not any(pads):
         # onnxruntime's integer global-pool path (rounds, then adds the zero point)
         y = cx.emit(OpKind.QGLOBAL_AVGPOOL, QPoolAttrs(xq, yq), [x],
@@ -421,17 +421,17 @@ def conv_integer(cx: ImportContext) -> None:
     """ConvInteger on uint8/int8 -> int32, 2-D (w zero point per tensor or per channel)."""
     x, xt = _eight_bit(cx, 0, "ConvInteger")
     w, wt = _eight_bit(cx, 1, "ConvInteger")
-    _spatial_rank(cx, x)
+    require_2d_spatial(cx, x)
     if len(wt.shape) != 4:
         raise cx.error(f"weight must be 4-D, got {list(wt.shape)}")
     kernel = cx.ints("kernel_shape") or tuple(wt.shape[2:])
     if len(kernel) != 2:
         raise cx.error(f"kernel_shape must have 2 values, got {list(kernel)}")
-    strides, dil = _pair(cx, "strides", 1), _pair(cx, "dilations", 1)
+    strides, dil = int_tuple(cx, "strides", 1), int_tuple(cx, "dilations", 1)
     for name, vals in (("strides", strides), ("dilations", dil), ("kernel_shape", kernel)):
-        _check_positive(cx, name, vals)
+        check_positive(cx, name, vals)
     size = xt.shape[2:]
-    pads = _resolve_pads(cx, (size[0], size[1]), kernel, strides, dil)
+    pads = resolve_pads(cx, (size[0], size[1]), kernel, strides, dil)
     conv = ConvAttrs((kernel[0], kernel[1]), (strides[0], strides[1]), pads, (dil[0], dil[1]),
                      cx.int_attr("group", 1))
     w_zp: tuple[int, ...] = (0,)
