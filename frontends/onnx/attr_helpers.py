@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from sqzc.frontends.onnx.importer import ImportContext
+    from sqzc.frontends.onnx.context import ImportContext
 
 
 def int_tuple(cx: ImportContext, name: str, default: int, n: int = 2) -> tuple[int, ...]:

@@ -43,7 +43,7 @@ from sqzc.ops import (
 )
 
 if TYPE_CHECKING:
-    from sqzc.frontends.onnx.importer import ImportContext
+    from sqzc.frontends.onnx.context import ImportContext
 
 __all__ = ["CONVERTERS", "FOLD_ONLY", "select_converter", "supported_ops"]
 

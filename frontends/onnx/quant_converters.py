@@ -42,7 +42,7 @@ from sqzc.ops import (
 from sqzc.quant_semantics import conv_multipliers, lookup_table
 
 if TYPE_CHECKING:
-    from sqzc.frontends.onnx.importer import ImportContext
+    from sqzc.frontends.onnx.context import ImportContext
 
 
 # ------------------------------------------------------------------ quantization

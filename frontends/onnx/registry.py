@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sqzc.frontends.onnx.importer import ImportContext
+    from sqzc.frontends.onnx.context import ImportContext
 
 Handler = Callable[["ImportContext"], None]
 CONVERTERS: dict[tuple[str, str], list[tuple[int, Handler]]] = {}

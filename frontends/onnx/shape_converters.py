@@ -13,7 +13,7 @@ from sqzc.frontends.onnx.registry import converter
 from sqzc.ops import INT_DTYPES, AxisAttrs, CastAttrs, NoAttrs, OpKind, ReshapeAttrs, TransposeAttrs
 
 if TYPE_CHECKING:
-    from sqzc.frontends.onnx.importer import ImportContext
+    from sqzc.frontends.onnx.context import ImportContext
 
 #: ONNX TensorProto dtype codes that Cast may target.
 _CAST_TO = {1: "float32", 10: "float16", 7: "int64", 6: "int32", 3: "int8", 2: "uint8",
