@@ -9,7 +9,11 @@ byte. The geometries cover the K slicing of ``sqzc.ort_qdq.sgemm_stride_k`` (one
 128 + a remainder, 256 when the output is narrower than K), padding on every side, output
 rows wider than one register block, output channels that leave a partial block, batch 2,
 the row kernel (stride 2, dilation 2, groups, depthwise, and K = 1600, which the tiled
-kernel leaves to it rather than unroll). Inputs are seeded random bytes.
+kernel leaves to it rather than unroll), the tiled kernel's unit shapes (several narrow
+rows per unit with a tail row, 1x1 planes flattened into full units and a masked tail)
+and a tail of one output column (81 = 64 + 17 and width 17: a one-lane byte store, which
+LLVM 22 miscompiled as a 4-byte store before ``store_one_byte_lane``). Inputs are seeded
+random bytes.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ CASES = [
     (16, 16, 9, 9, 3, 2, (1, 1, 1, 1), 1, False, True, True, 1, 16),  # depthwise, stride 2
     (64, 8, 12, 12, 5, 2, (2, 2, 2, 2), 1, True, True, False, 1),     # K 1600: 13 slices
     (100, 8, 8, 8, 5, 1, (2, 2, 2, 2), 1, False, True, False, 1),     # K 2500, unit stride
+    (16, 4, 17, 17, 3, 1, (1, 1, 1, 1), 1, True, True, True, 1),      # 1-lane row tail
+    (24, 10, 13, 13, 3, 1, (1, 1, 1, 1), 1, False, True, True, 1),    # 4 rows a tile, tail 1
+    (8, 12, 27, 27, 3, 1, (1, 1, 1, 1), 1, True, True, False, 1),     # 2 rows of 2 tiles
+    (20, 14, 11, 9, 1, 1, (0, 0, 0, 0), 1, True, True, True, 1),      # flat 1x1: 64 + 35
+    (16, 6, 13, 13, 1, 1, (0, 0, 0, 0), 1, False, False, False, 2),   # flat 1x1, batch 2
 ]
 
 

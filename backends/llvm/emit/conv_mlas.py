@@ -14,10 +14,11 @@ Layout: plain NCHW in and out, weights as given ([OC, IC, KH, KW], dequantized f
 int8 at run time by the graph). Two kernels:
 
 * unit stride and dilation (every SqueezeNet conv after the first): ``_emit_tiled``
-  keeps up to 8 output channels x 4 vectors of 16 output columns in registers through a
-  K slice, with masked loads supplying the padding zeros; near the machine's FMA peak
-  (SqueezeNet 1.1's int8-activation QDQ model runs at onnxruntime's speed, which runs
-  the same float work);
+  keeps up to 24 vectors of 16 output columns in registers through a K slice (4 vectors
+  from one row, from 2-4 narrow rows, or from a 1x1 conv's flattened plane, times up to
+  8 output channels), with masked loads supplying the padding zeros; at the machine's
+  FMA peak, as onnxruntime's sgemm is (about 100 GFLOP/s on one core of the Xeon and the
+  Zen 4 this was measured on);
 * anything else: ``_emit_rows``, per output row and tap one ``fma`` pass over the row,
   later K slices summed in a stack row and added to the output row.
 
@@ -199,24 +200,83 @@ LANES = 16
 MAX_UNROLLED_TAPS = 400
 MAX_ACCUMULATORS = 24
 MAX_CHANNELS = 8
+#: Vectors (of ``LANES`` output columns) per register tile.
+TILES_PER_UNIT = 4
+
+
+def store_one_byte_lane(b: ir.IRBuilder, q: ir.Value, at: ir.Value, lane: int) -> None:
+    """Store lane ``lane`` of the byte vector ``q`` at ``at + lane`` with a scalar store.
+
+    Not a masked store with one active lane: LLVM 22 (llvmlite 0.50, x86-64 AVX-512)
+    lowers ``masked.store.v16i8`` of a ``trunc(fptosi <16 x float>)`` with a one-lane
+    constant mask to a 4-byte ``vmovss``/``vextractps``, overwriting the next three bytes
+    (checked with a 5-line module; two or more lanes give a correct ``vpmovdb {k}``)."""
+    byte = b.extract_element(q, ir.Constant(I32, lane))
+    b.store(byte, b.gep(at, [i64(lane)], source_etype=ir.IntType(8)))
 
 
 def _lane_mask(flags: list[bool]) -> ir.Constant:
     return ir.Constant(ir.VectorType(I1, len(flags)), [ir.Constant(I1, int(f)) for f in flags])
 
 
+def _flat_1x1(ctx: KernelContext) -> bool:
+    """An unpadded 1x1 conv over contiguous planes: each output plane is the same
+    positions of the input planes, so the kernel may treat a plane as one long row (no
+    lanes lost at row ends, full tiles)."""
+    a = ctx.op.attrs
+    x, y = ctx.ins[0], ctx.out
+    return a.kernel == (1, 1) and a.pads == (0, 0, 0, 0) \
+        and x.strides[-2] == x.shape[-1] and y.strides[-2] == y.shape[-1]
+
+
+TileKind = tuple[list[tuple[int, int]], int, int, int, int]
+
+
+def _tile_kinds(oh: int, ow: int, flat: bool) -> list[TileKind]:
+    """How the output is cut into register tiles: ``(tiles, units, row_first, row_step,
+    col_step)`` per kind, ``tiles`` the ``(row offset, first column)`` of each vector of
+    a unit, and unit ``u`` of the kind at row ``row_first + u * row_step``, column
+    ``u * col_step`` (a moving column only for full units of a flattened plane, whose
+    lanes are all inside). A unit holds up to ``TILES_PER_UNIT`` vectors: narrow rows (13
+    or 27 columns in SqueezeNet) stack several rows, so each weight broadcast per tap
+    feeds as many multiply-adds as a wide row's."""
+    if flat:  # one row of oh * ow columns: full units in a loop, then a masked tail unit
+        cols, span = oh * ow, TILES_PER_UNIT * LANES
+        kinds: list[TileKind] = []
+        if cols // span:
+            kinds.append(([(0, q) for q in range(0, span, LANES)], cols // span, 0, 0, span))
+        if cols % span:
+            kinds.append(([(0, q) for q in range(cols - cols % span, cols, LANES)], 1, 0, 0, 0))
+        return kinds
+    tiles = list(range(0, ow, LANES))
+    if len(tiles) >= TILES_PER_UNIT:  # wide rows: a unit is a run of tiles of one row
+        return [([(0, q) for q in tiles[i:i + TILES_PER_UNIT]], oh, 0, 1, 0)
+                for i in range(0, len(tiles), TILES_PER_UNIT)]
+    rows = TILES_PER_UNIT // len(tiles)
+    kinds = [([(dr, q) for dr in range(rows) for q in tiles], oh // rows, 0, rows, 0)]
+    if oh % rows:
+        kinds.append(([(dr, q) for dr in range(oh % rows) for q in tiles], 1,
+                      oh - oh % rows, 0, 0))
+    return [k for k in kinds if k[1]]
+
+
 def _emit_tiled(ctx: KernelContext) -> None:
-    """Unit-stride convs: an output row is cut into ``LANES``-column tiles, and a block of
-    up to ``MAX_CHANNELS`` output channels x up to four tiles keeps its accumulators in
+    """Unit-stride convs: the output is cut into ``LANES``-column vectors, and a unit of
+    up to ``TILES_PER_UNIT`` vectors (from one row, several narrow rows, or a flattened
+    1x1 plane) x up to ``MAX_CHANNELS`` output channels keeps its accumulators in
     registers through a whole K slice. Each tap loads one input vector per tile (masked:
-    padding columns and rows read as zeros, exactly im2col's zeros) and adds
-    ``w * x`` per channel with one vector multiply-add (``vector.mul_add``)."""
+    padding columns and rows read as zeros, exactly im2col's zeros) and adds ``w * x``
+    per channel with one vector multiply-add (``vector.mul_add``). The summation order
+    of every output element is MLAS's whatever the tiling."""
     a = ctx.op.attrs
     assert isinstance(a, ConvAttrs)
     b, y, x, w = ctx.b, ctx.out, ctx.ins[0], ctx.ins[1]
     bias = ctx.ins[2] if len(ctx.ins) > 2 else None
     _, ic, h, wd = x.shape
     n_batch, oc, oh, ow = y.shape
+    flat = _flat_1x1(ctx)
+    if flat:  # planes as single rows
+        h, wd, oh, ow = 1, h * wd, 1, oh * ow
     kh, kw = a.kernel
     pt, pl = a.pads[0], a.pads[1]
     vt = ir.VectorType(F32, LANES)
@@ -231,40 +291,60 @@ def _emit_tiled(ctx: KernelContext) -> None:
                                ir.VoidType(), [qt, PTR, I32, mt])
     align = ir.Constant(I32, 4)
     zero = vconst(0.0, LANES)
-    no_lanes = _lane_mask([False] * LANES)
+    all_lanes = _lane_mask([True] * LANES)
     slices = list(slice_segments(ic, kh * kw, a.mlas_stride_k))
-    tiles = list(range(0, ow, LANES))
-    groups = [tiles[i:i + 4] for i in range(0, len(tiles), 4)]
 
-    def lanes_valid(q0: int, j: int) -> ir.Constant:
+    def lanes_valid(q0: int | None, j: int) -> ir.Constant:
+        if q0 is None:  # a column that moves at run time: only full flat units have one
+            return all_lanes
         return _lane_mask([0 <= q0 + lane + j - pl < wd and q0 + lane < ow
                            for lane in range(LANES)])
 
-    def out_mask(q0: int) -> ir.Constant:
-        return _lane_mask([q0 + lane < ow for lane in range(LANES)])
+    zero_row = None
+    if kh > 1 or pt or a.pads[2]:  # rows can fall outside the input
+        zeros = ir.GlobalVariable(ctx.module, ir.ArrayType(F32, wd),
+                                  name=ctx.module.get_unique_name("mlas_zero_row"))
+        zeros.global_constant = True
+        zeros.linkage = "internal"
+        zeros.initializer = ir.Constant(ir.ArrayType(F32, wd), None)
+        zero_row = b.bitcast(zeros, PTR)
 
-    def x_ptr(n: ir.Value, c: ir.Value, row: ir.Value, col: int) -> ir.Value:
-        lin = b.add(linear_index(b, [n, c, row, i64(0)], x.strides), i64(col))
-        return b.gep(x.ptr, [lin], source_etype=F32)
+    def y_ptr(n: ir.Value, o: ir.Value, row: ir.Value, col: ir.Value) -> ir.Value:
+        return b.add(linear_index(b, [n, o, row, i64(0)], y.strides), col)
 
-    def row_block(n: ir.Value, o0: ir.Value, channels: int, r: ir.Value, group: list[int],
-                  accs: list[list[ir.Value]], parts: list[list[ir.Value]]) -> None:
-        rows, masks = [], []
-        for i in range(kh):
-            ih = b.add(r, i64(i - pt), name=f"ih{i}")
-            ok = b.and_(b.icmp_signed(">=", ih, i64(0)), b.icmp_signed("<", ih, i64(h)))
-            rows.append(b.select(ok, ih, i64(0)))
-            masks.append([[b.select(ok, lanes_valid(q0, j), no_lanes) for q0 in group]
-                          for j in range(kw)])
+    def unit_block(n: ir.Value, o0: ir.Value, channels: int, r: ir.Value, qb: ir.Value,
+                   static: bool, tiles: list[tuple[int, int]],
+                   accs: list[list[ir.Value]], parts: list[list[ir.Value]]) -> None:
+        rows: dict[tuple[int, int], ir.Value] = {}
+        oks: dict[tuple[int, int], ir.Value] = {}
+        for dr in sorted({d for d, _ in tiles}):
+            for i in range(kh):
+                ih = b.add(r, i64(dr + i - pt), name=f"ih{dr}_{i}")
+                oks[dr, i] = b.and_(b.icmp_signed(">=", ih, i64(0)),
+                                    b.icmp_signed("<", ih, i64(h)))
+                rows[dr, i] = b.select(oks[dr, i], ih, i64(0))
+        # Column masks are constants; a row outside the input reads the zero row instead
+        # (a runtime mask per row and tap would not fit the mask registers).
+        masks = [[lanes_valid(q0 if static else None, j) for j in range(kw)]
+                 for _, q0 in tiles]
+        cols = [b.add(qb, i64(q0)) for _, q0 in tiles]
 
         def taps(c: ir.Value, first: int, stop: int) -> None:
+            plane = b.gep(x.ptr, [linear_index(b, [n, c, i64(0), i64(0)], x.strides)],
+                          source_etype=F32)
+            row_ptr: dict[tuple[int, int], ir.Value] = {}
+            for key, ih in rows.items():
+                at = b.gep(plane, [b.mul(ih, i64(x.strides[2]))], source_etype=F32)
+                row_ptr[key] = b.select(oks[key], at, zero_row) if zero_row is not None else at
             for t in range(first, stop):
                 i, j = divmod(t, kw)
-                xs = [b.call(mload, [x_ptr(n, c, rows[i], q0 + j - pl), align,
-                                     masks[i][j][g], zero]) for g, q0 in enumerate(group)]
+                xs = [b.call(mload, [b.gep(row_ptr[dr, i], [b.add(cols[g], i64(j - pl))],
+                                           source_etype=F32),
+                                     align, masks[g][j], zero])
+                      for g, (dr, _) in enumerate(tiles)]
                 for u in range(channels):
                     wv = splat(b, w.load(b, [b.add(o0, i64(u)), c, i64(i), i64(j)]), LANES)
-                    for g in range(len(group)):
+                    for g in range(len(tiles)):
                         b.store(fma(b, wv, xs[g], b.load(accs[u][g])), accs[u][g])
 
         for s, segs in enumerate(slices):
@@ -280,7 +360,7 @@ def _emit_tiled(ctx: KernelContext) -> None:
             last = s == len(slices) - 1
             for u in range(channels):
                 o = b.add(o0, i64(u))
-                for g, q0 in enumerate(group):
+                for g, (dr, q0) in enumerate(tiles):
                     v = b.load(accs[u][g])
                     if s:  # the output so far plus this slice's sums, as MLAS adds them
                         v = b.fadd(b.load(parts[u][g]), v)
@@ -290,29 +370,39 @@ def _emit_tiled(ctx: KernelContext) -> None:
                     if bias is not None:
                         v = b.fadd(v, splat(b, bias.load(b, [o]), LANES))
                     v = vector_activation(b, v, a.act, LANES)
-                    at = y.addr(b, [n, o, r, i64(q0)])
+                    lin = y_ptr(n, o, b.add(r, i64(dr)), cols[g])
+                    flags = [q0 + lane < ow for lane in range(LANES)] if static \
+                        else [True] * LANES
                     if a.quantize is None:
-                        b.call(mstore, [v, at, align, out_mask(q0)])
+                        at = b.gep(y.ptr, [lin], source_etype=F32)
+                        b.call(mstore, [v, at, align, _lane_mask(flags)])
                     else:
-                        b.call(qstore, [quantize_vector(b, v, a.quantize, LANES), at,
-                                        ir.Constant(I32, 1), out_mask(q0)])
+                        at = b.gep(y.ptr, [lin], source_etype=ir.IntType(8))
+                        q = quantize_vector(b, v, a.quantize, LANES)
+                        if sum(flags) == 1:  # see store_one_byte_lane
+                            store_one_byte_lane(b, q, at, flags.index(True))
+                        else:
+                            b.call(qstore, [q, at, ir.Constant(I32, 1), _lane_mask(flags)])
 
-    for group in groups:
-        block = max(1, min(MAX_CHANNELS, MAX_ACCUMULATORS // len(group), oc))
+    for tiles, units, row_first, row_step, col_step in _tile_kinds(oh, ow, flat):
+        block = max(1, min(MAX_CHANNELS, MAX_ACCUMULATORS // len(tiles), oc))
         full, tail = divmod(oc, block)
         for count, channels, first in ((full, block, 0), (1 if tail else 0, tail, full * block)):
             if not count:
                 continue
-            accs = [[entry_alloca(b, vt, f"acc{channels}_{u}_{g}") for g in range(len(group))]
+            accs = [[entry_alloca(b, vt, f"acc{channels}_{u}_{g}") for g in range(len(tiles))]
                     for u in range(channels)]
             parts = [[entry_alloca(b, vt, f"part{channels}_{u}_{g}")
-                      for g in range(len(group))] for u in range(channels)]
-            with ctx.parallel_for(n_batch * count * oh, name=f"rows{channels}") as unit:
-                n = b.sdiv(unit, i64(count * oh), name="n")
-                rest = b.srem(unit, i64(count * oh))
-                o0 = b.add(b.mul(b.sdiv(rest, i64(oh)), i64(channels)), i64(first), name="o0")
-                r = b.srem(rest, i64(oh), name="r")
-                row_block(n, o0, channels, r, group, accs, parts)
+                      for g in range(len(tiles))] for u in range(channels)]
+            with ctx.parallel_for(n_batch * count * units, name=f"tiles{channels}") as unit:
+                n = b.sdiv(unit, i64(count * units), name="n")
+                rest = b.srem(unit, i64(count * units))
+                o0 = b.add(b.mul(b.sdiv(rest, i64(units)), i64(channels)), i64(first),
+                           name="o0")
+                pos = b.srem(rest, i64(units), name="pos")
+                r = b.add(b.mul(pos, i64(row_step)), i64(row_first), name="r")
+                qb = b.mul(pos, i64(col_step), name="qb")
+                unit_block(n, o0, channels, r, qb, col_step == 0, tiles, accs, parts)
 
 
 for _dt in ("uint8", "int8"):  # with a fused QuantizeLinear (fuse-conv-quantize)
