@@ -32,6 +32,7 @@ from sqzc.frontends.onnx.batch_shapes import (
 )
 from sqzc.frontends.onnx.context import ImportContext, node_label
 from sqzc.frontends.onnx.converters import CONVERTERS, FOLD_ONLY, select_converter
+from sqzc.frontends.onnx.quant_converters import check_contrib_signature
 from sqzc.frontends.onnx.loader import MAX_TENSOR_ELEMENTS, read_model
 from sqzc.ir import Graph, GraphOutput
 from sqzc.ops import CastAttrs, NoAttrs, OpKind, TensorType
@@ -233,6 +234,8 @@ def convert_node(cx: ImportContext, node: onnx.NodeProto) -> None:
                              "inputs are compile-time constants)")
     fn = select_converter(dom, node.op_type, cx.opsets[dom])
     assert fn is not None  # find_unsupported ran first
+    if dom == "com.microsoft":
+        check_contrib_signature(cx)
     fn(cx)
 
 

@@ -48,6 +48,40 @@ if TYPE_CHECKING:
 # ------------------------------------------------------------------ quantization
 
 
+#: onnxruntime's schemas for the com.microsoft ops sqzc converts, per input: True where the
+#: input is required, False where optional (from onnxruntime's get_all_operator_schema).
+#: onnx's checker does not know this domain, so ``check_contrib_signature`` enforces them.
+CONTRIB_INPUTS: dict[str, tuple[bool, ...]] = {
+    "QLinearSoftmax": (True, True, False, True, True),
+    "QLinearAdd": (True, True, False, True, True, False, True, False),
+    "QLinearMul": (True, True, False, True, True, False, True, False),
+    "QLinearSigmoid": (True, True, False, True, False),
+    "QLinearLeakyRelu": (True, True, False, True, False),
+    "QLinearGlobalAveragePool": (True, True, True, True, True),
+    "QLinearAveragePool": (True, True, False, True, False),
+}
+
+
+def check_contrib_signature(cx: ImportContext) -> None:
+    """Refuse a com.microsoft node whose inputs or outputs break onnxruntime's schema (a
+    missing required input would otherwise read as a default, an extra one be ignored)."""
+    node = cx.node
+    assert node is not None
+    if len(node.output) != 1:
+        raise cx.error(f"{node.op_type} has one output, got {len(node.output)}")
+    spec = CONTRIB_INPUTS.get(node.op_type)
+    if spec is None:  # variadic (QLinearConcat): its converter checks the triples
+        return
+    required = len(spec) - list(reversed(spec)).index(True)  # through the last required
+    if not required <= len(node.input) <= len(spec):
+        count = str(len(spec)) if required == len(spec) else f"{required} to {len(spec)}"
+        raise cx.error(f"{node.op_type} takes {count} inputs, got {len(node.input)}")
+    for i, needed in enumerate(spec[:len(node.input)]):
+        if needed and not node.input[i]:
+            raise cx.error(f"{node.op_type} input {i} is required")
+
+
+
 def _quant_params(cx: ImportContext, scale_i: int, zp_i: int, axis: int, rank: int,
                   default_dtype: str = "uint8") -> QuantAttrs:
     """Constant scale/zero point inputs as QuantAttrs (runtime scales are unsupported)."""
@@ -66,8 +100,19 @@ def _quant_params(cx: ImportContext, scale_i: int, zp_i: int, axis: int, rank: i
         zp = np.repeat(zp, scale.size)
     if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         raise cx.error("quantization scales must be positive and finite")
+    if np.asarray(cx.const(scale_i)).ndim > 1:
+        raise cx.error(f"scale must be a scalar or 1-D, got shape "
+                       f"{list(np.asarray(cx.const(scale_i)).shape)}")
     ax = cx.rank_axis(axis, max(rank, 1)) if scale.size > 1 else 1
     return QuantAttrs(tuple(float(v) for v in scale), tuple(int(v) for v in zp), dtype, ax)
+
+
+def _check_axis_length(cx: ImportContext, q: QuantAttrs, shape: tuple[int, ...]) -> None:
+    """Per-axis parameters need one scale per index of the axis (onnxruntime refuses
+    others at run time; the kernels would read past the scales)."""
+    if not q.per_tensor and (q.axis >= len(shape) or shape[q.axis] != len(q.scale)):
+        dim = shape[q.axis] if q.axis < len(shape) else "no"
+        raise cx.error(f"{len(q.scale)} per-axis scales for axis {q.axis} of size {dim}")
 
 
 @converter("QuantizeLinear", 10, 13, 19, 21)
@@ -77,6 +122,7 @@ def quantize_linear(cx: ImportContext) -> None:
     if cx.int_attr("block_size", 0):
         raise cx.unsupported("blocked quantization (block_size)")
     q = _quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(cx.type_of(x).shape))
+    _check_axis_length(cx, q, cx.type_of(x).shape)
     out_dtype = cx.int_attr("output_dtype", 0)
     if out_dtype and out_dtype not in (2, 3):
         raise cx.unsupported(f"QuantizeLinear to dtype code {out_dtype}")
@@ -95,6 +141,7 @@ def dequantize_linear(cx: ImportContext) -> None:
     if cx.int_attr("block_size", 0):
         raise cx.unsupported("blocked quantization (block_size)")
     q = _quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(t.shape), t.dtype)
+    _check_axis_length(cx, q, t.shape)
     if q.dtype != t.dtype:
         raise cx.error(f"zero point dtype {q.dtype} differs from input dtype {t.dtype}")
     cx.bind(0, cx.emit(OpKind.DEQUANTIZE, q, [x]))

@@ -150,6 +150,26 @@ DOMAIN_NOT_IMPORTED = model(
     [vi("x", [1, 3])], [vi("y", [1, 3])])
 
 
+def _q(name: str, value: object, dtype: type) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(value, dtype), name)
+
+
+PER_AXIS_SHORT = model(  # 3 weight scales for 8 output channels
+    [helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["y"], name="w_deq", axis=0)],
+    [vi("x", [1, 3])], [vi("y", [8, 4, 3, 3])],
+    [_q("w", np.ones((8, 4, 3, 3)), np.int8), _q("ws", [0.1, 0.2, 0.3], np.float32),
+     _q("wz", [0, 0, 0], np.int8)])
+
+
+def _qsoftmax(inputs: list[str]) -> onnx.ModelProto:
+    node = helper.make_node("QLinearSoftmax", inputs, ["y"], name="q_soft",
+                            domain="com.microsoft", axis=-1, opset=13)
+    u8 = [helper.make_tensor_value_info(n, TensorProto.UINT8, [2, 5]) for n in ("x", "y")]
+    return model([node], u8[:1], u8[1:],
+                 [_q("xs", 0.1, np.float32), _q("xz", 0, np.uint8), _q("ys", 1 / 256, np.float32),
+                  _q("yz", 0, np.uint8)], opsets=(("", 13), ("com.microsoft", 1)))
+
+
 def _no_opset() -> onnx.ModelProto:
     m = model([helper.make_node("Relu", ["x"], ["y"], name="act_1")], [vi("x", [1, 3])],
               [vi("y", [1, 3])])
@@ -204,6 +224,14 @@ CASES = [
     Case("symbolic-dim", _write(SYMBOLIC, "symbolic.onnx"),
          ["symbolic.onnx", "'x'", "--input-shape", "'H'"]),
     Case("missing-file", lambda d: d / "does-not-exist.onnx", ["does-not-exist.onnx"]),
+    Case("per-axis-scale-count", _write(PER_AXIS_SHORT, "peraxis.onnx"),
+         ["peraxis.onnx", "'w_deq'", "DequantizeLinear", "3 per-axis scales", "size 8"],
+         ModelError),
+    Case("contrib-missing-input", _lazy("qsm4.onnx", lambda: _qsoftmax(["x", "xs", "xz", "ys"])),
+         ["qsm4.onnx", "'q_soft'", "QLinearSoftmax", "5 inputs, got 4"], ModelError),
+    Case("contrib-extra-input",
+         _lazy("qsm6.onnx", lambda: _qsoftmax(["x", "xs", "xz", "ys", "yz", "yz"])),
+         ["qsm6.onnx", "'q_soft'", "QLinearSoftmax", "got 6"], ModelError),
 ]
 DEBUG_CASES = {"unsupported-op", "empty-file", "conv-channels", "symbolic-dim"}
 
