@@ -106,17 +106,23 @@ def ort_fuses_qdq_conv(g: Graph, conv: str, q_out: str) -> bool:
     return x_u8 and y_u8
 
 
-def ort_fuses_qdq_softmax(g: Graph, softmax: str, q_out: str, int8_allowed: bool) -> bool:
-    """Whether onnxruntime fuses ``DQ(x) -> softmax -> q_out`` into QLinearSoftmax: its
-    selector accepts int8 but needs the input and output types to match, after the
-    S8->U8 rewrites (which ``session.qdqisint8allowed=1``, ``int8_allowed``, turns off)."""
-    x_dq = g.op(softmax).inputs[0]
-    x_src = g.op(x_dq).inputs[0]
-    x_type = g.op(x_dq).attrs.dtype  # type: ignore[attr-defined]
+def ort_fuses_qdq_group(g: Graph, dq_inputs: list[str], q_out: str, int8_allowed: bool) -> bool:
+    """Whether onnxruntime fuses ``DQ(x_i)... -> op -> q_out`` into its QLinear op for the
+    ops whose selectors accept int8 (Softmax, AveragePool, GlobalAveragePool, LeakyRelu,
+    Add, Mul): the input and output types must match after the S8->U8 rewrites (which
+    ``session.qdqisint8allowed=1``, ``int8_allowed``, turns off). Checked against
+    onnxruntime 1.32's optimized graphs for uint8, int8, mixed and Q -> DQ-fed groups."""
     y_type = g.op(q_out).attrs.dtype  # type: ignore[attr-defined]
+    x_types = [g.op(dq).attrs.dtype for dq in dq_inputs]  # type: ignore[attr-defined]
     if int8_allowed:
-        return x_type == y_type
+        return all(t == y_type for t in x_types)
     readers = g.consumers(q_out)
-    x_u8 = x_type == "uint8" or _s8_pair_becomes_u8(g, x_src, x_dq)
     y_u8 = y_type == "uint8" or (len(readers) == 1 and _s8_pair_becomes_u8(g, q_out, readers[0]))
-    return x_u8 == y_u8
+    return all((t == "uint8" or _s8_pair_becomes_u8(g, g.op(dq).inputs[0], dq)) == y_u8
+               for dq, t in zip(dq_inputs, x_types))
+
+
+def ort_fuses_qdq_softmax(g: Graph, softmax: str, q_out: str, int8_allowed: bool) -> bool:
+    """Whether onnxruntime fuses ``DQ(x) -> softmax -> q_out`` into QLinearSoftmax
+    (``ort_fuses_qdq_group``)."""
+    return ort_fuses_qdq_group(g, [g.op(softmax).inputs[0]], q_out, int8_allowed)
