@@ -28,6 +28,21 @@ def test_clean_model_passes_per_layer(small_model: Path) -> None:
     assert all(d.top1_agree for d in report.outputs)
 
 
+SHARED_FP16 = Path(__file__).resolve().parents[3] / "shared" / "models" / "SqueezeNet_fp16.onnx"
+
+
+@pytest.mark.skipif(not SHARED_FP16.exists(), reason=f"{SHARED_FP16} not present")
+def test_per_layer_keeps_the_verdict_on_a_float16_model() -> None:
+    """Per-layer mode asks onnxruntime for every intermediate, which changes its float16
+    graph (and final result); the outputs' verdict still comes from the model as given,
+    and float16 intermediates are compared at float16 tolerance: the pretrained float16
+    SqueezeNet passes with and without --per-layer (it once failed only with it)."""
+    plain = verify_model(SHARED_FP16, high=1.0)
+    layered = verify_model(SHARED_FP16, per_layer=True, high=1.0)
+    assert plain.ok and layered.ok and layered.first_bad_layer is None
+    assert [d.max_abs for d in plain.outputs] == [d.max_abs for d in layered.outputs]
+
+
 @pytest.mark.parametrize("layer", ["fire3/expand3x3", "fire7/squeeze1x1"])
 def test_per_layer_names_the_faulty_kernel(small_model: Path, layer: str) -> None:
     """A perturbed bias in one conv: the first divergence is exactly that layer."""
