@@ -32,8 +32,12 @@ def render_header(meta: dict[str, object]) -> str:
         specs = meta[kind]
         assert isinstance(specs, list)
         lines.append(f"#define SQZ_NUM_{kind.upper()} {len(specs)}")
+        tags: set[str] = set()
         for i, spec in enumerate(specs):
             tag = f"SQZ_{kind[:-1].upper()}_{_ident(spec['name'])}"
+            while tag in tags:  # 'a.b' and 'a_b' both spell A_B: the later one gets its index
+                tag = f"{tag}_{i}"
+            tags.add(tag)
             dims = [d if d is not None else 1 for d in spec["shape"]]
             per_sample = 1
             for d in dims[1 if meta["dynamic_batch"] else 0:]:

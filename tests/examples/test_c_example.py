@@ -155,3 +155,25 @@ def test_generated_fp16_header_compiles_as_is(bundled_build: Path, tmp_path: Pat
     proc = subprocess.run([CC, "-c", f"-I{tmp_path}", str(src), "-o", str(tmp_path / "t.o")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_header_macros_stay_distinct_when_names_collide(tmp_path: Path) -> None:
+    """Tensor names 'a.b' and 'a_b' spell the same C identifier: the header gives the
+    second its index instead of redefining the first's macros (cc only warns about that)."""
+    from sqzc.backends.llvm.header import render_header
+
+    spec = {"dtype": "float32", "shape": [1, 3]}
+    meta = {"compiler": "sqzc", "model_name": "m", "model_sha256": "0", "abi_version": 2,
+            "dynamic_batch": False, "workspace_bytes": 64,
+            "inputs": [dict(spec, name="a.b"), dict(spec, name="a_b")],
+            "outputs": [dict(spec, name="y")]}
+    text = render_header(meta)
+    defines = re.findall(r"^#define (\S+)", text, re.M)
+    assert len(defines) == len(set(defines)), text
+    assert "SQZ_INPUT_A_B_INDEX 0" in text and "SQZ_INPUT_A_B_1_INDEX 1" in text
+    (tmp_path / "model.h").write_text(text)
+    src = tmp_path / "t.c"
+    src.write_text('#include "model.h"\nint main(void) { return SQZ_INPUT_A_B_1_INDEX; }\n')
+    proc = subprocess.run([CC, "-c", "-Werror", f"-I{tmp_path}", str(src), "-o",
+                           str(tmp_path / "t.o")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
