@@ -143,7 +143,10 @@ def import_proto(model: onnx.ModelProto, label: str, options: ImportOptions | No
             raise UnsupportedError(f"{label}: input '{vi.name}' has dtype {dtype}; compiled "
                                    f"models take {sorted(BOUNDARY_DTYPES)}")
         shape = tuple(int(d.dim_value) for d in vi.type.tensor_type.shape.dim)
-        cx.values[vi.name] = graph.add_input(vi.name, TensorType(shape, dtype))
+        try:
+            cx.values[vi.name] = graph.add_input(vi.name, TensorType(shape, dtype))
+        except ModelError as e:  # the IR's size check does not know the file
+            raise ModelError(f"{label}: {e}") from None
         graph.tensor_names[cx.values[vi.name]] = vi.name
     seen: set[str] = set()
     for t in model.graph.initializer:

@@ -161,6 +161,10 @@ PER_AXIS_SHORT = model(  # 3 weight scales for 8 output channels
      _q("wz", [0, 0, 0], np.int8)])
 
 
+HUGE_INPUT = model([helper.make_node("Relu", ["x"], ["y"], name="act_h")],
+                   [vi("x", [1, 3, 20000, 20000])], [vi("y", [1, 3, 20000, 20000])])
+
+
 def _qsoftmax(inputs: list[str]) -> onnx.ModelProto:
     node = helper.make_node("QLinearSoftmax", inputs, ["y"], name="q_soft",
                             domain="com.microsoft", axis=-1, opset=13)
@@ -224,6 +228,8 @@ CASES = [
     Case("symbolic-dim", _write(SYMBOLIC, "symbolic.onnx"),
          ["symbolic.onnx", "'x'", "--input-shape", "'H'"]),
     Case("missing-file", lambda d: d / "does-not-exist.onnx", ["does-not-exist.onnx"]),
+    Case("input-too-large", _write(HUGE_INPUT, "huge.onnx"),
+         ["huge.onnx", "'x'", "[1, 3, 20000, 20000]", "limit"], ModelError),
     Case("per-axis-scale-count", _write(PER_AXIS_SHORT, "peraxis.onnx"),
          ["peraxis.onnx", "'w_deq'", "DequantizeLinear", "3 per-axis scales", "size 8"],
          ModelError),
