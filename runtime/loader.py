@@ -103,7 +103,8 @@ class CompiledModel:
         if threads is not None and (
             isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
         ):
-            raise UsageError(f"threads must be None or an integer >= 1, got {threads!r}")
+            raise UsageError(f"threads must be an integer >= 1 (or omitted for all usable "
+                             f"CPUs), got {threads!r}")
         self.threads = threads if threads is not None else default_threads()
         # An absolute path makes dlopen load exactly this file instead of searching the
         # library path for a bare name.

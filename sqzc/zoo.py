@@ -20,6 +20,7 @@ are used here: onnxruntime is a test dependency.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -248,7 +249,8 @@ def _build_arch(
     return model
 
 
-def _validate(name: str, opset: int, batch: int | None, dtype: str, num_classes: int) -> None:
+def _validate(name: str, opset: int, batch: int | None, dtype: str, num_classes: int,
+              seed: int = 0) -> None:
     if name not in _ARCHS:
         raise UsageError(f"unknown zoo model {name!r}; valid names: {', '.join(_ARCHS)}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
@@ -256,9 +258,11 @@ def _validate(name: str, opset: int, batch: int | None, dtype: str, num_classes:
     if dtype not in _DTYPES:
         raise UsageError(f"dtype {dtype!r} unsupported; valid: {', '.join(_DTYPES)}")
     if batch is not None and batch < 1:
-        raise UsageError(f"batch must be a positive integer or None, got {batch}")
+        raise UsageError(f"batch must be a positive integer or 'dynamic', got {batch}")
     if num_classes < 1:
         raise UsageError(f"num_classes must be positive, got {num_classes}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise UsageError(f"seed must be an integer >= 0, got {seed!r}")
 
 
 def build(
@@ -271,7 +275,7 @@ def build(
     applies to weights, input and output alike. Same arguments -> byte-identical model, so
     tests and benchmarks are reproducible. Raises ``UsageError`` on bad arguments.
     """
-    _validate(name, opset, batch, dtype, num_classes)
+    _validate(name, opset, batch, dtype, num_classes, seed)
     return _build_arch(
         name, _ARCHS[name][0], opset=opset, seed=seed, batch=batch, dtype=dtype,
         num_classes=num_classes, image_size=image_size,
