@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import sqzc
+from sqzc.errors import UsageError
 
 DATA = Path(sqzc.__file__).resolve().parent / "data"
 
@@ -34,14 +35,23 @@ def load_image(path: Path, height: int, width: int) -> np.ndarray:
         from sqzc.imageio import load_rgb
 
         if height != width:
-            raise SystemExit(f"classify.py: a {height}x{width} input needs Pillow "
+            raise UsageError(f"a {height}x{width} input needs Pillow "
                              "(pip install pillow)") from None
-        return load_rgb(path, height)
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if im.size != (width, height):
-            im = im.resize((width, height), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
+        try:
+            return load_rgb(path, height)
+        except (OSError, ValueError, IndexError) as e:
+            raise UsageError(f"cannot read image '{path}': "
+                             f"{getattr(e, 'strerror', None) or e}") from None
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.size != (width, height):
+                im = im.resize((width, height), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        # a missing file, a folder, or a file Pillow cannot identify (UnidentifiedImageError)
+        raise UsageError(f"cannot read image '{path}': "
+                         f"{getattr(e, 'strerror', None) or e}") from None
 
 
 def preprocess(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -52,7 +62,11 @@ def preprocess(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 def read_labels(path: Path) -> list[str]:
     """``synset.txt`` lines ``n02123045 tabby, tabby cat`` -> ``tabby, tabby cat``."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read labels '{path}': "
+                         f"{getattr(e, 'strerror', None) or e}") from None
     return [line.split(" ", 1)[1].strip() if " " in line else line for line in lines if line]
 
 
@@ -60,7 +74,8 @@ def classify(model: sqzc.CompiledModel, image: Path, labels: list[str], top: int
     """Run ``model`` on ``image`` and print the ``top`` classes."""
     spec = model.input_specs[0]
     if len(model.input_specs) != 1 or len(spec.shape) != 4 or spec.shape[1] != 3:
-        raise SystemExit(f"classify.py: expected one [N,3,H,W] input, got {spec}")
+        raise UsageError(f"expected one [N,3,H,W] input, got "
+                         f"{', '.join(str(s) for s in model.input_specs)}")
     _, _, height, width = spec.shape
     x = preprocess(load_image(image, int(height), int(width)), spec.dtype)
     probs = np.asarray(model(x), dtype=np.float32).reshape(-1)
@@ -80,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
     p.add_argument("--threads", type=int, default=1, help="worker threads (default 1)")
     args = p.parse_args(argv)
+    if not args.image.exists():  # before compiling: fail fast on a mistyped name
+        raise UsageError(f"no such image file: '{args.image}'")
     labels = read_labels(args.labels)
     if args.model.suffix == ".onnx":
         with tempfile.TemporaryDirectory(prefix="sqzc-classify-") as tmp:
