@@ -105,12 +105,55 @@ def openvino_runner(model: str, feeds: dict[str, np.ndarray], threads: int
     return lambda: request.infer(feed)
 
 
-def run_bench(model: str, threads: int = 1, batch: int = 1, rounds: int = 200,
+def fixed_batch(graph: Graph) -> int | None:
+    """The batch a model with a static batch always runs (the first input's leading
+    dimension; 1 for a scalar input); None for a model with a symbolic batch."""
+    if graph.dynamic_batch or not graph.inputs:
+        return None
+    shape = graph.op(graph.inputs[0]).out.shape
+    return int(shape[0]) if shape else 1
+
+
+def resolve_batch(graph: Graph, batch: int | None, label: str) -> int:
+    """The batch to run ``graph`` at: ``batch`` (default 1) for a model with a symbolic
+    batch; a model with a static batch runs only its own, so any other ``batch`` is a
+    ``UsageError`` (silently running another batch would misreport the results)."""
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
+                              or batch < 1):
+        raise UsageError(f"--batch must be an integer >= 1, got {batch!r}")
+    fixed = fixed_batch(graph)
+    if fixed is None:
+        return batch or 1
+    if batch is not None and batch != fixed:
+        first = graph.inputs[0]
+        shape = "x".join(str(d) for d in graph.op(first).out.shape)
+        raise UsageError(
+            f"{label}: the model's batch is fixed at {fixed} (input "
+            f"'{graph.input_names[first]}' is {shape}), so --batch {batch} cannot be used; "
+            "only models with a symbolic batch dimension accept --batch (`sqzc zoo NAME "
+            "--batch dynamic` makes one)")
+    return fixed
+
+
+def check_bench_args(threads: int, rounds: int, warmup: int) -> None:
+    """Reject counts that cannot be timed, with a ``UsageError`` naming the option."""
+    for option, value, least in (("--threads", threads, 1), ("--rounds", rounds, 1),
+                                 ("--warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UsageError(f"{option} must be an integer >= {least}, got {value!r}")
+
+
+def run_bench(model: str, threads: int = 1, batch: int | None = None, rounds: int = 200,
               warmup: int = 20, opt_level: int = 3, target_cpu: str = "host",
               profile: bool = False, winograd: bool = True, openvino: bool = False,
               fuse_int8_qdq: bool = False
               ) -> tuple[BenchResult, list[dict[str, object]] | None]:
-    """Compile ``model``, then time the engines in turn ``rounds`` times."""
+    """Compile ``model``, then time the engines in turn ``rounds`` times.
+
+    ``batch`` (default 1) applies to models with a symbolic batch; a model with a static
+    batch runs its own, and any other ``batch`` is a ``UsageError``.
+    """
+    check_bench_args(threads, rounds, warmup)
     try:
         import onnxruntime as ort
     except ImportError:
@@ -121,9 +164,14 @@ def run_bench(model: str, threads: int = 1, batch: int = 1, rounds: int = 200,
     with tempfile.TemporaryDirectory(prefix="sqzc-bench-") as tmp:
         lib = Path(tmp) / "bench.so"
         t0 = time.perf_counter()
-        result = driver.compile(model, lib, driver.CompileOptions(
-            opt_level=opt_level, target_cpu=target_cpu, profile=profile, winograd=winograd,
-            fuse_int8_qdq=fuse_int8_qdq))
+        options = driver.CompileOptions(opt_level=opt_level, target_cpu=target_cpu,
+                                        profile=profile, winograd=winograd,
+                                        fuse_int8_qdq=fuse_int8_qdq)
+        options.check()
+        graph = driver.load_graph(model, options)
+        batch = resolve_batch(graph, batch, str(model))  # before the slow part
+        plan, _ = driver.optimize(graph, options)
+        result = driver.build_library(graph, plan, lib, options)
         compile_s = time.perf_counter() - t0
         m = load(lib, threads=threads)
         feeds = {}
@@ -161,8 +209,10 @@ def run_bench(model: str, threads: int = 1, batch: int = 1, rounds: int = 200,
                     times[name].append(time.perf_counter() - t)
         layers = m.profile() if profile else None
     peers = {k: v for k, v in times.items() if k not in ("sqzc", "onnxruntime")}
+    # a static-batch graph's MACs cover its whole batch; the report counts per sample
+    per_sample = count_macs(result.graph) // (fixed_batch(result.graph) or 1)
     bench = BenchResult(str(model), threads, batch, times["sqzc"], times["onnxruntime"],
-                        compile_s, count_macs(result.graph), peers, problems)
+                        compile_s, per_sample, peers, problems)
     return bench, layers
 
 
@@ -188,11 +238,19 @@ def format_report(b: BenchResult, layers: list[dict[str, object]] | None) -> str
         lines.append(f"ratio sqzc/{name} (median): "
                      f"{r['sqzc_ms'] / b.peer_ms(name):.3f}")
     if layers:
-        total = sum(float(x["seconds"]) for x in layers) or 1e-12  # type: ignore[arg-type]
-        lines += ["", f"{'layer':<44} {'op':<10} {'us':>9} {'GFLOP/s':>8} {'share':>6}"]
-        for x in sorted(layers, key=lambda x: -float(x["seconds"])):  # type: ignore[arg-type]
-            sec = float(x["seconds"])  # type: ignore[arg-type]
-            gf = 2 * int(x["macs"]) / sec / 1e9 if sec > 0 else 0.0  # type: ignore[call-overload]
-            lines.append(f"{str(x['origin'])[:44]:<44} {str(x['op']):<10} {sec * 1e6:>9.1f} "
-                         f"{gf:>8.1f} {sec / total:>6.1%}")
+        lines += ["", *format_layers(layers)]
     return "\n".join(lines)
+
+
+def format_layers(layers: list[dict[str, object]]) -> list[str]:
+    """The ``--profile`` table, slowest kernel first: the fixed-width columns first (the
+    op column as wide as its longest entry) and the full, uncut layer name last."""
+    total = sum(float(x["seconds"]) for x in layers) or 1e-12  # type: ignore[arg-type]
+    op_w = max(len("op"), *(len(str(x["op"])) for x in layers))
+    out = [f"{'op':<{op_w}} {'us':>9} {'GFLOP/s':>8} {'share':>6}  layer"]
+    for x in sorted(layers, key=lambda x: -float(x["seconds"])):  # type: ignore[arg-type]
+        sec = float(x["seconds"])  # type: ignore[arg-type]
+        gf = 2 * int(x["macs"]) / sec / 1e9 if sec > 0 else 0.0  # type: ignore[call-overload]
+        out.append(f"{str(x['op']):<{op_w}} {sec * 1e6:>9.1f} {gf:>8.1f} {sec / total:>6.1%}"
+                   f"  {x['origin']}")
+    return out

@@ -8,11 +8,13 @@ fp16 SqueezeNet once more by ``sqzc demo``.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -150,16 +152,30 @@ def test_compile_stats(squeezenet: dict[str, object]) -> None:
     stats = str(squeezenet["stats"])
     lib = Path(str(squeezenet["lib"]))
     assert lib.is_file() and lib.read_bytes()[:4] == b"\x7fELF"
-    m = re.search(r"^workspace: (\d+) bytes \(liveness lower bound (\d+) bytes\)$", stats, re.M)
+    m = re.search(r"^arena:\s+(\d+) bytes \(liveness lower bound (\d+) bytes\)$", stats, re.M)
     assert m, stats
-    workspace, lower = int(m.group(1)), int(m.group(2))
-    assert workspace == lower > 0  # the README's promise for SqueezeNet
+    arena, lower = int(m.group(1)), int(m.group(2))
+    assert arena == lower > 0  # the README's promise for SqueezeNet
+    ws = re.search(r"^workspace:\s+(\d+) bytes", stats, re.M)
+    assert ws and int(ws.group(1)) >= arena, stats  # arena + runtime scratch
     w = re.search(r"^weights:\s+(\d+) bytes$", stats, re.M)
     assert w and int(w.group(1)) > 4_000_000  # 1.2M float32 parameters
     k = re.search(r"^kernels:\s+(\d+)$", stats, re.M)
     assert k and int(k.group(1)) > 0
     t = re.search(r"^time:\s+(.*)$", stats, re.M)
     assert t and "import" in t.group(1) and "total" in t.group(1)
+    assert_times_add_up(t.group(1))
+
+
+def assert_times_add_up(line: str) -> None:
+    """The --stats time parts do not overlap: they add up to at most the total."""
+    parts_text, _, total_text = line.partition(";")
+    parts = dict(re.findall(r"(\S+) ([0-9.]+)s", parts_text))
+    total = re.fullmatch(r"\s*total ([0-9.]+)s\s*", total_text)
+    assert total and "total" not in parts, line
+    assert {"import", "passes", "llvm", "codegen", "link"} <= set(parts), line
+    # printed with 2 decimals: allow 0.01 s of rounding per part
+    assert sum(map(float, parts.values())) <= float(total.group(1)) + 0.01 * len(parts), line
 
 
 def test_info_text_and_json(squeezenet: dict[str, object]) -> None:
@@ -185,11 +201,16 @@ def test_info_text_and_json(squeezenet: dict[str, object]) -> None:
     arena = meta.get("arena_bytes", meta["workspace_bytes"])
     assert arena == meta["arena_lower_bound"] > 0
     assert meta["workspace_bytes"] >= arena
-    m = re.search(r"^workspace: (\d+) bytes", str(squeezenet["stats"]), re.M)
+    stats = str(squeezenet["stats"])
+    m = re.search(r"^arena:\s+(\d+) bytes", stats, re.M)
     assert m and int(m.group(1)) == arena  # --stats reports the same arena
     assert meta["opt_level"] == 3
-    ws = re.search(r"^workspace:\s+(\d+) bytes", text, re.M)
-    assert ws and int(ws.group(1)) == meta["workspace_bytes"]
+    # ... and both commands give the same figure under the same name
+    for out in (text, stats):
+        ws = re.search(r"^workspace:\s+(\d+) bytes", out, re.M)
+        assert ws and int(ws.group(1)) == meta["workspace_bytes"], out
+        a = re.search(r"^arena:\s+(\d+) bytes", out, re.M)
+        assert a and int(a.group(1)) == meta["arena_bytes"], out
 
 
 def test_run_matches_onnxruntime(squeezenet: dict[str, object], work: Path) -> None:
@@ -396,3 +417,285 @@ def test_unknown_pass_name(flag: str, tiny: Path, work: Path) -> None:
     for name in PASS_NAMES:
         assert name in r.stderr
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- error contract
+# A user audit found these: each bad input must be exit 2 with one `sqzc: error:` line
+# naming the file or option (never "internal error"), checked before any slow work.
+
+
+def assert_usage_error(r: subprocess.CompletedProcess[str], *names: str,
+                       prefix: str = "sqzc: error: ") -> str:
+    """Exit 2, one error line starting with ``prefix``, no traceback; every name in it."""
+    assert r.returncode == 2, f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    errors = [ln for ln in lines if ln.startswith(prefix)]
+    assert len(errors) == 1 and errors[0] == lines[-1], r.stderr
+    for name in names:
+        assert name in errors[0], f"{name!r} missing from: {errors[0]}"
+    assert "None" not in errors[0], errors[0]  # no Python-isms in user messages
+    return errors[0]
+
+
+def two_output_model() -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 4, 4]) for n in "yz"]
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu"),
+                               helper.make_node("Add", ["x", "x"], ["z"], name="add")],
+                              "two_out", [x], outs)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)
+
+
+def two_input_model() -> onnx.ModelProto:
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 4, 4]) for n in "ab"]
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])
+    graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["y"], name="add")],
+                              "two_in", ins, [y])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)
+
+
+@pytest.fixture(scope="module")
+def tiny_dynamic(work: Path) -> Path:
+    """TINY with a symbolic batch ``N``."""
+    m = tiny_model()
+    for vi in (*m.graph.input, *m.graph.output):
+        vi.type.tensor_type.shape.dim[0].dim_param = "N"
+    p = work / "tiny_dyn.onnx"
+    onnx.save(m, p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def tiny_lib(tiny: Path, work: Path) -> Path:
+    lib = work / "tiny.so"
+    sqzc_cli("compile", tiny, "-o", lib)
+    return lib
+
+
+@pytest.fixture(scope="module")
+def two_out_lib(work: Path) -> Path:
+    model, lib = work / "two_out.onnx", work / "two_out.so"
+    onnx.save(two_output_model(), model)
+    sqzc_cli("compile", model, "-o", lib)
+    return lib
+
+
+@pytest.fixture(scope="module")
+def tiny_x(work: Path) -> Path:
+    p = work / "tiny_x.npy"
+    np.save(p, np.random.default_rng(3).standard_normal((1, 3, 8, 8)).astype(np.float32))
+    return p
+
+
+@pytest.mark.parametrize("command", ["verify", "bench"])
+def test_batch_of_a_static_model_is_refused(command: str, tiny: Path) -> None:
+    """A static batch-1 model used to run batch 1 silently (bench printed "batch 4")."""
+    r = sqzc_cli(command, tiny, "--batch", "4", expect=None)
+    msg = assert_usage_error(r, "tiny.onnx", "fixed at 1", "--batch 4", "--batch dynamic")
+    assert r.stdout == "", msg
+
+
+def test_bench_batch_of_a_dynamic_model(tiny_dynamic: Path, tiny: Path) -> None:
+    r = sqzc_cli("bench", tiny_dynamic, "--batch", "2", "--rounds", "1", "--warmup", "0")
+    assert "batch 2," in r.stdout.splitlines()[0], r.stdout
+    r = sqzc_cli("bench", tiny, "--rounds", "1", "--warmup", "0")  # static: its own batch
+    assert "batch 1," in r.stdout.splitlines()[0], r.stdout
+
+
+def test_verify_batch_of_a_dynamic_model(tiny_dynamic: Path) -> None:
+    r = sqzc_cli("verify", tiny_dynamic, "--batch", "2")
+    assert re.search(r"^output y: float32\[2, 8, 1, 1\]", r.stdout, re.M), r.stdout
+
+
+def bad_array_files(work: Path) -> dict[str, Path]:
+    files = {"missing": work / "nosuch.npy", "empty": Path("/dev/null"),
+             "not-numpy": work / "garbage.onnx", "objects": work / "objects.npy",
+             "folder": work}
+    files["not-numpy"].write_bytes(b"\x08\x07\x12\x04onnx-ish bytes")
+    np.save(files["objects"], np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    return files
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "not-numpy", "objects", "folder"])
+def test_unreadable_input_files(kind: str, tiny: Path, tiny_lib: Path, work: Path) -> None:
+    """run and verify read .npy/.npz inputs through one checked helper (these gave
+    FileNotFoundError, EOFError or numpy's allow_pickle ValueError as internal errors)."""
+    path = bad_array_files(work)[kind]
+    for args in (("run", tiny_lib, "--input", path), ("verify", tiny, "--input", path),
+                 ("run", tiny_lib, "--input", f"x={path}")):
+        r = sqzc_cli(*args, expect=None)
+        assert_usage_error(r, "--input", str(path))
+        assert r.stdout == ""
+
+
+@pytest.mark.parametrize("args, names", [
+    (("--low", "5", "--high", "1"), ("--low", "--high")),
+    (("--rtol", "-1"), ("--rtol",)),
+    (("--atol", "-0.5"), ("--atol",)),
+    (("--rtol", "nan"), ("--rtol",)),
+    (("--seed", "-1"), ("--seed",)),
+    (("--batch", "0"), ("--batch",)),
+])
+def test_verify_bad_numbers(args: tuple[str, ...], names: tuple[str, ...], tiny_dynamic: Path
+                            ) -> None:
+    assert_usage_error(sqzc_cli("verify", tiny_dynamic, *args, expect=None), *names)
+
+
+@pytest.mark.parametrize("args, names", [
+    (("--rounds", "0"), ("--rounds",)), (("--rounds", "-3"), ("--rounds",)),
+    (("--warmup", "-1"), ("--warmup",)), (("--threads", "0"), ("--threads",)),
+    (("--batch", "0"), ("--batch",)),
+])
+def test_bench_bad_counts(args: tuple[str, ...], names: tuple[str, ...], tiny_dynamic: Path
+                          ) -> None:
+    assert_usage_error(sqzc_cli("bench", tiny_dynamic, *args, expect=None), *names)
+
+
+def test_demo_unreadable_image(work: Path) -> None:
+    text = work / "some.txt"
+    text.write_text("not an image\n")
+    for image in (work / "nosuch.png", text):
+        r = sqzc_cli("demo", "--image", image, "--keep", work / "demo_kept.so", expect=None)
+        assert_usage_error(r, "--image", str(image))
+        assert r.stdout == "" and not (work / "demo_kept.so").exists()
+
+
+def test_dump_dir_is_a_file(tiny: Path, work: Path) -> None:
+    afile = work / "afile"
+    afile.write_text("keep me")
+    assert_usage_error(sqzc_cli("dump", tiny, "--dump-dir", afile, expect=None),
+                       "--dump-dir", str(afile))
+    assert afile.read_text() == "keep me"
+
+
+def test_run_several_outputs_need_npz(two_out_lib: Path, work: Path) -> None:
+    x = work / "x4.npy"
+    np.save(x, np.linspace(-1, 1, 48, dtype=np.float32).reshape(1, 3, 4, 4))
+    out = work / "two.npy"
+    r = sqzc_cli("run", two_out_lib, "--input", x, "-o", out, expect=None)
+    assert_usage_error(r, str(out), "2 outputs", ".npz")
+    assert r.stdout == "" and not out.exists()
+    npz = work / "two.npz"
+    sqzc_cli("run", two_out_lib, "--input", x, "-o", npz)
+    with np.load(npz) as d:
+        assert sorted(d.files) == ["y", "z"]
+        np.testing.assert_array_equal(d["z"], 2 * np.load(x))
+
+
+def test_run_npz_input_and_npz_output(tiny_lib: Path, tiny_x: Path, work: Path) -> None:
+    want = work / "want.npy"
+    sqzc_cli("run", tiny_lib, "--input", tiny_x, "-o", want)
+    xz = work / "x_in.npz"
+    np.savez(xz, x=np.load(tiny_x))
+    got = work / "got.npz"
+    sqzc_cli("run", tiny_lib, "--input", xz, "-o", got)  # a single output can go to .npz too
+    with np.load(got) as d:
+        np.testing.assert_array_equal(d["y"], np.load(want))
+    # NAME=FILE is for .npy files; a .npz names its arrays itself
+    assert_usage_error(sqzc_cli("run", tiny_lib, "--input", f"x={xz}", expect=None),
+                       "NAME=FILE", ".npy")
+    assert_usage_error(sqzc_cli("run", tiny_lib, "--input", f"nope={tiny_x}", expect=None),
+                       "'nope'", "x")
+
+
+def test_run_checks_output_folder_before_running(tiny_lib: Path, tiny_x: Path,
+                                                 work: Path) -> None:
+    r = sqzc_cli("run", tiny_lib, "--input", tiny_x, "-o", work / "nodir" / "y.npy",
+                 expect=None)
+    assert_usage_error(r, "nodir")
+    assert r.stdout == ""  # the model did not run
+
+
+def test_messages_do_not_mention_none(tiny_lib: Path, tiny_x: Path, work: Path) -> None:
+    msg = assert_usage_error(sqzc_cli("run", tiny_lib, "--input", tiny_x, "--threads", "0",
+                                      expect=None), "threads", ">= 1")
+    assert "omitted" in msg
+    msg = assert_usage_error(sqzc_cli("zoo", "squeezenet1.1", "-o", work / "b.onnx", "--batch",
+                                      "0", expect=None), "batch", "'dynamic'")
+    assert not (work / "b.onnx").exists()
+
+
+def test_tiny_stats_times_and_sizes(tiny: Path, work: Path) -> None:
+    lib = work / "tiny_stats.so"
+    stats = sqzc_cli("compile", tiny, "-o", lib, "--stats").stdout
+    t = re.search(r"^time:\s+(.*)$", stats, re.M)
+    assert t, stats
+    assert_times_add_up(t.group(1))
+    meta = json.loads(sqzc_cli("info", lib, "--json").stdout)
+    a = re.search(r"^arena:\s+(\d+) bytes", stats, re.M)
+    ws = re.search(r"^workspace:\s+(\d+) bytes", stats, re.M)
+    assert a and int(a.group(1)) == meta["arena_bytes"], stats
+    assert ws and int(ws.group(1)) == meta["workspace_bytes"], stats
+
+
+def test_profile_table_keeps_full_names_and_aligns() -> None:
+    from sqzc.bench import BenchResult, format_report
+
+    stem = "fire9/expand3x3+fire9/relu_expand3x3+fire9/concat_"
+    layers = [{"origin": stem + "a", "op": "conv", "macs": 1000, "seconds": 3e-6},
+              {"origin": stem + "b", "op": "conv", "macs": 1000, "seconds": 2e-6},
+              {"origin": "pool10", "op": "qglobal_avgpool", "macs": 0, "seconds": 1e-6}]
+    b = BenchResult("m.onnx", 1, 1, [1e-3], [1e-3], 0.1, 1000)
+    text = format_report(b, layers)
+    rows = text.split("\n\n", 1)[1].splitlines()
+    for x in layers:  # full names: rows that differ only after 44 characters stay apart
+        assert sum(str(x["origin"]) in row for row in rows) == 1, text
+    # the numeric columns line up whatever the op name's length
+    ends = {row.index("%") for row in rows[1:]}
+    assert len(ends) == 1, text
+    us = [re.search(r"\d+\.\d (?= )", row) for row in rows[1:]]
+    assert all(us) and len({m.end() for m in us if m}) == 1, text
+
+
+def test_demo_resizes_to_the_model_input(tiny: Path, work: Path) -> None:
+    """TINY takes 8x8 images: the bundled 224x224 photo is resized, not rejected."""
+    pytest.importorskip("PIL")
+    r = sqzc_cli("demo", "--model", tiny, cwd=work)
+    assert "top-5" in r.stdout and len(TOP_ROW.findall(r.stdout)) == 5, r.stdout
+
+
+TOP_ROW = re.compile(r"^\s+[0-9.]+\s+\d+\s+\S", re.M)
+
+
+def test_demo_needs_one_image_input(work: Path) -> None:
+    model = work / "two_in.onnx"
+    onnx.save(two_input_model(), model)
+    r = sqzc_cli("demo", "--model", model, expect=None)
+    msg = assert_usage_error(r, str(model), "one image input")
+    assert "positional" not in msg
+
+
+@pytest.mark.parametrize("args, command", [
+    (("compile",), "compile"), (("bench", "m.onnx", "--rounds", "many"), "bench"),
+    (("verify",), "verify"), (("run", "lib.so"), "run"),
+])
+def test_argparse_errors_say_sqzc_error(args: tuple[str, ...], command: str) -> None:
+    assert_usage_error(sqzc_cli(*args, expect=None), prefix=f"sqzc: error: {command}: ")
+
+
+def test_target_cpu_help_lists_what_is_accepted() -> None:
+    from sqzc.backends.llvm.target import _KNOWN
+    from sqzc.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command in ("compile", "dump", "bench", "verify"):
+        (opt,) = [a for a in sub.choices[command]._actions if "--target-cpu" in a.option_strings]
+        listed = set(re.findall(r"[a-z][a-z0-9-]+", opt.help.split("one of", 1)[1]))
+        assert listed == set(_KNOWN), (command, opt.help)
+        assert "host" in opt.help and "generic" in opt.help and "LLVM" not in opt.help
+
+
+def test_target_cpu_outside_the_list_is_a_usage_error(tiny: Path, work: Path) -> None:
+    out = work / "skylake.h"
+    r = sqzc_cli("compile", tiny, "-o", out, "--emit", "header", "--target-cpu", "skylake",
+                 expect=None)
+    assert_usage_error(r, "skylake", "skylake-avx512")
+    assert not out.exists()
+
+
+def test_classify_example_missing_image(tiny_lib: Path, work: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "examples" / "classify.py"
+    r = subprocess.run([sys.executable, str(script), str(tiny_lib), str(work / "nosuch.jpg")],
+                       capture_output=True, text=True, timeout=120)
+    assert_usage_error(r, "nosuch.jpg", prefix="classify.py: error: ")
