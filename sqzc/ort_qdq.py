@@ -12,9 +12,9 @@ integer conv differs from them by one step in a few elements, and the flips comp
 through the network (4-6 steps end to end on the zoo models). Following the same choice
 per conv and reproducing the float path's summation order makes sqzc bit-exact there too.
 
-``ort_fuses_qdq_conv`` is the conv fusion rule (``ort_fuses_qdq_softmax`` the Softmax
-one: DQ -> Softmax -> Q becomes QLinearSoftmax when input and output types agree after
-the S8->U8 rewrites, int8 included); ``sgemm_stride_k`` the K blocking that decides
+``ort_fuses_qdq_conv`` is the conv fusion rule (``ort_fuses_qdq_group`` the one for
+Softmax, AveragePool, GlobalAveragePool, LeakyRelu, Add and Mul: their QLinear ops take
+the group when input and output types agree after the S8->U8 rewrites, int8 included); ``sgemm_stride_k`` the K blocking that decides
 where MLAS's float sums restart (``ConvAttrs.mlas_stride_k``, emitted by
 ``backends/llvm/emit/conv.py``). Facts from onnxruntime's sources (mlas/lib/convolve.cpp,
 sgemm.cpp, the AVX512F/FMA3 sgemm kernels, optimizer/qdq_transformer/qdq_s8_to_u8.cc)
@@ -120,9 +120,3 @@ def ort_fuses_qdq_group(g: Graph, dq_inputs: list[str], q_out: str, int8_allowed
     y_u8 = y_type == "uint8" or (len(readers) == 1 and _s8_pair_becomes_u8(g, q_out, readers[0]))
     return all((t == "uint8" or _s8_pair_becomes_u8(g, g.op(dq).inputs[0], dq)) == y_u8
                for dq, t in zip(dq_inputs, x_types))
-
-
-def ort_fuses_qdq_softmax(g: Graph, softmax: str, q_out: str, int8_allowed: bool) -> bool:
-    """Whether onnxruntime fuses ``DQ(x) -> softmax -> q_out`` into QLinearSoftmax
-    (``ort_fuses_qdq_group``)."""
-    return ort_fuses_qdq_group(g, [g.op(softmax).inputs[0]], q_out, int8_allowed)

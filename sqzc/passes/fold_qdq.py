@@ -25,12 +25,7 @@ from sqzc.ops import (
     ReduceAttrs,
     SoftmaxAttrs,
 )
-from sqzc.ort_qdq import (
-    ort_fuses_qdq_conv,
-    ort_fuses_qdq_group,
-    ort_fuses_qdq_softmax,
-    sgemm_stride_k,
-)
+from sqzc.ort_qdq import ort_fuses_qdq_conv, ort_fuses_qdq_group, sgemm_stride_k
 from sqzc.quant_semantics import _QRANGE, conv_multipliers, lookup_table
 
 
@@ -147,20 +142,42 @@ def _fold_concat(g: Graph, nid: str) -> bool:
     return True
 
 
+def _sole_reshape(g: Graph, nid: str) -> str | None:
+    """``nid``'s only reader if that is a Reshape (and ``nid`` no graph output)."""
+    users = g.consumers(nid)
+    if len(users) == 1 and nid not in g.output_nodes() and g.op(users[0]).kind is OpKind.RESHAPE:
+        return users[0]
+    return None
+
+
 def _fold_softmax(g: Graph, nid: str) -> bool:
     """DQ -> Softmax -> Q becomes onnxruntime's QLinearSoftmax where it fuses the group
-    (``ort_qdq.ort_fuses_qdq_softmax``); its lookup-table arithmetic is then the result."""
+    (``ort_qdq.ort_fuses_qdq_group``); its lookup-table arithmetic is then the result.
+    A Softmax before opset 13 that normalizes over several axes arrives as Reshape ->
+    Softmax -> Reshape (the importer's 2-D form); onnxruntime fuses that group too, so
+    the reshapes move onto the 8-bit tensors around the ``qsoftmax``."""
     op = g.op(nid)
     a = op.attrs
     assert isinstance(a, SoftmaxAttrs)
-    x, q = _dq(g, op.inputs[0]), _only_q_consumer(g, nid)
+    dq, pre, post = op.inputs[0], None, None
+    if g.op(dq).kind is OpKind.RESHAPE and _sole_reshape(g, g.op(dq).inputs[0]) == dq:
+        pre, dq = dq, g.op(dq).inputs[0]
+        post = _sole_reshape(g, nid)
+        if post is None:
+            return False
+    x, q = _dq(g, dq), _only_q_consumer(g, post or nid)
     if x is None or q is None or a.log or not x[1].per_tensor or \
             x[1].dtype not in ("uint8", "int8") or x[1].dtype != q[1].dtype or \
-            not ort_fuses_qdq_softmax(g, nid, q[0], g.fuse_int8_qdq):
+            not ort_fuses_qdq_group(g, [dq], q[0], g.fuse_int8_qdq):
         return False
+    src = x[0]
+    if pre is not None:
+        src = g.add_op(OpKind.RESHAPE, g.op(pre).attrs, [src], pre + "_q", g.op(pre).origin)
     attrs = QSoftmaxAttrs(x[1].scale[0], q[1], a.axis)
-    new = g.add_op(OpKind.QSOFTMAX, attrs, [x[0]], q[0] + "_qsoftmax",
+    new = g.add_op(OpKind.QSOFTMAX, attrs, [src], q[0] + "_qsoftmax",
                    op.origin + g.op(q[0]).origin)
+    if post is not None:
+        new = g.add_op(OpKind.RESHAPE, g.op(post).attrs, [new], post + "_q", g.op(post).origin)
     g.replace_uses(q[0], new)
     g.remove(q[0])
     return True
@@ -267,18 +284,32 @@ def _mlas_attrs(g: Graph, nid: str) -> ConvAttrs:
     return dataclasses.replace(op.attrs, mlas_stride_k=sgemm_stride_k(n, icg * kh * kw))
 
 
+def _reads_8bit_dq(g: Graph, conv: str) -> bool:
+    x = _dq(g, g.op(conv).inputs[0])
+    return x is not None and x[1].dtype in ("uint8", "int8")
+
+
 def _fold_conv_groups(g: Graph) -> bool:
     """Every ``DQ(x) -> Conv [-> Relu] -> Q`` group: a ``qconv`` where onnxruntime fuses it
     (decided on the graph as imported, before any group is folded), else a float conv
-    marked for MLAS's summation order, onnxruntime's float path (``sqzc.ort_qdq``)."""
-    groups = {}
+    marked for MLAS's summation order, onnxruntime's float path (``sqzc.ort_qdq``). A
+    conv on a dequantized 8-bit tensor that is no such group (its result has another
+    reader, or no Q) is onnxruntime's float path too, and is marked the same way: its
+    result is usually quantized downstream, where a different float sum shows as a step."""
+    groups, loose = {}, []
     for nid in g.nodes():
-        if g.op(nid).kind is OpKind.CONV and (grp := _conv_group(g, nid)) is not None:
+        if g.op(nid).kind is not OpKind.CONV or not _reads_8bit_dq(g, nid):
+            continue
+        if (grp := _conv_group(g, nid)) is not None:
             groups[nid] = (grp[0], _ort_fuses(g, nid, *grp))
+        else:
+            loose.append(nid)
     for nid, (qid, fused) in groups.items():
         if not (fused and _fold_conv(g, nid, qid)):
-            g.set_op(nid, dataclasses.replace(g.op(nid), attrs=_mlas_attrs(g, nid)))
-    return bool(groups)
+            loose.append(nid)
+    for nid in loose:
+        g.set_op(nid, dataclasses.replace(g.op(nid), attrs=_mlas_attrs(g, nid)))
+    return bool(groups or loose)
 
 
 def fold_qdq(g: Graph) -> bool:

@@ -207,3 +207,22 @@ def test_conv_fused_as_onnxruntime_does(dtype: type, relu: str, tmp_path) -> Non
     for _ in range(3):
         x = (rng.standard_normal((1, 8, 9, 9)) * 2).astype(np.float32)
         np.testing.assert_array_equal(lib.run({"x": x})["y"], sess.run(None, {"x": x})[0])
+
+
+def test_conv_with_a_second_reader_keeps_the_mlas_order(tmp_path) -> None:
+    """The float conv's result is also a graph output, so the DQ -> Conv -> Q group is no
+    group (onnxruntime runs it in float either way): sqzc still sums it in MLAS's order,
+    and both the quantized output and the float one are onnxruntime's bit for bit."""
+    model = _model(CASES[0], seed=3)
+    conv_out = next(n.output[0] for n in model.graph.node if n.op_type == "Conv")
+    model.graph.output.append(helper.make_tensor_value_info(conv_out, TensorProto.FLOAT, None))
+    model = onnx.shape_inference.infer_shapes(model)
+    lib = compile_and_load(model)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(7).integers(-128, 128, (1, 16, 14, 14), dtype=np.int8)
+    got = lib.run({"x": x})
+    for name, want in zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x})):
+        np.testing.assert_array_equal(got[name], want, err_msg=name)

@@ -171,3 +171,32 @@ def test_qdq_softmax_fused_as_onnxruntime_does(signed: bool, q_input: bool, dq_o
     want = _ort(model, {name: x})
     got = compile_and_load(path).run({name: x})[model.graph.output[0].name]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("signed", (False, True), ids=("u8", "s8"))
+def test_qdq_softmax_before_opset_13_over_several_axes(signed: bool, tmp_path) -> None:
+    """Opset 11 Softmax(axis=1) on [4, 5, 6] normalizes rows of 30 (the importer's
+    Reshape -> Softmax -> Reshape); onnxruntime fuses DQ -> Softmax -> Q into QLinearSoftmax
+    all the same, and so does sqzc (the reshapes move onto the 8-bit tensors)."""
+    dtype = np.int8 if signed else np.uint8
+    elem = TensorProto.INT8 if signed else TensorProto.UINT8
+    inits = [numpy_helper.from_array(F32(0.07), "xs"), numpy_helper.from_array(dtype(3), "xz"),
+             numpy_helper.from_array(F32(1 / 256), "ys"),
+             numpy_helper.from_array(dtype(-128 if signed else 0), "yz")]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "xs", "xz"], ["xd"]),
+             helper.make_node("Softmax", ["xd"], ["s"], axis=1),
+             helper.make_node("QuantizeLinear", ["s", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(nodes, "qdq_softmax11", [helper.make_tensor_value_info(
+        "x", elem, [4, 5, 6])], [helper.make_tensor_value_info("y", elem, [4, 5, 6])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model.ir_version = 7
+    assert "QLinearSoftmax" in ort_optimized_op_types(model, tmp_path)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    graph_ir = sqzc.compile(path, None, CompileOptions(opt_level=3)).graph
+    assert any(graph_ir.op(n).kind.value == "qsoftmax" for n in graph_ir.nodes())
+    lib = compile_and_load(path)
+    for seed in range(3):
+        x = np.random.default_rng(seed).integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1,
+                                                 (4, 5, 6)).astype(dtype)
+        np.testing.assert_array_equal(lib.run({"x": x})["y"], _ort(model, {"x": x}))
