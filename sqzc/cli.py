@@ -13,7 +13,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,10 +20,10 @@ from pathlib import Path
 from sqzc import __version__
 from sqzc.errors import SqzcError, UsageError
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-DEMO_MODEL = DATA_DIR / "squeezenet1.1_fp16.onnx"
-DEMO_IMAGE = DATA_DIR / "kitten_224.png"
-LABELS = DATA_DIR / "synset.txt"
+from sqzc.cli_files import check_dump_dir, check_output_path, npz_bytes, read_arrays, run_feeds
+from sqzc.demo import DEMO_IMAGE, DEMO_MODEL, LABELS, cmd_demo
+
+__all__ = ["DEMO_IMAGE", "DEMO_MODEL", "LABELS", "build_parser", "main"]
 
 #: The named CPUs ``--target-cpu`` accepts besides host and generic (x86-64): exactly the
 #: table in sqzc.backends.llvm.target (kept here so ``--help`` needs no llvmlite import;
@@ -92,34 +91,6 @@ def add_compile_options(p: argparse.ArgumentParser) -> None:
     d.add_argument("--disable-pass", action="append", metavar="PASS[,..]",
                    help="skip the named passes")
     d.add_argument("--verify-each", action="store_true", help="verify the IR after every pass")
-
-
-def check_dump_dir(path: Path | None) -> None:
-    """``--dump-dir`` must be a folder, or a path where one can be created (checked before
-    any work; the pass manager creates it when the passes start)."""
-    if path is None:
-        return
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--dump-dir '{path}' exists and is not a directory")
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"--dump-dir '{path}': '{existing}' is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--dump-dir '{path}': '{existing}' is not writable")
-
-
-def check_output_path(path: str | os.PathLike[str], option: str = "-o") -> Path:
-    """Fail before any work if ``path`` cannot be written: its folder must exist and it must
-    not be a folder itself (the stages write atomically into the same folder)."""
-    out = Path(path)
-    directory = out.parent if str(out.parent) else Path(".")
-    if not directory.is_dir():
-        raise UsageError(f"{option} {path}: output directory '{directory}' does not exist")
-    if out.is_dir():
-        raise UsageError(f"{option} {path}: output path is a directory")
-    return out
 
 
 def compile_options(args: argparse.Namespace, emit: str = "so") -> object:
@@ -203,88 +174,6 @@ def cmd_dump(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def read_arrays(path: str, option: str = "--input") -> object:
-    """A .npy file's array, or a .npz file's arrays as ``{name: array}``. Any file numpy
-    cannot read as such (missing, empty, a folder, not numpy's format, Python objects)
-    is a ``UsageError`` naming the option and the file."""
-    import zipfile
-
-    import numpy as np
-
-    what = f"{option} '{path}'"
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"{what}: no such file")
-    if p.is_dir():
-        raise UsageError(f"{what} is a directory, not a .npy or .npz file")
-    try:
-        data = np.load(p, allow_pickle=False)
-        if isinstance(data, np.ndarray):
-            return data
-        with data:
-            return {k: data[k] for k in data.files}
-    except EOFError:
-        raise UsageError(f"{what} is empty, not a .npy or .npz file") from None
-    except ValueError as e:
-        if "Object arrays" in str(e):
-            raise UsageError(f"{what} holds Python objects (dtype object), which sqzc does "
-                             "not load; save numeric arrays") from None
-        if "pickle" in str(e):
-            raise UsageError(f"{what} is not a .npy or .npz file") from None
-        raise UsageError(f"cannot read {what}: {e}") from None
-    except (OSError, zipfile.BadZipFile, KeyError) as e:
-        raise UsageError(f"cannot read {what}: {getattr(e, 'strerror', None) or e}") from None
-
-
-def run_feeds(specs: list[str], names: list[str]) -> dict[str, object]:
-    """The feeds of ``sqzc run``: each ``--input`` is ``NAME=FILE.npy``, a bare ``FILE.npy``
-    (single-input models), or a ``FILE.npz`` whose arrays are named after the inputs."""
-    feeds: dict[str, object] = {}
-    for spec in specs:
-        name, sep, path = spec.partition("=")
-        if sep and name not in names and Path(spec).exists():
-            name, sep, path = "", "", spec  # a file name containing '='
-        if not sep:
-            path = spec
-        elif name not in names:
-            raise UsageError(f"--input {spec}: the model has no input '{name}'; its inputs "
-                             f"are {', '.join(names)}")
-        data = read_arrays(path)
-        if isinstance(data, dict):
-            if sep:
-                raise UsageError(f"--input {spec}: NAME=FILE takes a .npy file; a .npz file "
-                                 f"names its arrays itself (use --input {path})")
-            arrays = data
-        elif sep:
-            arrays = {name: data}
-        elif len(names) == 1:
-            arrays = {names[0]: data}
-        else:
-            raise UsageError(f"--input {spec}: the model has inputs {', '.join(names)}; use "
-                             "--input NAME=FILE.npy for each, or one .npz file")
-        for k, v in arrays.items():
-            if k in feeds:
-                raise UsageError(f"input '{k}' is given more than once")
-            feeds[k] = v
-    return feeds
-
-
-def npz_bytes(arrays: dict[str, object]) -> bytes:
-    """An uncompressed .npz archive of ``arrays`` (as ``np.savez`` writes; any array name,
-    including ones that clash with ``np.savez``'s own parameters)."""
-    import io
-    import zipfile
-
-    import numpy as np
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, value in arrays.items():
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
-    return buf.getvalue()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -430,120 +319,6 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     write_atomically(Path(args.output), model.SerializeToString())
     print(f"wrote {args.output} ({args.name}, opset {args.opset}, seed {args.seed})")
     return 0
-
-
-def labels() -> list[str]:
-    """The 1000 ImageNet class names in index order."""
-    return [line.split(" ", 1)[1].strip() for line in LABELS.read_text().splitlines() if line]
-
-
-def read_photo(path: Path) -> object:
-    """Decode ``path`` now (before any compilation) as RGB: a Pillow image when Pillow is
-    installed, else an HxWx3 uint8 array from sqzc's PNG decoder. Unreadable files are a
-    ``UsageError`` naming the file."""
-    if not path.exists():
-        raise UsageError(f"--image '{path}': no such file")
-    if path.is_dir():
-        raise UsageError(f"--image '{path}' is a directory, not an image")
-    try:
-        from PIL import Image
-    except ImportError:
-        from sqzc.imageio import read_png
-
-        try:
-            img = read_png(path)
-        except OSError as e:
-            raise UsageError(f"cannot read --image '{path}': {e.strerror or e}") from None
-        except (ValueError, IndexError) as e:
-            raise UsageError(f"--image '{path}' is not a readable PNG ({e}); install Pillow "
-                             "(pip install pillow) for other formats") from None
-        if img.shape[2] == 1:
-            img = img.repeat(3, axis=2)
-        return img[:, :, :3]
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except Image.DecompressionBombError as e:
-        raise UsageError(f"--image '{path}': {e}") from None
-    except (OSError, ValueError, SyntaxError) as e:  # UnidentifiedImageError is an OSError
-        reason = getattr(e, "strerror", None) or e
-        raise UsageError(f"--image '{path}' is not an image Pillow can read ({reason})"
-                         ) from None
-
-
-def fit_photo(photo: object, path: Path, height: int, width: int) -> object:
-    """``photo`` (from ``read_photo``) as a ``height`` x ``width`` x 3 uint8 RGB array,
-    resized bilinearly when its size differs (as examples/classify.py does)."""
-    import numpy as np
-
-    if isinstance(photo, np.ndarray):
-        if photo.shape[:2] != (height, width):
-            raise UsageError(f"--image '{path}' is {photo.shape[1]}x{photo.shape[0]}, the "
-                             f"model takes {width}x{height}: resizing needs Pillow "
-                             "(pip install pillow)")
-        return photo
-    from PIL import Image
-
-    if photo.size != (width, height):  # type: ignore[attr-defined]
-        photo = photo.resize((width, height), Image.BILINEAR)  # type: ignore[attr-defined]
-    return np.asarray(photo, dtype=np.uint8)
-
-
-def demo_input_size(model: Path, options: object) -> tuple[int, int]:
-    """H and W of the model's one image input ``[N,3,H,W]``; a ``UsageError`` otherwise."""
-    from sqzc import driver
-
-    graph = driver.load_graph(model, options)  # type: ignore[arg-type]
-    shapes = {graph.input_names[n]: graph.op(n).out.shape for n in graph.inputs}
-    if len(shapes) != 1 or len(next(iter(shapes.values()))) != 4 or \
-            next(iter(shapes.values()))[1] != 3:
-        got = ", ".join(f"'{k}' {'x'.join(map(str, v))}" for k, v in shapes.items()) or "none"
-        raise UsageError(f"--model {model}: sqzc demo needs a model with one image input "
-                         f"[N,3,H,W] (an ImageNet classifier); its inputs: {got}")
-    _, _, height, width = next(iter(shapes.values()))
-    return int(height), int(width)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """``sqzc demo``: compile the bundled SqueezeNet and classify a photo."""
-    import time
-
-    import numpy as np
-
-    import sqzc.driver as driver
-    from sqzc.imageio import squeezenet_input
-    from sqzc.runtime import load
-
-    model = Path(args.model or DEMO_MODEL)
-    image = Path(args.image or DEMO_IMAGE)
-    if args.keep:
-        check_output_path(args.keep, "--keep")
-    photo = read_photo(image)
-    options = driver.CompileOptions(opt_level=3)
-    height, width = demo_input_size(model, options)
-    with tempfile.TemporaryDirectory(prefix="sqzc-demo-") as tmp:
-        lib = Path(args.keep) if args.keep else Path(tmp) / "libsqueezenet.so"
-        t0 = time.perf_counter()
-        result = driver.compile(model, lib, options)
-        compile_s = time.perf_counter() - t0
-        m = load(lib)
-        spec = m.input_specs[0]
-        x = squeezenet_input(fit_photo(photo, image, height, width), str(spec.dtype))
-        t1 = time.perf_counter()
-        out = m.run({spec.name: x})[m.output_specs[0].name]
-        probs = np.asarray(out, dtype=np.float32).reshape(-1)
-        run_ms = (time.perf_counter() - t1) * 1e3
-    names = labels()
-    print(f"compiled {model.name} -> {lib.name} in {compile_s:.1f} s "
-          f"(weights {result.metadata['weights_bytes']} bytes, workspace "
-          f"{result.metadata['workspace_bytes']} bytes)")
-    print(f"classified {image.name} in {run_ms:.1f} ms; top-5:")
-    for i in np.argsort(-probs)[:5]:
-        print(f"  {probs[i]:.3f}  {i:4d}  {names[i] if i < len(names) else '?'}")
-    return 0
-
-
-# ----------------------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
