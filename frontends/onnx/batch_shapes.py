@@ -76,9 +76,13 @@ def fix_input_shapes(model: onnx.ModelProto, inputs: list[onnx.ValueInfoProto], 
                                        "and negative dimensions are not supported")
             if i == 0 and len(dims) > 1:
                 continue
-            raise ModelError(f"{label}: input '{vi.name}' dim {i} is symbolic ({d!r}); fix it "
-                             f"with --input-shape {vi.name}=" + "x".join(
-                                 str(x) if isinstance(x, int) and x > 0 else "?" for x in dims))
+            shown = "x".join(str(x) if isinstance(x, int) and x > 0 else
+                             (str(x) if isinstance(x, str) and x else f"D{k}").upper()
+                             for k, x in enumerate(dims))
+            raise ModelError(f"{label}: input '{vi.name}' dim {i} is symbolic ({d!r}); fix the "
+                             f"shape with --input-shape {vi.name}={shown}, every dim a number "
+                             "(the batch too: only a model whose other dims are all fixed "
+                             "keeps a dynamic batch)")
         is_dyn = len(dims) > 1 and not (isinstance(dims[0], int) and dims[0] > 0)
         dynamic.append(is_dyn)
         if is_dyn:
