@@ -72,12 +72,16 @@ def open_library(path: str) -> ctypes.CDLL:
     problem = _elf_problem(path)
     if problem:
         raise LibraryError(f"{path} is not a sqzc library ({problem})")
+    fresh = _fresh_path(path)
     try:
-        lib = ctypes.CDLL(_fresh_path(path))
+        lib = ctypes.CDLL(fresh)
     except OSError as exc:
         raise LibraryError(
             f"{path} is not a sqzc library (cannot load it as a shared library: {exc})"
         ) from exc
+    finally:
+        if fresh != path:  # the mapping outlives the file; nothing is left in $TMPDIR
+            os.unlink(fresh)
     missing = [name for name in _SYMBOLS if not hasattr(lib, name)]
     if missing:
         plural = "s" if len(missing) > 1 else ""
@@ -239,7 +243,7 @@ def _fresh_path(path: str) -> str:
 
     dlopen returns the already-loaded object for a path it has seen, so after a library
     is recompiled in place the old code would run. A changed file is loaded through a
-    private copy instead (kept for the life of the process, like the mapping itself).
+    private temporary copy instead, which ``open_library`` deletes once it is mapped.
     """
     st = os.stat(path)
     key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)

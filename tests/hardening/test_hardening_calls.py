@@ -328,7 +328,14 @@ def test_truncated_body_gives_library_error(static_model: sqzc.CompiledModel,
     assert not bad, f"truncated libraries did not give LibraryError: {bad}"
 
 
-def test_reload_after_recompile_to_same_path(tmp_path: Path) -> None:
+def test_reload_after_recompile_to_same_path(tmp_path: Path, monkeypatch) -> None:
+    """The changed file loads through a private copy, which is gone once it is mapped."""
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     a = save(small_conv(seed=11), tmp_path, "a")
     b = save(small_conv(seed=12), tmp_path, "b")
     lib = tmp_path / "same.so"
@@ -341,6 +348,7 @@ def test_reload_after_recompile_to_same_path(tmp_path: Path) -> None:
 
     assert mb.metadata["model_sha256"] == hashlib.sha256(b.read_bytes()).hexdigest()
     assert not np.array_equal(mb(x), ya)
+    assert not list(scratch.glob("sqzc-lib-*")), list(scratch.iterdir())
 
 
 def test_absurd_workspace_size_is_a_sqzc_error(cc_build) -> None:
