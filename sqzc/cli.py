@@ -12,7 +12,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -438,6 +440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "fn", None):
         parser.print_help()
         return 2
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM unwinds like Ctrl-C, so temporary build folders are removed on the way out
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return int(args.fn(args) or 0)
     except SqzcError as e:
@@ -448,6 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sqzc: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("sqzc: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         os._exit(1)
     except Exception as e:  # an internal fault: never a raw traceback unless asked
@@ -456,6 +465,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sqzc: error: internal error: {type(e).__name__}: {e} "
               "(run with --debug for a traceback)", file=sys.stderr)
         return 1
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler (a BaseException, so no ``except Exception`` stops it)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 if __name__ == "__main__":

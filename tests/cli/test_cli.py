@@ -699,3 +699,31 @@ def test_classify_example_missing_image(tiny_lib: Path, work: Path) -> None:
     r = subprocess.run([sys.executable, str(script), str(tiny_lib), str(work / "nosuch.jpg")],
                        capture_output=True, text=True, timeout=120)
     assert_usage_error(r, "nosuch.jpg", prefix="classify.py: error: ")
+
+
+def test_sigterm_during_compile_leaves_nothing(tmp_path: Path) -> None:
+    """SIGTERM while the build folder exists: exit 143, the folder removed, no output."""
+    import os
+    import signal
+    import time
+
+    model = tmp_path / "sq10.onnx"
+    model.write_bytes(sqzc.zoo.build("squeezenet1.0").SerializeToString())
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    out = tmp_path / "lib.so"
+    assert SQZC is not None
+    proc = subprocess.Popen([SQZC, "compile", str(model), "-o", str(out)],
+                            env={**os.environ, "TMPDIR": str(scratch)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(scratch.iterdir()) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        pytest.skip("the compile finished before it could be interrupted")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated" in err
+    assert not any(scratch.iterdir()), list(scratch.iterdir())
+    assert not out.exists()
