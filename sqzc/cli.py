@@ -287,7 +287,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = verify_model(args.model, input_path=args.input, seed=args.seed, batch=batch,
                           rtol=args.rtol, atol=args.atol, opt_level=args.opt_level,
                           per_layer=args.per_layer, target_cpu=args.target_cpu,
-                          low=args.low, high=args.high)
+                          low=args.low, high=args.high, winograd=args.winograd,
+                          fuse_int8_qdq=args.fuse_int8_qdq)
     print(format_report(report, args.rtol, args.atol))
     return 0 if report.ok else 1
 
@@ -409,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-O", dest="opt_level", type=int, default=3, choices=range(4),
                    metavar="LEVEL", help="optimization level (default 3)")
     v.add_argument("--target-cpu", default="host", help=TARGET_CPU_HELP)
+    v.add_argument("--no-winograd", dest="winograd", action="store_false",
+                   help="direct 3x3 convolutions only")
+    v.add_argument("--fuse-int8-qdq", action="store_true",
+                   help="integer kernels for every int8-activation QDQ conv, compared with "
+                        "onnxruntime's session.qdqisint8allowed=1")
     v.set_defaults(fn=cmd_verify)
 
     ps = sub.add_parser("passes", parents=[common], help="list the optimization pipeline")

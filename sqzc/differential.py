@@ -157,7 +157,8 @@ FLOAT16_RTOL = 1e-3
 FLOAT16_LAYER_RTOL = 4e-3
 
 
-def _ort_session(model: Path, extra: list[str] | None):  # type: ignore[no-untyped-def]
+def _ort_session(model: Path, extra: list[str] | None,  # type: ignore[no-untyped-def]
+                 int8_allowed: bool = False):
     try:
         import onnx
         import onnxruntime as ort
@@ -173,6 +174,8 @@ def _ort_session(model: Path, extra: list[str] | None):  # type: ignore[no-untyp
         data = m.SerializeToString()
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    if int8_allowed:  # the reference for --fuse-int8-qdq: int8 QDQ convs fused too
+        so.add_session_config_entry("session.qdqisint8allowed", "1")
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
@@ -180,13 +183,17 @@ def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0
                  batch: int = 1, rtol: float = 1e-4, atol: float = 1e-6,
                  opt_level: int = 3, per_layer: bool = False, target_cpu: str = "host",
                  low: float = 0.0, high: float = 255.0, int_tolerance: int = 0,
-                 fault: str | None = None) -> VerifyReport:
-    """Compile ``model`` (optionally a per-layer debug build), run both engines, compare."""
+                 fault: str | None = None, winograd: bool = True,
+                 fuse_int8_qdq: bool = False) -> VerifyReport:
+    """Compile ``model`` (optionally a per-layer debug build), run both engines, compare.
+    With ``fuse_int8_qdq`` onnxruntime runs with ``session.qdqisint8allowed=1``, the
+    configuration whose results that option reproduces."""
     import sqzc.driver as driver
     from sqzc.runtime import load
 
     model = Path(model)
-    options = driver.CompileOptions(opt_level=opt_level, target_cpu=target_cpu)
+    options = driver.CompileOptions(opt_level=opt_level, target_cpu=target_cpu,
+                                    winograd=winograd, fuse_int8_qdq=fuse_int8_qdq)
     graph = driver.load_graph(model, options)
     plan, _ = driver.optimize(graph, options)
     if fault is not None:
@@ -202,7 +209,7 @@ def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0
     # The verdict on the model's outputs always comes from onnxruntime running the model
     # as given: asking it for every intermediate as well changes its graph optimizations
     # (fusions stop at tensors that became outputs), and with them its float16 results.
-    sess = _ort_session(model, None)
+    sess = _ort_session(model, None, fuse_int8_qdq)
     want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
     outputs = []
     for o in graph.outputs:
@@ -212,7 +219,7 @@ def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0
             outputs.append(compare(o.name, got[o.name], ref, out_rtol, atol, int_tolerance))
     report = VerifyReport(outputs)
     if per_layer:
-        sess = _ort_session(model, [t for _, t in pairs])
+        sess = _ort_session(model, [t for _, t in pairs], fuse_int8_qdq)
         want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
         diffs: dict[str, TensorDiff] = {}
         layers = []

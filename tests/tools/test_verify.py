@@ -86,3 +86,35 @@ def test_cli_exit_codes(small_model: Path, tmp_path: Path) -> None:
                             "--rtol", "0", "--atol", "0", "--per-layer"],
                            capture_output=True, text=True)
     assert tight.returncode in (0, 1) and ("PASS" in tight.stdout or "FAIL" in tight.stdout)
+
+
+def _s8_qdq_conv(path: Path) -> Path:
+    """int8 x -> DQ -> Conv (int8 weights) -> Q int8: onnxruntime's default session runs
+    it in float, with session.qdqisint8allowed=1 as a QLinearConv."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array(np.float32(0.04), "xs"), numpy_helper.from_array(np.int8(2), "xz"),
+             numpy_helper.from_array(rng.integers(-127, 128, (24, 16, 3, 3), dtype=np.int8), "w"),
+             numpy_helper.from_array(np.float32(0.003), "ws"),
+             numpy_helper.from_array(np.int8(0), "wz"),
+             numpy_helper.from_array(np.float32(0.01), "ys"), numpy_helper.from_array(np.int8(-5), "yz")]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "xs", "xz"], ["xf"]),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wf"]),
+             helper.make_node("Conv", ["xf", "wf"], ["c"], kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.INT8, [1, 16, 12, 12])], [helper.make_tensor_value_info(
+            "y", TensorProto.INT8, [1, 24, 12, 12])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def test_verify_fuse_int8_qdq_compares_with_int8_allowed_onnxruntime(tmp_path: Path) -> None:
+    """--fuse-int8-qdq is checked against onnxruntime with session.qdqisint8allowed=1
+    (bit-exact), the default build against the default session (bit-exact too)."""
+    model = _s8_qdq_conv(tmp_path / "s8.onnx")
+    for fused in (False, True):
+        report = verify_model(model, fuse_int8_qdq=fused, low=-128, high=128)
+        assert report.ok and all(d.max_abs == 0 for d in report.outputs), (fused, report)
