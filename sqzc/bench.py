@@ -208,6 +208,8 @@ def run_bench(model: str, threads: int = 1, batch: int | None = None, rounds: in
                     run()
                     times[name].append(time.perf_counter() - t)
         layers = m.profile() if profile else None
+        if layers and result.graph.dynamic_batch:  # times cover every sample of the call
+            layers = [dict(x, macs=int(x["macs"]) * batch) for x in layers]  # type: ignore[call-overload]
     peers = {k: v for k, v in times.items() if k not in ("sqzc", "onnxruntime")}
     # a static-batch graph's MACs cover its whole batch; the report counts per sample
     per_sample = count_macs(result.graph) // (fixed_batch(result.graph) or 1)
