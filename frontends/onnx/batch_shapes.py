@@ -132,10 +132,13 @@ def check_batch_separable(graph: Graph, label: str) -> None:
     The library runs the batch-1 program once per sample, which is exact when no op mixes
     samples: every runtime tensor keeps a leading batch axis of 1, no op reduces,
     normalizes, concatenates or moves that axis, and constants never broadcast along it.
+    Ops computed from constants alone (a QDQ model's weight DequantizeLinear) are
+    constants too: constant folding evaluates them, batch or no batch.
     """
+    constant = _constant_derived(graph)
     for nid in graph.nodes():
         op = graph.op(nid)
-        if op.kind in (OpKind.CONST, OpKind.INPUT):
+        if op.kind in (OpKind.CONST, OpKind.INPUT) or nid in constant:
             continue
         where = f"node '{op.origin_str}' ({op.kind.value})"
         shape = op.out.shape
@@ -153,13 +156,27 @@ def check_batch_separable(graph: Graph, label: str) -> None:
             raise UnsupportedError(f"{label}: dynamic batch: {where} moves the batch axis")
         for src in op.inputs:
             t = graph.op(src).out
+            const_src = graph.is_const(src) or src in constant
             # a constant with the output's rank and a leading dim > 1 would be broadcast
             # along the batch (a rank-2 MatMul weight is not: its first dim is K)
             broadcasting = op.kind in BINARY or (op.kind is OpKind.MATMUL and len(shape) > 2)
-            if broadcasting and graph.is_const(src) and len(t.shape) == len(shape) \
+            if broadcasting and const_src and len(t.shape) == len(shape) \
                     and t.shape and t.shape[0] != 1:
                 raise UnsupportedError(f"{label}: dynamic batch: {where} broadcasts a constant "
                                        "along the batch axis")
-            if not graph.is_const(src) and (not t.shape or t.shape[0] != 1):
+            if not const_src and (not t.shape or t.shape[0] != 1):
                 raise UnsupportedError(f"{label}: dynamic batch: {where} reads {t} without a "
                                        "leading batch axis")
+
+
+def _constant_derived(graph: Graph) -> set[str]:
+    """Non-constant ops whose inputs are all constants or such ops (topological order)."""
+    import networkx as nx
+
+    derived: set[str] = set()
+    for nid in nx.topological_sort(graph.g):
+        op = graph.op(nid)
+        if op.kind not in (OpKind.CONST, OpKind.INPUT) and op.inputs and all(
+                graph.is_const(i) or i in derived for i in op.inputs):
+            derived.add(nid)
+    return derived

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 from onnx_builders import F16, init, make_model, rand, single, with_dynamic_batch
 from sqz_testing import assert_matches_ort, compile_and_load
 
@@ -64,6 +64,24 @@ def _squeezenet_tail() -> object:
                       opset=11)
 
 
+def _qdq_conv() -> object:
+    """float -> Q -> DQ -> Conv (int8 weights through DequantizeLinear) -> Q -> DQ: the
+    weight DequantizeLinear has no batch axis, but it is a constant (folded)."""
+    rng = np.random.default_rng(21)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"]),
+             helper.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "ys", "yz"], ["cq"]),
+             helper.make_node("DequantizeLinear", ["cq", "ys", "yz"], ["y"])]
+    q8 = numpy_helper.from_array  # onnx_builders.init widens integers to int64
+    inits = [init("xs", np.array(0.05, np.float32)), q8(np.array(128, np.uint8), "xz"),
+             q8(rng.integers(-127, 128, (6, 4, 3, 3)).astype(np.int8), "wq"),
+             init("ws", np.array(0.01, np.float32)), q8(np.array(0, np.int8), "wz"),
+             init("ys", np.array(0.1, np.float32)), q8(np.array(120, np.uint8), "yz")]
+    return make_model(nodes, {"x": [1, 4, 6, 6]}, ["y"], inits)
+
+
 #: name -> builder of a batch-1 model; each is made dynamic with ``with_dynamic_batch``.
 MODELS: dict[str, Callable[[], object]] = {
     "conv_relu": _conv_relu,
@@ -90,6 +108,7 @@ MODELS: dict[str, Callable[[], object]] = {
                                    initializers=[init("s", [0, -1])]),
     "pytorch_shape_head": _pytorch_head,
     "squeezenet_tail": _squeezenet_tail,
+    "qdq_conv_uint8": _qdq_conv,
     "clip_leaky": lambda: make_model(
         [helper.make_node("Clip", ["x", "lo", "hi"], ["c"]),
          helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.3)], {"x": [1, 4, 3]}, ["y"],
