@@ -12,7 +12,7 @@ integer conv differs from them by one step in a few elements, and the flips comp
 through the network (4-6 steps end to end on the zoo models). Following the same choice
 per conv and reproducing the float path's summation order makes sqzc bit-exact there too.
 
-``ort_fuses_qdq_conv`` is the conv fusion rule (``ort_fuses_qdq_group`` the one for
+``ort_fuses_qdq_conv`` is the conv fusion rule (``ort_group_types`` the one for
 Softmax, AveragePool, GlobalAveragePool, LeakyRelu, Add and Mul: their QLinear ops take
 the group when input and output types agree after the S8->U8 rewrites, int8 included); ``sgemm_stride_k`` the K blocking that decides
 where MLAS's float sums restart (``ConvAttrs.mlas_stride_k``, emitted by
@@ -87,9 +87,10 @@ def _s8_pair_becomes_u8(g: Graph, q: str, dq: str) -> bool:
     qa, da = qop.attrs, dqop.attrs
     assert isinstance(qa, QuantAttrs) and isinstance(da, QuantAttrs)
     outputs = g.output_nodes()
+    reads = sum(g.op(c).inputs.count(dq) for c in g.consumers(dq))  # x * x reads it twice
     return (qa.dtype == da.dtype == "int8" and qa.per_tensor and da.per_tensor
             and qa.zero_point == da.zero_point and g.consumers(q) == [dq]
-            and q not in outputs and len(g.consumers(dq)) == (0 if dq in outputs else 1))
+            and q not in outputs and reads == (0 if dq in outputs else 1))
 
 
 def ort_fuses_qdq_conv(g: Graph, conv: str, q_out: str) -> bool:
@@ -106,17 +107,24 @@ def ort_fuses_qdq_conv(g: Graph, conv: str, q_out: str) -> bool:
     return x_u8 and y_u8
 
 
-def ort_fuses_qdq_group(g: Graph, dq_inputs: list[str], q_out: str, int8_allowed: bool) -> bool:
-    """Whether onnxruntime fuses ``DQ(x_i)... -> op -> q_out`` into its QLinear op for the
-    ops whose selectors accept int8 (Softmax, AveragePool, GlobalAveragePool, LeakyRelu,
-    Add, Mul): the input and output types must match after the S8->U8 rewrites (which
-    ``session.qdqisint8allowed=1``, ``int8_allowed``, turns off). Checked against
-    onnxruntime 1.32's optimized graphs for uint8, int8, mixed and Q -> DQ-fed groups."""
+def ort_group_types(g: Graph, dq_inputs: list[str], q_out: str, int8_allowed: bool
+                    ) -> tuple[list[str], str] | None:
+    """The 8-bit types onnxruntime computes ``DQ(x_i)... -> op -> q_out`` in when it fuses
+    the group into its QLinear op, else None; for the ops whose selectors accept int8
+    (Softmax, AveragePool, GlobalAveragePool, LeakyRelu, Add, Mul). Its S8->U8 transformer
+    first turns rewritable int8 Q -> DQ pairs into uint8 ones (value and zero point + 128;
+    ``session.qdqisint8allowed=1``, ``int8_allowed``, turns that off); the group is then
+    fused when every input and the output have one type, and its arithmetic runs in that
+    type, which matters where a zero point is added before rounding (QLinearAveragePool,
+    QLinearAdd). Checked against onnxruntime 1.32's optimized graphs for uint8, int8,
+    mixed and Q -> DQ-fed groups. Decide on the graph as imported: a folded neighbour is
+    no longer a Q -> DQ pair."""
     y_type = g.op(q_out).attrs.dtype  # type: ignore[attr-defined]
     x_types = [g.op(dq).attrs.dtype for dq in dq_inputs]  # type: ignore[attr-defined]
-    if int8_allowed:
-        return all(t == y_type for t in x_types)
-    readers = g.consumers(q_out)
-    y_u8 = y_type == "uint8" or (len(readers) == 1 and _s8_pair_becomes_u8(g, q_out, readers[0]))
-    return all((t == "uint8" or _s8_pair_becomes_u8(g, g.op(dq).inputs[0], dq)) == y_u8
-               for dq, t in zip(dq_inputs, x_types))
+    if not int8_allowed:
+        readers = g.consumers(q_out)
+        if y_type == "int8" and len(readers) == 1 and _s8_pair_becomes_u8(g, q_out, readers[0]):
+            y_type = "uint8"
+        x_types = ["uint8" if t == "int8" and _s8_pair_becomes_u8(g, g.op(dq).inputs[0], dq)
+                   else t for dq, t in zip(dq_inputs, x_types)]
+    return (x_types, y_type) if all(t == y_type for t in x_types) else None

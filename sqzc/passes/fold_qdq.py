@@ -6,27 +6,19 @@ import dataclasses
 
 import numpy as np
 
-from sqzc import quant_reference_contrib as qrc
-from sqzc.float_semantics import broadcast_shapes
 from sqzc.ir import Graph
 from sqzc.ops import (
     AxisAttrs,
     ConvAttrs,
-    LeakyReluAttrs,
-    LookupAttrs,
     OpKind,
     PoolAttrs,
-    QAvgPoolAttrs,
-    QBinaryAttrs,
     QConvAttrs,
     QPoolAttrs,
-    QSoftmaxAttrs,
     QuantAttrs,
-    ReduceAttrs,
-    SoftmaxAttrs,
 )
-from sqzc.ort_qdq import ort_fuses_qdq_conv, ort_fuses_qdq_group, sgemm_stride_k
-from sqzc.quant_semantics import _QRANGE, conv_multipliers, lookup_table
+from sqzc.ort_qdq import ort_fuses_qdq_conv, sgemm_stride_k
+from sqzc.passes.fold_qdq_contrib import CONTRIB_FOLDERS
+from sqzc.quant_semantics import _QRANGE, conv_multipliers
 
 
 def _dq(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
@@ -142,139 +134,6 @@ def _fold_concat(g: Graph, nid: str) -> bool:
     return True
 
 
-def _sole_reshape(g: Graph, nid: str) -> str | None:
-    """``nid``'s only reader if that is a Reshape (and ``nid`` no graph output)."""
-    users = g.consumers(nid)
-    if len(users) == 1 and nid not in g.output_nodes() and g.op(users[0]).kind is OpKind.RESHAPE:
-        return users[0]
-    return None
-
-
-def _fold_softmax(g: Graph, nid: str) -> bool:
-    """DQ -> Softmax -> Q becomes onnxruntime's QLinearSoftmax where it fuses the group
-    (``ort_qdq.ort_fuses_qdq_group``); its lookup-table arithmetic is then the result.
-    A Softmax before opset 13 that normalizes over several axes arrives as Reshape ->
-    Softmax -> Reshape (the importer's 2-D form); onnxruntime fuses that group too, so
-    the reshapes move onto the 8-bit tensors around the ``qsoftmax``."""
-    op = g.op(nid)
-    a = op.attrs
-    assert isinstance(a, SoftmaxAttrs)
-    dq, pre, post = op.inputs[0], None, None
-    if g.op(dq).kind is OpKind.RESHAPE and _sole_reshape(g, g.op(dq).inputs[0]) == dq:
-        pre, dq = dq, g.op(dq).inputs[0]
-        post = _sole_reshape(g, nid)
-        if post is None:
-            return False
-    x, q = _dq(g, dq), _only_q_consumer(g, post or nid)
-    if x is None or q is None or a.log or not x[1].per_tensor or \
-            x[1].dtype not in ("uint8", "int8") or x[1].dtype != q[1].dtype or \
-            not ort_fuses_qdq_group(g, [dq], q[0], g.fuse_int8_qdq):
-        return False
-    src = x[0]
-    if pre is not None:
-        src = g.add_op(OpKind.RESHAPE, g.op(pre).attrs, [src], pre + "_q", g.op(pre).origin)
-    attrs = QSoftmaxAttrs(x[1].scale[0], q[1], a.axis)
-    new = g.add_op(OpKind.QSOFTMAX, attrs, [src], q[0] + "_qsoftmax",
-                   op.origin + g.op(q[0]).origin)
-    if post is not None:
-        new = g.add_op(OpKind.RESHAPE, g.op(post).attrs, [new], post + "_q", g.op(post).origin)
-    g.replace_uses(q[0], new)
-    g.remove(q[0])
-    return True
-
-
-def _unary_group(g: Graph, nid: str) -> tuple[str, QuantAttrs, str, QuantAttrs] | None:
-    """(8-bit source, its params, QuantizeLinear, its params) of a ``DQ -> nid -> Q`` group
-    onnxruntime fuses, all per tensor and of one type (mixed types are left float)."""
-    x, q = _dq(g, g.op(nid).inputs[0]), _only_q_consumer(g, nid)
-    if x is None or q is None or not x[1].per_tensor or x[1].dtype not in ("uint8", "int8") \
-            or x[1].dtype != q[1].dtype \
-            or not ort_fuses_qdq_group(g, [g.op(nid).inputs[0]], q[0], g.fuse_int8_qdq):
-        return None
-    return x[0], x[1], q[0], q[1]
-
-
-def _replace_group(g: Graph, nid: str, qid: str, kind: OpKind, attrs: object,
-                   inputs: list[str], tag: str) -> bool:
-    new = g.add_op(kind, attrs, inputs, f"{qid}_{tag}", g.op(nid).origin + g.op(qid).origin)
-    g.replace_uses(qid, new)
-    g.remove(qid)
-    return True
-
-
-def _fold_avgpool(g: Graph, nid: str) -> bool:
-    """DQ -> AveragePool -> Q becomes onnxruntime's QLinearAveragePool where it fuses it
-    (a window covering the unpadded input is its global-pool path, as the importer does
-    for QLinearAveragePool). Dilated pools stay float: QLinearAveragePool has no
-    dilations, and onnxruntime's fused result then differs from the model's meaning."""
-    grp = _unary_group(g, nid)
-    pool = g.op(nid).attrs
-    assert isinstance(pool, PoolAttrs)
-    if grp is None or pool.dilations != (1, 1):
-        return False
-    src, xq, qid, yq = grp
-    if pool.kernel == g.op(src).out.shape[2:] and not any(pool.pads):
-        return _replace_group(g, nid, qid, OpKind.QGLOBAL_AVGPOOL, QPoolAttrs(xq, yq), [src],
-                              "qgap")
-    return _replace_group(g, nid, qid, OpKind.QAVGPOOL, QAvgPoolAttrs(pool, xq, yq), [src],
-                          "qavgpool")
-
-
-def _fold_global_avgpool(g: Graph, nid: str) -> bool:
-    """DQ -> GlobalAveragePool (a mean over every axis after the channels, kept) -> Q
-    becomes onnxruntime's QLinearGlobalAveragePool (integer sum, its requantization)."""
-    a, rank = g.op(nid).attrs, len(g.op(nid).out.shape)
-    assert isinstance(a, ReduceAttrs)
-    if a.mode != "mean" or not a.keepdims or rank < 3 or a.axes != tuple(range(2, rank)):
-        return False
-    grp = _unary_group(g, nid)
-    if grp is None:
-        return False
-    src, xq, qid, yq = grp
-    return _replace_group(g, nid, qid, OpKind.QGLOBAL_AVGPOOL, QPoolAttrs(xq, yq), [src], "qgap")
-
-
-def _fold_leaky_relu(g: Graph, nid: str) -> bool:
-    """DQ -> LeakyRelu -> Q becomes onnxruntime's QLinearLeakyRelu (its lookup table)."""
-    a = g.op(nid).attrs
-    assert isinstance(a, LeakyReluAttrs)
-    grp = _unary_group(g, nid)
-    if grp is None:
-        return False
-    src, xq, qid, yq = grp
-    table = LookupAttrs(lookup_table("leaky", xq, yq, a.alpha), xq.dtype, f"leaky({a.alpha!r})")
-    return _replace_group(g, nid, qid, OpKind.LOOKUP, table, [src], "qleaky")
-
-
-def _fold_binary(g: Graph, nid: str) -> bool:
-    """DQ(a), DQ(b) -> Add/Mul -> Q becomes onnxruntime's QLinearAdd/QLinearMul where it
-    fuses them, operands ordered as its kernel takes them (``qadd``'s first operand
-    rounds differently). Left float where batch 1 and larger batches would round
-    differently (a dynamic batch that changes onnxruntime's broadcast case)."""
-    op = g.op(nid)
-    srcs = [_dq(g, i) for i in op.inputs]
-    q = _only_q_consumer(g, nid)
-    if q is None or any(s is None for s in srcs):
-        return False
-    (a, aq), (b, bq) = srcs  # type: ignore[misc]
-    if any(not p.per_tensor or p.dtype != q[1].dtype for p in (aq, bq)) \
-            or q[1].dtype not in ("uint8", "int8") \
-            or not ort_fuses_qdq_group(g, list(op.inputs), q[0], g.fuse_int8_qdq):
-        return False
-    kind = OpKind.QADD if op.kind is OpKind.ADD else OpKind.QMUL
-    ins, attrs = [a, b], QBinaryAttrs(aq, bq, q[1])
-    if kind is OpKind.QADD:
-        sa, sb = g.op(a).out.shape, g.op(b).out.shape
-        case = qrc._broadcast_case(sa, sb, broadcast_shapes(sa, sb))
-        if g.dynamic_batch:
-            ba, bb = ((2,) + s[1:] if s and not g.is_const(n) else s for n, s in ((a, sa), (b, sb)))
-            if qrc._broadcast_case(ba, bb, broadcast_shapes(ba, bb)) != case:
-                return False
-        if case == 0:
-            ins, attrs = [b, a], QBinaryAttrs(bq, aq, q[1])
-    return _replace_group(g, nid, q[0], kind, attrs, ins, kind.value)
-
-
 def _mlas_attrs(g: Graph, nid: str) -> ConvAttrs:
     """The conv's attrs asking for onnxruntime's MLAS float summation order."""
     op = g.op(nid)
@@ -321,7 +180,7 @@ def fold_qdq(g: Graph) -> bool:
     (exact: max and copy commute with an affine map); DQ -> Softmax / AveragePool /
     GlobalAveragePool / LeakyRelu -> Q and DQ, DQ -> Add / Mul -> Q become onnxruntime's
     QLinear ops (``qsoftmax``, ``qavgpool``, ``qglobal_avgpool``, ``lookup``, ``qadd``,
-    ``qmul``) where onnxruntime fuses them (``ort_qdq.ort_fuses_qdq_group``), so their
+    ``qmul``) where onnxruntime fuses them (``ort_qdq.ort_group_types``, ``fold_qdq_contrib``), so their
     integer arithmetic is the result. Lone Q/DQ at the edges, and groups
     that do not match exactly, stay as they are (the float path computes the model's
     literal meaning). Runs before constant folding, which would otherwise turn the
@@ -333,14 +192,16 @@ def fold_qdq(g: Graph) -> bool:
     graph's ``fuse_int8_qdq``) folds them into integer convs instead, as onnxruntime does
     with ``session.qdqisint8allowed=1``.
     """
+    imported = g.copy()  # onnxruntime decides every group before it fuses any
     changed = _fold_conv_groups(g)
-    folders = {OpKind.MAXPOOL: _fold_maxpool, OpKind.CONCAT: _fold_concat,
-               OpKind.SOFTMAX: _fold_softmax, OpKind.AVGPOOL: _fold_avgpool,
-               OpKind.REDUCE: _fold_global_avgpool, OpKind.LEAKY_RELU: _fold_leaky_relu,
-               OpKind.ADD: _fold_binary, OpKind.MUL: _fold_binary}
+    folders = {OpKind.MAXPOOL: _fold_maxpool, OpKind.CONCAT: _fold_concat}
     for nid in list(g.nodes()):
-        if nid in g and g.op(nid).kind in folders:
+        if nid not in g:
+            continue
+        if g.op(nid).kind in folders:
             changed |= folders[g.op(nid).kind](g, nid)
+        elif g.op(nid).kind in CONTRIB_FOLDERS:
+            changed |= CONTRIB_FOLDERS[g.op(nid).kind](g, imported, nid)
     if changed:
         g.remove_dead()
     return changed

@@ -6,7 +6,7 @@ QLinearAveragePool / QLinearGlobalAveragePool / QLinearLeakyRelu and ``DQ, DQ ->
 into QLinearAdd / QLinearMul when every input and the output have one type after its
 S8->U8 rewrites (int8 included), and computes them with integer or lookup-table
 arithmetic that differs from the float path by a step in some elements. sqzc's fold-qdq
-must make the same choice (``ort_qdq.ort_fuses_qdq_group``) so every output byte agrees:
+must make the same choice (``ort_qdq.ort_group_types``) so every output byte agrees:
 checked here per op for uint8 and int8, equal and different input/output quantization,
 broadcasting operands, and an int8 group fed by a graph-input Q -> DQ pair (its input
 pair becomes uint8 and the output stays int8: onnxruntime leaves it float). Each case also
@@ -123,4 +123,88 @@ def test_qdq_group_matches_onnxruntime(op: str, dtype: str, same_q: bool, b_shap
     lib = sqzc.load(tmp_path / "m.so", threads=1)
     for seed in (1, 2, 3):
         x = _input(dtype, graph_q, seed)
+        np.testing.assert_array_equal(lib(x), sess.run(None, {"x": x})[0])
+
+
+# ------------------------------------------------------------------ chains (S8->U8 rewrites)
+
+LINK_OPS = {  # op -> (ONNX op, attributes, binary)
+    "avgpool": ("AveragePool", {"kernel_shape": [2, 2], "strides": [1, 1]}, False),
+    "leaky": ("LeakyRelu", {"alpha": 0.2}, False),
+    "add-const": ("Add", {}, True),
+    "square": ("Mul", {}, False),  # x * x: one DequantizeLinear read twice
+    "gap": ("GlobalAveragePool", {}, False),
+    "softmax": ("Softmax", {"axis": 1}, False),
+}
+
+
+def _chain(ops: list[str], types: list[str], seed: int) -> onnx.ModelProto:
+    """float x -> Q -> DQ -> op1 -> Q -> DQ -> op2 ... -> Q -> DQ -> float y; ``types[i]``
+    is the type of the i-th QuantizeLinear (len(ops) + 1 of them). onnxruntime rewrites
+    the int8 Q -> DQ pairs to uint8 and fuses where the types then agree, computing in
+    the rewritten type."""
+    rng = np.random.default_rng(seed)
+    inits, nodes, cur = [], [], "x"
+    for i, t in enumerate(types):
+        npt = NP[t]
+        scale = np.float32(1 / 256 if i and ops[i - 1] == "softmax" else 0.02 + rng.random() * 0.05)
+        zp = npt(-128 if i and ops[i - 1] == "softmax" and t == "s8" else
+                 (0 if i and ops[i - 1] == "softmax" else rng.integers(-20, 20) + (128 if t == "u8" else 0)))
+        inits += [numpy_helper.from_array(scale, f"s{i}"), numpy_helper.from_array(zp, f"z{i}")]
+        nodes += [helper.make_node("QuantizeLinear", [cur, f"s{i}", f"z{i}"], [f"q{i}"]),
+                  helper.make_node("DequantizeLinear", [f"q{i}", f"s{i}", f"z{i}"], [f"d{i}"])]
+        cur = f"d{i}"
+        if i == len(ops):
+            break
+        onnx_op, attrs, binary = LINK_OPS[ops[i]]
+        ins = [cur, cur] if ops[i] == "square" else [cur]
+        if binary:
+            inits += [numpy_helper.from_array(rng.integers(-100, 100, [1, 6, 1, 1]).astype(np.int8),
+                                              f"c{i}"),
+                      numpy_helper.from_array(np.float32(0.03), f"cs{i}"),
+                      numpy_helper.from_array(np.int8(0), f"cz{i}")]
+            nodes.append(helper.make_node("DequantizeLinear", [f"c{i}", f"cs{i}", f"cz{i}"],
+                                          [f"cd{i}"]))
+            ins.append(f"cd{i}")
+        nodes.append(helper.make_node(onnx_op, ins, [f"o{i}"], **attrs))
+        cur = f"o{i}"
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, SHAPE)], [helper.make_tensor_value_info(cur, TensorProto.FLOAT, None)],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return onnx.shape_inference.infer_shapes(model)
+
+
+QL_OPS = ("QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearLeakyRelu", "QLinearAdd",
+          "QLinearMul", "QLinearSoftmax")
+FOLDED = ("qavgpool", "qglobal_avgpool", "lookup", "qadd", "qmul", "qsoftmax")
+CHAINS = [
+    (["avgpool", "leaky", "add-const", "gap"], ["s8"] * 5),  # every pair becomes uint8
+    (["avgpool", "leaky", "add-const"], ["s8", "s8", "u8", "s8"]),  # mixed declared types
+    (["square", "avgpool"], ["s8", "s8", "s8"]),
+    (["leaky", "softmax"], ["s8", "u8", "u8"]),
+    (["avgpool", "square", "gap"], ["u8", "s8", "s8", "u8"]),
+]
+
+
+@pytest.mark.parametrize("ops, types", CHAINS, ids=["-".join(c[0]) + "-" + "".join(c[1])
+                                                    for c in CHAINS])
+def test_qdq_chain_matches_onnxruntime(ops: list[str], types: list[str], tmp_path) -> None:
+    """Chains of groups with float -> Q -> DQ at the input and int8 links: every decision
+    is onnxruntime's on the graph as imported (a folded neighbour no longer looks like a
+    Q -> DQ pair), int8 groups it rewrites compute in uint8 (QLinearAveragePool and
+    QLinearAdd round after adding the zero point), and the bytes agree."""
+    model = _chain(ops, types, seed=len(ops))
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    result = sqzc.compile(path, tmp_path / "m.so", CompileOptions(opt_level=3))
+    kinds = [result.graph.op(v).kind.value for v in result.graph.nodes()]
+    ort_ops = ort_optimized_op_types(model, tmp_path)
+    assert sum(k in FOLDED for k in kinds) == sum(o in QL_OPS for o in ort_ops), (kinds, ort_ops)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    lib = sqzc.load(tmp_path / "m.so", threads=1)
+    for seed in range(4):
+        x = np.random.default_rng(seed).normal(0, 1.5, SHAPE).astype(np.float32)
         np.testing.assert_array_equal(lib(x), sess.run(None, {"x": x})[0])
