@@ -111,9 +111,11 @@ def main() -> int:
                 b, _ = run_bench(str(path), threads=t, rounds=args.rounds, openvino=True,
                                  fuse_int8_qdq=label == FUSED_S8S8)
                 r = b.row()
+                problem = b.peer_problems.get("openvino", "")
                 ov = (f"{b.peer_ms('openvino'):.2f} | **{r['sqzc_ms'] / b.peer_ms('openvino'):.2f}**"
                       if "openvino" in b.peer_times else
-                      "cannot load it | -" if "openvino" in b.peer_problems else "- | -")
+                      "not installed | -" if problem.startswith("ModuleNotFoundError") else
+                      "cannot load it | -" if problem else "- | -")
                 rows.append((label, t, r, b.compile_seconds, ov))
                 print(f"{label:<38} {t}T  sqzc {r['sqzc_ms']:.2f} ms  ort {r['ort_ms']:.2f} ms  "
                       f"ratio {r['ratio']:.3f}  openvino {ov}", flush=True)
