@@ -244,9 +244,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """``sqzc bench``: sqzc vs onnxruntime, interleaved, same process and threads."""
-    from sqzc.bench import check_bench_args, format_report, run_bench
+    from sqzc.bench import format_report, run_bench
 
-    check_bench_args(args.threads, args.rounds, args.warmup)
     bench, layers = run_bench(args.model, threads=args.threads, batch=args.batch,
                               rounds=args.rounds, warmup=args.warmup, opt_level=args.opt_level,
                               target_cpu=args.target_cpu, profile=args.profile,
@@ -276,15 +275,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                              f"{args.low:g} --high {args.high:g}")
         if args.seed < 0:
             raise UsageError(f"--seed must be >= 0, got {args.seed}")
-    batch = 1
-    if args.batch is not None:
-        from sqzc import driver
-        from sqzc.bench import resolve_batch
-
-        graph = driver.load_graph(args.model, driver.CompileOptions(
-            opt_level=args.opt_level, target_cpu=args.target_cpu))
-        batch = resolve_batch(graph, args.batch, args.model)
-    report = verify_model(args.model, input_path=args.input, seed=args.seed, batch=batch,
+    report = verify_model(args.model, input_path=args.input, seed=args.seed, batch=args.batch,
                           rtol=args.rtol, atol=args.atol, opt_level=args.opt_level,
                           per_layer=args.per_layer, target_cpu=args.target_cpu,
                           low=args.low, high=args.high, winograd=args.winograd,

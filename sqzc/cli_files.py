@@ -29,12 +29,12 @@ def check_dump_dir(path: Path | None) -> None:
 def check_output_path(path: str | os.PathLike[str], option: str = "-o") -> Path:
     """Fail before any work if ``path`` cannot be written: its folder must exist and it must
     not be a folder itself (the stages write atomically into the same folder)."""
+    from sqzc.backends.llvm.link import output_path_problem
+
     out = Path(path)
-    directory = out.parent if str(out.parent) else Path(".")
-    if not directory.is_dir():
-        raise UsageError(f"{option} {path}: output directory '{directory}' does not exist")
-    if out.is_dir():
-        raise UsageError(f"{option} {path}: output path is a directory")
+    problem = output_path_problem(out)
+    if problem:
+        raise UsageError(f"{option} {path}: {problem}")
     return out
 
 

@@ -180,21 +180,25 @@ def _ort_session(model: Path, extra: list[str] | None,  # type: ignore[no-untype
 
 
 def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0,
-                 batch: int = 1, rtol: float = 1e-4, atol: float = 1e-6,
+                 batch: int | None = None, rtol: float = 1e-4, atol: float = 1e-6,
                  opt_level: int = 3, per_layer: bool = False, target_cpu: str = "host",
                  low: float = 0.0, high: float = 255.0, int_tolerance: int = 0,
                  fault: str | None = None, winograd: bool = True,
                  fuse_int8_qdq: bool = False) -> VerifyReport:
     """Compile ``model`` (optionally a per-layer debug build), run both engines, compare.
     With ``fuse_int8_qdq`` onnxruntime runs with ``session.qdqisint8allowed=1``, the
-    configuration whose results that option reproduces."""
+    configuration whose results that option reproduces. ``batch`` (default 1) is the
+    random input's batch for a model with a symbolic batch; a static-batch model takes
+    only its own (``bench.resolve_batch``)."""
     import sqzc.driver as driver
+    from sqzc.bench import resolve_batch
     from sqzc.runtime import load
 
     model = Path(model)
     options = driver.CompileOptions(opt_level=opt_level, target_cpu=target_cpu,
                                     winograd=winograd, fuse_int8_qdq=fuse_int8_qdq)
     graph = driver.load_graph(model, options)
+    batch = resolve_batch(graph, batch, str(model))
     plan, _ = driver.optimize(graph, options)
     if fault is not None:
         inject_fault(graph, fault)

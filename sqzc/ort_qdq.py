@@ -97,14 +97,8 @@ def ort_fuses_qdq_conv(g: Graph, conv: str, q_out: str) -> bool:
     """Whether onnxruntime (x86-64, default session) fuses the group
     ``DQ(x) -> conv -> q_out`` into a QLinearConv: after the S8->U8 rewrites its input and
     its output must both be uint8 (see the module docstring)."""
-    x_dq = g.op(conv).inputs[0]
-    x_src = g.op(x_dq).inputs[0]
-    x_type = g.op(x_dq).attrs.dtype  # type: ignore[attr-defined]
-    y_type = g.op(q_out).attrs.dtype  # type: ignore[attr-defined]
-    readers = g.consumers(q_out)
-    x_u8 = x_type == "uint8" or _s8_pair_becomes_u8(g, x_src, x_dq)
-    y_u8 = y_type == "uint8" or (len(readers) == 1 and _s8_pair_becomes_u8(g, q_out, readers[0]))
-    return x_u8 and y_u8
+    types = ort_group_types(g, [g.op(conv).inputs[0]], q_out, int8_allowed=False)
+    return types is not None and types[1] == "uint8"
 
 
 def ort_group_types(g: Graph, dq_inputs: list[str], q_out: str, int8_allowed: bool

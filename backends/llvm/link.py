@@ -70,16 +70,26 @@ def link_shared(obj: bytes, out_path: Path, workdir: Path) -> None:
     write_atomically(out_path, tmp_so.read_bytes())
 
 
+def output_path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be written atomically (its folder is missing, or it is a folder
+    itself), or None. The CLI asks before any work, ``write_atomically`` before writing."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        return f"output directory '{directory}' does not exist"
+    if path.is_dir():
+        return f"output path '{path}' is a directory"
+    return None
+
+
 def write_atomically(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory and a rename."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     from sqzc.errors import UsageError
 
-    if not directory.is_dir():
-        raise UsageError(f"output directory '{directory}' does not exist")
-    if path.is_dir():
-        raise UsageError(f"output path '{path}' is a directory")
+    problem = output_path_problem(path)
+    if problem:
+        raise UsageError(problem)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as e:

@@ -170,11 +170,9 @@ def check_batch_separable(graph: Graph, label: str) -> None:
 
 
 def _constant_derived(graph: Graph) -> set[str]:
-    """Non-constant ops whose inputs are all constants or such ops (topological order)."""
-    import networkx as nx
-
+    """Non-constant ops whose inputs are all constants or such ops."""
     derived: set[str] = set()
-    for nid in nx.topological_sort(graph.g):
+    for nid in graph.nodes():  # topological order
         op = graph.op(nid)
         if op.kind not in (OpKind.CONST, OpKind.INPUT) and op.inputs and all(
                 graph.is_const(i) or i in derived for i in op.inputs):

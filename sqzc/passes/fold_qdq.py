@@ -18,42 +18,23 @@ from sqzc.ops import (
 )
 from sqzc.ort_qdq import ort_fuses_qdq_conv, sgemm_stride_k
 from sqzc.passes.fold_qdq_contrib import CONTRIB_FOLDERS
+from sqzc.passes.qdq_match import dequantized, sole_quantize_reader
 from sqzc.quant_semantics import _QRANGE, conv_multipliers
-
-
-def _dq(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
-    """(quantized source, params) if ``nid`` is a DequantizeLinear."""
-    op = g.op(nid)
-    if op.kind is not OpKind.DEQUANTIZE:
-        return None
-    assert isinstance(op.attrs, QuantAttrs)
-    return op.inputs[0], op.attrs
-
-
-def _only_q_consumer(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
-    """The single QuantizeLinear reading ``nid`` (and nothing else), if so."""
-    users = g.consumers(nid)
-    if len(users) != 1 or nid in g.output_nodes():
-        return None
-    q = g.op(users[0])
-    if q.kind is not OpKind.QUANTIZE or not q.attrs.per_tensor:  # type: ignore[attr-defined]
-        return None
-    return users[0], q.attrs  # type: ignore[return-value]
 
 
 def _conv_group(g: Graph, nid: str) -> tuple[str, QuantAttrs, bool] | None:
     """(QuantizeLinear, its params, whether a Relu sits between) of a ``DQ(x) -> Conv
     [-> Relu] -> Q`` group with 8-bit ``x``, each step the only reader of the previous."""
     op = g.op(nid)
-    x = _dq(g, op.inputs[0])
+    x = dequantized(g, op.inputs[0])
     if x is None or x[1].dtype not in ("uint8", "int8"):
         return None
-    q = _only_q_consumer(g, nid)
+    q = sole_quantize_reader(g, nid)
     if q is not None:
         return q[0], q[1], False
     users = g.consumers(nid)
     if len(users) == 1 and g.op(users[0]).kind is OpKind.RELU and nid not in g.output_nodes():
-        q = _only_q_consumer(g, users[0])
+        q = sole_quantize_reader(g, users[0])
         if q is not None:
             return q[0], q[1], True
     return None
@@ -77,8 +58,8 @@ def _fold_conv(g: Graph, nid: str, qid: str) -> bool:
     op = g.op(nid)
     a = op.attrs
     assert isinstance(a, ConvAttrs)
-    x = _dq(g, op.inputs[0])
-    w = _dq(g, op.inputs[1])
+    x = dequantized(g, op.inputs[0])
+    w = dequantized(g, op.inputs[1])
     q = (qid, g.op(qid).attrs)
     if x is None or w is None or a.act.kind != "none" or a.mlas_stride_k:
         return False
@@ -92,7 +73,7 @@ def _fold_conv(g: Graph, nid: str, qid: str) -> bool:
     wz = wp.zero_point
     ins = [xq, wq]
     if len(op.inputs) > 2:
-        b = _dq(g, op.inputs[2])
+        b = dequantized(g, op.inputs[2])
         if b is None or not g.is_const(b[0]) or b[1].dtype != "int32" or any(b[1].zero_point):
             return False
         expect = [np.float32(np.float32(xp.scale[0]) * np.float32(s)) for s in ws]
@@ -110,8 +91,8 @@ def _fold_conv(g: Graph, nid: str, qid: str) -> bool:
 
 def _fold_maxpool(g: Graph, nid: str) -> bool:
     op = g.op(nid)
-    x = _dq(g, op.inputs[0])
-    q = _only_q_consumer(g, nid)
+    x = dequantized(g, op.inputs[0])
+    q = sole_quantize_reader(g, nid)
     if x is None or q is None or x[1] != q[1]:
         return False
     assert isinstance(op.attrs, PoolAttrs)
@@ -123,8 +104,8 @@ def _fold_maxpool(g: Graph, nid: str) -> bool:
 
 def _fold_concat(g: Graph, nid: str) -> bool:
     op = g.op(nid)
-    q = _only_q_consumer(g, nid)
-    srcs = [_dq(g, i) for i in op.inputs]
+    q = sole_quantize_reader(g, nid)
+    srcs = [dequantized(g, i) for i in op.inputs]
     if q is None or any(s is None or s[1] != q[1] for s in srcs):
         return False
     assert isinstance(op.attrs, AxisAttrs)
@@ -144,7 +125,7 @@ def _mlas_attrs(g: Graph, nid: str) -> ConvAttrs:
 
 
 def _reads_8bit_dq(g: Graph, conv: str) -> bool:
-    x = _dq(g, g.op(conv).inputs[0])
+    x = dequantized(g, g.op(conv).inputs[0])
     return x is not None and x[1].dtype in ("uint8", "int8")
 
 

@@ -33,6 +33,7 @@ from sqzc.ops import (
     SoftmaxAttrs,
 )
 from sqzc.ort_qdq import ort_group_types
+from sqzc.passes.qdq_match import dequantized, sole_quantize_reader
 from sqzc.quant_semantics import lookup_table
 
 
@@ -51,30 +52,18 @@ def _as_uint8(q: QuantAttrs) -> QuantAttrs:
     return dataclasses.replace(q, dtype="uint8", zero_point=tuple(z + 128 for z in q.zero_point))
 
 
-def _dq(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
-    op = g.op(nid)
-    if op.kind is not OpKind.DEQUANTIZE or not isinstance(op.attrs, QuantAttrs) \
-            or not op.attrs.per_tensor or op.attrs.dtype not in ("uint8", "int8"):
+def _eight_bit(match: tuple[str, QuantAttrs] | None) -> tuple[str, QuantAttrs] | None:
+    """``match`` if its params are per-tensor uint8/int8 (what the QLinear ops take)."""
+    if match is None or not match[1].per_tensor or match[1].dtype not in ("uint8", "int8"):
         return None
-    return op.inputs[0], op.attrs
-
-
-def _only_q(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
-    users = g.consumers(nid)
-    if len(users) != 1 or nid in g.output_nodes():
-        return None
-    q = g.op(users[0])
-    if q.kind is not OpKind.QUANTIZE or not isinstance(q.attrs, QuantAttrs) \
-            or not q.attrs.per_tensor or q.attrs.dtype not in ("uint8", "int8"):
-        return None
-    return users[0], q.attrs
+    return match
 
 
 def _group(g: Graph, imported: Graph, dqs: list[str], last: str) -> _Group | None:
     """The group of DequantizeLinears ``dqs`` -> ... -> ``last`` -> Q, if onnxruntime fuses
     it; int8 inputs it sees as uint8 are converted here (call only once committed)."""
-    srcs = [_dq(g, d) for d in dqs]
-    q = _only_q(g, last)
+    srcs = [_eight_bit(dequantized(g, d)) for d in dqs]
+    q = _eight_bit(sole_quantize_reader(g, last))
     if q is None or any(s is None for s in srcs) or q[0] not in imported \
             or any(d not in imported for d in dqs):
         return None

@@ -146,10 +146,12 @@ def _chain(ops: list[str], types: list[str], seed: int) -> onnx.ModelProto:
     rng = np.random.default_rng(seed)
     inits, nodes, cur = [], [], "x"
     for i, t in enumerate(types):
-        npt = NP[t]
-        scale = np.float32(1 / 256 if i and ops[i - 1] == "softmax" else 0.02 + rng.random() * 0.05)
-        zp = npt(-128 if i and ops[i - 1] == "softmax" and t == "s8" else
-                 (0 if i and ops[i - 1] == "softmax" else rng.integers(-20, 20) + (128 if t == "u8" else 0)))
+        lowest = -128 if t == "s8" else 0
+        if i and ops[i - 1] == "softmax":  # onnxruntime's quantizer: [0, 1] at 1/256
+            scale, zp = np.float32(1 / 256), NP[t](lowest)
+        else:
+            scale = np.float32(0.02 + rng.random() * 0.05)
+            zp = NP[t](rng.integers(-20, 20) + lowest + 128)
         inits += [numpy_helper.from_array(scale, f"s{i}"), numpy_helper.from_array(zp, f"z{i}")]
         nodes += [helper.make_node("QuantizeLinear", [cur, f"s{i}", f"z{i}"], [f"q{i}"]),
                   helper.make_node("DequantizeLinear", [f"q{i}", f"s{i}", f"z{i}"], [f"d{i}"])]

@@ -309,7 +309,7 @@ def _emit_tiled(ctx: KernelContext) -> None:
         zeros.initializer = ir.Constant(ir.ArrayType(F32, wd), None)
         zero_row = b.bitcast(zeros, PTR)
 
-    def y_ptr(n: ir.Value, o: ir.Value, row: ir.Value, col: ir.Value) -> ir.Value:
+    def y_index(n: ir.Value, o: ir.Value, row: ir.Value, col: ir.Value) -> ir.Value:
         return b.add(linear_index(b, [n, o, row, i64(0)], y.strides), col)
 
     def unit_block(n: ir.Value, o0: ir.Value, channels: int, r: ir.Value, qb: ir.Value,
@@ -370,7 +370,7 @@ def _emit_tiled(ctx: KernelContext) -> None:
                     if bias is not None:
                         v = b.fadd(v, splat(b, bias.load(b, [o]), LANES))
                     v = vector_activation(b, v, a.act, LANES)
-                    lin = y_ptr(n, o, b.add(r, i64(dr)), cols[g])
+                    lin = y_index(n, o, b.add(r, i64(dr)), cols[g])
                     flags = [q0 + lane < ow for lane in range(LANES)] if static \
                         else [True] * LANES
                     if a.quantize is None:
