@@ -153,6 +153,17 @@ class Graph:
         """True if ``nid`` is a compile-time constant."""
         return self.op(nid).kind is OpKind.CONST
 
+    def constant_derived(self) -> set[str]:
+        """Ids of nodes computed from constants alone (a QDQ weight's DequantizeLinear),
+        constants themselves included: their values do not depend on any input."""
+        derived: set[str] = set()
+        for nid in self.nodes():  # topological order
+            op = self.op(nid)
+            if op.kind is OpKind.CONST or (op.kind is not OpKind.INPUT and op.inputs and all(
+                    i in derived for i in op.inputs)):
+                derived.add(nid)
+        return derived
+
     def const_value(self, nid: str) -> np.ndarray:
         """The value of constant node ``nid``."""
         attrs = self.op(nid).attrs

@@ -135,7 +135,7 @@ def check_batch_separable(graph: Graph, label: str) -> None:
     Ops computed from constants alone (a QDQ model's weight DequantizeLinear) are
     constants too: constant folding evaluates them, batch or no batch.
     """
-    constant = _constant_derived(graph)
+    constant = graph.constant_derived()
     for nid in graph.nodes():
         op = graph.op(nid)
         if op.kind in (OpKind.CONST, OpKind.INPUT) or nid in constant:
@@ -156,7 +156,7 @@ def check_batch_separable(graph: Graph, label: str) -> None:
             raise UnsupportedError(f"{label}: dynamic batch: {where} moves the batch axis")
         for src in op.inputs:
             t = graph.op(src).out
-            const_src = graph.is_const(src) or src in constant
+            const_src = src in constant
             # a constant with the output's rank and a leading dim > 1 would be broadcast
             # along the batch (a rank-2 MatMul weight is not: its first dim is K)
             broadcasting = op.kind in BINARY or (op.kind is OpKind.MATMUL and len(shape) > 2)
@@ -167,14 +167,3 @@ def check_batch_separable(graph: Graph, label: str) -> None:
             if not const_src and (not t.shape or t.shape[0] != 1):
                 raise UnsupportedError(f"{label}: dynamic batch: {where} reads {t} without a "
                                        "leading batch axis")
-
-
-def _constant_derived(graph: Graph) -> set[str]:
-    """Non-constant ops whose inputs are all constants or such ops."""
-    derived: set[str] = set()
-    for nid in graph.nodes():  # topological order
-        op = graph.op(nid)
-        if op.kind not in (OpKind.CONST, OpKind.INPUT) and op.inputs and all(
-                graph.is_const(i) or i in derived for i in op.inputs):
-            derived.add(nid)
-    return derived

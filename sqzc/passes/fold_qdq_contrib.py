@@ -180,7 +180,8 @@ def _fold_binary(g: Graph, imported: Graph, nid: str) -> bool:
     shapes = [g.op(i).out.shape for i in op.inputs]
     case = qrc._broadcast_case(shapes[0], shapes[1], broadcast_shapes(*shapes))
     if kind is OpKind.QADD and g.dynamic_batch:
-        ba, bb = ((2,) + s[1:] if s and not g.is_const(i) else s
+        constant = g.constant_derived()  # no batch axis: a weight, or its DQ
+        ba, bb = ((2,) + s[1:] if s and i not in constant else s
                   for i, s in zip(op.inputs, shapes))
         if qrc._broadcast_case(ba, bb, broadcast_shapes(ba, bb)) != case:
             return False
