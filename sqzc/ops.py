@@ -196,6 +196,9 @@ class PoolAttrs:
     dilations: tuple[int, int] = (1, 1)
     ceil_mode: bool = False
     count_include_pad: bool = False
+    #: float average pooling that onnxruntime runs with ``MlasPool`` (AveragePool before
+    #: opset 19), whose kernel choice fixes the summation order the emitter reproduces
+    mlas: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +209,9 @@ class ReduceAttrs:
     axes: tuple[int, ...]
     keepdims: bool = True
     lowest_finite: bool = False  # max never below -FLT_MAX (onnxruntime's max *pooling*)
+    #: a GlobalAveragePool: onnxruntime sums with MlasPool's global kernel (4 interleaved
+    #: partial sums), whose order the emitter reproduces
+    mlas_global: bool = False
 
 
 @dataclass(frozen=True, slots=True)

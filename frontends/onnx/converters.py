@@ -93,8 +93,11 @@ def _pool(cx: ImportContext, kind: OpKind, with_ceil: bool, with_dil: bool,
     count = bool(cx.int_attr("count_include_pad", 0)) if with_count else False
     if kind is OpKind.MAXPOOL and cx.output_used(1):
         raise cx.unsupported("MaxPool's Indices output")
+    # onnxruntime runs float AveragePool before opset 19 (the versions without dilations)
+    # through MlasPool, whose summation order differs from its opset-19 loop
+    mlas = kind is OpKind.AVGPOOL and not with_dil
     attrs = PoolAttrs((kernel[0], kernel[1]), (strides[0], strides[1]), pads, (dil[0], dil[1]),
-                      ceil, count)
+                      ceil, count, mlas)
     cx.bind(0, cx.emit(kind, attrs, [x]))
 
 
@@ -133,7 +136,8 @@ def _global_pool(cx: ImportContext, mode: str) -> None:
     rank = len(cx.type_of(x).shape)
     if rank < 3:
         raise cx.error(f"global pooling needs rank >= 3, got {rank}")
-    attrs = ReduceAttrs(mode, tuple(range(2, rank)), True, lowest_finite=mode == "max")
+    attrs = ReduceAttrs(mode, tuple(range(2, rank)), True, lowest_finite=mode == "max",
+                        mlas_global=mode == "mean")
     cx.bind(0, cx.emit(OpKind.REDUCE, attrs, [x]))
 
 

@@ -250,3 +250,64 @@ def test_pool_dilated_same_auto_pad(op: str, opset: int, count_include_pad: int 
     explicit = pool(op, hw=hw, opset=opset, kernel_shape=k, dilations=d,
                     strides=[stride] * 2, pads=pads, **extra)
     assert_matches_ort_equivalent(m, explicit)
+
+
+# ---------------------------------------------------------------- summation order
+
+
+#: (op, attributes) of float average pools whose sums onnxruntime orders differently by
+#: shape: MlasPool's vector kernel (stride <= 2: column sums first), its generic kernel
+#: (stride 3: row by row), its global kernel (window = input: four interleaved partial
+#: sums), its own loop for ceil_mode with count_include_pad, GlobalAveragePool.
+ORDER_POOLS = [
+    ("AveragePool", {"kernel_shape": [2, 2], "strides": [2, 2]}),
+    ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
+    ("AveragePool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1],
+                     "ceil_mode": 1}),
+    ("AveragePool", {"kernel_shape": [3, 2], "strides": [2, 1], "pads": [1, 0, 1, 0],
+                     "ceil_mode": 1, "count_include_pad": 1}),
+    ("AveragePool", {"kernel_shape": [3, 3], "strides": [3, 3]}),
+    ("AveragePool", {"kernel_shape": [13, 13]}),
+    ("GlobalAveragePool", {}),
+]
+
+
+@pytest.mark.parametrize("op,attrs", ORDER_POOLS, ids=[f"{o}-{a}" for o, a in ORDER_POOLS])
+@pytest.mark.parametrize("opset", [13, 19])
+@pytest.mark.parametrize("channels", [8, 16, 24])
+@pytest.mark.parametrize("blocked", [False, True], ids=["plain", "blocked"])
+def test_avgpool_sums_in_onnxruntime_order(op: str, attrs: dict[str, object], opset: int,
+                                           channels: int, blocked: bool, tmp_path) -> None:
+    """Float average pooling is bit-exact with onnxruntime, so a QDQ model's unfused pool
+    quantizes to its bytes. onnxruntime's order depends on the opset (MlasPool before 19, a
+    row-by-row loop from 19), the shape (MlasPool's kernel choice) and the channel count
+    (counts filling whole NCHWc blocks, 16 with AVX-512 else 8, go to its blocked kernels,
+    row by row). ``blocked``: an identity 1x1 conv first (exact), so sqzc runs the pool on
+    channel-blocked tensors."""
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+    from onnx import numpy_helper
+    from onnx_builders import make_model
+
+    import sqzc
+    from sqzc.driver import CompileOptions
+
+    shape = [1, channels, 13, 13]
+    nodes, inits, src = [], [], "x"
+    if blocked:
+        eye = np.eye(channels, dtype=np.float32).reshape(channels, channels, 1, 1)
+        inits.append(numpy_helper.from_array(eye, "w"))
+        nodes.append(helper.make_node("Conv", ["x", "w"], ["c"]))
+        src = "c"
+    nodes.append(helper.make_node(op, [src], ["y"], **attrs))
+    model = make_model(nodes, {"x": shape}, ["y"], inits, opset)
+    onnx.save(model, tmp_path / "m.onnx")
+    sqzc.compile(tmp_path / "m.onnx", tmp_path / "m.so", CompileOptions(opt_level=3))
+    lib = sqzc.load(tmp_path / "m.so", threads=1)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    for seed in range(2):
+        x = (np.random.default_rng(seed).standard_normal(shape) * 100).astype(np.float32)
+        np.testing.assert_array_equal(lib(x), sess.run(None, {"x": x})[0])

@@ -15,7 +15,15 @@ from llvmlite import ir
 from sqzc.backends.llvm.cg import LOWEST_F32, F32, entry_alloca, f32, for_range, i64, loop_nest
 from sqzc.backends.llvm.emit.elementwise import _binary_value
 from sqzc.backends.llvm.emit.conv_blocked import row_groups
-from sqzc.backends.llvm.emit.pool import Combine, float_max, int_max, window_counts
+from sqzc.backends.llvm.emit.pool import (
+    Combine,
+    avgpool_divisors,
+    float_max,
+    int_max,
+    mlas_global_sum,
+    mlas_pool_kernel,
+    nchwc_pooled,
+)
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.emit.vector import splat, vconst, vector_activation, vtype
 from sqzc.backends.llvm.kernel import KernelContext, Operand
@@ -60,14 +68,16 @@ def emit_avgpool_blocked(ctx: KernelContext) -> None:
 
 
 def _pool_windows(ctx: KernelContext, init: ir.Value, combine: Combine,
-                  finish: Callable[[ir.Value, ir.Value, ir.Value], ir.Value] | None = None
-                  ) -> None:
+                  finish: Callable[[ir.Value, ir.Value, ir.Value], ir.Value] | None = None,
+                  order: str = "generic") -> None:
     """The blocked pooling loop nest, for any element type: per output pixel, ``init``
     folded with every in-bounds tap as ``acc = combine(b, x_tap, acc)`` in registers, then
     ``finish(acc, row, col)`` (if given) and one vector store. Output rows and columns are
     grouped at compile time by which taps are in bounds (as in the convolutions), so no
     tap is tested at run time; (sample, channel block, row) triples are shared among the
-    workers."""
+    workers. ``order`` is the float sum's (``pool.mlas_pool_kernel``): ``generic`` taps
+    row by row, ``vector`` each column's sum (``combine``d top to bottom) folded in left
+    to right."""
     a = ctx.op.attrs
     assert isinstance(a, PoolAttrs)
     b, (x,), y = ctx.b, ctx.ins, ctx.out
@@ -83,12 +93,19 @@ def _pool_windows(ctx: KernelContext, init: ir.Value, combine: Combine,
             c, n = b.srem(rest, i64(cb)), b.sdiv(rest, i64(cb))
             for q0, q1, taps_w in col_runs:
                 with for_range(b, q0, q1, name="ow") as q:
+                    ihs = [b.add(b.mul(r, i64(sh)), i64(i * dh - a.pads[0])) for i in taps_h]
+                    iws = [b.add(b.mul(q, i64(sw)), i64(j * dw - a.pads[1])) for j in taps_w]
                     acc = init
-                    for i in taps_h:
-                        ih = b.add(b.mul(r, i64(sh)), i64(i * dh - a.pads[0]))
-                        for j in taps_w:
-                            iw = b.add(b.mul(q, i64(sw)), i64(j * dw - a.pads[1]))
-                            acc = combine(b, _vload(b, x, [n, c, ih, iw]), acc)
+                    if order == "vector":
+                        for iw in iws:
+                            col = _vload(b, x, [n, c, ihs[0], iw]) if ihs else None
+                            for ih in ihs[1:]:
+                                col = combine(b, _vload(b, x, [n, c, ih, iw]), col)
+                            acc = combine(b, col, acc) if col is not None else acc
+                    else:
+                        for ih in ihs:
+                            for iw in iws:
+                                acc = combine(b, _vload(b, x, [n, c, ih, iw]), acc)
                     _vstore(b, y, [n, c, r, q], finish(acc, r, q) if finish else acc)
 
 
@@ -100,9 +117,12 @@ def _pool_blocked(ctx: KernelContext, is_max: bool) -> None:
     if is_max:
         _pool_windows(ctx, vconst(LOWEST_F32, blk), float_max)
         return
-    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.strides, a.dilations
-    rows = window_counts(oh, x.shape[2], kh, sh, dh, a.pads[0], a.pads[2], a.count_include_pad)
-    cols = window_counts(ow, x.shape[3], kw, sw, dw, a.pads[1], a.pads[3], a.count_include_pad)
+    h, w = x.shape[2], x.shape[3]
+    order = mlas_pool_kernel(a, h, w, ctx.op.out.shape[1], ctx.target)
+    if order == "global":
+        _global_mean_blocked(ctx)
+        return
+    rows, cols = avgpool_divisors(a, oh, ow, h, w)
     rt = ir.Constant(ir.ArrayType(F32, oh), [f32(v) for v in rows])
     ct = ir.Constant(ir.ArrayType(F32, ow), [f32(v) for v in cols])
     gr = ir.GlobalVariable(ctx.module, rt.type, ctx.module.get_unique_name("prow"))
@@ -116,7 +136,7 @@ def _pool_blocked(ctx: KernelContext, is_max: bool) -> None:
         cc = b.load(b.gep(gc, [i64(0), q], source_etype=ct.type), typ=F32)
         return b.fdiv(acc, splat(b, b.fmul(rc, cc), blk))
 
-    _pool_windows(ctx, vconst(0.0, blk), lambda b, v, acc: b.fadd(acc, v), divide)
+    _pool_windows(ctx, vconst(0.0, blk), lambda b, v, acc: b.fadd(acc, v), divide, order)
 
 
 @emits(OpKind.REDUCE, "float", layout="blocked")
@@ -129,6 +149,9 @@ def emit_reduce_blocked(ctx: KernelContext) -> None:
     vt = vtype(blk)
     h, w = x.shape[2], x.shape[3]
     is_max = a.mode == "max"
+    if a.mlas_global and not is_max and not nchwc_pooled(ctx.target, ctx.op.out.shape[1]):
+        _global_mean_blocked(ctx)
+        return
     lo, hi, cb = _blocks_and_rows(ctx, y)
     acc = entry_alloca(b, vt, "acc")
     zero = i64(0)
@@ -145,6 +168,22 @@ def emit_reduce_blocked(ctx: KernelContext) -> None:
         if not is_max:
             res = b.fdiv(res, vconst(float(h * w), blk))
         _vstore(b, y, [n, c, zero, zero], res)
+
+
+def _global_mean_blocked(ctx: KernelContext) -> None:
+    """Mean over each whole H x W plane of channel blocks, in MLAS's global-kernel order
+    (GlobalAveragePool, or an AveragePool whose window is the input)."""
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    blk = y.shape[4]
+    h, w = x.shape[2], x.shape[3]
+    lo, hi, cb = _blocks_and_rows(ctx, y)
+    zero = i64(0)
+    with for_range(b, lo, hi, name="nc") as nc:
+        n, c = b.sdiv(nc, i64(cb)), b.srem(nc, i64(cb))
+        total = mlas_global_sum(
+            b, lambda p: _vload(b, x, [n, c, b.udiv(p, i64(w)), b.urem(p, i64(w))]), h * w,
+            vconst(0.0, blk))
+        _vstore(b, y, [n, c, zero, zero], b.fdiv(total, vconst(float(h * w), blk)))
 
 
 def _flat(ctx: KernelContext, fn) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,13 @@
 Same scheme as the convolution: taps are unrolled at compile time with their valid output
 ranges precomputed, so there are no per-element bounds checks. Average pooling divides by
 a per-position window size that is separable (rows x columns) and known at compile time.
+
+Average pooling sums in onnxruntime's order, so a QDQ model's float-path pool (one
+onnxruntime does not fuse) quantizes to its bytes: before opset 19 onnxruntime runs
+``MlasPool`` (mlas/lib/pooling.cpp), which picks a kernel per shape (``mlas_pool_kernel``):
+the global kernel (window = input: four interleaved partial sums), the vector kernel
+(each window column summed top to bottom, then the columns left to right) or the generic
+one (row-major from zero, also what its opset-19 AveragePool does).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from sqzc.backends.llvm.cg import (
     LOWEST_F32,
     PTR,
     declare_intrinsic,
+    entry_alloca,
     f32,
     for_range,
     i64,
@@ -24,6 +32,7 @@ from sqzc.backends.llvm.cg import (
 from sqzc.backends.llvm.emit.conv import valid_range
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
+from sqzc.backends.llvm.target import Target
 
 from sqzc.ops import OpKind, PoolAttrs
 
@@ -40,6 +49,128 @@ def window_counts(out_len: int, in_len: int, k: int, s: int, d: int, p0: int, p1
         else:
             counts.append(sum(1 for t in range(k) if 0 <= start + t * d < in_len))
     return counts
+
+
+#: MLAS_POOL_REDUCTION_BUFFER_STACK minus its padding: the widest padded row the vector
+#: kernel takes.
+MLAS_POOL_ROW_LIMIT = 2048 - 3
+
+
+def runs_mlas_pool(a: PoolAttrs) -> bool:
+    """Whether onnxruntime runs this float average pool with ``MlasPool`` (before opset 19,
+    except ``ceil_mode`` with ``count_include_pad``: checked, that one sums row by row and
+    divides by the window clipped to the padded input)."""
+    return a.mlas and not (a.ceil_mode and a.count_include_pad)
+
+
+def nchwc_pooled(target: Target, channels: int) -> bool:
+    """Whether onnxruntime's NCHWc transformer takes a float pool with ``channels``
+    channels: it does when they fill whole blocks of MLAS's NCHWc block size (16 lanes with
+    AVX-512F, else 8), and its blocked kernels sum each window row by row from zero."""
+    return channels % (16 if target.vector_width >= 16 else 8) == 0
+
+
+def mlas_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, target: Target) -> str:
+    """The kernel onnxruntime runs a float average pool with, which fixes its summation
+    order: ``MlasPool``'s ``global`` (window = input, stride 1, no pads), ``vector`` (last
+    stride <= 2, kernel sides <= 32, padded row fits its buffer) or ``generic`` kernel;
+    ``generic`` (row-major) also for pools it does not run through ``MlasPool`` (``a.mlas``
+    false: opset 19 and up; ``ceil_mode`` with ``count_include_pad``, which it computes
+    with its own loop; channel counts its NCHWc transformer takes)."""
+    if not runs_mlas_pool(a) or nchwc_pooled(target, channels):
+        return "generic"
+    if a.kernel == (h, w) and a.strides == (1, 1) and not any(a.pads):
+        return "global"
+    if a.strides[1] <= 2 and max(a.kernel) <= 32 and a.pads[1] + a.pads[3] + w <= MLAS_POOL_ROW_LIMIT:
+        return "vector"
+    return "generic"
+
+
+def avgpool_divisors(a: PoolAttrs, oh: int, ow: int, h: int, w: int
+                     ) -> tuple[list[int], list[int]]:
+    """Per output row and column, the factors of each window's divisor: the valid taps,
+    or with ``count_include_pad`` the window clipped to the padded input (``MlasPool``
+    divides by the whole kernel, the same number: without ``ceil_mode`` no window passes
+    the padding)."""
+    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.strides, a.dilations
+    return (window_counts(oh, h, kh, sh, dh, a.pads[0], a.pads[2], a.count_include_pad),
+            window_counts(ow, w, kw, sw, dw, a.pads[1], a.pads[3], a.count_include_pad))
+
+
+def mlas_global_sum(b: ir.IRBuilder, load: Callable[[ir.Value], ir.Value], count: int,
+                    zero: ir.Constant) -> ir.Value:
+    """The sum of ``load(p)`` for p in [0, count) in ``MlasPoolGlobalKernel``'s order: four
+    interleaved partial sums over the first ``4 * (count // 4)`` values, combined as
+    ``(s0 + s2) + (s1 + s3)`` (``MlasReduceAddFloat32x4``), then the rest one by one.
+    ``zero`` gives the type (a float or a vector of floats)."""
+    quads = count // 4
+    slots = [entry_alloca(b, zero.type, f"gsum{k}") for k in range(4)]
+    for slot in slots:
+        b.store(zero, slot)
+    if quads:
+        with for_range(b, 0, quads, name="g4") as p4:
+            base = b.mul(p4, i64(4))
+            for k, slot in enumerate(slots):
+                v = load(b.add(base, i64(k)))
+                b.store(b.fadd(b.load(slot, typ=zero.type), v), slot)
+    s0, s1, s2, s3 = (b.load(slot, typ=zero.type) for slot in slots)
+    total = b.fadd(b.fadd(s0, s2), b.fadd(s1, s3))
+    for p in range(4 * quads, count):
+        total = b.fadd(total, load(i64(p)))
+    return total
+
+
+def _smax(b: ir.IRBuilder, v: ir.Value, k: int) -> ir.Value:
+    return b.select(b.icmp_signed(">", v, i64(k)), v, i64(k))
+
+
+def _smin(b: ir.IRBuilder, v: ir.Value, k: int) -> ir.Value:
+    return b.select(b.icmp_signed("<", v, i64(k)), v, i64(k))
+
+
+def _avgpool_columns_first(ctx: KernelContext, grow: ir.GlobalVariable,
+                           gcol: ir.GlobalVariable) -> None:
+    """MLAS's vector-kernel order: per window, each column summed top to bottom, then the
+    column sums left to right (padding contributes nothing), then the division."""
+    a = ctx.op.attrs
+    assert isinstance(a, PoolAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    n_batch, c, oh, ow = y.shape
+    h, w = x.shape[2:]
+    (kh, kw), (sh, sw) = a.kernel, a.strides
+    acc_slot, col_slot = entry_alloca(b, F32, "acc"), entry_alloca(b, F32, "col")
+    lo, hi = ctx.split_range(0, n_batch * c)
+    with for_range(b, lo, hi, name="nc") as nc:
+        n, ch = b.sdiv(nc, i64(c)), b.srem(nc, i64(c))
+        with loop_nest(b, (oh, ow), name="o") as (r, q):
+            h0 = b.sub(b.mul(r, i64(sh)), i64(a.pads[0]))
+            w0 = b.sub(b.mul(q, i64(sw)), i64(a.pads[1]))
+            hs, he = _smax(b, h0, 0), _smin(b, b.add(h0, i64(kh)), h)
+            ws, we = _smax(b, w0, 0), _smin(b, b.add(w0, i64(kw)), w)
+            b.store(f32(0.0), acc_slot)
+            with for_range(b, ws, we, name="cw") as iw:
+                b.store(f32(0.0), col_slot)
+                with for_range(b, hs, he, name="ch") as ih:
+                    b.store(b.fadd(b.load(col_slot, typ=F32), x.load(b, [n, ch, ih, iw])),
+                            col_slot)
+                b.store(b.fadd(b.load(acc_slot, typ=F32), b.load(col_slot, typ=F32)), acc_slot)
+            rc = b.load(b.gep(grow, [i64(0), r], source_etype=grow.value_type), typ=F32)
+            cc = b.load(b.gep(gcol, [i64(0), q], source_etype=gcol.value_type), typ=F32)
+            y.store(b, [n, ch, r, q], b.fdiv(b.load(acc_slot, typ=F32), b.fmul(rc, cc)))
+
+
+def _avgpool_global(ctx: KernelContext) -> None:
+    """MLAS's global-kernel order over each whole plane (the window is the input)."""
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    n_batch, c = y.shape[:2]
+    h, w = x.shape[2:]
+    lo, hi = ctx.split_range(0, n_batch * c)
+    with for_range(b, lo, hi, name="nc") as nc:
+        n, ch = b.sdiv(nc, i64(c)), b.srem(nc, i64(c))
+        total = mlas_global_sum(
+            b, lambda p: x.load(b, [n, ch, b.udiv(p, i64(w)), b.urem(p, i64(w))]), h * w,
+            f32(0.0))
+        y.store(b, [n, ch, i64(0), i64(0)], b.fdiv(total, f32(float(h * w))))
 
 
 def _const_array(module: ir.Module, name: str, values: list[float]) -> ir.GlobalVariable:
@@ -100,17 +231,23 @@ def _pool(ctx: KernelContext, is_max: bool) -> None:
     a = ctx.op.attrs
     assert isinstance(a, PoolAttrs)
     b, (x,), y = ctx.b, ctx.ins, ctx.out
+    n_batch, c, oh, ow = y.shape
+    h, w = x.shape[2:]
+    kernel = "generic" if is_max else mlas_pool_kernel(a, h, w, c, ctx.target)
+    if kernel == "global":
+        _avgpool_global(ctx)
+        return
+    if not is_max:
+        rows, cols = avgpool_divisors(a, oh, ow, h, w)
+        grow = _const_array(ctx.module, "pool_rows", [float(v) for v in rows])
+        gcol = _const_array(ctx.module, "pool_cols", [float(v) for v in cols])
+        if kernel == "vector":
+            _avgpool_columns_first(ctx, grow, gcol)
+            return
     init = f32(LOWEST_F32) if is_max else f32(0.0)  # onnxruntime: max pooling never gives -inf
     accumulate_taps(ctx, init, float_max if is_max else lambda b, v, cur: b.fadd(cur, v))
     if is_max:
         return
-    n_batch, c, oh, ow = y.shape
-    h, w = x.shape[2:]
-    (kh, kw), (sh, sw), (dh, dw) = a.kernel, a.strides, a.dilations
-    rows = window_counts(oh, h, kh, sh, dh, a.pads[0], a.pads[2], a.count_include_pad)
-    cols = window_counts(ow, w, kw, sw, dw, a.pads[1], a.pads[3], a.count_include_pad)
-    grow = _const_array(ctx.module, "pool_rows", [float(v) for v in rows])
-    gcol = _const_array(ctx.module, "pool_cols", [float(v) for v in cols])
     lo, hi = ctx.split_range(0, n_batch * c)
     with for_range(b, lo, hi, name="dnc") as nc:
         n, ch = b.sdiv(nc, i64(c)), b.srem(nc, i64(c))
