@@ -81,7 +81,8 @@ def mlas_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, target: Target
         return "generic"
     if a.kernel == (h, w) and a.strides == (1, 1) and not any(a.pads):
         return "global"
-    if a.strides[1] <= 2 and max(a.kernel) <= 32 and a.pads[1] + a.pads[3] + w <= MLAS_POOL_ROW_LIMIT:
+    if a.strides[1] <= 2 and max(a.kernel) <= 32 \
+            and a.pads[1] + a.pads[3] + w <= MLAS_POOL_ROW_LIMIT:
         return "vector"
     return "generic"
 
