@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqzc.pass_manager import PassInfo
 from sqzc.passes.assign_layout import assign_layout
 from sqzc.passes.canonicalize import canonicalize
+from sqzc.passes.drop_dq_q_pairs import drop_dq_q_pairs
 from sqzc.passes.eliminate_concat import eliminate_concat
 from sqzc.passes.fold_affine import fold_affine
 from sqzc.passes.fold_constants import fold_constants
@@ -17,11 +18,14 @@ from sqzc.passes.fold_qdq import fold_qdq, fold_requantize
 from sqzc.passes.fuse_activation import fuse_conv_activation
 from sqzc.passes.fuse_quantize import fuse_conv_quantize
 from sqzc.passes.plan_memory import plan_memory
+from sqzc.passes.quantize_conv_weights import quantize_conv_weights
 from sqzc.passes.select_winograd import select_winograd
 from sqzc.passes.unsign_activations import unsign_activations
 
 PIPELINE: tuple[PassInfo, ...] = (
     PassInfo("canonicalize", canonicalize),
+    PassInfo("quantize-conv-weights", quantize_conv_weights),
+    PassInfo("drop-dq-q-pairs", drop_dq_q_pairs),
     PassInfo("fold-qdq", fold_qdq),
     PassInfo("fold-requantize", fold_requantize),
     PassInfo("fold-constants", fold_constants),
