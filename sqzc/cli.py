@@ -74,9 +74,10 @@ def add_compile_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-winograd", dest="winograd", action="store_false",
                    help="direct 3x3 convolutions only (no Winograd F(2x2)/F(4x4))")
     g.add_argument("--fuse-int8-qdq", action="store_true",
-                   help="integer kernels for every int8-activation QDQ conv (onnxruntime's "
-                        "session.qdqisint8allowed=1 arithmetic; faster); by default the "
-                        "convs onnxruntime runs in float on x86-64 follow its float path")
+                   help="integer kernels for every int8-activation QDQ conv and matmul "
+                        "(onnxruntime's session.qdqisint8allowed=1 arithmetic; faster); by "
+                        "default the ones onnxruntime runs in float on x86-64 follow its "
+                        "float path")
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
                    help="fix an input's shape (needed for symbolic non-batch dims)")
     d = p.add_argument_group("pass instrumentation")
@@ -377,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--no-winograd", dest="winograd", action="store_false",
                     help="direct 3x3 convolutions only")
     bn.add_argument("--fuse-int8-qdq", action="store_true",
-                    help="integer kernels for every int8-activation QDQ conv")
+                    help="integer kernels for every int8-activation QDQ conv and matmul")
     bn.add_argument("--openvino", action="store_true",
                     help="also time OpenVINO (if installed) as a second peer")
     bn.set_defaults(fn=cmd_bench)
@@ -404,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-winograd", dest="winograd", action="store_false",
                    help="direct 3x3 convolutions only")
     v.add_argument("--fuse-int8-qdq", action="store_true",
-                   help="integer kernels for every int8-activation QDQ conv, compared with "
-                        "onnxruntime's session.qdqisint8allowed=1")
+                   help="integer kernels for every int8-activation QDQ conv and matmul, compared "
+                        "with onnxruntime's session.qdqisint8allowed=1")
     v.set_defaults(fn=cmd_verify)
 
     ps = sub.add_parser("passes", parents=[common], help="list the optimization pipeline")

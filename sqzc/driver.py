@@ -43,7 +43,7 @@ class CompileOptions:
     verify_ir: bool = False
     profile: bool = False  # time every kernel into the workspace (sqzc bench --profile)
     winograd: bool = True  # let select-winograd rewrite 3x3 convs (--no-winograd: False)
-    #: fuse every int8-activation QDQ conv into an integer conv (--fuse-int8-qdq), as
+    #: fuse every int8-activation QDQ conv / matmul into integer ops (--fuse-int8-qdq), as
     #: onnxruntime does with session.qdqisint8allowed=1; by default sqzc fuses the ones
     #: onnxruntime's default x86-64 session fuses and runs the others its float way
     fuse_int8_qdq: bool = False
