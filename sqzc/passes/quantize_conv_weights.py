@@ -75,8 +75,9 @@ def _quantize_conv(g: Graph, conv: str) -> bool:
         return False
     w_id = op.inputs[1]
     wq = _dq_params(g, w_id)
-    if wq is None and not (g.is_const(w_id) and g.op(w_id).out.dtype == "float32"):
-        return False
+    if wq is None and not (g.is_const(w_id) and g.op(w_id).out.dtype == "float32"
+                           and np.all(np.isfinite(g.const_value(w_id)))):
+        return False  # (a NaN or inf weight has no range to quantize to: left float)
     b_id = op.inputs[2] if len(op.inputs) > 2 else None
     if b_id is not None and (not g.is_const(b_id) or len(g.op(b_id).out.shape) != 1
                              or g.op(b_id).out.dtype != "float32"):
