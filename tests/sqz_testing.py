@@ -53,12 +53,16 @@ def ort_run(model: onnx.ModelProto | str | Path, feeds: Mapping[str, np.ndarray]
     return sess.run(None, dict(feeds))
 
 
-def ort_optimized_op_types(model: onnx.ModelProto, workdir: Path) -> list[str]:
-    """The op types of onnxruntime's optimized graph (default session options), i.e.
-    which QDQ groups it fused: what sqzc's fold-qdq must reproduce."""
+def ort_optimized_op_types(model: onnx.ModelProto, workdir: Path,
+                           int8_allowed: bool = False) -> list[str]:
+    """The op types of onnxruntime's optimized graph (default session options, or with
+    ``session.qdqisint8allowed=1``), i.e. which QDQ groups it fused: what sqzc's fold-qdq
+    must reproduce (with ``--fuse-int8-qdq`` for the latter)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
+    if int8_allowed:
+        so.add_session_config_entry("session.qdqisint8allowed", "1")
     so.optimized_model_filepath = str(workdir / "ort-optimized.onnx")
     so.log_severity_level = 3
     ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])

@@ -120,7 +120,8 @@ def _fold_matmul(g: Graph, imported: Graph, nid: str) -> bool:
     """DQ(a), DQ(b) -> MatMul -> Q becomes a ``qmatmul`` (onnxruntime's QLinearMatMul)
     where onnxruntime fuses it: a and the output of one type after its S8->U8 rewrites,
     uint8 unless ``--fuse-int8-qdq`` (checked: u8 x u8/s8 -> u8 fuses, every group with
-    an int8 input or output stays float); b any 8-bit type, per tensor or per column.
+    an int8 input or output stays float; int8 needs an int8 b too); b any 8-bit type
+    otherwise, per tensor or per column.
     Computed in the declared types: an integer matmul and its requantization shift
     exactly with the zero points."""
     op = g.op(nid)
@@ -137,8 +138,8 @@ def _fold_matmul(g: Graph, imported: Graph, nid: str) -> bool:
     if not bp.per_tensor and (bp.axis != 1 or len(bp.scale) != bshape[1]):
         return False
     types = ort_group_types(imported, [op.inputs[0]], qid, g.fuse_int8_qdq)
-    if types is None or (types[1] != "uint8" and not g.fuse_int8_qdq):
-        return False
+    if types is None or (types[1] == "int8" and not (g.fuse_int8_qdq and bp.dtype == "int8")):
+        return False  # an int8 a needs qdqisint8allowed and an int8 b
     attrs = QMatMulAttrs(ap.zero_point[0], bp.zero_point,
                          conv_multipliers(ap.scale[0], bp.scale, yp.scale[0]), yp)
     new = g.add_op(OpKind.QMATMUL, attrs, [asrc, bsrc], qid + "_qmatmul",

@@ -3,7 +3,7 @@
 onnxruntime (x86-64, default session) fuses the group into QLinearMatMul when ``a`` and
 the output have one type after its S8->U8 rewrites and that type is uint8 (``b`` may be
 uint8 or int8, a constant or an input, per tensor or per column); with
-``session.qdqisint8allowed=1`` int8 groups fuse too. Its integer matmul and float
+``session.qdqisint8allowed=1`` int8 groups fuse too, when ``b`` is int8 as well. Its integer matmul and float
 requantization differ from the float path by a step in some elements, so sqzc must
 fold exactly the groups onnxruntime fuses (``fold-qdq``'s ``qmatmul``, or with
 ``--fuse-int8-qdq``) for the bytes to agree. Each case asserts the fusion decision and
@@ -89,8 +89,7 @@ def test_qdq_matmul_matches_onnxruntime(a_t: str, b_t: str, y_t: str, b_const: b
     so.intra_op_num_threads = 1
     if int8_allowed:
         so.add_session_config_entry("session.qdqisint8allowed", "1")
-    else:
-        assert folded == ("QLinearMatMul" in ort_optimized_op_types(model, tmp_path))
+    assert folded == ("QLinearMatMul" in ort_optimized_op_types(model, tmp_path, int8_allowed))
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     lib = sqzc.load(tmp_path / "m.so", threads=1)
     rng = np.random.default_rng(3)
