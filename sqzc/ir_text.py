@@ -66,7 +66,8 @@ def attr_items(op: OpNode) -> list[tuple[str, object]]:
         items += [(f.name, getattr(v, f.name)) for f in dataclasses.fields(v)]
     # shown only when set
     optional = {"act": Activation(), "packed": 0, "out_channels": 0, "winograd": 0,
-                "mlas_stride_k": 0, "quantize": None}
+                "mlas_stride_k": 0, "quantize": None, "from_gemm": False, "mlas": False,
+                "mlas_global": False, "bias": ()}
     items = [(k, v) for k, v in items if not (k in optional and v == optional[k])]
     return sorted(items)
 

@@ -142,6 +142,14 @@ class NoAttrs:
     """Attributes of kinds that have none."""
 
 
+@dataclass(frozen=True, slots=True)
+class MatMulAttrs:
+    """MatMul (numpy semantics). ``from_gemm``: the product of an ONNX Gemm, whose QDQ
+    form onnxruntime fuses under QGemm's rule rather than QLinearMatMul's."""
+
+    from_gemm: bool = False
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ConstAttrs:
     """A constant's value (a numpy array owned by the IR; never mutated in place)."""
@@ -282,7 +290,7 @@ ATTRS_OF: dict[OpKind, type] = {
     OpKind.SUB: NoAttrs,
     OpKind.MUL: NoAttrs,
     OpKind.DIV: NoAttrs,
-    OpKind.MATMUL: NoAttrs,
+    OpKind.MATMUL: MatMulAttrs,
     OpKind.CAST: CastAttrs,
     OpKind.IDENTITY: NoAttrs,
     OpKind.REORDER: NoAttrs,
@@ -393,12 +401,15 @@ class QMatMulAttrs:
 
     ``b_zp`` and ``multiplier`` hold one value or one per output column ``n``;
     ``multiplier[n]`` is onnxruntime's float32 ``a_scale * b_scale[n] / y_scale``.
+    ``bias`` (empty, one value or one per column) is added to ``acc`` first: the int32 C
+    of onnxruntime's QGemm (a folded QDQ Gemm).
     """
 
     a_zp: int
     b_zp: tuple[int, ...]
     multiplier: tuple[float, ...]
     out: QuantAttrs
+    bias: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

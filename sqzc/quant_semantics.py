@@ -253,6 +253,8 @@ def _qmatmul_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
     shape = _int_matmul_dims(ins[0], ins[1])
     _b_columns(a.b_zp, ins[1], "QLinearMatMul zero points")
     _b_columns(a.multiplier, ins[1], "QLinearMatMul scales")
+    if a.bias:
+        _b_columns(a.bias, ins[1], "QGemm bias")
     return TensorType(shape, a.out.dtype)
 
 
@@ -382,8 +384,11 @@ def _int_matmul(a_zp: int, b_zp: tuple[int, ...], x: np.ndarray, w: np.ndarray) 
 
 
 def ref_qmatmul(a: QMatMulAttrs, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """QLinearMatMul: exact accumulation, then ``MlasRequantizeOutput`` per column."""
+    """QLinearMatMul (or QGemm with an int32 bias): exact accumulation, the bias added,
+    then ``MlasRequantizeOutput`` per column."""
     acc = _int_matmul(a.a_zp, a.b_zp, x, w)
+    if a.bias:
+        acc = acc + _per_column(a.bias, np.int64)
     return qr.requantize_output(acc, _per_column(a.multiplier, np.float32), a.out.zero_point[0],
                                 a.out.dtype)
 

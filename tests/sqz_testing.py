@@ -96,6 +96,25 @@ def compile_and_load(model: onnx.ModelProto | str | Path, opt_level: int = 3,
     return sqzc.load(lib)
 
 
+def compile_beside_ort(model: onnx.ModelProto, workdir: Path, fuse_int8_qdq: bool = False
+                       ) -> tuple[object, sqzc.CompiledModel, object]:
+    """(sqzc's compile result, the loaded library, an onnxruntime session) for a QDQ
+    differential test: both single-threaded, onnxruntime with
+    ``session.qdqisint8allowed=1`` when sqzc gets ``--fuse-int8-qdq``."""
+    import onnxruntime as ort
+
+    path = workdir / "m.onnx"
+    onnx.save(model, path)
+    result = sqzc.compile(path, workdir / "m.so",
+                          CompileOptions(opt_level=3, fuse_int8_qdq=fuse_int8_qdq))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    if fuse_int8_qdq:
+        so.add_session_config_entry("session.qdqisint8allowed", "1")
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return result, sqzc.load(workdir / "m.so", threads=1), sess
+
+
 def random_inputs(m: sqzc.CompiledModel, seed: int = 0, batch: int = 1,
                   scale: float = 1.0) -> dict[str, np.ndarray]:
     """Seeded standard-normal inputs for every model input (dynamic batch -> ``batch``)."""

@@ -33,6 +33,7 @@ from sqzc.ops import (
     ClipAttrs,
     ConvAttrs,
     LeakyReluAttrs,
+    MatMulAttrs,
     NoAttrs,
     OpKind,
     PoolAttrs,
@@ -316,7 +317,7 @@ def reduce_max_v18(cx: ImportContext) -> None:
 @converter("MatMul", 1, 9, 13)
 def matmul(cx: ImportContext) -> None:
     """MatMul with numpy semantics."""
-    cx.bind(0, cx.emit(OpKind.MATMUL, NoAttrs(), [float_operand(cx, 0), float_operand(cx, 1)]))
+    cx.bind(0, cx.emit(OpKind.MATMUL, MatMulAttrs(), [float_operand(cx, 0), float_operand(cx, 1)]))
 
 
 @converter("Gemm", 7, 9, 11, 13)
@@ -341,7 +342,7 @@ def gemm(cx: ImportContext) -> None:
         b = transposed(b, "Bt")
     alpha, beta = cx.float_attr("alpha", 1.0), cx.float_attr("beta", 1.0)
     has_c = cx.has_input(2)
-    y = cx.emit(OpKind.MATMUL, NoAttrs(), [a, b],
+    y = cx.emit(OpKind.MATMUL, MatMulAttrs(from_gemm=True), [a, b],
                 name=f"{out}_mm" if (alpha != 1.0 or has_c) else None)
     if alpha != 1.0:
         k = cx.emit_const(np.array(alpha, np.float32), f"{out}_alpha")

@@ -13,12 +13,12 @@ from sqzc.ops import (
     OpKind,
     PoolAttrs,
     QConvAttrs,
-    QMatMulAttrs,
     QPoolAttrs,
     QuantAttrs,
 )
-from sqzc.ort_qdq import ort_fuses_qdq_conv, ort_group_types, sgemm_stride_k
+from sqzc.ort_qdq import ort_fuses_qdq_conv, sgemm_stride_k
 from sqzc.passes.fold_qdq_contrib import CONTRIB_FOLDERS
+from sqzc.passes.fold_qdq_matmul import fold_matmul
 from sqzc.passes.qdq_match import dequantized, sole_quantize_reader
 from sqzc.quant_semantics import _QRANGE, conv_multipliers
 
@@ -116,39 +116,6 @@ def _fold_concat(g: Graph, nid: str) -> bool:
     return True
 
 
-def _fold_matmul(g: Graph, imported: Graph, nid: str) -> bool:
-    """DQ(a), DQ(b) -> MatMul -> Q becomes a ``qmatmul`` (onnxruntime's QLinearMatMul)
-    where onnxruntime fuses it: a and the output of one type after its S8->U8 rewrites,
-    uint8 unless ``--fuse-int8-qdq`` (checked: u8 x u8/s8 -> u8 fuses, every group with
-    an int8 input or output stays float; int8 needs an int8 b too); b any 8-bit type
-    otherwise, per tensor or per column.
-    Computed in the declared types: an integer matmul and its requantization shift
-    exactly with the zero points."""
-    op = g.op(nid)
-    a, b = dequantized(g, op.inputs[0]), dequantized(g, op.inputs[1])
-    q = sole_quantize_reader(g, nid)
-    if a is None or b is None or q is None or q[0] not in imported \
-            or any(i not in imported for i in op.inputs):
-        return False
-    (asrc, ap), (bsrc, bp), (qid, yp) = a, b, q
-    bshape = g.op(bsrc).out.shape
-    if not ap.per_tensor or ap.dtype not in ("uint8", "int8") or yp.dtype not in (
-            "uint8", "int8") or bp.dtype not in ("uint8", "int8") or len(bshape) != 2:
-        return False
-    if not bp.per_tensor and (bp.axis != 1 or len(bp.scale) != bshape[1]):
-        return False
-    types = ort_group_types(imported, [op.inputs[0]], qid, g.fuse_int8_qdq)
-    if types is None or (types[1] == "int8" and not (g.fuse_int8_qdq and bp.dtype == "int8")):
-        return False  # an int8 a needs qdqisint8allowed and an int8 b
-    attrs = QMatMulAttrs(ap.zero_point[0], bp.zero_point,
-                         conv_multipliers(ap.scale[0], bp.scale, yp.scale[0]), yp)
-    new = g.add_op(OpKind.QMATMUL, attrs, [asrc, bsrc], qid + "_qmatmul",
-                   op.origin + g.op(qid).origin)
-    g.replace_uses(qid, new)
-    g.remove(qid)
-    return True
-
-
 def _mlas_attrs(g: Graph, nid: str) -> ConvAttrs:
     """The conv's attrs asking for onnxruntime's MLAS float summation order."""
     op = g.op(nid)
@@ -190,8 +157,9 @@ def fold_qdq(g: Graph) -> bool:
     """Turn QDQ-format groups into integer ops, as onnxruntime's QDQ transformer does.
 
     DequantizeLinear -> Conv -> QuantizeLinear becomes one ``qconv`` (int8 weights kept,
-    int32 bias, onnxruntime's float32 multiplier), DQ, DQ -> MatMul -> Q a ``qmatmul``
-    where onnxruntime fuses it; DQ -> MaxPool -> Q and DQ -> Concat ->
+    int32 bias, onnxruntime's float32 multiplier), DQ, DQ -> MatMul / Gemm -> Q a
+    ``qmatmul`` where onnxruntime fuses it (``fold_qdq_matmul``); DQ -> MaxPool -> Q and
+    DQ -> Concat ->
     Q with identical quantization on every side become the same op on the 8-bit tensors
     (exact: max and copy commute with an affine map); DQ -> Softmax / AveragePool /
     GlobalAveragePool / LeakyRelu -> Q and DQ, DQ -> Add / Mul -> Q become onnxruntime's
@@ -220,7 +188,7 @@ def fold_qdq(g: Graph) -> bool:
         elif g.op(nid).kind in CONTRIB_FOLDERS:
             changed |= CONTRIB_FOLDERS[g.op(nid).kind](g, imported, nid)
         elif g.op(nid).kind is OpKind.MATMUL:
-            changed |= _fold_matmul(g, imported, nid)
+            changed |= fold_matmul(g, imported, nid)
     if changed:
         g.remove_dead()
     return changed

@@ -17,10 +17,8 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from sqz_testing import ort_optimized_op_types
+from sqz_testing import compile_beside_ort, ort_optimized_op_types
 
-import sqzc
-from sqzc.driver import CompileOptions
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -94,17 +92,11 @@ CASES += [("before-group", "add"), ("before-group", "leaky"), ("at-output", "lea
 @pytest.mark.parametrize("case, op", CASES, ids=[f"{c}-{o}" for c, o in CASES])
 def test_dq_q_pair_matches_onnxruntime(case: str, op: str, tmp_path) -> None:
     model = _model(case, op)
-    path = tmp_path / "m.onnx"
-    onnx.save(model, path)
-    result = sqzc.compile(path, tmp_path / "m.so", CompileOptions(opt_level=3))
+    result, lib, sess = compile_beside_ort(model, tmp_path)
     kinds = sorted(k for v in result.graph.nodes()
                    if (k := result.graph.op(v).kind.value) in QL_OPS.values())
     ort_ops = sorted(QL_OPS[o] for o in ort_optimized_op_types(model, tmp_path) if o in QL_OPS)
     assert kinds == ort_ops
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    lib = sqzc.load(tmp_path / "m.so", threads=1)
     for seed in range(3):
         x = np.random.default_rng(seed).integers(-128, 128, SHAPE).astype(np.int8)
         got = lib.run({"x": x})

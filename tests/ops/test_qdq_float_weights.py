@@ -15,10 +15,8 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from sqz_testing import ort_optimized_op_types
+from sqz_testing import compile_beside_ort, ort_optimized_op_types
 
-import sqzc
-from sqzc.driver import CompileOptions
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -79,15 +77,9 @@ CASES = [(c, d) for c in ("float-weight-bias", "no-bias", "relu", "per-channel-w
 @pytest.mark.parametrize("case, dtype", CASES, ids=[f"{c}-{d}" for c, d in CASES])
 def test_float_weight_conv_matches_onnxruntime(case: str, dtype: str, tmp_path) -> None:
     model = _model(case, dtype)
-    path = tmp_path / "m.onnx"
-    onnx.save(model, path)
-    result = sqzc.compile(path, tmp_path / "m.so", CompileOptions(opt_level=3))
+    result, lib, sess = compile_beside_ort(model, tmp_path)
     folded = any(result.graph.op(v).kind.value == "qconv" for v in result.graph.nodes())
     assert folded == ("QLinearConv" in ort_optimized_op_types(model, tmp_path))
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    lib = sqzc.load(tmp_path / "m.so", threads=1)
     t = NP[dtype]
     for seed in range(3):
         x = np.random.default_rng(seed).integers(np.iinfo(t).min, np.iinfo(t).max + 1,

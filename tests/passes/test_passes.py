@@ -20,6 +20,7 @@ from sqzc.ops import (
     CastAttrs,
     ClipAttrs,
     ConvAttrs,
+    MatMulAttrs,
     NoAttrs,
     OpKind,
     TensorType,
@@ -128,7 +129,7 @@ def test_fold_constants_casts_float16_weights_and_transposes() -> None:
     w = g.add_op(OpKind.CAST, CastAttrs("float32"), [w16], "w32")
     wt = g.add_op(OpKind.TRANSPOSE, TransposeAttrs((1, 0)), [w], "wt")
     wtt = g.add_op(OpKind.TRANSPOSE, TransposeAttrs((1, 0)), [wt], "wtt")
-    y = g.add_op(OpKind.MATMUL, NoAttrs(), [x, wtt], "y")
+    y = g.add_op(OpKind.MATMUL, MatMulAttrs(), [x, wtt], "y")
     g.outputs.append(GraphOutput("y", y))
     feeds = {"x": np.ones((1, 3), np.float32)}
     before = evaluate(g, feeds)

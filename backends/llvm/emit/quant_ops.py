@@ -165,9 +165,12 @@ def _emit_qmatmul(ctx: KernelContext) -> None:
     a = ctx.op.attrs
     assert isinstance(a, QMatMulAttrs)
     mult = _per_index(ctx, a.multiplier, F32, "qmm_mult")
+    bias = _per_index(ctx, a.bias, I32, "qmm_bias") if a.bias else None
     out = a.out
 
     def finish(acc: ir.Value, j: ir.Value) -> ir.Value:
+        if bias is not None:  # QGemm's int32 C, added to the sums (wrapping, as MLAS's)
+            acc = ctx.b.add(acc, bias(j))
         v = ctx.b.fmul(ctx.b.sitofp(acc, F32), mult(j))
         return saturate_round(ctx.b, v, out.zero_point[0], out.dtype)
 
