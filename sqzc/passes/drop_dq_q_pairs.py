@@ -40,6 +40,7 @@ def _drop_pair(g: Graph, qid: str) -> bool:
         user = g.op(readers[0])
         ins = tuple(src if i == qid else i for i in user.inputs)
         g.set_op(readers[0], dataclasses.replace(user, inputs=ins))
+        _remove_pair(g, qid, dq_id)
         return True
     if readers or len(as_output) != 1:
         return False
@@ -48,7 +49,17 @@ def _drop_pair(g: Graph, qid: str) -> bool:
             or dq_id in g.output_nodes():
         return False  # onnxruntime keeps a pair on a graph input or a shared tensor
     as_output[0].node = src
+    _remove_pair(g, qid, dq_id)
     return True
+
+
+def _remove_pair(g: Graph, qid: str, dq_id: str) -> None:
+    """Delete the bypassed Q, and its DQ when nothing else reads it, at once (as
+    onnxruntime does): a dead DQ would still count as a reader of its source when the
+    next pair of a chain is checked."""
+    g.remove(qid)
+    if not g.consumers(dq_id) and dq_id not in g.output_nodes():
+        g.remove(dq_id)
 
 
 def drop_dq_q_pairs(g: Graph) -> bool:

@@ -74,6 +74,9 @@ def _model(case: str, op: str) -> onnx.ModelProto:
         outputs.append("y2")
     elif case == "at-output":  # group -> Q -> DQ -> Q(same) -> graph output: the group's Q
         nodes = _group("x", op, "g", "a", "b") + [_dq("g", "b", "d1"), _q("d1", "b", "y")]
+    elif case == "chain-at-output":  # two pairs: both go (the first one's DQ at once)
+        nodes = _group("x", op, "g", "a", "b") + [_dq("g", "b", "d1"), _q("d1", "b", "p"),
+                                                  _dq("p", "b", "d2"), _q("d2", "b", "y")]
     else:  # "other-params": DQ and Q differ, nothing is removed
         nodes = [_dq("x", "a", "d0"), _q("d0", "b", "p")] + _group("p", op, "y", "b", "y")
     graph = helper.make_graph(
@@ -85,7 +88,7 @@ def _model(case: str, op: str) -> onnx.ModelProto:
 
 
 CASES = [(c, op) for c in ("before-group", "shared-dq", "two-readers", "at-output",
-                           "other-params") for op in ("mul", "avgpool")]
+                           "chain-at-output", "other-params") for op in ("mul", "avgpool")]
 CASES += [("before-group", "add"), ("before-group", "leaky"), ("at-output", "leaky")]
 
 
