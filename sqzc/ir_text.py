@@ -67,7 +67,8 @@ def attr_items(op: OpNode) -> list[tuple[str, object]]:
     # shown only when set
     optional = {"act": Activation(), "packed": 0, "out_channels": 0, "winograd": 0,
                 "mlas_stride_k": 0, "quantize": None, "from_gemm": False, "mlas": False,
-                "mlas_global": False, "bias": ()}
+                "mlas_global": False, "nchwc_source": False, "bias": (),
+                "qgemm_ok": True}
     items = [(k, v) for k, v in items if not (k in optional and v == optional[k])]
     return sorted(items)
 

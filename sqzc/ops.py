@@ -148,6 +148,9 @@ class MatMulAttrs:
     form onnxruntime fuses under QGemm's rule rather than QLinearMatMul's."""
 
     from_gemm: bool = False
+    #: False for a Gemm whose C was dropped (beta 0): onnxruntime still counts C's
+    #: DequantizeLinear and its QGemm selector (beta must be 1) leaves the group float
+    qgemm_ok: bool = True
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -218,8 +221,12 @@ class ReduceAttrs:
     keepdims: bool = True
     lowest_finite: bool = False  # max never below -FLT_MAX (onnxruntime's max *pooling*)
     #: a GlobalAveragePool: onnxruntime sums with MlasPool's global kernel (4 interleaved
-    #: partial sums), whose order the emitter reproduces
+    #: partial sums), whose order the emitter reproduces ...
     mlas_global: bool = False
+    #: ... unless its NCHWc transformer takes the pool (row-by-row sums): a 4-D input from
+    #: where that transformer works (a graph input, or a float conv or pool, possibly
+    #: through elementwise ops) with channels filling its blocks
+    nchwc_source: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from sqzc.frontends.onnx.registry import (
     select_converter,
     supported_ops,
 )
+from sqzc.ir import Graph
 from sqzc.ops import (
     INT_DTYPES,
     ClipAttrs,
@@ -132,13 +133,35 @@ def avgpool_v19(cx: ImportContext) -> None:
     _pool(cx, OpKind.AVGPOOL, True, True, True)
 
 
+#: Ops onnxruntime's NCHWc transformer keeps in NCHWc when their inputs are.
+_NCHWC_PASS_THROUGH = frozenset({OpKind.RELU, OpKind.CLIP, OpKind.ADD, OpKind.MUL,
+                                 OpKind.CONCAT})
+
+
+def _nchwc_source(g: Graph, nid: str, direct: bool = True) -> bool:
+    """Whether onnxruntime's NCHWc transformer takes a global pool reading ``nid``: a
+    graph input read directly, a float conv or pool, or an elementwise op whose inputs
+    (constants aside) are conv or pool results in NCHWc form. A DequantizeLinear, for
+    one, is not (checked against onnxruntime 1.32: DQ, Relu on a graph input)."""
+    op = g.op(nid)
+    if op.kind in (OpKind.CONV, OpKind.MAXPOOL, OpKind.AVGPOOL):
+        return True
+    if op.kind is OpKind.INPUT:
+        return direct
+    if op.kind in _NCHWC_PASS_THROUGH:
+        ins = [i for i in op.inputs if not g.is_const(i)]
+        return bool(ins) and all(_nchwc_source(g, i, False) for i in ins)
+    return False
+
+
 def _global_pool(cx: ImportContext, mode: str) -> None:
     x = cx.float_input(0)
     rank = len(cx.type_of(x).shape)
     if rank < 3:
         raise cx.error(f"global pooling needs rank >= 3, got {rank}")
     attrs = ReduceAttrs(mode, tuple(range(2, rank)), True, lowest_finite=mode == "max",
-                        mlas_global=mode == "mean")
+                        mlas_global=mode == "mean",
+                        nchwc_source=mode == "mean" and rank == 4 and _nchwc_source(cx.graph, x))
     cx.bind(0, cx.emit(OpKind.REDUCE, attrs, [x]))
 
 
@@ -342,7 +365,8 @@ def gemm(cx: ImportContext) -> None:
         b = transposed(b, "Bt")
     alpha, beta = cx.float_attr("alpha", 1.0), cx.float_attr("beta", 1.0)
     has_c = cx.has_input(2)
-    y = cx.emit(OpKind.MATMUL, MatMulAttrs(from_gemm=True), [a, b],
+    attrs = MatMulAttrs(from_gemm=True, qgemm_ok=not (has_c and beta == 0.0))
+    y = cx.emit(OpKind.MATMUL, attrs, [a, b],
                 name=f"{out}_mm" if (alpha != 1.0 or has_c) else None)
     if alpha != 1.0:
         k = cx.emit_const(np.array(alpha, np.float32), f"{out}_alpha")

@@ -13,8 +13,10 @@ Q -> DQ pairs, per-tensor and per-column ``b``):
   needs an int8 ``b``); a bias must be a DequantizeLinear of int32 added as it is (its
   scale and zero point are not used: QGemm takes the int32 values), with beta 1.
   sqzc's Gemm import is Transpose (for ``transB``) -> MatMul -> Add (bias), so the group
-  is matched in that form; a Gemm with ``alpha`` != 1 or ``transA`` is left float
-  (onnxruntime folds those too: a step apart in some elements).
+  is matched in that form. Left float: a Gemm whose C beta 0 dropped (onnxruntime
+  too); ``transA``, ``alpha`` != 1 without C, a non-constant B with ``transB``, a B of
+  another rank, a C of shape [M, N] (onnxruntime fuses these: a step apart in some
+  elements).
 
 Computed in the declared types: an integer matmul and its requantization shift exactly
 with the zero points.
@@ -79,6 +81,8 @@ def fold_matmul(g: Graph, imported: Graph, nid: str) -> bool:
     op = g.op(nid)
     assert isinstance(op.attrs, MatMulAttrs)
     gemm = op.attrs.from_gemm
+    if not op.attrs.qgemm_ok:
+        return False
     a = dequantized(g, op.inputs[0])
     if a is None or a[1].dtype not in EIGHT_BIT or not a[1].per_tensor \
             or len(g.op(a[0]).out.shape) < 1:

@@ -311,3 +311,52 @@ def test_avgpool_sums_in_onnxruntime_order(op: str, attrs: dict[str, object], op
     for seed in range(2):
         x = (np.random.default_rng(seed).standard_normal(shape) * 100).astype(np.float32)
         np.testing.assert_array_equal(lib(x), sess.run(None, {"x": x})[0])
+
+
+@pytest.mark.parametrize("source", ["dequantize", "relu-of-input", "rank3", "rank5", "conv-relu"])
+@pytest.mark.parametrize("channels", [16, 24])
+def test_global_avgpool_order_follows_its_source(source: str, channels: int, tmp_path) -> None:
+    """onnxruntime's NCHWc transformer takes a GlobalAveragePool only when its 4-D input is
+    already NCHWc (a conv or pool result, possibly through elementwise ops) or a graph
+    input; after a DequantizeLinear, a Relu of a graph input, or on other ranks it runs
+    MlasPool's global kernel whatever the channel count. Bit-exact either way."""
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+    from onnx import TensorProto, numpy_helper
+    from onnx_builders import make_model
+
+    import sqzc
+    from sqzc.driver import CompileOptions
+
+    shape = {"rank3": [1, channels, 169], "rank5": [1, channels, 5, 6, 7]}.get(
+        source, [1, channels, 13, 13])
+    nodes, inits, inputs = [], [], [("x", shape, TensorProto.FLOAT)]
+    src = "x"
+    if source == "dequantize":
+        inputs = [("x", shape, TensorProto.INT8)]
+        inits += [numpy_helper.from_array(np.float32(0.05), "s"),
+                  numpy_helper.from_array(np.int8(3), "z")]
+        nodes.append(helper.make_node("DequantizeLinear", ["x", "s", "z"], ["d"]))
+        src = "d"
+    elif source == "relu-of-input":
+        nodes.append(helper.make_node("Relu", ["x"], ["r"]))
+        src = "r"
+    elif source == "conv-relu":
+        eye = np.eye(channels, dtype=np.float32).reshape(channels, channels, 1, 1)
+        inits.append(numpy_helper.from_array(eye, "w"))
+        nodes += [helper.make_node("Conv", ["x", "w"], ["c"]),
+                  helper.make_node("Relu", ["c"], ["r"])]
+        src = "r"
+    nodes.append(helper.make_node("GlobalAveragePool", [src], ["y"]))
+    model = make_model(nodes, inputs, ["y"], inits, 13)
+    onnx.save(model, tmp_path / "m.onnx")
+    sqzc.compile(tmp_path / "m.onnx", tmp_path / "m.so", CompileOptions(opt_level=3))
+    lib = sqzc.load(tmp_path / "m.so", threads=1)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        x = rng.integers(-128, 128, shape).astype(np.int8) if source == "dequantize" \
+            else (rng.standard_normal(shape) * 100).astype(np.float32)
+        np.testing.assert_array_equal(lib(x), sess.run(None, {"x": x})[0])

@@ -149,7 +149,8 @@ def emit_reduce_blocked(ctx: KernelContext) -> None:
     vt = vtype(blk)
     h, w = x.shape[2], x.shape[3]
     is_max = a.mode == "max"
-    if a.mlas_global and not is_max and not nchwc_pooled(ctx.target, ctx.op.out.shape[1]):
+    nchwc = a.nchwc_source and nchwc_pooled(ctx.target, ctx.op.out.shape[1])
+    if a.mlas_global and not is_max and not nchwc:
         _global_mean_blocked(ctx)
         return
     lo, hi, cb = _blocks_and_rows(ctx, y)

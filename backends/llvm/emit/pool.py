@@ -66,8 +66,12 @@ def runs_mlas_pool(a: PoolAttrs) -> bool:
 def nchwc_pooled(target: Target, channels: int) -> bool:
     """Whether onnxruntime's NCHWc transformer takes a float pool with ``channels``
     channels: it does when they fill whole blocks of MLAS's NCHWc block size (16 lanes with
-    AVX-512F, else 8), and its blocked kernels sum each window row by row from zero."""
-    return channels % (16 if target.vector_width >= 16 else 8) == 0
+    AVX-512F, else 8; no NCHWc without AVX2), and its blocked kernels sum each window row
+    by row from zero."""
+    flags = set(target.features.split(","))
+    if "+avx512f" in flags:
+        return channels % 16 == 0
+    return "+avx2" in flags and channels % 8 == 0
 
 
 def mlas_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, target: Target) -> str:

@@ -23,7 +23,8 @@ def emit_reduce(ctx: KernelContext) -> None:
     for d in red:
         count *= d
     is_max = a.mode == "max"
-    if a.mlas_global and not is_max and not nchwc_pooled(ctx.target, x.shape[1]):
+    nchwc = a.nchwc_source and nchwc_pooled(ctx.target, x.shape[1])
+    if a.mlas_global and not is_max and not nchwc:
         _global_mean(ctx, kept, red)
         return
     with loop_nest(b, kept, name="k") as kidx:
