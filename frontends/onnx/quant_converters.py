@@ -121,11 +121,15 @@ def quantize_linear(cx: ImportContext) -> None:
     x = cx.float_input(0)
     if cx.int_attr("block_size", 0):
         raise cx.unsupported("blocked quantization (block_size)")
-    q = _quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(cx.type_of(x).shape))
-    _check_axis_length(cx, q, cx.type_of(x).shape)
-    out_dtype = cx.int_attr("output_dtype", 0)
+    out_dtype = cx.int_attr("output_dtype", 0)  # opset 21: the type without a zero point
     if out_dtype and out_dtype not in (2, 3):
         raise cx.unsupported(f"QuantizeLinear to dtype code {out_dtype}")
+    q = _quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(cx.type_of(x).shape),
+                      "int8" if out_dtype == 3 else "uint8")
+    _check_axis_length(cx, q, cx.type_of(x).shape)
+    if out_dtype and q.dtype != ("int8" if out_dtype == 3 else "uint8"):
+        raise cx.error(f"output_dtype says {'int8' if out_dtype == 3 else 'uint8'} but the "
+                       f"zero point is {q.dtype}")
     if q.dtype not in INT_DTYPES:
         raise cx.unsupported(f"QuantizeLinear to {q.dtype}")
     cx.bind(0, cx.emit(OpKind.QUANTIZE, q, [x]))

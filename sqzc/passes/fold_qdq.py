@@ -10,6 +10,7 @@ from sqzc.ir import Graph
 from sqzc.ops import (
     AxisAttrs,
     ConvAttrs,
+    NoAttrs,
     OpKind,
     PoolAttrs,
     QConvAttrs,
@@ -256,6 +257,11 @@ def fold_requantize(g: Graph) -> bool:
             new = g.add_op(OpKind.CONCAT, sop.attrs, parts, nid + "_cat", sop.origin + q.origin)
         else:
             continue
+        if nid in g.output_nodes() and (g.op(new).kind in (OpKind.INPUT, OpKind.CONST)
+                                        or new in g.output_nodes()):
+            # the output needs a buffer of its own (an identity Q(DQ(x)) of a graph input
+            # or of another output): a copy, as canonicalize keeps Identity for
+            new = g.add_op(OpKind.IDENTITY, NoAttrs(), [new], nid + "_copy", q.origin)
         g.replace_uses(nid, new)
         g.remove(nid)
         changed = True

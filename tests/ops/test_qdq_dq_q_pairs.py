@@ -77,6 +77,8 @@ def _model(case: str, op: str) -> onnx.ModelProto:
     elif case == "chain-at-output":  # two pairs: both go (the first one's DQ at once)
         nodes = _group("x", op, "g", "a", "b") + [_dq("g", "b", "d1"), _q("d1", "b", "p"),
                                                   _dq("p", "b", "d2"), _q("d2", "b", "y")]
+    elif case == "input-to-output":  # x -> DQ -> Q(same) -> y: y is a copy of x
+        nodes = [_dq("x", "a", "d0"), _q("d0", "a", "y")]
     else:  # "other-params": DQ and Q differ, nothing is removed
         nodes = [_dq("x", "a", "d0"), _q("d0", "b", "p")] + _group("p", op, "y", "b", "y")
     graph = helper.make_graph(
@@ -89,7 +91,8 @@ def _model(case: str, op: str) -> onnx.ModelProto:
 
 CASES = [(c, op) for c in ("before-group", "shared-dq", "two-readers", "at-output",
                            "chain-at-output", "other-params") for op in ("mul", "avgpool")]
-CASES += [("before-group", "add"), ("before-group", "leaky"), ("at-output", "leaky")]
+CASES += [("before-group", "add"), ("before-group", "leaky"), ("at-output", "leaky"),
+          ("input-to-output", "mul")]
 
 
 @pytest.mark.parametrize("case, op", CASES, ids=[f"{c}-{o}" for c, o in CASES])

@@ -663,3 +663,30 @@ def test_qlinear_average_pool_1d_is_unsupported() -> None:
     model, _ = node_model("QLinearAveragePool", ins, U8, attrs={"kernel_shape": [3]},
                           domain=MS)
     assert "1-D spatial input" in _compile_error(model)
+
+
+@pytest.mark.parametrize("dtype_code", [2, 3], ids=["uint8", "int8"])
+def test_quantize_linear_21_output_dtype_without_zero_point(dtype_code: int, tmp_path) -> None:
+    """QuantizeLinear-21 without a zero point takes its type from ``output_dtype`` (it
+    was quantized as uint8 and cast), bit-exact with onnxruntime."""
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto
+
+    import sqzc
+
+    node = helper.make_node("QuantizeLinear", ["x", "s"], ["y"], output_dtype=dtype_code)
+    graph = helper.make_graph(
+        [node], "q21", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16])],
+        [helper.make_tensor_value_info("y", dtype_code, [2, 16])],
+        [numpy_helper.from_array(np.float32(0.1), "s")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    onnx.save(model, tmp_path / "m.onnx")
+    sqzc.compile(tmp_path / "m.onnx", tmp_path / "m.so")
+    lib = sqzc.load(tmp_path / "m.so", threads=1)
+    x = np.random.default_rng(0).normal(0, 8, [2, 16]).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    got = lib(x)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
