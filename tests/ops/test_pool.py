@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from onnx import helper
 from onnx_builders import assert_matches_ort_equivalent, same_pads, single
-from sqz_testing import assert_matches_ort
+from sqz_testing import assert_matches_ort, compile_beside_ort
 
 
 def pool(op: str, hw: tuple[int, int] = (9, 9), c: int = 3, opset: int = 13,
@@ -285,13 +285,9 @@ def test_avgpool_sums_in_onnxruntime_order(op: str, attrs: dict[str, object], op
     (counts filling whole NCHWc blocks, 16 with AVX-512 else 8, go to its blocked kernels,
     row by row). ``blocked``: an identity 1x1 conv first (exact), so sqzc runs the pool on
     channel-blocked tensors."""
-    ort = pytest.importorskip("onnxruntime")
-    import onnx
+    pytest.importorskip("onnxruntime")
     from onnx import numpy_helper
     from onnx_builders import make_model
-
-    import sqzc
-    from sqzc.driver import CompileOptions
 
     shape = [1, channels, 13, 13]
     nodes, inits, src = [], [], "x"
@@ -302,12 +298,7 @@ def test_avgpool_sums_in_onnxruntime_order(op: str, attrs: dict[str, object], op
         src = "c"
     nodes.append(helper.make_node(op, [src], ["y"], **attrs))
     model = make_model(nodes, {"x": shape}, ["y"], inits, opset)
-    onnx.save(model, tmp_path / "m.onnx")
-    sqzc.compile(tmp_path / "m.onnx", tmp_path / "m.so", CompileOptions(opt_level=3))
-    lib = sqzc.load(tmp_path / "m.so", threads=1)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    _, lib, sess = compile_beside_ort(model, tmp_path)
     for seed in range(2):
         x = (np.random.default_rng(seed).standard_normal(shape) * 100).astype(np.float32)
         np.testing.assert_array_equal(lib(x), sess.run(None, {"x": x})[0])
@@ -320,13 +311,9 @@ def test_global_avgpool_order_follows_its_source(source: str, channels: int, tmp
     already NCHWc (a conv or pool result, possibly through elementwise ops) or a graph
     input; after a DequantizeLinear, a Relu of a graph input, or on other ranks it runs
     MlasPool's global kernel whatever the channel count. Bit-exact either way."""
-    ort = pytest.importorskip("onnxruntime")
-    import onnx
+    pytest.importorskip("onnxruntime")
     from onnx import TensorProto, numpy_helper
     from onnx_builders import make_model
-
-    import sqzc
-    from sqzc.driver import CompileOptions
 
     shape = {"rank3": [1, channels, 169], "rank5": [1, channels, 5, 6, 7]}.get(
         source, [1, channels, 13, 13])
@@ -349,12 +336,7 @@ def test_global_avgpool_order_follows_its_source(source: str, channels: int, tmp
         src = "r"
     nodes.append(helper.make_node("GlobalAveragePool", [src], ["y"]))
     model = make_model(nodes, inputs, ["y"], inits, 13)
-    onnx.save(model, tmp_path / "m.onnx")
-    sqzc.compile(tmp_path / "m.onnx", tmp_path / "m.so", CompileOptions(opt_level=3))
-    lib = sqzc.load(tmp_path / "m.so", threads=1)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    _, lib, sess = compile_beside_ort(model, tmp_path)
     for seed in range(3):
         rng = np.random.default_rng(seed)
         x = rng.integers(-128, 128, shape).astype(np.int8) if source == "dequantize" \
