@@ -82,11 +82,10 @@ def _quantize_conv(g: Graph, conv: str) -> bool:
     if b_id is not None and (not g.is_const(b_id) or len(g.op(b_id).out.shape) != 1
                              or g.op(b_id).out.dtype != "float32"):
         return False
-    if wq is not None and b_id is None:
-        return False
-    if wq is not None and not wq.per_tensor and (
-            wq.axis != 0 or len(wq.scale) != g.op(b_id).out.shape[0]):  # type: ignore[union-attr]
-        return False
+    if wq is not None:  # a dequantized weight: only a float bias to quantize
+        if b_id is None or not wq.per_tensor and (
+                wq.axis != 0 or len(wq.scale) != g.op(b_id).out.shape[0]):
+            return False
     ins = list(op.inputs)
     if wq is None:
         w = g.const_value(w_id)

@@ -23,6 +23,7 @@ from sqzc.backends.llvm.emit.pool import (
     mlas_global_sum,
     mlas_pool_kernel,
     nchwc_pooled,
+    PoolSumOrder,
 )
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.emit.vector import splat, vconst, vector_activation, vtype
@@ -69,7 +70,7 @@ def emit_avgpool_blocked(ctx: KernelContext) -> None:
 
 def _pool_windows(ctx: KernelContext, init: ir.Value, combine: Combine,
                   finish: Callable[[ir.Value, ir.Value, ir.Value], ir.Value] | None = None,
-                  order: str = "generic") -> None:
+                  order: PoolSumOrder = "generic") -> None:
     """The blocked pooling loop nest, for any element type: per output pixel, ``init``
     folded with every in-bounds tap as ``acc = combine(b, x_tap, acc)`` in registers, then
     ``finish(acc, row, col)`` (if given) and one vector store. Output rows and columns are

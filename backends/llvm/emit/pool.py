@@ -14,7 +14,9 @@ one (row-major from zero, also what its opset-19 AveragePool does).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Literal
 
 from llvmlite import ir
 from sqzc.backends.llvm.cg import (
@@ -74,7 +76,12 @@ def nchwc_pooled(target: Target, channels: int) -> bool:
     return "+avx2" in flags and channels % 8 == 0
 
 
-def mlas_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, target: Target) -> str:
+#: The summation order of a float average pool (``mlas_pool_kernel``).
+PoolSumOrder = Literal["global", "vector", "generic"]
+
+
+def mlas_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, target: Target
+                     ) -> PoolSumOrder:
     """The kernel onnxruntime runs a float average pool with, which fixes its summation
     order: ``MlasPool``'s ``global`` (window = input, stride 1, no pads), ``vector`` (last
     stride <= 2, kernel sides <= 32, padded row fits its buffer) or ``generic`` kernel;
@@ -164,18 +171,27 @@ def _avgpool_columns_first(ctx: KernelContext, grow: ir.GlobalVariable,
             y.store(b, [n, ch, r, q], b.fdiv(b.load(acc_slot, typ=F32), b.fmul(rc, cc)))
 
 
-def _avgpool_global(ctx: KernelContext) -> None:
-    """MLAS's global-kernel order over each whole plane (the window is the input)."""
+def _unravel(b: ir.IRBuilder, flat: ir.Value, dims: list[int]) -> list[ir.Value]:
+    """Row-major indices of ``flat`` in an array of shape ``dims``."""
+    idx = []
+    for d in reversed(dims):
+        idx.append(b.urem(flat, i64(d)))
+        flat = b.udiv(flat, i64(d))
+    return idx[::-1]
+
+
+def global_mean_plain(ctx: KernelContext, kept: list[int], red: list[int]) -> None:
+    """Mean over the trailing ``red`` axes (a GlobalAveragePool, or an AveragePool whose
+    window is the input) in MLAS's global-kernel order; the ``kept`` planes are split
+    among the workers."""
     b, (x,), y = ctx.b, ctx.ins, ctx.out
-    n_batch, c = y.shape[:2]
-    h, w = x.shape[2:]
-    lo, hi = ctx.split_range(0, n_batch * c)
-    with for_range(b, lo, hi, name="nc") as nc:
-        n, ch = b.sdiv(nc, i64(c)), b.srem(nc, i64(c))
-        total = mlas_global_sum(
-            b, lambda p: x.load(b, [n, ch, b.udiv(p, i64(w)), b.urem(p, i64(w))]), h * w,
-            f32(0.0))
-        y.store(b, [n, ch, i64(0), i64(0)], b.fdiv(total, f32(float(h * w))))
+    planes, count = math.prod(kept), math.prod(red)
+    lo, hi = ctx.split_range(0, planes)
+    with for_range(b, lo, hi, name="plane") as flat:
+        kidx = _unravel(b, flat, kept)
+        total = mlas_global_sum(b, lambda p: x.load(b, kidx + _unravel(b, p, red)), count,
+                                f32(0.0))
+        y.store(b, kidx + [i64(0)] * len(red), b.fdiv(total, f32(float(count))))
 
 
 def _const_array(module: ir.Module, name: str, values: list[float]) -> ir.GlobalVariable:
@@ -240,7 +256,7 @@ def _pool(ctx: KernelContext, is_max: bool) -> None:
     h, w = x.shape[2:]
     kernel = "generic" if is_max else mlas_pool_kernel(a, h, w, c, ctx.target)
     if kernel == "global":
-        _avgpool_global(ctx)
+        global_mean_plain(ctx, [n_batch, c], [h, w])
         return
     if not is_max:
         rows, cols = avgpool_divisors(a, oh, ow, h, w)

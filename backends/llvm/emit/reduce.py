@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from llvmlite import ir
-
 from sqzc.backends.llvm.cg import LOWEST_F32, F32, entry_alloca, f32, i64, loop_nest
-from sqzc.backends.llvm.emit.pool import mlas_global_sum, nchwc_pooled
+from sqzc.backends.llvm.emit.pool import global_mean_plain, nchwc_pooled
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, ReduceAttrs
@@ -25,7 +23,7 @@ def emit_reduce(ctx: KernelContext) -> None:
     is_max = a.mode == "max"
     nchwc = a.nchwc_source and nchwc_pooled(ctx.target, x.shape[1])
     if a.mlas_global and not is_max and not nchwc:
-        _global_mean(ctx, kept, red)
+        global_mean_plain(ctx, kept, red)
         return
     with loop_nest(b, kept, name="k") as kidx:
         acc_ptr = entry_alloca(b, F32, "acc")
@@ -50,22 +48,3 @@ def emit_reduce(ctx: KernelContext) -> None:
             oidx = list(kidx)
         y.store(b, oidx, result)
 
-
-def _global_mean(ctx: KernelContext, kept: list[int], red: list[int]) -> None:
-    """GlobalAveragePool (trailing spatial axes) in onnxruntime's MlasPool global order."""
-    b, (x,), y = ctx.b, ctx.ins, ctx.out
-    count = 1
-    for d in red:
-        count *= d
-
-    def spatial(p: ir.Value) -> list[ir.Value]:
-        idx = []
-        for d in reversed(red):
-            idx.append(b.urem(p, i64(d)))
-            p = b.udiv(p, i64(d))
-        return idx[::-1]
-
-    with loop_nest(b, kept, name="k") as kidx:
-        total = mlas_global_sum(b, lambda p: x.load(b, list(kidx) + spatial(p)), count,
-                                f32(0.0))
-        y.store(b, list(kidx) + [i64(0)] * len(red), b.fdiv(total, f32(float(count))))
