@@ -146,7 +146,7 @@ def check_bench_args(threads: int, rounds: int, warmup: int) -> None:
 def run_bench(model: str, threads: int = 1, batch: int | None = None, rounds: int = 200,
               warmup: int = 20, opt_level: int = 3, target_cpu: str = "host",
               profile: bool = False, winograd: bool = True, openvino: bool = False,
-              fuse_int8_qdq: bool = False
+              fuse_int8_qdq: bool = True
               ) -> tuple[BenchResult, list[dict[str, object]] | None]:
     """Compile ``model``, then time the engines in turn ``rounds`` times.
 

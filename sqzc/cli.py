@@ -34,6 +34,10 @@ TARGET_CPUS = ("haswell", "icelake-server", "skylake-avx512", "znver2", "znver3"
                "znver5")
 TARGET_CPU_HELP = ("host (default: this machine's CPU), generic (baseline x86-64) or one of "
                    + ", ".join(TARGET_CPUS))
+FUSE_INT8_QDQ_HELP = ("integer kernels for int8-activation QDQ convs and matmuls too, as "
+                      "onnxruntime's session.qdqisint8allowed=1 (the default); "
+                      "--no-fuse-int8-qdq runs the ones onnxruntime's default x86-64 session "
+                      "runs in float its float way (its results bit for bit, slower)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,11 +77,8 @@ def add_compile_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--target-cpu", default="host", help=TARGET_CPU_HELP)
     g.add_argument("--no-winograd", dest="winograd", action="store_false",
                    help="direct 3x3 convolutions only (no Winograd F(2x2)/F(4x4))")
-    g.add_argument("--fuse-int8-qdq", action="store_true",
-                   help="integer kernels for every int8-activation QDQ conv and matmul "
-                        "(onnxruntime's session.qdqisint8allowed=1 arithmetic; faster); by "
-                        "default the ones onnxruntime runs in float on x86-64 follow its "
-                        "float path")
+    g.add_argument("--fuse-int8-qdq", action=argparse.BooleanOptionalAction, default=True,
+                   help=FUSE_INT8_QDQ_HELP)
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
                    help="fix an input's shape (needed for symbolic non-batch dims)")
     d = p.add_argument_group("pass instrumentation")
@@ -377,8 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--target-cpu", default="host", help=TARGET_CPU_HELP)
     bn.add_argument("--no-winograd", dest="winograd", action="store_false",
                     help="direct 3x3 convolutions only")
-    bn.add_argument("--fuse-int8-qdq", action="store_true",
-                    help="integer kernels for every int8-activation QDQ conv and matmul")
+    bn.add_argument("--fuse-int8-qdq", action=argparse.BooleanOptionalAction, default=True,
+                    help=FUSE_INT8_QDQ_HELP)
     bn.add_argument("--openvino", action="store_true",
                     help="also time OpenVINO (if installed) as a second peer")
     bn.set_defaults(fn=cmd_bench)
@@ -404,9 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--target-cpu", default="host", help=TARGET_CPU_HELP)
     v.add_argument("--no-winograd", dest="winograd", action="store_false",
                    help="direct 3x3 convolutions only")
-    v.add_argument("--fuse-int8-qdq", action="store_true",
-                   help="integer kernels for every int8-activation QDQ conv and matmul, compared "
-                        "with onnxruntime's session.qdqisint8allowed=1")
+    v.add_argument("--fuse-int8-qdq", action=argparse.BooleanOptionalAction, default=True,
+                   help=FUSE_INT8_QDQ_HELP + "; compared with onnxruntime run the same way "
+                        "(session.qdqisint8allowed=1 when fused)")
     v.set_defaults(fn=cmd_verify)
 
     ps = sub.add_parser("passes", parents=[common], help="list the optimization pipeline")

@@ -174,7 +174,7 @@ def _ort_session(model: Path, extra: list[str] | None,  # type: ignore[no-untype
         data = m.SerializeToString()
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    if int8_allowed:  # the reference for --fuse-int8-qdq: int8 QDQ convs fused too
+    if int8_allowed:  # the reference for fused int8 QDQ groups (sqzc's default)
         so.add_session_config_entry("session.qdqisint8allowed", "1")
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
@@ -184,12 +184,13 @@ def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0
                  opt_level: int = 3, per_layer: bool = False, target_cpu: str = "host",
                  low: float = 0.0, high: float = 255.0, int_tolerance: int = 0,
                  fault: str | None = None, winograd: bool = True,
-                 fuse_int8_qdq: bool = False) -> VerifyReport:
+                 fuse_int8_qdq: bool = True) -> VerifyReport:
     """Compile ``model`` (optionally a per-layer debug build), run both engines, compare.
-    With ``fuse_int8_qdq`` onnxruntime runs with ``session.qdqisint8allowed=1``, the
-    configuration whose results that option reproduces. ``batch`` (default 1) is the
-    random input's batch for a model with a symbolic batch; a static-batch model takes
-    only its own (``bench.resolve_batch``)."""
+    With ``fuse_int8_qdq`` (the default) onnxruntime runs with
+    ``session.qdqisint8allowed=1``, the configuration whose results sqzc then reproduces;
+    without it (``--no-fuse-int8-qdq``), with its default x86-64 session options.
+    ``batch`` (default 1) is the random input's batch for a model with a symbolic batch;
+    a static-batch model takes only its own (``bench.resolve_batch``)."""
     import sqzc.driver as driver
     from sqzc.bench import resolve_batch
     from sqzc.runtime import load

@@ -43,10 +43,10 @@ class CompileOptions:
     verify_ir: bool = False
     profile: bool = False  # time every kernel into the workspace (sqzc bench --profile)
     winograd: bool = True  # let select-winograd rewrite 3x3 convs (--no-winograd: False)
-    #: fuse every int8-activation QDQ conv / matmul into integer ops (--fuse-int8-qdq), as
-    #: onnxruntime does with session.qdqisint8allowed=1; by default sqzc fuses the ones
-    #: onnxruntime's default x86-64 session fuses and runs the others its float way
-    fuse_int8_qdq: bool = False
+    #: fuse every int8-activation QDQ conv / matmul into integer ops, as onnxruntime does
+    #: with session.qdqisint8allowed=1 (its default on Arm); --no-fuse-int8-qdq fuses only
+    #: what onnxruntime's default x86-64 session fuses and runs the others its float way
+    fuse_int8_qdq: bool = True
 
     def check(self) -> None:
         """Reject invalid combinations early, with a usage error."""

@@ -69,7 +69,7 @@ class Graph:
         self.target_block = 16  # channel block of NCHW[b]c layouts (set from the target)
         self.target_vnni = False  # the target has AVX512-VNNI (set by the driver)
         self.allow_winograd = True  # select-winograd may run (--no-winograd clears it)
-        self.fuse_int8_qdq = False  # fold-qdq fuses int8 QDQ convs, matmuls (--fuse-int8-qdq)
+        self.fuse_int8_qdq = True  # fold-qdq fuses int8 QDQ groups too (--no-fuse-int8-qdq: False)
         # node id -> the ONNX tensor it computes (moves with rewrites; `sqzc verify` uses it)
         self.tensor_names: dict[str, str] = {}
         self._order = itertools.count()

@@ -1,6 +1,7 @@
 """onnxruntime's x86-64 CPU treatment of QDQ groups, as far as results depend on it.
 
-sqzc's contract is agreement with onnxruntime. For QDQ models with uint8 activations
+What ``--no-fuse-int8-qdq`` follows (by default sqzc fuses int8 groups as onnxruntime
+does with ``session.qdqisint8allowed=1``). For QDQ models with uint8 activations
 onnxruntime fuses every ``DQ -> Conv -> Q`` group into a QLinearConv (integer sums,
 float requantization), and so does sqzc's ``fold-qdq``. With int8 activations
 onnxruntime 1.32 on x86-64 fuses a group only when its QDQ S8->U8 transformer could

@@ -54,10 +54,11 @@ def ort_run(model: onnx.ModelProto | str | Path, feeds: Mapping[str, np.ndarray]
 
 
 def ort_optimized_op_types(model: onnx.ModelProto, workdir: Path,
-                           int8_allowed: bool = False) -> list[str]:
-    """The op types of onnxruntime's optimized graph (default session options, or with
-    ``session.qdqisint8allowed=1``), i.e. which QDQ groups it fused: what sqzc's fold-qdq
-    must reproduce (with ``--fuse-int8-qdq`` for the latter)."""
+                           int8_allowed: bool = True) -> list[str]:
+    """The op types of onnxruntime's optimized graph, i.e. which QDQ groups it fused: what
+    sqzc's fold-qdq must reproduce. ``int8_allowed`` (``session.qdqisint8allowed=1``) is
+    the reference for sqzc's default; without it, onnxruntime's default x86-64 session
+    options, the reference for ``--no-fuse-int8-qdq``."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -67,6 +68,12 @@ def ort_optimized_op_types(model: onnx.ModelProto, workdir: Path,
     so.log_severity_level = 3
     ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     return [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+
+
+#: The two ways sqzc treats int8-activation QDQ groups, each checked against the
+#: onnxruntime configuration it reproduces: fused as with ``session.qdqisint8allowed=1``
+#: (sqzc's default) and ``--no-fuse-int8-qdq``, onnxruntime's default x86-64 choice.
+QDQ_MODES = [pytest.param(True, id="int8-fused"), pytest.param(False, id="ort-x86-default")]
 
 
 def model_path(model: onnx.ModelProto | str | Path, tmp: Path | None = None) -> Path:
@@ -96,11 +103,12 @@ def compile_and_load(model: onnx.ModelProto | str | Path, opt_level: int = 3,
     return sqzc.load(lib)
 
 
-def compile_beside_ort(model: onnx.ModelProto, workdir: Path, fuse_int8_qdq: bool = False
+def compile_beside_ort(model: onnx.ModelProto, workdir: Path, fuse_int8_qdq: bool = True
                        ) -> tuple[object, sqzc.CompiledModel, object]:
     """(sqzc's compile result, the loaded library, an onnxruntime session) for a QDQ
-    differential test: both single-threaded, onnxruntime with
-    ``session.qdqisint8allowed=1`` when sqzc gets ``--fuse-int8-qdq``."""
+    differential test: both single-threaded; onnxruntime with
+    ``session.qdqisint8allowed=1`` when sqzc fuses int8 QDQ groups (its default), with
+    its default x86-64 options for ``--no-fuse-int8-qdq``."""
     import onnxruntime as ort
 
     path = workdir / "m.onnx"

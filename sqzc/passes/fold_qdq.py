@@ -172,11 +172,11 @@ def fold_qdq(g: Graph) -> bool:
     literal meaning). Runs before constant folding, which would otherwise turn the
     dequantized weights into float constants.
 
-    Conv groups onnxruntime does not fuse on x86-64 (int8 activations whose Q -> DQ
-    pairs its S8->U8 transformer cannot rewrite, ``sqzc.ort_qdq``) stay float too, marked
-    to sum in its MLAS order so the results are its results; ``--fuse-int8-qdq`` (the
-    graph's ``fuse_int8_qdq``) folds them into integer convs instead, as onnxruntime does
-    with ``session.qdqisint8allowed=1``.
+    int8-activation groups are folded too by default (the graph's ``fuse_int8_qdq``), as
+    onnxruntime does with ``session.qdqisint8allowed=1``. With ``--no-fuse-int8-qdq`` the
+    conv groups onnxruntime's default x86-64 session does not fuse (int8 activations whose
+    Q -> DQ pairs its S8->U8 transformer cannot rewrite, ``sqzc.ort_qdq``) stay float,
+    marked to sum in its MLAS order so the results are its results.
     """
     imported = g.copy()  # onnxruntime decides every group before it fuses any
     changed = _fold_conv_groups(g)

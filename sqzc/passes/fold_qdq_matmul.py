@@ -7,8 +7,8 @@ the optimized graphs of every u8/s8 combination, constant and input ``b``, graph
 Q -> DQ pairs, per-tensor and per-column ``b``):
 
 * MatMul -> QLinearMatMul: ``a`` and the output of one type after the S8->U8 rewrites
-  (``ort_qdq.ort_group_types``), uint8 unless ``session.qdqisint8allowed=1``
-  (``--fuse-int8-qdq``), and then an int8 ``a`` needs an int8 ``b``.
+  (``ort_qdq.ort_group_types``), uint8 unless ``session.qdqisint8allowed=1`` (sqzc's
+  default; ``--no-fuse-int8-qdq`` clears it), and then an int8 ``a`` needs an int8 ``b``.
 * Gemm -> QGemm: the same type rule, int8 allowed without the option (an int8 ``a``
   needs an int8 ``b``); a bias must be a DequantizeLinear of int32 added as it is (its
   scale and zero point are not used: QGemm takes the int32 values), with beta 1.

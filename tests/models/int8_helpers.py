@@ -6,6 +6,8 @@
 * ``expose_8bit``: a copy of a model whose every 8-bit node output (the ``*_quantized``
   tensors of a QOperator model, the QuantizeLinear outputs of a QDQ model) is also a graph
   output, typed by ``onnx.shape_inference`` (plus the com.microsoft ops it cannot type).
+* ``layerwise``: an exposed QDQ model cut into independent groups, each fed from a new
+  graph input, to compare layer by layer from a reference's tensors.
 * ``QuantConfig`` / ``quantize``: ``onnxruntime.quantization.quantize_static`` of a
   ``sqzc.zoo`` model with a small seeded calibration set.
 * ``ExposedModels``: a per-session cache of the exposed models as files (what gets
@@ -146,6 +148,33 @@ def expose_8bit(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
     return out, list(tensors)
 
 
+#: Suffix of the graph inputs ``layerwise`` adds: ``T + LAYER_INPUT`` carries tensor T.
+LAYER_INPUT = "__layer_in"
+
+
+def layerwise(exposed: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto:
+    """A copy of an exposed QDQ model whose groups no longer feed each other: every
+    DequantizeLinear that reads one of the exposed 8-bit tensors ``names`` reads a new
+    graph input ``name + LAYER_INPUT`` instead. Fed a reference's tensors, each group's
+    output is then that group alone, compared from the same input (one layer, not the
+    network's compounded differences)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(exposed)
+    known = set(names)
+    types = {o.name: o for o in out.graph.output}
+    added: dict[str, onnx.ValueInfoProto] = {}
+    for node in out.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in known:
+            name = node.input[0] + LAYER_INPUT
+            if name not in added:
+                added[name] = onnx.ValueInfoProto()
+                added[name].CopyFrom(types[node.input[0]])
+                added[name].name = name
+            node.input[0] = name
+    out.graph.input.extend(added.values())
+    return out
+
+
 # ------------------------------------------------------------------- quantization
 
 
@@ -250,6 +279,17 @@ class ExposedModels:
         if cfg in self._cache:
             return self._cache[cfg]
         return self._save(cfg, cfg.id, onnx.load(quantize(cfg, self.workdir / "quantized")))
+
+    def zoo_layerwise(self, cfg: QuantConfig) -> Exposed:
+        """``layerwise`` of the exposed zoo model (same ``names``)."""
+        key = ("layerwise", cfg)
+        if key not in self._cache:
+            e = self.zoo(cfg)
+            model = layerwise(e.model, e.names)
+            path = self.workdir / f"{cfg.id}.layerwise.onnx"
+            path.write_bytes(model.SerializeToString())
+            self._cache[key] = Exposed(path, model, e.names)
+        return self._cache[key]
 
 
 # ------------------------------------------------------------------------ running

@@ -1,5 +1,9 @@
 """QDQ convs onnxruntime runs in float: sqzc's MLAS-order conv is bit-exact with it.
 
+This is ``--no-fuse-int8-qdq`` (sqzc follows onnxruntime's default x86-64 choice); by
+default sqzc fuses these groups into integer convs, as onnxruntime does with
+``session.qdqisint8allowed=1`` (``test_int8_groups_fuse_by_default``).
+
 Each model is ``int8 x (graph input) -> DequantizeLinear -> Conv (int8 weights and int32
 bias through DequantizeLinear) [-> Relu] -> QuantizeLinear (int8)``. The input pair is not
 Q -> DQ, so onnxruntime (x86-64, default session options, one intra-op thread) cannot
@@ -22,7 +26,12 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from sqz_testing import compile_and_load, ort_optimized_op_types
+from sqz_testing import (
+    QDQ_MODES,
+    compile_and_load,
+    compile_beside_ort,
+    ort_optimized_op_types,
+)
 
 import sqzc
 from sqzc.driver import CompileOptions
@@ -107,12 +116,13 @@ def test_qdq_conv_float_path_bit_exact(case: tuple, fused_q: bool, tmp_path) -> 
     path = tmp_path / "m.onnx"
     onnx.save(model, path)
     inst = Instrumentation(disabled=frozenset() if fused_q else frozenset({"fuse-conv-quantize"}))
-    graph = sqzc.compile(path, None, CompileOptions(opt_level=3, instrumentation=inst)).graph
+    options = CompileOptions(opt_level=3, instrumentation=inst, fuse_int8_qdq=False)
+    graph = sqzc.compile(path, None, options).graph
     convs = [graph.op(v).attrs for v in graph.nodes() if graph.op(v).kind.value == "conv"]
     c, k, n_out = case[0], case[4], None
     assert len(convs) == 1 and convs[0].mlas_stride_k > 0  # type: ignore[attr-defined]
     assert (convs[0].quantize is not None) == fused_q  # type: ignore[attr-defined]
-    lib = compile_and_load(path, instrumentation=inst)
+    lib = compile_and_load(path, instrumentation=inst, fuse_int8_qdq=False)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(model.SerializeToString(), so,
@@ -137,7 +147,7 @@ def test_qdq_conv_float_path_bit_exact_on_avx2(case: tuple, tmp_path) -> None:
     model = _model(case, seed=2)
     path = tmp_path / "m.onnx"
     onnx.save(model, path)
-    lib = compile_and_load(path, target_cpu="haswell")
+    lib = compile_and_load(path, target_cpu="haswell", fuse_int8_qdq=False)
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(model.SerializeToString(), so,
@@ -147,13 +157,19 @@ def test_qdq_conv_float_path_bit_exact_on_avx2(case: tuple, tmp_path) -> None:
     np.testing.assert_array_equal(lib.run({"x": x})["y"], sess.run(None, {"x": x})[0])
 
 
-def test_fuse_int8_qdq_folds_the_same_group_to_an_integer_conv(tmp_path) -> None:
-    """``--fuse-int8-qdq`` turns the group into a ``qconv`` (no float conv left)."""
-    path = tmp_path / "m.onnx"
-    onnx.save(_model(CASES[0], seed=1), path)
-    graph = sqzc.compile(path, None, CompileOptions(opt_level=3, fuse_int8_qdq=True)).graph
-    kinds = [graph.op(v).kind.value for v in graph.nodes()]
+@pytest.mark.parametrize("case", [CASES[i] for i in (0, 4, 7, 9)],
+                         ids=["3x3", "batch2-pads-per-channel", "groups", "5x5s2"])
+def test_int8_groups_fuse_by_default(case: tuple, tmp_path) -> None:
+    """By default the same groups become ``qconv`` (no float conv left), bit-exact with
+    onnxruntime run with ``session.qdqisint8allowed=1``, which fuses them too."""
+    model = _model(case, seed=1)
+    result, lib, sess = compile_beside_ort(model, tmp_path)
+    kinds = [result.graph.op(v).kind.value for v in result.graph.nodes()]
     assert "qconv" in kinds and "conv" not in kinds
+    assert "QLinearConv" in ort_optimized_op_types(model, tmp_path)
+    x = np.random.default_rng(5).integers(-128, 128, (case[11], case[0], case[2], case[3]),
+                                          dtype=np.int8)
+    np.testing.assert_array_equal(lib.run({"x": x})["y"], sess.run(None, {"x": x})[0])
 
 
 def _pair_model(dtype: type, relu_zp: int | None, seed: int) -> onnx.ModelProto:
@@ -183,33 +199,30 @@ def _pair_model(dtype: type, relu_zp: int | None, seed: int) -> onnx.ModelProto:
     return model
 
 
+@pytest.mark.parametrize("fused", QDQ_MODES)
 @pytest.mark.parametrize("dtype", (np.uint8, np.int8), ids=("u8", "s8"))
 @pytest.mark.parametrize("relu", ("none", "relu-zp-lowest", "relu-zp-other"))
-def test_conv_fused_as_onnxruntime_does(dtype: type, relu: str, tmp_path) -> None:
+def test_conv_fused_as_onnxruntime_does(dtype: type, relu: str, fused: bool, tmp_path) -> None:
     """A QLinearConv in onnxruntime's optimized graph exactly when sqzc makes a ``qconv``
-    (its QDQ S8->U8 rewrite makes both int8 pairs uint8; a Relu is dropped only when the
-    Q's zero point is the type's lowest value), and the float outputs are equal."""
+    (with its x86-64 default, its QDQ S8->U8 rewrite makes both int8 pairs uint8; a Relu
+    is dropped only when the Q's zero point is the type's lowest value), and the float
+    outputs are equal."""
     lowest = int(np.iinfo(dtype).min)
     relu_zp = {"none": None, "relu-zp-lowest": lowest, "relu-zp-other": lowest + 5}[relu]
     model = _pair_model(dtype, relu_zp, seed=4)
-    ort_fused = "QLinearConv" in ort_optimized_op_types(model, tmp_path)
+    ort_fused = "QLinearConv" in ort_optimized_op_types(model, tmp_path, fused)
     assert ort_fused == (relu != "relu-zp-other")
-    path = tmp_path / "m.onnx"
-    onnx.save(model, path)
-    graph = sqzc.compile(path, None, CompileOptions(opt_level=3)).graph
-    kinds = [graph.op(v).kind.value for v in graph.nodes()]
+    result, lib, sess = compile_beside_ort(model, tmp_path, fused)
+    kinds = [result.graph.op(v).kind.value for v in result.graph.nodes()]
     assert ("qconv" in kinds) == ort_fused and ("conv" in kinds) == (not ort_fused)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    lib = compile_and_load(path)
     rng = np.random.default_rng(8)
     for _ in range(3):
         x = (rng.standard_normal((1, 8, 9, 9)) * 2).astype(np.float32)
         np.testing.assert_array_equal(lib.run({"x": x})["y"], sess.run(None, {"x": x})[0])
 
 
-def test_conv_with_a_second_reader_keeps_the_mlas_order(tmp_path) -> None:
+@pytest.mark.parametrize("fused", QDQ_MODES)
+def test_conv_with_a_second_reader_keeps_the_mlas_order(fused: bool, tmp_path) -> None:
     """The float conv's result is also a graph output, so the DQ -> Conv -> Q group is no
     group (onnxruntime runs it in float either way): sqzc still sums it in MLAS's order,
     and both the quantized output and the float one are onnxruntime's bit for bit."""
@@ -217,11 +230,7 @@ def test_conv_with_a_second_reader_keeps_the_mlas_order(tmp_path) -> None:
     conv_out = next(n.output[0] for n in model.graph.node if n.op_type == "Conv")
     model.graph.output.append(helper.make_tensor_value_info(conv_out, TensorProto.FLOAT, None))
     model = onnx.shape_inference.infer_shapes(model)
-    lib = compile_and_load(model)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so,
-                                providers=["CPUExecutionProvider"])
+    _, lib, sess = compile_beside_ort(model, tmp_path, fused)
     x = np.random.default_rng(7).integers(-128, 128, (1, 16, 14, 14), dtype=np.int8)
     got = lib.run({"x": x})
     for name, want in zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x})):

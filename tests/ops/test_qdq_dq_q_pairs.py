@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from sqz_testing import compile_beside_ort, ort_optimized_op_types
+from sqz_testing import QDQ_MODES, compile_beside_ort, ort_optimized_op_types
 
 
 ort = pytest.importorskip("onnxruntime")
@@ -95,13 +95,16 @@ CASES += [("before-group", "add"), ("before-group", "leaky"), ("at-output", "lea
           ("input-to-output", "mul")]
 
 
+@pytest.mark.parametrize("fused", QDQ_MODES)
 @pytest.mark.parametrize("case, op", CASES, ids=[f"{c}-{o}" for c, o in CASES])
-def test_dq_q_pair_matches_onnxruntime(case: str, op: str, tmp_path) -> None:
+def test_dq_q_pair_matches_onnxruntime(case: str, op: str, fused: bool, tmp_path) -> None:
+    """In both QDQ modes (the pair matters most with onnxruntime's x86-64 default)."""
     model = _model(case, op)
-    result, lib, sess = compile_beside_ort(model, tmp_path)
+    result, lib, sess = compile_beside_ort(model, tmp_path, fused)
     kinds = sorted(k for v in result.graph.nodes()
                    if (k := result.graph.op(v).kind.value) in QL_OPS.values())
-    ort_ops = sorted(QL_OPS[o] for o in ort_optimized_op_types(model, tmp_path) if o in QL_OPS)
+    ort_ops = sorted(QL_OPS[o] for o in ort_optimized_op_types(model, tmp_path, fused)
+                     if o in QL_OPS)
     assert kinds == ort_ops
     for seed in range(3):
         x = np.random.default_rng(seed).integers(-128, 128, SHAPE).astype(np.int8)

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from sqz_testing import compile_beside_ort, ort_optimized_op_types
+from sqz_testing import QDQ_MODES, compile_beside_ort, ort_optimized_op_types
 
 
 ort = pytest.importorskip("onnxruntime")
@@ -74,12 +74,14 @@ CASES = [(c, d) for c in ("float-weight-bias", "no-bias", "relu", "per-channel-w
                           "dq-bias", "also-output", "two-readers") for d in ("u8", "s8")]
 
 
+@pytest.mark.parametrize("fused", QDQ_MODES)
 @pytest.mark.parametrize("case, dtype", CASES, ids=[f"{c}-{d}" for c, d in CASES])
-def test_float_weight_conv_matches_onnxruntime(case: str, dtype: str, tmp_path) -> None:
+def test_float_weight_conv_matches_onnxruntime(case: str, dtype: str, fused: bool,
+                                               tmp_path) -> None:
     model = _model(case, dtype)
-    result, lib, sess = compile_beside_ort(model, tmp_path)
+    result, lib, sess = compile_beside_ort(model, tmp_path, fused)
     folded = any(result.graph.op(v).kind.value == "qconv" for v in result.graph.nodes())
-    assert folded == ("QLinearConv" in ort_optimized_op_types(model, tmp_path))
+    assert folded == ("QLinearConv" in ort_optimized_op_types(model, tmp_path, fused))
     t = NP[dtype]
     for seed in range(3):
         x = np.random.default_rng(seed).integers(np.iinfo(t).min, np.iinfo(t).max + 1,

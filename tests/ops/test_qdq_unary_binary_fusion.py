@@ -12,6 +12,10 @@ broadcasting operands, and an int8 group fed by a graph-input Q -> DQ pair (its 
 pair becomes uint8 and the output stays int8: onnxruntime leaves it float). Each case also
 asserts that sqzc's graph holds the QLinear op exactly when onnxruntime's optimized graph
 does. Inputs are seeded random bytes (or floats for the Q -> DQ case).
+
+The rule above is ``--no-fuse-int8-qdq``'s; by default sqzc fuses as onnxruntime does
+with ``session.qdqisint8allowed=1`` (no S8->U8 rewrites, int8 groups fused in int8).
+int8 cases run in both modes, each against its onnxruntime configuration.
 """
 
 from __future__ import annotations
@@ -20,10 +24,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from sqz_testing import ort_optimized_op_types
-
-import sqzc
-from sqzc.driver import CompileOptions
+from sqz_testing import QDQ_MODES, compile_beside_ort, ort_optimized_op_types
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -102,25 +103,25 @@ CASES = [(op, dt, same, "same", False) for op in OPS for dt in NP for same in (T
 CASES += [(op, dt, False, bs, False) for op in ("add", "mul") for dt in NP
           for bs in ("channel", "scalar")]
 CASES += [(op, "s8", False, "same", True) for op in ("avgpool-2x2s2", "global-avgpool", "add")]
+#: int8 cases run in both QDQ modes (fused as with qdqisint8allowed=1, sqzc's default, and
+#: onnxruntime's default x86-64 choice); uint8 ones only in the default (the same rule).
+MODE_CASES = [(*c, fused) for c in CASES for fused in ((True, False) if c[1] == "s8" else (True,))]
 
 
-@pytest.mark.parametrize("op, dtype, same_q, b_shape, graph_q", CASES,
+@pytest.mark.parametrize("op, dtype, same_q, b_shape, graph_q, fused", MODE_CASES,
                          ids=[f"{c[0]}-{c[1]}-{'sameq' if c[2] else 'requant'}-b{c[3]}"
-                              f"{'-graphQ' if c[4] else ''}" for c in CASES])
+                              f"{'-graphQ' if c[4] else ''}{'' if c[5] else '-x86'}"
+                              for c in MODE_CASES])
 def test_qdq_group_matches_onnxruntime(op: str, dtype: str, same_q: bool, b_shape: str,
-                                       graph_q: bool, tmp_path) -> None:
+                                       graph_q: bool, fused: bool, tmp_path) -> None:
+    """With onnxruntime's x86-64 default an int8 group fed by a graph-input Q -> DQ stays
+    float (its input pair becomes uint8, its output stays int8); fused, every group is."""
     model = _model(op, dtype, same_q, B_SHAPES[b_shape], graph_q, seed=len(op) + 7 * same_q)
-    path = tmp_path / "m.onnx"
-    onnx.save(model, path)
-    result = sqzc.compile(path, tmp_path / "m.so", CompileOptions(opt_level=3))
+    result, lib, sess = compile_beside_ort(model, tmp_path, fused)
     kinds = {result.graph.op(v).kind.value for v in result.graph.nodes()}
-    ort_fused = OPS[op][3] in ort_optimized_op_types(model, tmp_path)
-    assert ort_fused == (not graph_q), "the case no longer tests what it says"
+    ort_fused = OPS[op][3] in ort_optimized_op_types(model, tmp_path, fused)
+    assert ort_fused == (fused or not graph_q), "the case no longer tests what it says"
     assert (OPS[op][4] in kinds) == ort_fused, kinds
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    lib = sqzc.load(tmp_path / "m.so", threads=1)
     for seed in (1, 2, 3):
         x = _input(dtype, graph_q, seed)
         np.testing.assert_array_equal(lib(x), sess.run(None, {"x": x})[0])
@@ -189,24 +190,21 @@ CHAINS = [
 ]
 
 
+@pytest.mark.parametrize("fused", QDQ_MODES)
 @pytest.mark.parametrize("ops, types", CHAINS, ids=["-".join(c[0]) + "-" + "".join(c[1])
                                                     for c in CHAINS])
-def test_qdq_chain_matches_onnxruntime(ops: list[str], types: list[str], tmp_path) -> None:
+def test_qdq_chain_matches_onnxruntime(ops: list[str], types: list[str], fused: bool,
+                                       tmp_path) -> None:
     """Chains of groups with float -> Q -> DQ at the input and int8 links: every decision
     is onnxruntime's on the graph as imported (a folded neighbour no longer looks like a
-    Q -> DQ pair), int8 groups it rewrites compute in uint8 (QLinearAveragePool and
-    QLinearAdd round after adding the zero point), and the bytes agree."""
+    Q -> DQ pair); with its x86-64 default, int8 groups it rewrites compute in uint8
+    (QLinearAveragePool and QLinearAdd round after adding the zero point); the bytes
+    agree."""
     model = _chain(ops, types, seed=len(ops))
-    path = tmp_path / "m.onnx"
-    onnx.save(model, path)
-    result = sqzc.compile(path, tmp_path / "m.so", CompileOptions(opt_level=3))
+    result, lib, sess = compile_beside_ort(model, tmp_path, fused)
     kinds = [result.graph.op(v).kind.value for v in result.graph.nodes()]
-    ort_ops = ort_optimized_op_types(model, tmp_path)
+    ort_ops = ort_optimized_op_types(model, tmp_path, fused)
     assert sum(k in FOLDED for k in kinds) == sum(o in QL_OPS for o in ort_ops), (kinds, ort_ops)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    lib = sqzc.load(tmp_path / "m.so", threads=1)
     for seed in range(4):
         x = np.random.default_rng(seed).normal(0, 1.5, SHAPE).astype(np.float32)
         np.testing.assert_array_equal(lib(x), sess.run(None, {"x": x})[0])

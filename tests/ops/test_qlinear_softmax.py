@@ -1,12 +1,13 @@
 """QLinearSoftmax (com.microsoft) and DQ -> Softmax -> Q against onnxruntime.
 
 onnxruntime's quantizer turns Softmax into com.microsoft QLinearSoftmax (QOperator format)
-or DQ -> Softmax -> Q (QDQ format), which onnxruntime fuses into QLinearSoftmax when input
-and output types agree after its S8->U8 rewrites. Both run its lookup-table arithmetic
-(``quant_reference_contrib.qlinear_softmax``). Checked here: the numpy reference and the
-compiled op equal onnxruntime byte for byte on seeded random rows (uint8/int8, opset 13
-along any axis, opset 11 over the flattened tail, one-element rows whose rescaled entries
-overflow to inf), and sqzc fuses the QDQ group exactly when onnxruntime does.
+or DQ -> Softmax -> Q (QDQ format), which onnxruntime fuses into QLinearSoftmax when
+input and output types agree (on x86-64 by default after its S8->U8 rewrites). Both run
+its lookup-table arithmetic (``quant_reference_contrib.qlinear_softmax``). Checked here:
+the numpy reference and the compiled op equal onnxruntime byte for byte on seeded random
+rows (uint8/int8, opset 13 along any axis, opset 11 over the flattened tail, one-element
+rows whose rescaled entries overflow to inf), and sqzc fuses the QDQ group exactly when
+onnxruntime does.
 
 Not bit-exact: rows with two maxima and other entries worth about half an ulp of their
 sum, whose output lands within an ulp of x.5 (onnxruntime 1.32's summation evidently
@@ -20,7 +21,12 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from sqz_testing import compile_and_load, ort_optimized_op_types
+from sqz_testing import (
+    QDQ_MODES,
+    compile_and_load,
+    compile_beside_ort,
+    ort_optimized_op_types,
+)
 
 import sqzc
 from sqzc.driver import CompileOptions
@@ -146,21 +152,22 @@ def _qdq_softmax(signed: bool, q_input: bool, dq_output: bool) -> onnx.ModelProt
     return model
 
 
+@pytest.mark.parametrize("fused", QDQ_MODES)
 @pytest.mark.parametrize("signed", (False, True), ids=("u8", "s8"))
 @pytest.mark.parametrize("q_input", (False, True), ids=("int-input", "q-dq-input"))
 @pytest.mark.parametrize("dq_output", (False, True), ids=("q-output", "q-dq-output"))
 def test_qdq_softmax_fused_as_onnxruntime_does(signed: bool, q_input: bool, dq_output: bool,
-                                                tmp_path) -> None:
+                                                fused: bool, tmp_path) -> None:
     """sqzc makes a ``qsoftmax`` exactly when onnxruntime's optimized graph has a
-    QLinearSoftmax (uint8 always; int8 only when both sides stay int8 or both become
-    uint8), and the outputs are equal."""
+    QLinearSoftmax (uint8 always; int8 too with ``session.qdqisint8allowed=1``, sqzc's
+    default; with onnxruntime's x86-64 default, ``--no-fuse-int8-qdq``, int8 only when
+    both sides stay int8 or both become uint8), and the outputs are equal."""
     model = _qdq_softmax(signed, q_input, dq_output)
-    ort_fused = "QLinearSoftmax" in ort_optimized_op_types(model, tmp_path)
-    path = tmp_path / "m.onnx"
-    onnx.save(model, path)
-    graph = sqzc.compile(path, None, CompileOptions(opt_level=3)).graph
+    ort_fused = "QLinearSoftmax" in ort_optimized_op_types(model, tmp_path, fused)
+    result, lib, sess = compile_beside_ort(model, tmp_path, fused)
+    graph = result.graph
     assert any(graph.op(n).kind.value == "qsoftmax" for n in graph.nodes()) == ort_fused
-    assert ort_fused == (not signed or q_input == dq_output)
+    assert ort_fused == (not signed or fused or q_input == dq_output)
     rng = np.random.default_rng(3)
     name = model.graph.input[0].name
     if q_input:
@@ -168,8 +175,8 @@ def test_qdq_softmax_fused_as_onnxruntime_does(signed: bool, q_input: bool, dq_o
     else:
         x = rng.integers(-128 if signed else 0, 128 if signed else 256, (4, 10)).astype(
             np.int8 if signed else np.uint8)
-    want = _ort(model, {name: x})
-    got = compile_and_load(path).run({name: x})[model.graph.output[0].name]
+    want = sess.run(None, {name: x})[0]
+    got = lib.run({name: x})[model.graph.output[0].name]
     np.testing.assert_array_equal(got, want)
 
 

@@ -111,9 +111,10 @@ def _s8_qdq_conv(path: Path) -> Path:
     return path
 
 
-def test_verify_fuse_int8_qdq_compares_with_int8_allowed_onnxruntime(tmp_path: Path) -> None:
-    """--fuse-int8-qdq is checked against onnxruntime with session.qdqisint8allowed=1
-    (bit-exact), the default build against the default session (bit-exact too)."""
+def test_verify_fused_int8_qdq_compares_with_int8_allowed_onnxruntime(tmp_path: Path) -> None:
+    """The default (int8 QDQ groups fused) is checked against onnxruntime with
+    session.qdqisint8allowed=1 (bit-exact), ``--no-fuse-int8-qdq`` against its default
+    session (bit-exact too)."""
     model = _s8_qdq_conv(tmp_path / "s8.onnx")
     for fused in (False, True):
         report = verify_model(model, fuse_int8_qdq=fused, low=-128, high=128)
