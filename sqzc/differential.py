@@ -58,6 +58,8 @@ class VerifyReport:
 
     outputs: list[TensorDiff]
     layers: list[LayerDiff] | None = None
+    #: the onnxruntime configuration compared with (it decides which QDQ groups it fuses)
+    reference: str = ""
 
     @property
     def ok(self) -> bool:
@@ -179,6 +181,15 @@ def _ort_session(model: Path, extra: list[str] | None,  # type: ignore[no-untype
     return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
+def _reference_name(int8_allowed: bool) -> str:
+    """How ``sqzc verify`` names the onnxruntime it compares with."""
+    import onnxruntime as ort
+
+    config = ("session.qdqisint8allowed=1, as sqzc fuses int8 QDQ groups" if int8_allowed
+              else "default session options (--no-fuse-int8-qdq)")
+    return f"onnxruntime {ort.__version__}, CPU, {config}"
+
+
 def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0,
                  batch: int | None = None, rtol: float = 1e-4, atol: float = 1e-6,
                  opt_level: int = 3, per_layer: bool = False, target_cpu: str = "host",
@@ -222,7 +233,7 @@ def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0
             ref = np.asarray(want[o.name])
             out_rtol = max(rtol, FLOAT16_RTOL) if ref.dtype == np.float16 else rtol
             outputs.append(compare(o.name, got[o.name], ref, out_rtol, atol, int_tolerance))
-    report = VerifyReport(outputs)
+    report = VerifyReport(outputs, reference=_reference_name(fuse_int8_qdq))
     if per_layer:
         sess = _ort_session(model, [t for _, t in pairs], fuse_int8_qdq)
         want = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
@@ -249,8 +260,9 @@ def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0
 def format_report(report: VerifyReport, rtol: float, atol: float) -> str:
     """The text ``sqzc verify`` prints."""
     f16 = max(rtol, FLOAT16_RTOL)
-    lines = [f"tolerance: float |sqzc - onnxruntime| <= {rtol:g} * max|ref| + {atol:g} "
-             f"({f16:g} * max|ref| for float16); integers exact"]
+    lines = [f"reference: {report.reference}"] if report.reference else []
+    lines.append(f"tolerance: float |sqzc - onnxruntime| <= {rtol:g} * max|ref| + {atol:g} "
+                 f"({f16:g} * max|ref| for float16); integers exact")
     for d in report.outputs:
         top1 = "" if d.top1_agree is None else f"  top-1 {'agrees' if d.top1_agree else 'DIFFERS'}"
         lines.append(f"output {d.name}: {d.dtype}{list(d.shape)}  max abs {d.max_abs:.3g}  "

@@ -119,3 +119,5 @@ def test_verify_fused_int8_qdq_compares_with_int8_allowed_onnxruntime(tmp_path: 
     for fused in (False, True):
         report = verify_model(model, fuse_int8_qdq=fused, low=-128, high=128)
         assert report.ok and all(d.max_abs == 0 for d in report.outputs), (fused, report)
+        assert ("qdqisint8allowed=1" in report.reference) == fused, report.reference
+        assert format_report(report, 1e-4, 1e-6).startswith(f"reference: {report.reference}\n")
