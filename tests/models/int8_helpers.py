@@ -206,9 +206,11 @@ CALIBRATION_SEEDS = (100, 101, 102, 103)
 OP_TYPES = ["Conv", "Relu", "MaxPool", "Concat", "GlobalAveragePool"]
 
 
-def quantize(cfg: QuantConfig, workdir: Path) -> Path:
-    """Build the zoo model, ``quant_pre_process`` it like the MANIFEST, ``quantize_static``
-    with MinMax calibration on 4 seeded noise images; returns the quantized file."""
+def quantize(cfg: QuantConfig, workdir: Path, source: Path | None = None,
+             calibration: Iterable[np.ndarray] | None = None) -> Path:
+    """Build the zoo model (or take the float model ``source``), ``quant_pre_process`` it
+    like the MANIFEST, ``quantize_static`` with MinMax calibration on 4 seeded noise
+    images (or ``calibration``); returns the quantized file."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -221,13 +223,15 @@ def quantize(cfg: QuantConfig, workdir: Path) -> Path:
     from sqzc.zoo import build
 
     workdir.mkdir(parents=True, exist_ok=True)
-    base = workdir / f"{cfg.model}.onnx"
+    base = source or workdir / f"{cfg.model}.onnx"
     pre = workdir / f"{cfg.model}.pre.onnx"
     if not pre.exists():
-        onnx.save(build(cfg.model, **ZOO_ARGS), base)  # type: ignore[arg-type]
+        if source is None:
+            onnx.save(build(cfg.model, **ZOO_ARGS), base)  # type: ignore[arg-type]
         quant_pre_process(str(base), str(pre), skip_symbolic_shape=True)
-    size = int(ZOO_ARGS["image_size"])
-    batches = [{INPUT: x} for x in noise_inputs(CALIBRATION_SEEDS, size).values()]
+    if calibration is None:
+        calibration = noise_inputs(CALIBRATION_SEEDS, int(ZOO_ARGS["image_size"])).values()
+    batches = [{INPUT: x} for x in calibration]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

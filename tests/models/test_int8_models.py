@@ -81,6 +81,7 @@ from int8_helpers import (
     noise_inputs,
     photo_inputs,
     precompile,
+    quantize,
     step_diffs,
     summarize,
 )
@@ -322,6 +323,38 @@ def test_shared_qdq_ort_unoptimized_vs_optimized(shared_qdq: Compiled,
         assert _top1(noopt[OUTPUT]) == _top1(opt[OUTPUT]), name
     print("\nonnxruntime ORT_DISABLE_ALL vs default, shared QDQ model:", measured)
     assert max(steps for _, steps in measured.values()) > 1  # it compounds
+
+
+def test_shared_fp32_quantized_s8s8_on_photos(shared_dir: Path, images: dict[str, np.ndarray],
+                                             tmp_path: Path,
+                                             record_property: pytest.RecordProperty) -> None:
+    """The pretrained float SqueezeNet quantized as onnxruntime's quantizer does by
+    default (QDQ, int8 activations and weights, every op type it quantizes; calibrated on
+    the photos, as ``bench/run_matrix.py`` does): sqzc's IR holds 26 integer convs and no
+    float one; on the six photos the softmax output is bit-exact with onnxruntime with
+    ``session.qdqisint8allowed=1``, and top-1 is the MANIFEST's label and onnxruntime's
+    default x86-64 session's (which runs 24 of the convs in float; measured: its
+    probabilities differ by at most 0.012, on chelsea)."""
+    fp32 = shared_dir / FP32
+    if not fp32.is_file():
+        pytest.skip(f"{fp32} is not present")
+    photos = {name: images[name] for name in TOP1 if name in images}
+    cfg = QuantConfig("squeezenet1.0-7-fp32", "qdq", False, False, "s8", all_ops=True)
+    path = quantize(cfg, tmp_path, source=fp32, calibration=photos.values())
+    graph = sqzc.compile(path, None, CompileOptions(opt_level=OPT_LEVEL)).graph
+    kinds = [graph.op(n).kind.value for n in graph.nodes()]
+    assert kinds.count("qconv") == 26 and "conv" not in kinds
+    model = onnx.load(path)
+    lib = compile_and_load(path, opt_level=OPT_LEVEL)
+    fused, x86 = OrtRunner(model, config=INT8_ALLOWED), OrtRunner(model)
+    worst = 0.0
+    for name, x in photos.items():
+        got, want, x86_want = lib.run({INPUT: x})[OUTPUT], fused(x)[OUTPUT], x86(x)[OUTPUT]
+        assert got.tobytes() == want.tobytes(), name
+        assert _top1(got) == TOP1[name] == _top1(x86_want), name
+        worst = max(worst, float(np.abs(got - x86_want).max()))
+    print(f"\ns8s8 QDQ on photos: max |sqzc - onnxruntime x86-64 default| = {worst:.4f}")
+    record_property("max_abs_vs_x86_default", worst)
 
 
 # ------------------------------------------------------ zoo models quantized in the test
