@@ -48,8 +48,12 @@ def _ort_fuses(g: Graph, nid: str, q: str, yp: QuantAttrs, relu: bool) -> bool:
     nothing); otherwise the conv's reader is the Relu and the group stays float."""
     if relu and yp.zero_point[0] != _QRANGE[yp.dtype][0]:
         return False
-    if g.fuse_int8_qdq:  # session.qdqisint8allowed=1: int8 too, input and output alike
-        return g.op(g.op(nid).inputs[0]).attrs.dtype == yp.dtype  # type: ignore[attr-defined]
+    if g.fuse_int8_qdq:  # session.qdqisint8allowed=1: int8 too, input and output alike,
+        # and an int8 input needs int8 weights (no S8U8 kernel; ConvNodeGroupSelector)
+        x_type = g.op(g.op(nid).inputs[0]).attrs.dtype  # type: ignore[attr-defined]
+        w = dequantized(g, g.op(nid).inputs[1])
+        return x_type == yp.dtype and (x_type != "int8" or (w is not None
+                                                             and w[1].dtype == "int8"))
     return ort_fuses_qdq_conv(g, nid, q)
 
 

@@ -172,6 +172,26 @@ def test_int8_groups_fuse_by_default(case: tuple, tmp_path) -> None:
     np.testing.assert_array_equal(lib.run({"x": x})["y"], sess.run(None, {"x": x})[0])
 
 
+@pytest.mark.parametrize("fused", QDQ_MODES)
+def test_int8_input_with_uint8_weights_stays_float(fused: bool, tmp_path) -> None:
+    """onnxruntime has no int8 x uint8 conv: an int8-input group with uint8 weights stays
+    DQ -> float Conv -> Q even with ``session.qdqisint8allowed=1`` (ConvNodeGroupSelector
+    wants int8 weights then); sqzc keeps it float too, in MLAS's order, bit for bit."""
+    model = _model(CASES[0], seed=6)
+    for t in model.graph.initializer:
+        if t.name in ("w_q", "w_zp"):
+            t.CopyFrom(numpy_helper.from_array(
+                (numpy_helper.to_array(t).astype(np.int16) + 128).astype(np.uint8), t.name))
+    result, lib, sess = compile_beside_ort(model, tmp_path, fused)
+    kinds = [result.graph.op(v).kind.value for v in result.graph.nodes()]
+    assert "QLinearConv" not in ort_optimized_op_types(model, tmp_path, fused)
+    assert "qconv" not in kinds and "conv" in kinds
+    rng = np.random.default_rng(9)
+    for _ in range(3):
+        x = rng.integers(-128, 128, (1, 16, 14, 14), dtype=np.int8)
+        np.testing.assert_array_equal(lib.run({"x": x})["y"], sess.run(None, {"x": x})[0])
+
+
 def _pair_model(dtype: type, relu_zp: int | None, seed: int) -> onnx.ModelProto:
     """float x -> Q -> DQ -> Conv [-> Relu] -> Q -> DQ -> float y: both pairs can become
     uint8, so onnxruntime fuses the conv unless a Relu it cannot drop sits before the Q."""
