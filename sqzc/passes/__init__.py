@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqzc.pass_manager import PassInfo
 from sqzc.passes.assign_layout import assign_layout
 from sqzc.passes.canonicalize import canonicalize
+from sqzc.passes.drop_activation_before_quantize import drop_activation_before_quantize
 from sqzc.passes.drop_dq_q_pairs import drop_dq_q_pairs
 from sqzc.passes.eliminate_concat import eliminate_concat
 from sqzc.passes.fold_affine import fold_affine
@@ -25,6 +26,7 @@ from sqzc.passes.unsign_activations import unsign_activations
 PIPELINE: tuple[PassInfo, ...] = (
     PassInfo("canonicalize", canonicalize),
     PassInfo("quantize-conv-weights", quantize_conv_weights),
+    PassInfo("drop-activation-before-quantize", drop_activation_before_quantize),
     PassInfo("drop-dq-q-pairs", drop_dq_q_pairs),
     PassInfo("fold-qdq", fold_qdq),
     PassInfo("fold-requantize", fold_requantize),

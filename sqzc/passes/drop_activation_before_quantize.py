@@ -1,0 +1,83 @@
+"""drop-activation-before-quantize: a Relu or Clip that a QuantizeLinear makes redundant goes.
+
+onnxruntime removes ``Relu -> QuantizeLinear``'s Relu when the Q's zero point is its
+type's lowest value (``ReluQuantFusion``), and ``Clip -> QuantizeLinear``'s Clip when
+the Clip's bounds enclose every value the Q does not saturate (``ClipQuantFusion``),
+before its QDQ transformers choose which groups to fuse. The values do not change (the
+Q saturates where the activation would have clipped), but the group does: ``DQ -> Add ->
+Relu -> Q`` becomes ``DQ -> Add -> Q``, which onnxruntime runs as a QLinearAdd. Running
+this before ``fold-qdq`` makes sqzc fuse the same groups (before it, such Add, Mul,
+pool, LeakyRelu, MatMul, Gemm and Clip-ended conv groups stayed float: a step apart in a
+few elements).
+
+onnxruntime's conditions, mirrored: the activation's only reader is a per-tensor 8-bit
+QuantizeLinear and it is no graph output; for Clip, ``lo <= MinUpper`` and ``MaxLower <=
+hi`` with ``QuantizeDomain``'s float32 bounds of the values that round to the type's
+lowest and highest codes (``ort_qdq.quantize_domain``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from sqzc.ir import Graph
+from sqzc.ops import ClipAttrs, OpKind, QuantAttrs
+
+#: lowest and highest code of each 8-bit type
+_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
+
+
+def quantize_domain(q: QuantAttrs) -> tuple[float, float]:
+    """onnxruntime's ``QuantizeDomain<T>::MinUpper`` / ``MaxLower``: the largest input
+    that still quantizes to the lowest code and the smallest that reaches the highest,
+    as float32 (a bound on an odd code moves one ulp inward: round half to even)."""
+    lo, hi = _RANGE[q.dtype]
+    scale, zp = np.float32(q.scale[0]), q.zero_point[0]
+    low_biased, high_biased = lo - zp, hi - zp
+    low = np.float32(low_biased) + np.float32(0.5)
+    if low_biased % 2 == 1 and low_biased > 0:  # C++ % : never for biased <= 0
+        low = np.nextafter(low, np.float32(low_biased))
+    high = np.float32(high_biased) - np.float32(0.5)
+    if high_biased % 2 == 1 and high_biased > 0:
+        high = np.nextafter(high, np.float32(high_biased))
+    return float(np.float32(low * scale)), float(np.float32(high * scale))
+
+
+def _redundant(g: Graph, nid: str) -> bool:
+    """Whether onnxruntime removes activation ``nid`` in front of its QuantizeLinear."""
+    op = g.op(nid)
+    readers = g.consumers(nid)
+    if len(readers) != 1 or nid in g.output_nodes():
+        return False
+    q = g.op(readers[0])
+    if q.kind is not OpKind.QUANTIZE or not isinstance(q.attrs, QuantAttrs) \
+            or not q.attrs.per_tensor or q.attrs.dtype not in _RANGE:
+        return False
+    if op.kind is OpKind.RELU:
+        return q.attrs.zero_point[0] == _RANGE[q.attrs.dtype][0]
+    assert isinstance(op.attrs, ClipAttrs)
+    low, high = quantize_domain(q.attrs)
+    return op.attrs.lo <= low and high <= op.attrs.hi
+
+
+def drop_activation_before_quantize(g: Graph) -> bool:
+    """Remove a Relu / Clip that its QuantizeLinear makes redundant (as onnxruntime does).
+
+    Values are unchanged; ``fold-qdq`` then sees the op -> Q groups onnxruntime fuses.
+    """
+    changed, progress = False, True
+    while progress:  # Clip -> Relu -> Q: the Clip's turn comes after the Relu's
+        progress = False
+        for nid in list(g.nodes()):
+            op = g.op(nid)
+            if op.kind not in (OpKind.RELU, OpKind.CLIP) or not _redundant(g, nid):
+                continue
+            q = g.consumers(nid)[0]
+            q_op = g.op(q)
+            ins = tuple(op.inputs[0] if i == nid else i for i in q_op.inputs)
+            g.set_op(q, dataclasses.replace(q_op, inputs=ins, origin=op.origin + q_op.origin))
+            g.remove(nid)
+            progress = changed = True
+    return changed
