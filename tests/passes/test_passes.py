@@ -335,7 +335,8 @@ def test_squeezenet_o3_json_has_no_copies_relus_or_dropouts(name: str) -> None:
 
 def test_unknown_pass_name_lists_valid_ones() -> None:
     g = conv_graph()
-    with pytest.raises(UsageError, match="valid passes: canonicalize, quantize-conv-weights, drop-dq-q-pairs, fold-qdq"):
+    with pytest.raises(UsageError, match="valid passes: canonicalize, quantize-conv-weights, "
+                       "drop-activation-before-quantize, drop-dq-q-pairs, fold-qdq"):
         run_pipeline(g, PIPELINE, 3, Instrumentation(disabled=frozenset({"nope"})))
 
 
