@@ -35,9 +35,10 @@ settings (tests/models/test_int8_models.py):
   double ``StrideK``: results then depend on onnxruntime's thread count. For SqueezeNet
   at 224x224 (every N slice of 2 threads is at least 73 columns, and 64 < 73) the one-
   and two-thread blockings are the same.
-* A Relu between the Conv and the Q is dropped (``ReluQuantFusion``) only when the Q's
-  zero point is its type's lowest value; otherwise the conv's reader is the Relu, the
-  group is not fused, and MLAS applies the Relu after the bias.
+* A Relu between the Conv and the Q is dropped (``ReluQuantFusion``; sqzc's
+  ``drop-activation-before-quantize``) only when the Q's zero point is its type's lowest
+  value; otherwise the conv's reader is the Relu, the group is not fused, and MLAS
+  applies the Relu after the bias.
 * Grouped and depthwise convs slice each group's K the same way (one GEMM per group).
 * Every group onnxruntime does not fuse, for whatever reason (a kept Relu, a bias whose
   scale is not x_scale * w_scale, ...), runs its float path, so sqzc marks every

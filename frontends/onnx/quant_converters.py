@@ -124,12 +124,11 @@ def quantize_linear(cx: ImportContext) -> None:
     out_dtype = cx.int_attr("output_dtype", 0)  # opset 21: the type without a zero point
     if out_dtype and out_dtype not in (2, 3):
         raise cx.unsupported(f"QuantizeLinear to dtype code {out_dtype}")
-    q = _quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(cx.type_of(x).shape),
-                      "int8" if out_dtype == 3 else "uint8")
+    out_type = "int8" if out_dtype == 3 else "uint8"
+    q = _quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(cx.type_of(x).shape), out_type)
     _check_axis_length(cx, q, cx.type_of(x).shape)
-    if out_dtype and q.dtype != ("int8" if out_dtype == 3 else "uint8"):
-        raise cx.error(f"output_dtype says {'int8' if out_dtype == 3 else 'uint8'} but the "
-                       f"zero point is {q.dtype}")
+    if out_dtype and q.dtype != out_type:
+        raise cx.error(f"output_dtype says {out_type} but the zero point is {q.dtype}")
     if q.dtype not in INT_DTYPES:
         raise cx.unsupported(f"QuantizeLinear to {q.dtype}")
     cx.bind(0, cx.emit(OpKind.QUANTIZE, q, [x]))

@@ -24,23 +24,21 @@ import numpy as np
 
 from sqzc.ir import Graph
 from sqzc.ops import ClipAttrs, OpKind, QuantAttrs
-
-#: lowest and highest code of each 8-bit type
-_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}
+from sqzc.quant_semantics import _QRANGE
 
 
 def quantize_domain(q: QuantAttrs) -> tuple[float, float]:
     """onnxruntime's ``QuantizeDomain<T>::MinUpper`` / ``MaxLower``: the largest input
     that still quantizes to the lowest code and the smallest that reaches the highest,
-    as float32 (a bound on an odd code moves one ulp inward: round half to even)."""
-    lo, hi = _RANGE[q.dtype]
+    as float32. onnxruntime moves a bound one ulp toward its code when the biased code is
+    odd (round half to even), testing ``biased % 2 == 1`` in C++: only the upper bound's
+    biased code (>= 0) can pass that test; the lower one's is <= 0."""
+    lo, hi = _QRANGE[q.dtype]
     scale, zp = np.float32(q.scale[0]), q.zero_point[0]
-    low_biased, high_biased = lo - zp, hi - zp
-    low = np.float32(low_biased) + np.float32(0.5)
-    if low_biased % 2 == 1 and low_biased > 0:  # C++ % : never for biased <= 0
-        low = np.nextafter(low, np.float32(low_biased))
+    low = np.float32(lo - zp) + np.float32(0.5)
+    high_biased = hi - zp
     high = np.float32(high_biased) - np.float32(0.5)
-    if high_biased % 2 == 1 and high_biased > 0:
+    if high_biased % 2 == 1:
         high = np.nextafter(high, np.float32(high_biased))
     return float(np.float32(low * scale)), float(np.float32(high * scale))
 
@@ -53,10 +51,10 @@ def _redundant(g: Graph, nid: str) -> bool:
         return False
     q = g.op(readers[0])
     if q.kind is not OpKind.QUANTIZE or not isinstance(q.attrs, QuantAttrs) \
-            or not q.attrs.per_tensor or q.attrs.dtype not in _RANGE:
+            or not q.attrs.per_tensor or q.attrs.dtype not in ("uint8", "int8"):
         return False
     if op.kind is OpKind.RELU:
-        return q.attrs.zero_point[0] == _RANGE[q.attrs.dtype][0]
+        return q.attrs.zero_point[0] == _QRANGE[q.attrs.dtype][0]
     assert isinstance(op.attrs, ClipAttrs)
     low, high = quantize_domain(q.attrs)
     return op.attrs.lo <= low and high <= op.attrs.hi

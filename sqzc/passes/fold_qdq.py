@@ -21,33 +21,23 @@ from sqzc.ort_qdq import ort_fuses_qdq_conv, sgemm_stride_k
 from sqzc.passes.fold_qdq_contrib import CONTRIB_FOLDERS
 from sqzc.passes.fold_qdq_matmul import fold_matmul
 from sqzc.passes.qdq_match import dequantized, sole_quantize_reader
-from sqzc.quant_semantics import _QRANGE, conv_multipliers
+from sqzc.quant_semantics import conv_multipliers
 
 
-def _conv_group(g: Graph, nid: str) -> tuple[str, QuantAttrs, bool] | None:
-    """(QuantizeLinear, its params, whether a Relu sits between) of a ``DQ(x) -> Conv
-    [-> Relu] -> Q`` group with 8-bit ``x``, each step the only reader of the previous."""
+def _conv_group(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
+    """(QuantizeLinear, its params) of a ``DQ(x) -> Conv -> Q`` group with 8-bit ``x``,
+    the Q the conv's only reader. A Relu or Clip the Q makes redundant is gone already
+    (``drop-activation-before-quantize``, as in onnxruntime); one still between them
+    keeps the group float, as in onnxruntime."""
     op = g.op(nid)
     x = dequantized(g, op.inputs[0])
     if x is None or x[1].dtype not in ("uint8", "int8"):
         return None
-    q = sole_quantize_reader(g, nid)
-    if q is not None:
-        return q[0], q[1], False
-    users = g.consumers(nid)
-    if len(users) == 1 and g.op(users[0]).kind is OpKind.RELU and nid not in g.output_nodes():
-        q = sole_quantize_reader(g, users[0])
-        if q is not None:
-            return q[0], q[1], True
-    return None
+    return sole_quantize_reader(g, nid)
 
 
-def _ort_fuses(g: Graph, nid: str, q: str, yp: QuantAttrs, relu: bool) -> bool:
-    """Whether onnxruntime makes the group a QLinearConv. A Relu before the Q is dropped
-    only when the Q's zero point is its type's lowest value (then the Relu changes
-    nothing); otherwise the conv's reader is the Relu and the group stays float."""
-    if relu and yp.zero_point[0] != _QRANGE[yp.dtype][0]:
-        return False
+def _ort_fuses(g: Graph, nid: str, q: str, yp: QuantAttrs) -> bool:
+    """Whether onnxruntime makes the group a QLinearConv."""
     if g.fuse_int8_qdq:  # session.qdqisint8allowed=1: int8 too, input and output alike,
         # and an int8 input needs int8 weights (no S8U8 kernel; ConvNodeGroupSelector)
         x_type = g.op(g.op(nid).inputs[0]).attrs.dtype  # type: ignore[attr-defined]
@@ -58,7 +48,7 @@ def _ort_fuses(g: Graph, nid: str, q: str, yp: QuantAttrs, relu: bool) -> bool:
 
 
 def _fold_conv(g: Graph, nid: str, qid: str) -> bool:
-    """DQ -> Conv [-> Relu] -> Q (``qid``) into a ``qconv``, if sqzc can express it as
+    """DQ -> Conv -> Q (``qid``) into a ``qconv``, if sqzc can express it as
     onnxruntime's QLinearConv (constant int8/uint8 weights, per-tensor input, int32 bias
     with scale x_scale * w_scale)."""
     op = g.op(nid)
@@ -136,7 +126,7 @@ def _reads_8bit_dq(g: Graph, conv: str) -> bool:
 
 
 def _fold_conv_groups(g: Graph) -> bool:
-    """Every ``DQ(x) -> Conv [-> Relu] -> Q`` group: a ``qconv`` where onnxruntime fuses it
+    """Every ``DQ(x) -> Conv -> Q`` group: a ``qconv`` where onnxruntime fuses it
     (decided on the graph as imported, before any group is folded), else a float conv
     marked for MLAS's summation order, onnxruntime's float path (``sqzc.ort_qdq``). A
     conv on a dequantized 8-bit tensor that is no such group (its result has another
