@@ -96,10 +96,12 @@ class CompiledModel:
         Loading runs the library's initialisers, so only load files you trust.
 
         Raises:
-            UsageError: ``threads`` is not ``None`` or an int >= 1.
+            UsageError: ``path`` is not a path (str, bytes or os.PathLike), or
+                ``threads`` is not ``None`` or an int >= 1.
             LibraryError: the file cannot be loaded, is not a sqzc library, or was built
                 for another ABI version.
         """
+        path = _library_path(path)
         if threads is not None and (
             isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
         ):
@@ -108,7 +110,7 @@ class CompiledModel:
         self.threads = threads if threads is not None else default_threads()
         # An absolute path makes dlopen load exactly this file instead of searching the
         # library path for a bare name.
-        self.path = os.path.abspath(os.fspath(path))
+        self.path = os.path.abspath(path)
         self._lib = open_library(self.path)
         self.metadata = read_metadata(self._lib, self.path)
         self.dynamic_batch, self.input_specs, self.output_specs = parse_metadata(
@@ -329,6 +331,28 @@ class CompiledModel:
             f"CompiledModel({self.path!r}, inputs=[{ins}], outputs=[{outs}], "
             f"workspace_size={self.workspace_size}, threads={self.threads})"
         )
+
+
+def _library_path(path: object) -> str:
+    """``path`` as a ``str``, or a ``UsageError`` naming the argument.
+
+    ``None`` or a number used to escape as a ``TypeError`` from ``os.fspath`` (every error
+    must be a ``SqzcError``), and a NUL character, which no file name can hold, was
+    reported as a missing file under a garbled name. Bytes paths are decoded as the file
+    system does, so messages show a readable path.
+    """
+    try:
+        text = os.fsdecode(path)  # type: ignore[arg-type]
+    except TypeError:
+        raise UsageError(f"sqzc.load: path must be the path of a sqzc library (str, bytes "
+                         f"or os.PathLike), got {type(path).__name__}") from None
+    if not text:
+        raise UsageError("sqzc.load: path is an empty path; pass the path of a sqzc library")
+    if "\0" in text:  # shortened: bytes holding a whole library end up here
+        shown = repr(text[:40]) + ("..." if len(text) > 40 else "")
+        raise UsageError(f"sqzc.load: path {shown} contains a NUL character (pass the "
+                         f"library's path, not its contents)")
+    return text
 
 
 def default_threads() -> int:

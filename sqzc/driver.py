@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import tempfile
 import time
@@ -49,11 +50,67 @@ class CompileOptions:
     fuse_int8_qdq: bool = True
 
     def check(self) -> None:
-        """Reject invalid combinations early, with a usage error."""
-        if self.opt_level not in (0, 1, 2, 3):
-            raise UsageError(f"optimization level must be 0..3, got {self.opt_level}")
-        if self.emit not in EMIT_KINDS:
-            raise UsageError(f"--emit must be one of {', '.join(EMIT_KINDS)}, got '{self.emit}'")
+        """Reject invalid values early, with a usage error naming the option: API callers
+        can set any field to anything, and a wrong type (a float dimension, a string for a
+        flag) would otherwise crash deep in a pass or be silently truncated or coerced."""
+        if not _is_int(self.opt_level) or self.opt_level not in (0, 1, 2, 3):
+            raise UsageError(f"optimization level must be 0..3, got {self.opt_level!r}")
+        if not isinstance(self.emit, str) or self.emit not in EMIT_KINDS:
+            raise UsageError(f"--emit must be one of {', '.join(EMIT_KINDS)}, "
+                             f"got {self.emit!r}")
+        if not isinstance(self.target_cpu, str):
+            raise UsageError(f"target_cpu must be a string, got "
+                             f"{type(self.target_cpu).__name__}")
+        if not isinstance(self.input_shapes, Mapping):
+            raise UsageError(f"input_shapes must be a mapping of input name to shape, got "
+                             f"{type(self.input_shapes).__name__}")
+        for name, shape in self.input_shapes.items():
+            if not isinstance(name, str):
+                raise UsageError(f"input_shapes: input names must be strings, got {name!r}")
+            if isinstance(shape, (str, bytes)) or \
+                    not isinstance(shape, (Sequence, np.ndarray)) or \
+                    not all(_is_int(d) for d in shape):
+                raise UsageError(f"input_shapes: the shape of '{name}' must be a sequence "
+                                 f"of integers, got {shape!r}")
+        if not isinstance(self.instrumentation, Instrumentation):
+            raise UsageError(f"instrumentation must be a sqzc.pass_manager.Instrumentation, "
+                             f"got {type(self.instrumentation).__name__}")
+        for flag in ("verify_ir", "profile", "winograd", "fuse_int8_qdq"):
+            if not isinstance(getattr(self, flag), bool):
+                raise UsageError(f"{flag} must be True or False, got "
+                                 f"{getattr(self, flag)!r}")
+
+
+def _is_int(value: object) -> bool:
+    """An integer that is not a bool (``True`` would pass for opt level 1 or a dim of 1)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_path(value: object, name: str, what: str) -> None:
+    """Raise a ``UsageError`` naming the argument ``name`` unless ``value`` is a path.
+
+    Only ``str`` and ``os.PathLike`` of ``str`` are paths here: ``None``, numbers, an
+    ``onnx.ModelProto`` or ``bytes`` (serialized model bytes look like a path to
+    ``os.fspath``) used to escape as a ``TypeError`` from pathlib, breaking the rule that
+    every error is a ``SqzcError`` naming the thing at fault.
+    """
+    try:
+        text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    except TypeError:  # an __fspath__ returning neither str nor bytes
+        text = None
+    if isinstance(text, str):
+        if not text:
+            raise UsageError(f"sqzc.compile: {name} is an empty path; pass the path of {what}")
+        if "\0" in text:
+            raise UsageError(f"sqzc.compile: {name} {text!r} contains a NUL character")
+        return
+    hint = ""
+    if type(value).__name__ == "ModelProto":
+        hint = " (save the ModelProto with onnx.save(model, path) and pass the path)"
+    elif isinstance(value, (bytes, bytearray)):
+        hint = " (to compile serialized model bytes, write them to a file first)"
+    raise UsageError(f"sqzc.compile: {name} must be the path of {what} (str or os.PathLike), "
+                     f"got {type(value).__name__}{hint}")
 
 
 @dataclass
@@ -171,8 +228,21 @@ def build_metadata(graph: Graph, plan: MemoryPlan, model_sha256: str, weights_by
 def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None,
             options: CompileOptions | None = None) -> CompileResult:
     """Compile the ONNX file ``model`` to ``output`` (a .so unless ``options.emit`` says
-    otherwise). With ``output=None`` nothing is written (useful for ``--stats``)."""
-    options = options or CompileOptions()
+    otherwise). With ``output=None`` nothing is written (useful for ``--stats``).
+
+    Raises:
+        UsageError: ``model`` or ``output`` is not a path (str or os.PathLike), or
+            ``options`` is neither ``None`` nor a valid ``CompileOptions``.
+        ModelError, UnsupportedError, ToolchainError: see ``sqzc.errors``.
+    """
+    _check_path(model, "model", "an ONNX file")
+    if output is not None:
+        _check_path(output, "output", "the file to write")
+    if options is None:
+        options = CompileOptions()
+    elif not isinstance(options, CompileOptions):
+        raise UsageError(f"sqzc.compile: options must be a sqzc.CompileOptions or None, got "
+                         f"{type(options).__name__}")
     options.check()
     t0 = time.perf_counter()
     if output is not None and options.emit == "so":

@@ -14,8 +14,13 @@ Tolerances (per dtype):
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
+import sysconfig
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,6 +79,31 @@ def ort_optimized_op_types(model: onnx.ModelProto, workdir: Path,
 #: onnxruntime configuration it reproduces: fused as with ``session.qdqisint8allowed=1``
 #: (sqzc's default) and ``--no-fuse-int8-qdq``, onnxruntime's default x86-64 choice.
 QDQ_MODES = [pytest.param(True, id="int8-fused"), pytest.param(False, id="ort-x86-default")]
+
+
+@functools.cache
+def sqzc_command() -> list[str]:
+    """The argv prefix that runs the ``sqzc`` installed for the interpreter running pytest.
+
+    Not ``shutil.which("sqzc")``: that finds whatever is first on PATH (nothing when the
+    venv's pytest runs without the venv activated, so every CLI test skipped silently;
+    another installation's ``sqzc`` otherwise, so the tests checked the wrong code). The
+    console script beside ``sys.executable`` (or in this interpreter's scripts folder) is
+    preferred because it is what users run; ``python -m sqzc`` is the fallback. A missing
+    command fails the test: the CLI is part of what the suite promises to check.
+    """
+    for folder in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
+        script = folder / "sqzc"
+        if script.is_file() and os.access(script, os.X_OK):
+            return [str(script)]
+    fallback = [sys.executable, "-m", "sqzc"]
+    probe = subprocess.run([*fallback, "--version"], capture_output=True, text=True,
+                           timeout=120)
+    if probe.returncode == 0:
+        return fallback
+    pytest.fail(f"cannot run sqzc: no console script 'sqzc' beside {sys.executable} and "
+                f"'{sys.executable} -m sqzc --version' exited {probe.returncode}:\n"
+                f"{probe.stderr}", pytrace=False)
 
 
 def model_path(model: onnx.ModelProto | str | Path, tmp: Path | None = None) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -25,10 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 import sqzc
 from sqzc.passes import PIPELINE
 from sqzc.zoo import DESCRIPTIONS
-from sqz_testing import assert_close, ort_run
-
-SQZC = shutil.which("sqzc")
-pytestmark = pytest.mark.skipif(SQZC is None, reason="console script 'sqzc' is not installed")
+from sqz_testing import assert_close, ort_run, sqzc_command
 
 PASS_NAMES = [p.name for p in PIPELINE]
 HEADER_RE = re.compile(r"^// ----- IR (before|after) (\S+) -----$", re.M)
@@ -37,9 +35,8 @@ HEADER_RE = re.compile(r"^// ----- IR (before|after) (\S+) -----$", re.M)
 def sqzc_cli(*args: object, cwd: Path | None = None, expect: int | None = 0,
              timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the console script; assert the exit code unless ``expect`` is None."""
-    assert SQZC is not None
-    proc = subprocess.run([SQZC, *(str(a) for a in args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run([*sqzc_command(), *(str(a) for a in args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
     if expect is not None:
         assert proc.returncode == expect, (
             f"sqzc {' '.join(map(str, args))} exited {proc.returncode}, expected {expect}\n"
@@ -122,6 +119,25 @@ def ops_of(doc: dict) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- basics
+
+
+def test_sqzc_command_is_this_interpreters() -> None:
+    """``sqzc_command()`` runs without the venv on PATH and belongs to the interpreter
+    running pytest: before it, the CLI tests looked ``sqzc`` up on PATH and all skipped
+    when the venv's pytest ran unactivated (or tested another installation)."""
+    cmd = sqzc_command()
+    proc = subprocess.run([*cmd, "--help"], env={**os.environ, "PATH": os.defpath},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: sqzc"), proc.stdout
+    if cmd[0] == sys.executable:  # the ``python -m sqzc`` fallback
+        assert cmd == [sys.executable, "-m", "sqzc"]
+    else:  # the console script: its shebang names this interpreter (same venv folder)
+        shebang = Path(cmd[0]).read_text(errors="replace").splitlines()[0]
+        assert shebang.startswith("#!"), shebang
+        interp, exe = Path(shebang[2:].split()[0]), Path(sys.executable)
+        if interp.name != "sh":  # pip writes a /bin/sh wrapper for very long paths
+            assert interp.parent == exe.parent or interp.resolve() == exe.resolve(), shebang
 
 
 def test_version() -> None:
@@ -712,8 +728,7 @@ def test_sigterm_during_compile_leaves_nothing(tmp_path: Path) -> None:
     scratch = tmp_path / "tmpdir"
     scratch.mkdir()
     out = tmp_path / "lib.so"
-    assert SQZC is not None
-    proc = subprocess.Popen([SQZC, "compile", str(model), "-o", str(out)],
+    proc = subprocess.Popen([*sqzc_command(), "compile", str(model), "-o", str(out)],
                             env={**os.environ, "TMPDIR": str(scratch)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

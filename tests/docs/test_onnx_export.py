@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -26,6 +25,7 @@ from sqzc.ir import Graph
 from sqzc.onnx_export import SQZC_DOMAIN, STANDARD_OPSET, _Exporter, flatten_attrs, to_onnx
 from sqzc.ops import OpKind
 from sqzc.zoo import build
+from sqz_testing import sqzc_command
 
 QOPERATOR = "models/derived/squeezenet1.0-12-int8-qoperator.derived.onnx"
 PLACEMENT_RE = re.compile(r"^into %\S+\[c=(\d+):(\d+)\]$")
@@ -318,18 +318,17 @@ def test_graph_output_that_is_an_input_gets_an_identity(tmp_path):
 # ----------------------------------------------------------------------------- CLI
 
 
-@pytest.mark.skipif(shutil.which("sqzc") is None, reason="console script 'sqzc' not installed")
 def test_cli_dump_format_onnx(tmp_path):
     src = tmp_path / "small.onnx"
     onnx.save(small_model(), src)
     out = tmp_path / "optimized.onnx"
-    proc = subprocess.run(["sqzc", "dump", str(src), "--format", "onnx", "-o", str(out)],
+    proc = subprocess.run([*sqzc_command(), "dump", str(src), "--format", "onnx", "-o", str(out)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     model = onnx.load(out)
     onnx.checker.check_model(model, full_check=True)
     assert any(n.domain == SQZC_DOMAIN for n in model.graph.node)  # fused conv at -O3
     assert not list(tmp_path.glob(".optimized.onnx.*"))  # no temp file left behind
-    proc = subprocess.run(["sqzc", "dump", str(src), "--format", "onnx"],
+    proc = subprocess.run([*sqzc_command(), "dump", str(src), "--format", "onnx"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "needs -o" in proc.stderr

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -32,9 +31,8 @@ from onnx import TensorProto, helper, numpy_helper
 import sqzc
 from sqzc.driver import CompileOptions
 from sqzc.errors import CallError, ModelError, SqzcError, UnsupportedError, UsageError
+from sqz_testing import sqzc_command
 
-SQZC = shutil.which("sqzc")
-needs_cli = pytest.mark.skipif(SQZC is None, reason="console script 'sqzc' is not installed")
 
 F32 = TensorProto.FLOAT
 
@@ -257,9 +255,9 @@ def listing(d: Path) -> set[str]:
 
 
 def sqzc_cli(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    assert SQZC is not None
-    return subprocess.run([SQZC, *(str(a) for a in args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    """Run this interpreter's ``sqzc`` (fails, never skips, when it is missing)."""
+    return subprocess.run([*sqzc_command(), *(str(a) for a in args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
 
 
 def assert_cli_error(r: subprocess.CompletedProcess[str], *, multiline: bool = False,
@@ -305,7 +303,6 @@ def test_output_in_missing_directory_api(relu_model: Path, tmp_path: Path) -> No
         sqzc.compile(relu_model, tmp_path / "nope" / "lib.so")
 
 
-@needs_cli
 def test_output_is_a_directory(relu_model: Path, tmp_path: Path) -> None:
     target = tmp_path / "out"
     target.mkdir()
@@ -314,7 +311,6 @@ def test_output_is_a_directory(relu_model: Path, tmp_path: Path) -> None:
     assert listing(target) == set() and listing(tmp_path) == {"out"}
 
 
-@needs_cli
 def test_failed_compile_keeps_previous_output(tmp_path: Path, models: dict[str, Path]) -> None:
     out = tmp_path / "lib.so"
     out.write_bytes(b"previous build")
@@ -323,11 +319,81 @@ def test_failed_compile_keeps_previous_output(tmp_path: Path, models: dict[str, 
     assert listing(tmp_path) == {"lib.so"}
 
 
-@needs_cli
 def test_zoo_bad_batch(tmp_path: Path) -> None:
     assert_cli_error(sqzc_cli("zoo", "squeezenet1.1", "-o", tmp_path / "z.onnx",
                               "--batch", "abc"))
     assert listing(tmp_path) == set()
+
+
+# ----------------------------------------------------------------------------- API arguments
+
+#: ``sqzc.compile`` arguments of the wrong kind: ``make(model path, tmp dir) -> (model,
+#: output, options)`` and the words the ``UsageError`` must contain. Before the checks the
+#: non-path ones escaped as ``TypeError`` / ``ValueError`` / ``AttributeError`` from
+#: pathlib or ``options.check``, ``{}`` passed as default options, and a float dimension
+#: or a string flag was silently truncated or taken as true.
+BAD_COMPILE_ARGS: list = [
+    pytest.param(lambda m, d: (None, d / "lib.so", None), ["model", "NoneType"],
+                 id="model-None"),
+    pytest.param(lambda m, d: (5, d / "lib.so", None), ["model", "int"], id="model-int"),
+    pytest.param(lambda m, d: (onnx.load(m), d / "lib.so", None), ["model", "onnx.save"],
+                 id="model-proto"),
+    pytest.param(lambda m, d: (m.read_bytes(), d / "lib.so", None), ["model", "bytes"],
+                 id="model-bytes"),
+    pytest.param(lambda m, d: ("", d / "lib.so", None), ["model", "empty"], id="model-empty"),
+    pytest.param(lambda m, d: (f"{m}\0x", d / "lib.so", None), ["model", "NUL"],
+                 id="model-nul"),
+    pytest.param(lambda m, d: (m, 5, None), ["output", "int"], id="output-int"),
+    pytest.param(lambda m, d: (m, "", None), ["output", "empty"], id="output-empty"),
+    pytest.param(lambda m, d: (m, f"{d}/lib\0.so", None), ["output", "NUL"], id="output-nul"),
+    pytest.param(lambda m, d: (m, d / "lib.so", 3), ["options", "int"], id="options-int"),
+    pytest.param(lambda m, d: (m, d / "lib.so", {}), ["options", "dict"], id="options-dict"),
+    pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(opt_level=True)),
+                 ["optimization level", "True"], id="opt-level-bool"),
+    pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(opt_level="3")),
+                 ["optimization level", "'3'"], id="opt-level-str"),
+    pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(emit=None)),
+                 ["--emit", "None"], id="emit-None"),
+    pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(target_cpu=None)),
+                 ["target_cpu"], id="target-None"),
+    pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(input_shapes=[1, 3, 4, 4])),
+                 ["input_shapes", "list"], id="shapes-list"),
+    pytest.param(lambda m, d: (m, d / "lib.so",
+                               CompileOptions(input_shapes={"x": [1.5, 3, 4, 4]})),
+                 ["input_shapes", "'x'", "1.5"], id="shapes-float-dim"),
+    pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(input_shapes={"x": "1,3"})),
+                 ["input_shapes", "'x'"], id="shapes-str"),
+    pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(input_shapes={"x": None})),
+                 ["input_shapes", "'x'"], id="shapes-None"),
+    pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(instrumentation=None)),
+                 ["instrumentation"], id="instrumentation-None"),
+    pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(verify_ir="no")),
+                 ["verify_ir", "'no'"], id="flag-str"),
+]
+
+
+@pytest.mark.parametrize("make, names", BAD_COMPILE_ARGS)
+def test_api_bad_compile_arguments(make: Callable[[Path, Path], tuple], names: list[str],
+                                   relu_model: Path, tmp_path: Path) -> None:
+    """A wrong argument is a ``UsageError`` naming it, raised before anything is written."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    model_arg, output, options = make(relu_model, out_dir)
+    with pytest.raises(UsageError) as ei:
+        sqzc.compile(model_arg, output, options)
+    for name in names:
+        assert name in str(ei.value), f"{name!r} missing from: {ei.value}"
+    assert listing(out_dir) == set(), "compile left files behind"
+
+
+def test_api_good_compile_arguments(relu_model: Path, tmp_path: Path) -> None:
+    """The counterpart of the bad cases: str and os.PathLike paths, options ``None``, and
+    numpy integers for the opt level and a dimension are all accepted."""
+    sqzc.compile(str(relu_model), str(tmp_path / "a.h"), CompileOptions(emit="header"))
+    sqzc.compile(relu_model, tmp_path / "b.h", CompileOptions(
+        emit="header", opt_level=np.int64(2), input_shapes={"x": np.array([1, 3, 4, 4])}))
+    assert sqzc.compile(relu_model, None, None).output is None
+    assert listing(tmp_path) == {"a.h", "b.h"}
 
 
 # ----------------------------------------------------------------------------- external data
@@ -436,14 +502,12 @@ def test_external_data_negative_bounds_api(offset: int, length: int,
         sqzc.compile(p, None)
 
 
-@needs_cli
 def test_external_data_negative_offset_cli(ext: dict[str, Path]) -> None:
     p = ext["dir"] / "neg.onnx"
     p.write_bytes(external_model("data.bin", offset=-4, length=4).SerializeToString())
     assert_cli_error(sqzc_cli("compile", p, "-o", ext["dir"] / "neg.so"))
 
 
-@needs_cli
 @pytest.mark.parametrize("kind", ["absolute", "dotdot", "symlink-outside",
                                   "offset-length-beyond"])
 def test_external_data_refused_cli(kind: str, ext: dict[str, Path]) -> None:
@@ -477,6 +541,32 @@ def test_call_wrong_dtype(relu_lib: sqzc.CompiledModel) -> None:
         relu_lib.run({"x": np.zeros((1, 3, 4, 4), np.int32)})
 
 
+@pytest.mark.parametrize("path, names", [
+    (None, ["path", "NoneType"]), (5, ["path", "int"]), ("", ["path", "empty"]),
+    ("relu\0.so", ["path", "NUL"]), (b"\x7fELF\0\0\0", ["path", "NUL", "contents"]),
+], ids=["None", "int", "empty", "nul", "library-bytes"])
+def test_api_bad_load_path(path: object, names: list[str]) -> None:
+    """``sqzc.load`` of something that is not a path: a ``UsageError`` naming ``path``,
+    not the ``TypeError`` from ``os.fspath`` it used to be."""
+    with pytest.raises(UsageError) as ei:
+        sqzc.load(path)  # type: ignore[arg-type]
+    for name in names:
+        assert name in str(ei.value), f"{name!r} missing from: {ei.value}"
+
+
+@pytest.mark.parametrize("threads", ["x", 0, -1, 1.0, True])
+def test_api_bad_load_threads(threads: object, relu_lib: sqzc.CompiledModel) -> None:
+    with pytest.raises(UsageError, match="threads"):
+        sqzc.load(relu_lib.path, threads=threads)  # type: ignore[arg-type]
+
+
+def test_api_load_path_kinds(relu_lib: sqzc.CompiledModel) -> None:
+    """str, os.PathLike and bytes paths all open the same library (bytes decoded)."""
+    for path in (relu_lib.path, Path(relu_lib.path), os.fsencode(relu_lib.path)):
+        m = sqzc.load(path, threads=1)
+        assert m.path == relu_lib.path and isinstance(m.path, str)
+
+
 @pytest.mark.parametrize("shape", [(1, 3, 4, 5), (1, 3, 4), (2, 3, 4, 4), (1, 48)])
 def test_call_wrong_shape(shape: tuple[int, ...], relu_lib: sqzc.CompiledModel) -> None:
     with pytest.raises(CallError, match=r"'x'.*shape") as ei:
@@ -495,7 +585,6 @@ def test_call_wrong_names(relu_lib: sqzc.CompiledModel) -> None:
         relu_lib.run({"x": x, "extra": x})
 
 
-@needs_cli
 def test_cli_run_wrong_dtype(relu_lib: sqzc.CompiledModel, relu_model: Path,
                              tmp_path: Path) -> None:
     xp = tmp_path / "x.npy"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from sqzc.differential import compare, format_report, verify_model
 from sqzc.zoo import build
+from sqz_testing import sqzc_command
 
 pytest.importorskip("onnxruntime")
 
@@ -74,15 +74,13 @@ def test_compare_rules() -> None:
 
 
 def test_cli_exit_codes(small_model: Path, tmp_path: Path) -> None:
-    exe = shutil.which("sqzc")
-    if exe is None:
-        pytest.skip("console script 'sqzc' is not installed")
-    ok = subprocess.run([exe, "verify", str(small_model), "--random", "--seed", "3",
+    exe = sqzc_command()
+    ok = subprocess.run([*exe, "verify", str(small_model), "--random", "--seed", "3",
                          "--high", "1"], capture_output=True, text=True)
     assert ok.returncode == 0 and "PASS" in ok.stdout
     x = np.random.default_rng(0).random((1, 3, 64, 64)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    tight = subprocess.run([exe, "verify", str(small_model), "--input", str(tmp_path / "x.npy"),
+    tight = subprocess.run([*exe, "verify", str(small_model), "--input", str(tmp_path / "x.npy"),
                             "--rtol", "0", "--atol", "0", "--per-layer"],
                            capture_output=True, text=True)
     assert tight.returncode in (0, 1) and ("PASS" in tight.stdout or "FAIL" in tight.stdout)
