@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from sqz_testing import assert_close
 
+from sqzc import driver
+from sqzc.backends.llvm.target import resolve_target
 from sqzc.errors import UsageError
 from sqzc.frontends.onnx.importer import import_proto
 from sqzc.ir import Graph, GraphOutput
 from sqzc.ir_text import print_ir, to_json
-from sqzc.memory import assign_arena, lifetimes, liveness_lower_bound, naive_arena
+from sqzc.memory import (
+    MemoryPlan,
+    View,
+    assign_arena,
+    lifetimes,
+    liveness_lower_bound,
+    naive_arena,
+    resolve_views,
+    schedule,
+    storage_bytes,
+)
 from sqzc.ops import (
     AxisAttrs,
     CastAttrs,
@@ -35,6 +50,7 @@ from sqzc.passes import (
     fold_constants,
     fuse_conv_activation,
 )
+from sqzc.runtime import load
 from sqzc.semantics import reference
 from sqzc.verify import verify
 from sqzc.zoo import build
@@ -57,6 +73,103 @@ def evaluate(g: Graph, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         else:
             env[nid] = reference(op.kind, op.attrs, [env[i] for i in op.inputs])
     return [env[o.node] for o in g.outputs]
+
+
+def _to_physical(x: np.ndarray, block: int) -> np.ndarray:
+    """Logical NCHW -> blocked [N, C/b, H, W, b] storage (padding lanes zero); plain as is."""
+    if not block:
+        return x
+    n, c, h, w = x.shape
+    cb = -(-c // block)
+    padded = np.zeros((n, cb * block, h, w), x.dtype)
+    padded[:, :c] = x
+    return padded.reshape(n, cb, block, h, w).transpose(0, 1, 3, 4, 2)
+
+
+def _to_logical(p: np.ndarray, block: int, channels: int) -> np.ndarray:
+    """Blocked storage -> a logical NCHW copy (the padding lanes dropped)."""
+    if not block:
+        return p.copy()
+    n, cb, h, w, b = p.shape
+    return p.transpose(0, 1, 4, 2, 3).reshape(n, cb * b, h, w)[:, :channels].copy()
+
+
+def _poison(dtype: np.dtype) -> object:
+    """What a freshly (re)used buffer holds here: NaN for floats, an unlikely integer."""
+    return np.nan if dtype.kind == "f" else np.iinfo(dtype).max
+
+
+def evaluate_placed(g: Graph, feeds: dict[str, np.ndarray],
+                    plan: MemoryPlan | None = None) -> list[np.ndarray]:
+    """Interpret the IR the way the compiled library runs it: through its buffer placement.
+
+    ``evaluate`` keeps one private array per node, so it cannot see where a tensor lives;
+    a wrong concat slice or two live buffers sharing arena bytes would go unnoticed. Here
+    every computed node writes its result through its resolved view (``resolve_views``:
+    concat placement, strides, channel blocks) into real buffers -- one byte arena laid
+    out by ``plan`` (the graph's own, else ``assign_arena``) and one buffer per graph
+    output -- and every operand is read back through its view. A Concat copies only the
+    operands the backend copies (``into`` naming it at that operand's start); placed
+    ones must already be in its buffer. A node's destination is poisoned (NaN) before its
+    operands are read, since the planner promises that a buffer written at a step never
+    overlaps one read at that step; the buffers start out poisoned, too. Any placement or
+    planning bug then shows up as a wrong or NaN value, or an out-of-bounds view.
+    """
+    plan = plan if plan is not None else (g.memory_plan or assign_arena(g))
+    views = resolve_views(g, plan, {})
+    arena = np.full(max(plan.arena_bytes, 1), 0xFF, np.uint8)
+    outs = {o.node: np.full(storage_bytes(g.op(o.node)), 0xFF, np.uint8) for o in g.outputs}
+
+    def storage(nid: str) -> np.ndarray:
+        """The numpy array aliasing node ``nid``'s view (a graph output or arena region)."""
+        v: View = views[nid]
+        dtype = np.dtype(g.op(nid).out.dtype)
+        if v.root.kind == "arena":
+            buf, base, size = arena, v.root.index, storage_bytes(g.op(v.root.node))
+        elif v.root.kind == "output":
+            buf, base, size = outs[v.root.node], 0, len(outs[v.root.node])
+        else:
+            raise AssertionError(f"'{nid}' is computed but lives in a {v.root.kind} buffer")
+        last = v.offset + sum((d - 1) * s for d, s in zip(v.shape, v.strides))
+        assert 0 <= v.offset and (last + 1) * dtype.itemsize <= size, (
+            f"view of '{nid}' leaves its root '{v.root.node}' ({size} bytes)")
+        return np.ndarray(v.shape, dtype, buffer=buf, offset=base + v.offset * dtype.itemsize,
+                          strides=tuple(s * dtype.itemsize for s in v.strides))
+
+    def read(nid: str) -> np.ndarray:
+        """Node ``nid``'s logical value as the kernels reading it see it."""
+        op = g.op(nid)
+        if op.kind is OpKind.INPUT:
+            return feeds[nid]
+        if op.kind is OpKind.CONST:
+            return g.const_value(nid)
+        return _to_logical(storage(nid), op.block, op.out.shape[1] if op.block else 0)
+
+    for nid in schedule(g):
+        op = g.op(nid)
+        dst = storage(nid)
+        if op.kind is OpKind.CONCAT:
+            axis = op.attrs.axis  # type: ignore[attr-defined]
+            cur = _to_logical(dst, op.block, op.out.shape[1] if op.block else 0)
+            copied: list[tuple[str, tuple[slice, ...]]] = []
+            start = 0
+            for src in op.inputs:
+                extent = g.op(src).out.shape[axis]
+                p = g.op(src).into
+                if not (p is not None and p.concat == nid and p.start == start):
+                    where = (slice(None),) * axis + (slice(start, start + extent),)
+                    copied.append((src, where))
+                    cur[where] = _poison(cur.dtype)
+                start += extent
+            dst[...] = _to_physical(cur, op.block)
+            for src, where in copied:
+                cur[where] = read(src)
+            dst[...] = _to_physical(cur, op.block)
+        else:
+            dst[...] = _poison(dst.dtype)
+            ins = [read(i) for i in op.inputs]
+            dst[...] = _to_physical(reference(op.kind, op.attrs, ins), op.block)
+    return [read(o.node) for o in g.outputs]
 
 
 def conv_graph(act: str | None = "relu", extra_use: bool = False) -> Graph:
@@ -210,8 +323,9 @@ def test_no_fusion_when_preactivation_value_is_needed() -> None:
 # ----------------------------------------------------------------------------- concat
 
 
-def fire_graph(variant: str = "plain") -> Graph:
-    """squeeze -> (expand1x1, expand3x3) -> concat, with fall-back variants."""
+def fire_graph(variant: str = "plain", expand: int = 6) -> Graph:
+    """squeeze -> (expand1x1, expand3x3) -> concat, with fall-back variants; ``expand``
+    channels per expand conv (16 lets -O3's channel-blocked convs be placed)."""
     g = Graph("fire")
     x = g.add_input("x", TensorType((1, 8, 6, 6), F32))
     rng = np.random.default_rng(2)
@@ -224,8 +338,8 @@ def fire_graph(variant: str = "plain") -> Graph:
                         (name,))
 
     s = conv(x, 4, 1, "squeeze")
-    e1 = conv(s, 6, 1, "expand1x1")
-    e3 = conv(s, 6, 3, "expand3x3")
+    e1 = conv(s, expand, 1, "expand1x1")
+    e3 = conv(s, expand, 3, "expand3x3")
     ins = [e1, e3]
     if variant == "graph_input":
         ins = [x, e3]
@@ -249,9 +363,24 @@ def concat_line(g: Graph, name: str = "fire_concat") -> str:
     return [ln for ln in body(g).splitlines() if ln.startswith(f"%{name} ")][0]
 
 
+def fire_feeds() -> dict[str, np.ndarray]:
+    """The seeded input of ``fire_graph``."""
+    return {"x": np.random.default_rng(3).standard_normal((1, 8, 6, 6)).astype(np.float32)}
+
+
+def assert_placed_evaluation_keeps_meaning(g: Graph, feeds: dict[str, np.ndarray],
+                                           want: list[np.ndarray],
+                                           plan: MemoryPlan | None = None) -> None:
+    """Every output, computed through the placement and arena, equals the unplaced
+    interpretation bit for bit (the same numpy references run on the same values)."""
+    got = evaluate_placed(g, feeds, plan)
+    for o, a, w in zip(g.outputs, got, want, strict=True):
+        np.testing.assert_array_equal(a, w, err_msg=f"output '{o.name}'")
+
+
 def test_concat_elimination_places_fire_expands() -> None:
     g = fire_graph()
-    feeds = {"x": np.random.default_rng(3).standard_normal((1, 8, 6, 6)).astype(np.float32)}
+    feeds = fire_feeds()
     want = evaluate(g, feeds)
     assert eliminate_concat(g)
     verify(g)
@@ -261,7 +390,7 @@ def test_concat_elimination_places_fire_expands() -> None:
             "into %fire_concat[c=0:6]  # expand1x1") in text
     assert "into %fire_concat[c=6:12]" in text
     assert concat_line(g).endswith("eliminated  # fire/concat")
-    np.testing.assert_array_equal(evaluate(g, feeds)[0], want[0])
+    assert_placed_evaluation_keeps_meaning(g, feeds, want)
 
 
 @pytest.mark.parametrize("variant,copied", [
@@ -279,26 +408,83 @@ def test_concat_elimination_falls_back_to_copies(variant: str, copied: list[str]
 
 def test_concat_operand_used_elsewhere_is_still_placed() -> None:
     g = fire_graph("shared")
+    want = evaluate(g, fire_feeds())
     eliminate_concat(g)
     verify(g)
     assert concat_line(g).endswith("eliminated  # fire/concat")
     assert "%side = relu(%expand1x1)" in body(g)
+    assert_placed_evaluation_keeps_meaning(g, fire_feeds(), want)  # side reads the slice
 
 
 def test_operand_of_two_concats_is_placed_once() -> None:
     g = fire_graph("two_concats")
+    want = evaluate(g, fire_feeds())
     eliminate_concat(g)
     verify(g)
     assert "eliminated" in concat_line(g)
     assert "copies(%expand3x3, %expand1x1)" in concat_line(g, "cat2")
+    # cat2 copies out of fire_concat's slices, in the other order
+    assert_placed_evaluation_keeps_meaning(g, fire_feeds(), want)
+
+
+def test_placed_evaluation_sees_misplaced_buffers() -> None:
+    """The placement-honouring interpreter is not vacuous: the same graph with its concat
+    slices swapped, or with every arena buffer at offset 0, computes something else."""
+    g = fire_graph("shared")
+    want = evaluate(g, fire_feeds())
+    eliminate_concat(g)
+    assert_placed_evaluation_keeps_meaning(g, fire_feeds(), want)
+    plan = assign_arena(g)
+    assert len(set(plan.offsets.values())) > 1
+    collapsed = MemoryPlan({r: 0 for r in plan.offsets}, plan.arena_bytes)
+    with pytest.raises(AssertionError):
+        assert_placed_evaluation_keeps_meaning(g, fire_feeds(), want, collapsed)
+    e1, e3 = g.op("expand1x1"), g.op("expand3x3")
+    g.set_op("expand1x1", dataclasses.replace(e1, into=e3.into))
+    g.set_op("expand3x3", dataclasses.replace(e3, into=e1.into))
+    with pytest.raises(AssertionError):
+        assert_placed_evaluation_keeps_meaning(g, fire_feeds(), want)
+
+
+@pytest.mark.parametrize("variant,expand,opt_level", [
+    ("plain", 6, 1),
+    ("shared", 6, 1),
+    ("two_concats", 6, 1),
+    ("plain", 16, 3),  # channel-blocked convs placed in a blocked concat
+])
+def test_compiled_library_honours_concat_placement(variant: str, expand: int,
+                                                   opt_level: int, tmp_path: Path) -> None:
+    """The native library, where placement and the arena are real memory, computes what
+    the unplaced graph means: a wrong slice offset, view or arena overlap corrupts it."""
+    g = fire_graph(variant, expand)
+    options = driver.CompileOptions(opt_level=opt_level)
+    # the channel block driver.load_graph would pick for this host (16 or 8 divide 16)
+    g.target_block = 16 if resolve_target(options.target_cpu).vector_width >= 16 else 8
+    feeds = fire_feeds()
+    want = evaluate(g, feeds)
+    plan, _ = driver.optimize(g, options)
+    assert "eliminated" in concat_line(g)
+    # the convs themselves write into the concat (at -O3 narrower ones go via a reorder)
+    assert {g.op(n).kind for n in g.nodes() if g.op(n).into is not None} == {OpKind.CONV}
+    assert g.op("fire_concat").block == (g.target_block if opt_level == 3 else 0)
+    driver.build_library(g, plan, tmp_path / "fire.so", options)
+    got = load(tmp_path / "fire.so", threads=1).run(feeds)
+    for o, w in zip(g.outputs, want, strict=True):
+        assert_close(got[o.name], w, o.name)
 
 
 # ----------------------------------------------------------------------------- memory
 
 
 def test_arena_reuses_memory_and_never_overlaps_live_buffers() -> None:
+    """SqueezeNet's planned arena, checked by value first (the placed interpretation
+    writes every tensor into the planned bytes, so an overlap of live buffers corrupts
+    the output), then by the lifetimes and offsets themselves."""
     g = import_proto(build("squeezenet1.0", opset=13), "sq10")
     run_pipeline(g, PIPELINE, 3)
+    x = g.inputs[0]
+    feeds = {x: np.random.default_rng(4).standard_normal(g.op(x).out.shape).astype(np.float32)}
+    assert_placed_evaluation_keeps_meaning(g, feeds, evaluate(g, feeds))
     plan = g.memory_plan
     assert plan.reused
     spans = lifetimes(g)
