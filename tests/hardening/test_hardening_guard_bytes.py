@@ -6,6 +6,17 @@ between two guard regions filled with a pattern; after many calls (batch 1 and 3
 dynamic-batch SqueezeNet, 1 and 2 worker threads, buffers at 64-byte aligned and merely
 4-byte aligned addresses) the guards must be untouched, the inputs unchanged, and the
 outputs equal to what ``sqzc.load`` computes. Error returns must not write anything.
+
+The libraries are compiled for the host, natively run, so on an AVX-512 machine these
+tests are the memory-safety check of the AVX-512 code that valgrind cannot run (valgrind
+has no EVEX decoder; see tests/hardening/valgrind_check.py): the float kernels (zmm
+FMA), and, with the int8 mini SqueezeNets (QOperator uint8 and QDQ int8 per-channel,
+``hardening_support.mini_squeezenet_int8``), the AVX512-VNNI ``vpdpbusd`` int8 convs,
+8-bit pools, concats and (de)quantization. Where the host can run it, the QOperator
+model is also compiled for ``skylake-avx512``, the AVX-512BW int8 path (``vpmaddwd
+zmm`` on int16 pairs) that no VNNI host would otherwise take.
+``test_host_libraries_are_avx512`` checks that the host build really is the AVX-512
+(and VNNI) code on such a machine.
 """
 
 from __future__ import annotations
@@ -15,10 +26,11 @@ import json
 
 import numpy as np
 import pytest
-from hardening_support import mini_squeezenet, small_conv
+from hardening_support import mini_squeezenet, mini_squeezenet_int8, small_conv
 from sqz_testing import compile_and_load
 
 import sqzc
+from sqzc.backends.llvm.target import host_target, resolve_target
 
 GUARD = 256  # bytes before and after each buffer
 
@@ -69,14 +81,52 @@ def _shapes(meta: dict, key: str, batch: int) -> list[tuple[str, np.dtype, tuple
             for s in meta[key]]
 
 
-@pytest.fixture(scope="module")
-def dyn_path() -> str:
-    return compile_and_load(mini_squeezenet(batch=None, image_size=23)).path
+def _host_runs(target: str) -> bool:
+    """True if this machine has every ISA feature sqzc assumes for ``target``."""
+    host = set(host_target().features.split(","))
+    return all(f in host for f in resolve_target(target).features.split(",") if f)
+
+
+#: (model, target) per dynamic-batch library under test: the float and int8 models for
+#: the host, and the AVX-512BW (non-VNNI) int8 path where this machine can run it.
+DYN_LIBS = {
+    "float-host": (lambda: mini_squeezenet(batch=None, image_size=23), "host"),
+    "int8-qop-u8-host": (lambda: mini_squeezenet_int8("qop", "uint8", batch=None,
+                                                      image_size=23), "host"),
+    "int8-qdq-s8-host": (lambda: mini_squeezenet_int8("qdq", "int8", batch=None,
+                                                      image_size=23, per_channel=True),
+                         "host"),
+    "int8-qop-u8-skylake-avx512": (lambda: mini_squeezenet_int8("qop", "uint8", batch=None,
+                                                                image_size=23),
+                                   "skylake-avx512"),
+}
+
+
+@pytest.fixture(scope="module", params=list(DYN_LIBS))
+def dyn_path(request: pytest.FixtureRequest) -> str:
+    build, target = DYN_LIBS[request.param]
+    if target != "host" and not _host_runs(target):
+        pytest.skip(f"this CPU cannot run {target} code")
+    return compile_and_load(build(), target_cpu=target).path
 
 
 @pytest.fixture(scope="module")
 def static_path() -> str:
     return compile_and_load(small_conv(batch=1)).path
+
+
+def test_host_libraries_are_avx512() -> None:
+    """On an AVX-512 (VNNI) machine the host libraries above are 512-bit (VNNI) code,
+    so these tests do cover what valgrind cannot run."""
+    feats = set(host_target().features.split(","))
+    if "+avx512f" not in feats:
+        pytest.skip("no AVX-512 on this CPU: valgrind_check.py covers its code")
+    for name, (build, target) in DYN_LIBS.items():
+        if target != "host":
+            continue
+        meta = compile_and_load(build(), target_cpu=target).metadata["target"]
+        assert meta["vector_width"] == 16, (name, meta)
+        assert meta["vnni"] is ("+avx512vnni" in feats), (name, meta)
 
 
 @pytest.mark.parametrize("offset", [0, 4], ids=["aligned64", "aligned4"])
