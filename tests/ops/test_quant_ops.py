@@ -8,10 +8,17 @@ numpy references (``sqzc.semantics.reference``, what constant folding computes) 
 imported graph, which must agree exactly as well.
 
 Scales and zero points are initializers (sqzc specializes kernels on them); the data
-covers non-zero and extreme zero points, power-of-two scales (exact .5 ties), saturation
-at both ends, broadcasting, and parameter sets (taken from
-``tests/unit/test_quant_reference.py``) where a plausible-but-wrong formula would round
-differently.
+covers non-zero and extreme zero points, saturation at both ends, broadcasting, and
+parameter sets (taken from ``tests/unit/test_quant_reference.py``) where a
+plausible-but-wrong formula would round differently. Exact .5 ties, where rounding half to
+even rather than away from zero matters, are built in only by the per-tensor
+QuantizeLinear and ``test_qlinear_average_pool_zero_point_rounding``; elsewhere they
+occur by chance (a few QLinearAdd/Mul, QLinearConcat and QLinearAveragePool cases) or not
+at all: the QLinearConv cases use fixed scales (0.05 in, 0.3 out) and hit none, and the
+power-of-two scales of the QLinearMatMul and QLinearGlobalAveragePool cases give
+multipliers such as 2^-9 or 2^-3 / 35 whose ties no accumulator here reaches.
+``test_requant_ties.py`` and ``test_requant_ties_folded.py`` check the ties at every
+rounding site.
 """
 
 from __future__ import annotations
