@@ -115,6 +115,16 @@ class ImportContext:
             raise self.error(f"attribute '{name}' must be an int, got {v!r}")
         return int(v)
 
+    def flag_attr(self, name: str, default: bool) -> bool:
+        """A 0/1 attribute (ceil_mode, keepdims, transA, ...). Other values are refused:
+        onnx's shape inference and onnxruntime read them differently (ceil_mode=2 floors
+        but a truth test would ceil; noop_with_empty_axes=2 is a no-op for onnx and not
+        for onnxruntime), so no reading of them is right (found by fuzzing)."""
+        v = self.int_attr(name, int(default))
+        if v not in (0, 1):
+            raise self.error(f"attribute '{name}' must be 0 or 1, got {v}")
+        return bool(v)
+
     def float_attr(self, name: str, default: float) -> float:
         """A float attribute, type-checked."""
         v = self.attr(name, default)

@@ -91,8 +91,8 @@ def _pool(cx: ImportContext, kind: OpKind, with_ceil: bool, with_dil: bool,
         check_positive(cx, name, vals)
     size = cx.type_of(x).shape[2:]
     pads = resolve_pads(cx, (size[0], size[1]), kernel, strides, dil)
-    ceil = bool(cx.int_attr("ceil_mode", 0)) if with_ceil else False
-    count = bool(cx.int_attr("count_include_pad", 0)) if with_count else False
+    ceil = cx.flag_attr("ceil_mode", False) if with_ceil else False
+    count = cx.flag_attr("count_include_pad", False) if with_count else False
     if kind is OpKind.MAXPOOL and cx.output_used(1):
         raise cx.unsupported("MaxPool's Indices output")
     # onnxruntime runs float AveragePool before opset 19 (the versions without dilations)
@@ -303,9 +303,9 @@ def _reduce(cx: ImportContext, mode: str, axes_from_input: bool) -> None:
         axes = tuple(int(a) for a in cx.const(1).reshape(-1)) if cx.has_input(1) else ()
     else:
         axes = cx.ints("axes") or ()
-    keep = bool(cx.int_attr("keepdims", 1))
+    keep = cx.flag_attr("keepdims", True)
     if not axes:
-        if cx.int_attr("noop_with_empty_axes", 0):
+        if cx.flag_attr("noop_with_empty_axes", False):
             cx.bind(0, cx.emit(OpKind.IDENTITY, NoAttrs(), [x]))
             return
         axes = tuple(range(rank))
@@ -359,9 +359,9 @@ def gemm(cx: ImportContext) -> None:
             return cx.emit_const(np.ascontiguousarray(cx.graph.const_value(t).T), f"{out}_{tag}")
         return cx.emit(OpKind.TRANSPOSE, TransposeAttrs((1, 0)), [t], name=f"{out}_{tag}")
 
-    if cx.int_attr("transA", 0):
+    if cx.flag_attr("transA", False):
         a = transposed(a, "At")
-    if cx.int_attr("transB", 0):
+    if cx.flag_attr("transB", False):
         b = transposed(b, "Bt")
     alpha, beta = cx.float_attr("alpha", 1.0), cx.float_attr("beta", 1.0)
     has_c = cx.has_input(2)

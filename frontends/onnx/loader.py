@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 import onnx
-from google.protobuf.message import DecodeError
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
 from onnx import external_data_helper
 
 from sqzc.errors import ModelError
@@ -47,10 +48,52 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
         raise ModelError(f"{p}: not an ONNX model (no graph)")
     if not model.opset_import and model.ir_version >= 3:
         raise ModelError(f"{p}: model declares no opset_import")
+    check_utf8_names(model, str(p))
     load_external_data_safely(model, p.parent, str(p))
     check_unique_outputs(model, str(p))
     check_model(model, str(p))
     return model
+
+
+#: String fields that are only ever shown, never used to look anything up: bytes that are
+#: not UTF-8 there are shown with replacement characters (context._text), as before.
+_FREE_TEXT = frozenset({
+    "onnx.NodeProto.name", "onnx.ModelProto.producer_name", "onnx.ModelProto.producer_version",
+    "onnx.ModelProto.domain", "onnx.TensorShapeProto.Dimension.denotation",
+    "onnx.TypeProto.denotation",
+})
+
+
+def check_utf8_names(model: onnx.ModelProto, label: str) -> None:
+    """Refuse names (tensor, graph, op, attribute, dim_param, ...) that are not UTF-8.
+
+    ONNX strings are UTF-8, but protobuf does not enforce it for onnx.proto's proto2
+    fields: its Python API then hands out ``bytes`` instead of ``str``, which the IR cannot
+    use as a name (a TypeError deep in the importer, in the library's metadata or in
+    pathlib; the fuzzer found it for node names, and tensor, graph and external-data names
+    had it too). Free text (doc strings, the producer, node names, metadata) is exempt: it
+    is shown, never matched, and such models compiled before.
+    """
+    stack: list[tuple[Message, str]] = [(model, "model")]
+    while stack:
+        msg, path = stack.pop()
+        for fd, value in msg.ListFields():
+            if fd.name == "metadata_props":
+                continue  # free text too (sqzc reads no metadata; external_data is checked)
+            if fd.type == FieldDescriptor.TYPE_MESSAGE:
+                items = [(None, value)] if isinstance(value, Message) else enumerate(value)
+                stack.extend((v, _field_path(path, fd, i)) for i, v in items)
+            elif fd.type == FieldDescriptor.TYPE_STRING and \
+                    not fd.full_name.endswith(".doc_string") and fd.full_name not in _FREE_TEXT:
+                items = [(None, value)] if isinstance(value, (str, bytes)) else enumerate(value)
+                for i, v in items:
+                    if isinstance(v, bytes):
+                        raise ModelError(f"{label}: {_field_path(path, fd, i)} is not valid "
+                                         f"UTF-8: {v!r}")
+
+
+def _field_path(path: str, fd: FieldDescriptor, index: int | None) -> str:
+    return f"{path}.{fd.name}" + ("" if index is None else f"[{index}]")
 
 
 def _inside(base: Path, target: Path) -> bool:

@@ -386,8 +386,8 @@ def qlinear_avgpool(cx: ImportContext) -> None:
                     name=f"{out}_gap" if channels_last else None)
     else:
         pool = PoolAttrs((kernel[0], kernel[1]), (strides[0], strides[1]), pads, (1, 1),
-                         bool(cx.int_attr("ceil_mode", 0)),
-                         bool(cx.int_attr("count_include_pad", 0)))
+                         cx.flag_attr("ceil_mode", False),
+                         cx.flag_attr("count_include_pad", False))
         y = cx.emit(OpKind.QAVGPOOL, QAvgPoolAttrs(pool, xq, yq), [x],
                     name=f"{out}_pool" if channels_last else None)
     if channels_last:

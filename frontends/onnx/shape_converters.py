@@ -116,7 +116,7 @@ def reshape(cx: ImportContext) -> None:
     """Reshape with a constant (possibly folded) target shape."""
     in_shape = cx.type_of(cx.input(0)).shape
     target = cx.const(1)
-    _reshape_to(cx, resolve_reshape(cx, in_shape, target, bool(cx.int_attr("allowzero", 0))))
+    _reshape_to(cx, resolve_reshape(cx, in_shape, target, cx.flag_attr("allowzero", False)))
 
 
 def _axes(cx: ImportContext, from_input: bool) -> tuple[int, ...] | None:

@@ -51,7 +51,9 @@ _DTYPES = tuple(range(0, 24)) + (99, -1)
 _OPSETS = (0, 1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 17, 18, 19, 20, 21, 22, 23, 24, 25, 100,
            -1, 2**40)
 _IR_VERSIONS = (0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 99)
-_ATTR_TYPES = tuple(range(0, 15)) + (99,)
+#: Every AttributeType (0 = UNDEFINED): protobuf refuses to set a value outside the enum
+#: (ValueError: invalid enumerator), so a byte mutation is the only way to write one.
+_ATTR_TYPES = tuple(range(0, 15))
 
 
 def _edge_int(r: random.Random, old: int | None = None) -> int:
