@@ -7,7 +7,7 @@ SqueezeNets from ../shared, and an s8s8 QDQ one made here the way onnxruntime's
 quantizer does by default (``quantize_static`` of the pretrained fp32 model, int8
 activations and weights, MinMax calibration on the shared photos); 1 and 2 threads;
 sqzc, onnxruntime and (when installed) OpenVINO timed in the same process, interleaved,
-medians of many rounds (see ``sqzc.bench``). Usage:
+medians of many rounds (see ``sqzc.tools.bench``). Usage:
 
     python bench/run_matrix.py [--rounds 200] [--threads 1,2] [--out bench/RESULTS.md]
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sqzc.bench import cpu_name, run_bench
-from sqzc.zoo import build
+from sqzc.tools.bench import cpu_name, run_bench
+from sqzc.tools.zoo import build
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "models"

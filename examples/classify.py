@@ -8,7 +8,7 @@
 Preprocessing follows the Caffe-lineage SqueezeNet convention the bundled model uses:
 RGB image resized to the input's H x W (bilinear), channels reordered to BGR, raw 0..255
 values (no mean/std), NCHW, cast to the input's dtype (float16 for the bundled model).
-Images are read with Pillow when it is installed, else with ``sqzc.imageio`` (8-bit PNGs
+Images are read with Pillow when it is installed, else with ``sqzc.tools.imageio`` (8-bit PNGs
 already at the input size).
 """
 
@@ -32,7 +32,7 @@ def load_image(path: Path, height: int, width: int) -> np.ndarray:
     try:
         from PIL import Image
     except ImportError:  # no Pillow: sqzc's own PNG decoder (square sizes only)
-        from sqzc.imageio import load_rgb
+        from sqzc.tools.imageio import load_rgb
 
         if height != width:
             raise UsageError(f"a {height}x{width} input needs Pillow "

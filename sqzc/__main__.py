@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from sqzc.cli import main
+from sqzc.tools.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

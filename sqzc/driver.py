@@ -22,9 +22,9 @@ import numpy as np
 from sqzc import __version__
 from sqzc.errors import UsageError
 from sqzc.ir import Graph
+from sqzc.ir_verifier import verify
 from sqzc.memory import MemoryPlan, naive_arena, schedule
-from sqzc.pass_manager import Instrumentation, PassRecord, run_pipeline
-from sqzc.verify import verify
+from sqzc.passes.manager import Instrumentation, PassContext, PassRecord, run_pipeline
 
 EMIT_KINDS = ("so", "obj", "llvm", "asm", "header")
 #: The largest workspace (arena) a compiled model may need (README "Safety and limits").
@@ -73,7 +73,7 @@ class CompileOptions:
                 raise UsageError(f"input_shapes: the shape of '{name}' must be a sequence "
                                  f"of integers, got {shape!r}")
         if not isinstance(self.instrumentation, Instrumentation):
-            raise UsageError(f"instrumentation must be a sqzc.pass_manager.Instrumentation, "
+            raise UsageError(f"instrumentation must be a sqzc.passes.manager.Instrumentation, "
                              f"got {type(self.instrumentation).__name__}")
         for flag in ("verify_ir", "profile", "winograd", "fuse_int8_qdq"):
             if not isinstance(getattr(self, flag), bool):
@@ -137,15 +137,27 @@ class CompileResult:
         }
 
 
-def optimize(graph: Graph, options: CompileOptions) -> tuple[MemoryPlan, list[PassRecord]]:
-    """Run the pass pipeline for ``options.opt_level`` and return the memory plan."""
-    from sqzc.passes import PIPELINE
+def pass_context(options: CompileOptions) -> PassContext:
+    """What the passes read besides the graph: the target's layout facts (channel block,
+    VNNI) and the options ``--no-winograd`` and ``--no-fuse-int8-qdq``."""
+    from sqzc.backends.llvm.target import resolve_target
 
+    target = resolve_target(options.target_cpu)
+    return PassContext(target_block=target.channel_block, target_vnni=target.vnni_blocks,
+                       allow_winograd=options.winograd, fuse_int8_qdq=options.fuse_int8_qdq)
+
+
+def optimize(graph: Graph, options: CompileOptions) -> tuple[MemoryPlan, list[PassRecord]]:
+    """Run the pass pipeline for ``options.opt_level`` (in the ``pass_context`` of
+    ``options``) and return the memory plan."""
+    from sqzc.passes.pipeline import PIPELINE
+
+    ctx = pass_context(options)
     inst = options.instrumentation
     if options.verify_ir:
         inst.verify_each = True
         verify(graph)
-    records = run_pipeline(graph, PIPELINE, options.opt_level, inst)
+    records = run_pipeline(graph, PIPELINE, options.opt_level, inst, ctx)
     plan = graph.memory_plan if graph.memory_plan is not None else naive_arena(graph)
     graph.memory_plan = plan
     if plan.arena_bytes > MAX_WORKSPACE_BYTES:
@@ -157,18 +169,13 @@ def optimize(graph: Graph, options: CompileOptions) -> tuple[MemoryPlan, list[Pa
 
 
 def load_graph(model: str | os.PathLike[str], options: CompileOptions) -> Graph:
-    """Import an ONNX file with the user's input shapes, tagged with the target's layout
-    facts (channel block, VNNI) that the layout pass reads."""
+    """Import an ONNX file with the user's input shapes. The target is resolved first, so
+    an unknown ``--target-cpu`` is reported before the model is read."""
     from sqzc.backends.llvm.target import resolve_target
     from sqzc.frontends.onnx.importer import ImportOptions, import_model
 
-    target = resolve_target(options.target_cpu)
-    graph = import_model(model, ImportOptions(dict(options.input_shapes)))
-    graph.target_block = 16 if target.vector_width >= 16 else 8
-    graph.target_vnni = target.has_vnni and graph.target_block == 16
-    graph.allow_winograd = options.winograd
-    graph.fuse_int8_qdq = options.fuse_int8_qdq
-    return graph
+    resolve_target(options.target_cpu)
+    return import_model(model, ImportOptions(dict(options.input_shapes)))
 
 
 def _spec(graph: Graph, nid: str, name: str) -> dict[str, object]:

@@ -3,7 +3,7 @@
 Node ids are SSA-like tensor names (sanitized, unique); each node produces exactly one
 tensor. Operand order lives in ``OpNode.inputs``; edges exist so networkx algorithms
 (topological order, reachability) work. Mutations go through ``Graph`` methods that keep
-the two in sync, and the verifier (``sqzc.verify``) checks they agree.
+the two in sync, and the verifier (``sqzc.ir_verifier``) checks they agree.
 """
 
 from __future__ import annotations
@@ -66,10 +66,6 @@ class Graph:
         self.outputs: list[GraphOutput] = []
         self.dynamic_batch = False
         self.memory_plan: Any = None  # a sqzc.memory.MemoryPlan once plan-memory ran
-        self.target_block = 16  # channel block of NCHW[b]c layouts (set from the target)
-        self.target_vnni = False  # the target has AVX512-VNNI (set by the driver)
-        self.allow_winograd = True  # select-winograd may run (--no-winograd clears it)
-        self.fuse_int8_qdq = True  # fold-qdq fuses int8 QDQ groups too (--no-fuse-int8-qdq: False)
         # node id -> the ONNX tensor it computes (moves with rewrites; `sqzc verify` uses it)
         self.tensor_names: dict[str, str] = {}
         self._order = itertools.count()
@@ -216,10 +212,6 @@ class Graph:
         new.input_names = dict(self.input_names)
         new.outputs = [GraphOutput(o.name, o.node) for o in self.outputs]
         new.dynamic_batch = self.dynamic_batch
-        new.target_block = self.target_block
-        new.target_vnni = self.target_vnni
-        new.allow_winograd = self.allow_winograd
-        new.fuse_int8_qdq = self.fuse_int8_qdq
         new.tensor_names = dict(self.tensor_names)
         new._order = itertools.count(max(nx.get_node_attributes(self.g, "order").values(),
                                          default=-1) + 1)

@@ -4,7 +4,7 @@ transform, and the cost model that picks the tile size per convolution.
 A 3x3 stride-1 convolution computes each m x m output tile from an (m+2) x (m+2) input
 tile ``d`` as ``Y = A^T [ (G g G^T) * (B^T d B) ] A`` (``*`` elementwise, summed over
 input channels). The filter transform ``U = G g G^T`` is done here, at compile time;
-the kernel (``backends/llvm/emit/conv_winograd.py``) transforms input tiles, does one
+the kernel (``backends/llvm/emit/conv/winograd.py``) transforms input tiles, does one
 small matrix product per transformed position (``alpha^2`` of them, ``alpha = m + 2``),
 and transforms back. Multiplies per output: 9 for direct convolution, 4 for F(2x2,3x3),
 2.25 for F(4x4,3x3); the price is the transforms and a larger rounding error (F(4x4)

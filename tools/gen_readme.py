@@ -12,7 +12,7 @@ Each generated section sits between marker comments, e.g.::
 
 and everything outside the markers is left alone. Sections:
 
-* ``cli-reference``: every ``sqzc`` subcommand and option, from ``sqzc.cli.build_parser()``
+* ``cli-reference``: every ``sqzc`` subcommand and option, from ``sqzc.tools.cli.build_parser()``
   (subcommands added later show up automatically). Rendered from the parser's actions,
   not from argparse's help text, so the output does not depend on the Python version or
   the terminal width.
@@ -48,7 +48,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             return action
-    raise SystemExit("gen_readme: sqzc.cli.build_parser() has no subcommands")
+    raise SystemExit("gen_readme: sqzc.tools.cli.build_parser() has no subcommands")
 
 
 def _metavar(a: argparse.Action) -> str:
@@ -118,8 +118,8 @@ def _table(actions: list[argparse.Action]) -> list[str]:
 
 
 def cli_reference() -> str:
-    """Every subcommand with its arguments, from ``sqzc.cli.build_parser()``."""
-    from sqzc.cli import build_parser
+    """Every subcommand with its arguments, from ``sqzc.tools.cli.build_parser()``."""
+    from sqzc.tools.cli import build_parser
 
     parser = build_parser()
     sub = _subparsers(parser)

@@ -11,10 +11,12 @@
 loads ``gen_readme.py``) and enforces the layering rules on what it returns; this CLI is
 for looking at a failure or at the state of a refactor.
 
-Why from source, and why not importlib: ``sqzc/__init__.py`` appends the repository root
-to ``sqzc.__path__`` in a source checkout, so importlib resolves ``sqzc.tools`` or
-``sqzc.bench`` to the top-level ``tools/`` and ``bench/`` folders (namespace packages)
-and a stale import of a moved module does not fail. Here module names come only from
+Why from source, and why not importlib: importing runs code (and drags in llvmlite and
+onnx), and what importlib finds in a source checkout is not necessarily what a wheel
+installs (``sqzc/__init__.py`` maps ``sqzc.frontends``, ``sqzc.backends`` and
+``sqzc.runtime`` to the checkout's folders; before it did that by appending the repository
+root to ``sqzc.__path__``, ``sqzc.bench`` resolved to the top-level ``bench/`` folder and
+a stale import of a moved module did not fail). Here module names come only from
 pyproject's ``[tool.setuptools] package-dir`` (``sqzc/`` -> ``sqzc``, ``frontends/`` ->
 ``sqzc.frontends``, ``backends/`` -> ``sqzc.backends``, ``runtime/`` ->
 ``sqzc.runtime``), i.e. from what a wheel installs.

@@ -118,7 +118,7 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
     fn.args[n_ptr].name = "work"
     fn.args[n_ptr + 1].name, fn.args[n_ptr + 2].name = "tid", "nthreads"
     dtype = op.inputs and graph.op(op.inputs[0]).out.dtype or op.out.dtype
-    emitter = emit.lookup(op.kind, dtype, "blocked" if op.block else "plain", where)
+    emitter = emit.lookup(op, dtype, "blocked" if op.block else "plain", where)
     aliased = aliased_positions(graph, nid) if op.kind is OpKind.CONCAT else frozenset()
     ctx = KernelContext(module, fn, b, nid, op, ins, out, target, aliased)
     try:

@@ -5,7 +5,7 @@
     python decode_image.py photo.jpg -o photo.f32 --raw    # float32 NCHW BGR 0..255
 
 The image is decoded and resized with Pillow when it is installed, else with sqzc's
-built-in PNG decoder (``sqzc.imageio``: 8-bit PNGs already at the target size). A PPM keeps
+built-in PNG decoder (``sqzc.tools.imageio``: 8-bit PNGs already at the target size). A PPM keeps
 the RGB pixels (classify.c does the BGR/NCHW preprocessing itself); ``--raw`` writes the
 finished model input (SqueezeNet convention: NCHW, BGR, raw 0..255, no mean/std).
 """
@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sqzc.imageio import load_rgb, squeezenet_input
+from sqzc.tools.imageio import load_rgb, squeezenet_input
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,44 +1,51 @@
-"""The optimization pipeline: small named passes, run in this order by the pass manager.
+"""The optimization pipeline: small named passes, run in order by the pass manager.
 
-Each pass is ``fn(graph) -> changed`` and mutates the graph in place; its docstring's
-first line is what ``sqzc passes`` prints. ``-O0`` runs none of them (the differential
-baseline); ``-O1`` and up run all of them (the levels also set LLVM's optimization level).
+Each pass is ``fn(graph, ctx) -> changed`` and mutates the graph in place; ``ctx`` is the
+``PassContext`` (target facts and compile options; ``manager.py``, which also runs the
+pipeline with its instrumentation), and the docstring's first line is what ``sqzc passes``
+prints. The order is ``PIPELINE`` in ``pipeline.py``; one module per pass.
+
+This ``__init__`` imports nothing: the names below load on first use (PEP 562), so a
+module that needs only the manager (every pass, the driver) does not load the whole
+pipeline, and the pipeline can import pass packages that import the manager without an
+import cycle. The pass functions are not re-exported: most share their module's name
+(``sqzc.passes.canonicalize``), which the import system binds on this package as soon as
+the pipeline is loaded; import them from their modules.
 """
 
 from __future__ import annotations
 
-from sqzc.pass_manager import PassInfo
-from sqzc.passes.assign_layout import assign_layout
-from sqzc.passes.canonicalize import canonicalize
-from sqzc.passes.drop_activation_before_quantize import drop_activation_before_quantize
-from sqzc.passes.drop_dq_q_pairs import drop_dq_q_pairs
-from sqzc.passes.eliminate_concat import eliminate_concat
-from sqzc.passes.fold_affine import fold_affine
-from sqzc.passes.fold_constants import fold_constants
-from sqzc.passes.fold_qdq import fold_qdq, fold_requantize
-from sqzc.passes.fuse_activation import fuse_conv_activation
-from sqzc.passes.fuse_quantize import fuse_conv_quantize
-from sqzc.passes.plan_memory import plan_memory
-from sqzc.passes.quantize_conv_weights import quantize_conv_weights
-from sqzc.passes.select_winograd import select_winograd
-from sqzc.passes.unsign_activations import unsign_activations
+from typing import TYPE_CHECKING, Any
 
-PIPELINE: tuple[PassInfo, ...] = (
-    PassInfo("canonicalize", canonicalize),
-    PassInfo("quantize-conv-weights", quantize_conv_weights),
-    PassInfo("drop-activation-before-quantize", drop_activation_before_quantize),
-    PassInfo("drop-dq-q-pairs", drop_dq_q_pairs),
-    PassInfo("fold-qdq", fold_qdq),
-    PassInfo("fold-requantize", fold_requantize),
-    PassInfo("fold-constants", fold_constants),
-    PassInfo("fold-affine", fold_affine),
-    PassInfo("fuse-conv-activation", fuse_conv_activation),
-    PassInfo("unsign-activations", unsign_activations, min_level=2),
-    PassInfo("fuse-conv-quantize", fuse_conv_quantize),
-    PassInfo("assign-layout", assign_layout, min_level=2),
-    PassInfo("select-winograd", select_winograd, min_level=2),
-    PassInfo("eliminate-concat", eliminate_concat),
-    PassInfo("plan-memory", plan_memory),
-)
+if TYPE_CHECKING:
+    from sqzc.passes.manager import (
+        DEFAULT_CONTEXT,
+        Instrumentation,
+        PassContext,
+        PassInfo,
+        PassRecord,
+        run_pipeline,
+    )
+    from sqzc.passes.pipeline import PIPELINE
 
-__all__ = ["PIPELINE", "PassInfo"]
+__all__ = ["DEFAULT_CONTEXT", "PIPELINE", "Instrumentation", "PassContext", "PassInfo",
+           "PassRecord", "run_pipeline"]
+
+_LAZY = {
+    "PIPELINE": "sqzc.passes.pipeline",
+    "DEFAULT_CONTEXT": "sqzc.passes.manager",
+    "Instrumentation": "sqzc.passes.manager",
+    "PassContext": "sqzc.passes.manager",
+    "PassInfo": "sqzc.passes.manager",
+    "PassRecord": "sqzc.passes.manager",
+    "run_pipeline": "sqzc.passes.manager",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the pipeline or the manager on first use (PEP 562)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sqzc.passes' has no attribute {name!r}")

@@ -17,11 +17,8 @@ from sqzc.ops import (
     QConvAttrs,
     ReduceAttrs,
 )
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 from sqzc.quant_semantics import pack_qconv
-
-#: Block size used when the driver has not set one from the target (AVX-512: 16 floats).
-DEFAULT_BLOCK = 16
-
 
 def _pack_conv(g: Graph, nid: str, block: int) -> bool:
     op = g.op(nid)
@@ -48,7 +45,7 @@ def _pack_conv(g: Graph, nid: str, block: int) -> bool:
     return True
 
 
-def _pack_qconv(g: Graph, nid: str, block: int) -> bool:
+def _pack_qconv(g: Graph, nid: str, block: int, vnni: bool) -> bool:
     """Pack an integer conv for the blocked integer kernel: int8 quads for ``vpdpbusd``
     on AVX512-VNNI targets, int16 pairs for ``pmaddwd`` on the others."""
     op = g.op(nid)
@@ -62,7 +59,7 @@ def _pack_qconv(g: Graph, nid: str, block: int) -> bool:
         return False
     x = op.inputs[0]
     xop = g.op(x)
-    group, kind = (4, "vnni") if g.target_vnni else (2, "pairs")
+    group, kind = (4, "vnni") if vnni else (2, "pairs")
     wp, bp = pack_qconv(a, xop.out.dtype, g.const_value(w),
                         g.const_value(b) if b is not None else None, block, group)
     pw = g.add_const(wp, f"{w}_{kind}{block}", op.origin)
@@ -119,25 +116,26 @@ def _reads_blocked(g: Graph, consumer: str) -> bool:
     return op.block > 0 or (op.kind is OpKind.CONV and bool(op.attrs.packed))  # type: ignore[attr-defined]
 
 
-def assign_layout(g: Graph) -> bool:
+def assign_layout(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Make convolutions produce channel-blocked tensors and keep them blocked downstream.
 
     Convs (group 1, constant weights) get weights packed at compile time as
     [OC/b, IC, KH, KW, b] and biases padded to b, so a kernel loads b output channels'
     weights with one vector load; their outputs are stored NCHW[b]c (b = the target's
-    float vector width). Pools, global pools, activations, same-shape binary ops and
-    channel concats of blocked tensors stay blocked. Padded channels hold zeros. A
-    ``reorder`` back to plain NCHW is inserted before any other consumer and before
-    graph outputs, so layout conversion happens only at the edges of the conv trunk.
+    float vector width, ``ctx.target_block``). Pools, global pools, activations,
+    same-shape binary ops and channel concats of blocked tensors stay blocked. Padded
+    channels hold zeros. A ``reorder`` back to plain NCHW is inserted before any other
+    consumer and before graph outputs, so layout conversion happens only at the edges of
+    the conv trunk.
     """
-    block = getattr(g, "target_block", DEFAULT_BLOCK) or DEFAULT_BLOCK
+    block = ctx.target_block
     changed = False
     for nid in list(g.nodes()):
         op = g.op(nid)
         if op.kind is OpKind.CONV:
             changed |= _pack_conv(g, nid, block)
         elif op.kind is OpKind.QCONV:
-            changed |= _pack_qconv(g, nid, block)
+            changed |= _pack_qconv(g, nid, block, ctx.target_vnni)
         elif op.kind not in (OpKind.CONST, OpKind.INPUT) and not op.block \
                 and _can_block(g, nid, block):
             g.set_op(nid, dataclasses.replace(op, block=block))

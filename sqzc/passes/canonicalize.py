@@ -7,9 +7,10 @@ import math
 
 from sqzc.ir import Graph
 from sqzc.ops import ClipAttrs, NoAttrs, OpKind
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 
-def canonicalize(g: Graph) -> bool:
+def canonicalize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Remove Identity/Dropout and dead nodes; Clip(0, inf) becomes Relu.
 
     Identity nodes that give a graph output its own buffer (an output that would

@@ -24,6 +24,7 @@ import numpy as np
 
 from sqzc.ir import Graph
 from sqzc.ops import ClipAttrs, OpKind, QuantAttrs
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 from sqzc.quant_semantics import _QRANGE
 
 
@@ -60,7 +61,7 @@ def _redundant(g: Graph, nid: str) -> bool:
     return op.attrs.lo <= low and high <= op.attrs.hi
 
 
-def drop_activation_before_quantize(g: Graph) -> bool:
+def drop_activation_before_quantize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Remove a Relu / Clip that its QuantizeLinear makes redundant (as onnxruntime does).
 
     Values are unchanged; ``fold-qdq`` then sees the op -> Q groups onnxruntime fuses.

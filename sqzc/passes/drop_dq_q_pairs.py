@@ -24,6 +24,7 @@ import dataclasses
 
 from sqzc.ir import Graph
 from sqzc.ops import OpKind
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 
 def _drop_pair(g: Graph, qid: str) -> bool:
@@ -62,7 +63,7 @@ def _remove_pair(g: Graph, qid: str, dq_id: str) -> None:
         g.remove(dq_id)
 
 
-def drop_dq_q_pairs(g: Graph) -> bool:
+def drop_dq_q_pairs(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Remove DequantizeLinear -> QuantizeLinear pairs with equal parameters (as onnxruntime does).
 
     The values are unchanged (the pair is an exact identity); what changes is which

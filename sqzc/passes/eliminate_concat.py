@@ -6,9 +6,10 @@ import dataclasses
 
 from sqzc.ir import Graph
 from sqzc.ops import OpKind, Placement
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 
-def eliminate_concat(g: Graph) -> bool:
+def eliminate_concat(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Place each Concat operand in its slice of the Concat's buffer (zero-copy concat).
 
     An operand is placed when its producer is a computed op, it is not a graph output

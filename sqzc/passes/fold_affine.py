@@ -8,6 +8,7 @@ import numpy as np
 
 from sqzc.ir import Graph
 from sqzc.ops import ConvAttrs, OpKind
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 
 def _channel_vector(g: Graph, const: str, channels: int) -> np.ndarray | None:
@@ -21,7 +22,7 @@ def _channel_vector(g: Graph, const: str, channels: int) -> np.ndarray | None:
     return np.broadcast_to(v.reshape(-1), (channels,)).astype(np.float64)
 
 
-def fold_affine(g: Graph) -> bool:
+def fold_affine(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Conv followed by Mul/Add/Sub/Div with a per-channel constant folds into W and b.
 
     Importing BatchNormalization yields ``x * scale + shift`` with constant scale and

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqzc.errors import ModelError
 from sqzc.ir import Graph
 from sqzc.ops import NoAttrs, OpKind
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 from sqzc.semantics import reference
 
 #: Folding a constant bigger than this (bytes) would bloat the library; leave it at runtime.
@@ -24,7 +25,7 @@ def _runtime_dequantized_weight(g: Graph, nid: str) -> bool:
         for u in users)
 
 
-def fold_constants(g: Graph) -> bool:
+def fold_constants(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Replace every op with only constant operands by its value (numpy references).
 
     This removes the float16->float32 casts of weights, transposes/reshapes of weights

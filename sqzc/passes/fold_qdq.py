@@ -20,6 +20,7 @@ from sqzc.ops import (
 from sqzc.ort_qdq import ort_fuses_qdq_conv, sgemm_stride_k
 from sqzc.passes.fold_qdq_contrib import CONTRIB_FOLDERS
 from sqzc.passes.fold_qdq_matmul import fold_matmul
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 from sqzc.passes.qdq_match import dequantized, sole_quantize_reader
 from sqzc.quant_semantics import conv_multipliers
 
@@ -36,9 +37,9 @@ def _conv_group(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
     return sole_quantize_reader(g, nid)
 
 
-def _ort_fuses(g: Graph, nid: str, q: str, yp: QuantAttrs) -> bool:
+def _ort_fuses(g: Graph, nid: str, q: str, yp: QuantAttrs, ctx: PassContext) -> bool:
     """Whether onnxruntime makes the group a QLinearConv."""
-    if g.fuse_int8_qdq:  # session.qdqisint8allowed=1: int8 too, input and output alike,
+    if ctx.fuse_int8_qdq:  # session.qdqisint8allowed=1: int8 too, input and output alike,
         # and an int8 input needs int8 weights (no S8U8 kernel; ConvNodeGroupSelector)
         x_type = g.op(g.op(nid).inputs[0]).attrs.dtype  # type: ignore[attr-defined]
         w = dequantized(g, g.op(nid).inputs[1])
@@ -125,7 +126,7 @@ def _reads_8bit_dq(g: Graph, conv: str) -> bool:
     return x is not None and x[1].dtype in ("uint8", "int8")
 
 
-def _fold_conv_groups(g: Graph) -> bool:
+def _fold_conv_groups(g: Graph, ctx: PassContext) -> bool:
     """Every ``DQ(x) -> Conv -> Q`` group: a ``qconv`` where onnxruntime fuses it
     (decided on the graph as imported, before any group is folded), else a float conv
     marked for MLAS's summation order, onnxruntime's float path (``sqzc.ort_qdq``). A
@@ -137,7 +138,7 @@ def _fold_conv_groups(g: Graph) -> bool:
         if g.op(nid).kind is not OpKind.CONV or not _reads_8bit_dq(g, nid):
             continue
         if (grp := _conv_group(g, nid)) is not None:
-            groups[nid] = (grp[0], _ort_fuses(g, nid, *grp))
+            groups[nid] = (grp[0], _ort_fuses(g, nid, *grp, ctx))
         else:
             loose.append(nid)
     for nid, (qid, fused) in groups.items():
@@ -148,7 +149,7 @@ def _fold_conv_groups(g: Graph) -> bool:
     return bool(groups or loose)
 
 
-def fold_qdq(g: Graph) -> bool:
+def fold_qdq(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Turn QDQ-format groups into integer ops, as onnxruntime's QDQ transformer does.
 
     DequantizeLinear -> Conv -> QuantizeLinear becomes one ``qconv`` (int8 weights kept,
@@ -166,14 +167,14 @@ def fold_qdq(g: Graph) -> bool:
     literal meaning). Runs before constant folding, which would otherwise turn the
     dequantized weights into float constants.
 
-    int8-activation groups are folded too by default (the graph's ``fuse_int8_qdq``), as
+    int8-activation groups are folded too by default (the context's ``fuse_int8_qdq``), as
     onnxruntime does with ``session.qdqisint8allowed=1``. With ``--no-fuse-int8-qdq`` the
     conv groups onnxruntime's default x86-64 session does not fuse (int8 activations whose
     Q -> DQ pairs its S8->U8 transformer cannot rewrite, ``sqzc.ort_qdq``) stay float,
     marked to sum in its MLAS order so the results are its results.
     """
     imported = g.copy()  # onnxruntime decides every group before it fuses any
-    changed = _fold_conv_groups(g)
+    changed = _fold_conv_groups(g, ctx)
     folders = {OpKind.MAXPOOL: _fold_maxpool, OpKind.CONCAT: _fold_concat}
     for nid in list(g.nodes()):
         if nid not in g:
@@ -181,9 +182,9 @@ def fold_qdq(g: Graph) -> bool:
         if g.op(nid).kind in folders:
             changed |= folders[g.op(nid).kind](g, nid)
         elif g.op(nid).kind in CONTRIB_FOLDERS:
-            changed |= CONTRIB_FOLDERS[g.op(nid).kind](g, imported, nid)
+            changed |= CONTRIB_FOLDERS[g.op(nid).kind](g, imported, nid, ctx)
         elif g.op(nid).kind is OpKind.MATMUL:
-            changed |= fold_matmul(g, imported, nid)
+            changed |= fold_matmul(g, imported, nid, ctx)
     if changed:
         g.remove_dead()
     return changed
@@ -219,7 +220,7 @@ def _push_quantize_through_maxpool(g: Graph) -> bool:
     return changed
 
 
-def fold_requantize(g: Graph) -> bool:
+def fold_requantize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Q(DQ(x)) and Q(Concat(DQ(a), DQ(b), ...)) become integer requantizations.
 
     Both are exact rewrites of the float path (the requantize kernel performs the same

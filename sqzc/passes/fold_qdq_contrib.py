@@ -33,6 +33,7 @@ from sqzc.ops import (
     SoftmaxAttrs,
 )
 from sqzc.ort_qdq import ort_group_types
+from sqzc.passes.manager import PassContext
 from sqzc.passes.qdq_match import dequantized, sole_quantize_reader
 from sqzc.quant_semantics import lookup_table
 
@@ -59,7 +60,8 @@ def _eight_bit(match: tuple[str, QuantAttrs] | None) -> tuple[str, QuantAttrs] |
     return match
 
 
-def _group(g: Graph, imported: Graph, dqs: list[str], last: str) -> _Group | None:
+def _group(g: Graph, imported: Graph, dqs: list[str], last: str,
+           ctx: PassContext) -> _Group | None:
     """The group of DequantizeLinears ``dqs`` -> ... -> ``last`` -> Q, if onnxruntime fuses
     it; int8 inputs it sees as uint8 are converted here (call only once committed)."""
     srcs = [_eight_bit(dequantized(g, d)) for d in dqs]
@@ -67,7 +69,7 @@ def _group(g: Graph, imported: Graph, dqs: list[str], last: str) -> _Group | Non
     if q is None or any(s is None for s in srcs) or q[0] not in imported \
             or any(d not in imported for d in dqs):
         return None
-    types = ort_group_types(imported, dqs, q[0], g.fuse_int8_qdq)
+    types = ort_group_types(imported, dqs, q[0], ctx.fuse_int8_qdq)
     if types is None:
         return None
     inputs = []
@@ -94,7 +96,7 @@ def _finish(g: Graph, nid: str, grp: _Group, kind: OpKind, attrs: object,
     return True
 
 
-def _fold_softmax(g: Graph, imported: Graph, nid: str) -> bool:
+def _fold_softmax(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
     """DQ -> Softmax -> Q becomes onnxruntime's QLinearSoftmax (its lookup-table
     arithmetic). A Softmax before opset 13 over several axes arrives as Reshape -> Softmax
     -> Reshape (the importer's 2-D form); onnxruntime fuses that group too, so the
@@ -111,7 +113,7 @@ def _fold_softmax(g: Graph, imported: Graph, nid: str) -> bool:
         if len(users) != 1 or nid in g.output_nodes() or g.op(users[0]).kind is not OpKind.RESHAPE:
             return False
         post = users[0]
-    grp = _group(g, imported, [dq], post or nid)
+    grp = _group(g, imported, [dq], post or nid, ctx)
     if grp is None:
         return False
     src, xq = grp.inputs[0]
@@ -124,7 +126,7 @@ def _fold_softmax(g: Graph, imported: Graph, nid: str) -> bool:
     return _finish(g, post, grp, OpKind.RESHAPE, g.op(post).attrs, [sm], "reshape")
 
 
-def _fold_avgpool(g: Graph, imported: Graph, nid: str) -> bool:
+def _fold_avgpool(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
     """DQ -> AveragePool -> Q becomes onnxruntime's QLinearAveragePool (a window covering
     the unpadded input is its global-pool path, as the importer does for
     QLinearAveragePool). Dilated pools stay float: QLinearAveragePool has no dilations,
@@ -133,7 +135,7 @@ def _fold_avgpool(g: Graph, imported: Graph, nid: str) -> bool:
     assert isinstance(pool, PoolAttrs)
     if pool.dilations != (1, 1):
         return False
-    grp = _group(g, imported, [g.op(nid).inputs[0]], nid)
+    grp = _group(g, imported, [g.op(nid).inputs[0]], nid, ctx)
     if grp is None:
         return False
     (src, xq), = grp.inputs
@@ -143,25 +145,25 @@ def _fold_avgpool(g: Graph, imported: Graph, nid: str) -> bool:
                    "qavgpool")
 
 
-def _fold_global_avgpool(g: Graph, imported: Graph, nid: str) -> bool:
+def _fold_global_avgpool(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
     """DQ -> GlobalAveragePool (a mean over every axis after the channels, kept) -> Q
     becomes onnxruntime's QLinearGlobalAveragePool (integer sum, its requantization)."""
     a, rank = g.op(nid).attrs, len(g.op(nid).out.shape)
     assert isinstance(a, ReduceAttrs)
     if a.mode != "mean" or not a.keepdims or rank < 3 or a.axes != tuple(range(2, rank)):
         return False
-    grp = _group(g, imported, [g.op(nid).inputs[0]], nid)
+    grp = _group(g, imported, [g.op(nid).inputs[0]], nid, ctx)
     if grp is None:
         return False
     (src, xq), = grp.inputs
     return _finish(g, nid, grp, OpKind.QGLOBAL_AVGPOOL, QPoolAttrs(xq, grp.y), [src], "qgap")
 
 
-def _fold_leaky_relu(g: Graph, imported: Graph, nid: str) -> bool:
+def _fold_leaky_relu(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
     """DQ -> LeakyRelu -> Q becomes onnxruntime's QLinearLeakyRelu (its lookup table)."""
     a = g.op(nid).attrs
     assert isinstance(a, LeakyReluAttrs)
-    grp = _group(g, imported, [g.op(nid).inputs[0]], nid)
+    grp = _group(g, imported, [g.op(nid).inputs[0]], nid, ctx)
     if grp is None:
         return False
     (src, xq), = grp.inputs
@@ -170,7 +172,7 @@ def _fold_leaky_relu(g: Graph, imported: Graph, nid: str) -> bool:
     return _finish(g, nid, grp, OpKind.LOOKUP, table, [src], "qleaky")
 
 
-def _fold_binary(g: Graph, imported: Graph, nid: str) -> bool:
+def _fold_binary(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
     """DQ(a), DQ(b) -> Add/Mul -> Q becomes onnxruntime's QLinearAdd/QLinearMul, operands
     ordered as its kernel takes them (``qadd``'s first operand rounds differently). Left
     float where batch 1 and larger batches would round differently (a dynamic batch that
@@ -185,7 +187,7 @@ def _fold_binary(g: Graph, imported: Graph, nid: str) -> bool:
                   for i, s in zip(op.inputs, shapes))
         if qrc._broadcast_case(ba, bb, broadcast_shapes(ba, bb)) != case:
             return False
-    grp = _group(g, imported, list(op.inputs), nid)
+    grp = _group(g, imported, list(op.inputs), nid, ctx)
     if grp is None:
         return False
     (a, aq), (b, bq) = grp.inputs
@@ -195,7 +197,7 @@ def _fold_binary(g: Graph, imported: Graph, nid: str) -> bool:
     return _finish(g, nid, grp, kind, attrs, ins, kind.value)
 
 
-#: op kind -> folder(graph, graph as imported, node)
+#: op kind -> folder(graph, graph as imported, node, pass context)
 CONTRIB_FOLDERS = {
     OpKind.SOFTMAX: _fold_softmax,
     OpKind.AVGPOOL: _fold_avgpool,

@@ -29,6 +29,7 @@ import numpy as np
 from sqzc.ir import Graph
 from sqzc.ops import MatMulAttrs, OpKind, QMatMulAttrs, QuantAttrs, TransposeAttrs
 from sqzc.ort_qdq import ort_group_types
+from sqzc.passes.manager import PassContext
 from sqzc.passes.qdq_match import dequantized, sole_quantize_reader
 from sqzc.quant_semantics import conv_multipliers
 
@@ -75,7 +76,7 @@ def _gemm_bias(g: Graph, mm: str, n: int) -> tuple[str, tuple[int, ...]] | None:
     return readers[0], tuple(int(v) for v in values)
 
 
-def fold_matmul(g: Graph, imported: Graph, nid: str) -> bool:
+def fold_matmul(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
     """DQ(a), DQ(b) -> MatMul [-> Add(DQ(int32 c))] -> Q into a ``qmatmul`` where
     onnxruntime fuses it (module docstring)."""
     op = g.op(nid)
@@ -100,8 +101,8 @@ def fold_matmul(g: Graph, imported: Graph, nid: str) -> bool:
     (asrc, ap), (bsrc, bp, transposed), (qid, yp) = a, b, q
     if not bp.per_tensor and (bp.axis != 1 or len(bp.scale) != n):
         return False
-    int8_allowed = g.fuse_int8_qdq or gemm
-    types = ort_group_types(imported, [op.inputs[0]], qid, g.fuse_int8_qdq)
+    int8_allowed = ctx.fuse_int8_qdq or gemm
+    types = ort_group_types(imported, [op.inputs[0]], qid, ctx.fuse_int8_qdq)
     if types is None or (types[1] == "int8" and not (int8_allowed and bp.dtype == "int8")):
         return False
     if transposed:

@@ -6,9 +6,10 @@ import dataclasses
 
 from sqzc.ir import Graph
 from sqzc.ops import UNARY_ACTIVATIONS, ConvAttrs, OpKind, activation_of
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 
-def fuse_conv_activation(g: Graph) -> bool:
+def fuse_conv_activation(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Fold an activation into the Conv feeding it (applied in registers before the store).
 
     Precondition: the Conv has no epilogue yet and the activation is its only consumer

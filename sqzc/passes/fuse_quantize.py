@@ -6,9 +6,10 @@ import dataclasses
 
 from sqzc.ir import Graph
 from sqzc.ops import ConvAttrs, OpKind, QuantAttrs
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 
-def fuse_conv_quantize(g: Graph) -> bool:
+def fuse_conv_quantize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Quantize a float-path QDQ conv's result in registers and store 8-bit values.
 
     fold-qdq leaves the QDQ convs onnxruntime runs in float as DQ -> Conv -> Q; the conv

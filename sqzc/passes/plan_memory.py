@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqzc.ir import Graph
 from sqzc.memory import assign_arena
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 
-def plan_memory(g: Graph) -> bool:
+def plan_memory(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Assign arena offsets so tensors alive at the same step never overlap.
 
     Lifetimes come from the stable topological schedule; a concat's buffer lives from the

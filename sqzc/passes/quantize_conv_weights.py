@@ -31,6 +31,7 @@ import numpy as np
 
 from sqzc.ir import Graph
 from sqzc.ops import OpKind, QuantAttrs
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 from sqzc.quant_semantics import quantize
 
 
@@ -104,7 +105,7 @@ def _quantize_conv(g: Graph, conv: str) -> bool:
     return True
 
 
-def quantize_conv_weights(g: Graph) -> bool:
+def quantize_conv_weights(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Quantize the float weight and bias of a QDQ conv to int8 / int32, as onnxruntime does."""
     changed = False
     for nid in list(g.nodes()):

@@ -7,6 +7,7 @@ import dataclasses
 from sqzc.float_semantics import unpack_conv
 from sqzc.ir import Graph
 from sqzc.ops import ConvAttrs, OpKind
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 from sqzc.winograd import ConvGeometry, choose_tile, matrices, transform_weights
 
 #: Per-thread scratch the kernel keeps on its stack for one row of transformed input
@@ -20,16 +21,16 @@ def _tile_row_bytes(m: int, out_w: int, in_channels: int, block: int) -> int:
     return alpha * alpha * -(-out_w // m) * icp * 4
 
 
-def select_winograd(g: Graph) -> bool:
+def select_winograd(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Rewrite eligible packed 3x3 stride-1 convs to Winograd F(m x m, 3x3), m by cost.
 
     Eligible: float32, group 1, dilation 1, weights packed by assign-layout and a
     channel-blocked input (the kernel reads b input channels per vector). The filter
     transform ``G g G^T`` is folded into the weights here; ``winograd.choose_tile``
     compares direct, F(2x2) and F(4x4) by estimated vector operations. Off with
-    ``--no-winograd`` (the graph's ``allow_winograd``).
+    ``--no-winograd`` (the context's ``allow_winograd``).
     """
-    if not g.allow_winograd:
+    if not ctx.allow_winograd:
         return False
     changed = False
     for nid in list(g.nodes()):

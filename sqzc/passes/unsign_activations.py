@@ -6,6 +6,7 @@ import dataclasses
 
 from sqzc.ir import Graph
 from sqzc.ops import OpKind, QConvAttrs, QPoolAttrs, QuantAttrs, TensorType
+from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 #: Ops that can produce a shifted tensor (they requantize, so any zero point works).
 PRODUCERS = frozenset({OpKind.QUANTIZE, OpKind.QCONV, OpKind.REQUANTIZE})
@@ -43,7 +44,7 @@ def _candidates(g: Graph) -> set[str]:
     return cand
 
 
-def unsign_activations(g: Graph) -> bool:
+def unsign_activations(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Store int8 activations as uint8 (value + 128, zero point + 128).
 
     The real value ``(q - zp) * scale`` is unchanged, requantization rounds and clamps the

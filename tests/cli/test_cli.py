@@ -25,7 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import sqzc
 from sqzc.passes import PIPELINE
-from sqzc.zoo import DESCRIPTIONS
+from sqzc.tools.zoo import DESCRIPTIONS
 from sqz_testing import assert_close, ort_run, sqzc_command
 
 PASS_NAMES = [p.name for p in PIPELINE]
@@ -646,7 +646,7 @@ def test_tiny_stats_times_and_sizes(tiny: Path, work: Path) -> None:
 
 
 def test_profile_table_keeps_full_names_and_aligns() -> None:
-    from sqzc.bench import BenchResult, format_report
+    from sqzc.tools.bench import BenchResult, format_report
 
     stem = "fire9/expand3x3+fire9/relu_expand3x3+fire9/concat_"
     layers = [{"origin": stem + "a", "op": "conv", "macs": 1000, "seconds": 3e-6},
@@ -692,7 +692,7 @@ def test_argparse_errors_say_sqzc_error(args: tuple[str, ...], command: str) -> 
 
 def test_target_cpu_help_lists_what_is_accepted() -> None:
     from sqzc.backends.llvm.target import _KNOWN
-    from sqzc.cli import build_parser
+    from sqzc.tools.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     for command in ("compile", "dump", "bench", "verify"):
@@ -724,7 +724,7 @@ def test_sigterm_during_compile_leaves_nothing(tmp_path: Path) -> None:
     import time
 
     model = tmp_path / "sq10.onnx"
-    model.write_bytes(sqzc.zoo.build("squeezenet1.0").SerializeToString())
+    model.write_bytes(sqzc.tools.zoo.build("squeezenet1.0").SerializeToString())
     scratch = tmp_path / "tmpdir"
     scratch.mkdir()
     out = tmp_path / "lib.so"

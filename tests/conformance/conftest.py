@@ -4,7 +4,7 @@ The test module in this folder defines ``op_of(test_name)`` and
 ``exclusion_reason(test_name)``; this file records every conformance test's outcome and
 prints one table per session (only when conformance tests ran), followed by the
 exclusions grouped by reason, the failures by op, and the compile-cache statistics of
-:class:`sqzc.backend.SqzcBackend`.
+:class:`sqzc.tools.onnx_backend.SqzcBackend`.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
         for op in sorted(failed):
             tr.write_line(f"  {op}: {', '.join(sorted(failed[op]))}")
     try:
-        from sqzc.backend import SqzcBackend
+        from sqzc.tools.onnx_backend import SqzcBackend
     except ImportError:  # pragma: no cover - the test module imported it already
         return
     s = SqzcBackend.stats

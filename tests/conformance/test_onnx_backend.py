@@ -1,6 +1,6 @@
 """ONNX backend conformance: the official ONNX node tests, compiled and run by sqzc.
 
-``onnx.backend.test.BackendTest`` drives :class:`sqzc.backend.SqzcBackend`: every test
+``onnx.backend.test.BackendTest`` drives :class:`sqzc.tools.onnx_backend.SqzcBackend`: every test
 builds a one-node model, which the backend saves, compiles with sqzc into a temporary
 shared library, loads and runs on the test's inputs; outputs are compared with ONNX's
 reference results (shape, dtype, then values at the test's rtol/atol).
@@ -50,7 +50,7 @@ from onnx.backend.test.case.test_case import TestCase as OnnxTestCase
 from onnx.backend.test.loader import load_model_tests
 from onnx.backend.test.runner import Runner
 
-from sqzc.backend import SqzcBackend
+from sqzc.tools.onnx_backend import SqzcBackend
 
 # ---------------------------------------------------------------------- selection
 

@@ -1,4 +1,4 @@
-"""``sqzc.onnx_export`` / ``sqzc dump --format onnx``: the optimized IR as a valid ONNX file.
+"""``sqzc.tools.onnx_export`` / ``sqzc dump --format onnx``: the optimized IR as a valid ONNX file.
 
 * zoo SqueezeNet 1.1 (float32) and the int8 QOperator SqueezeNet from ../shared (skipped
   when missing): ``onnx.checker`` passes (full check), one ONNX node per IR op, constants
@@ -22,9 +22,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 import sqzc.driver as driver
 from sqzc.ir import Graph
-from sqzc.onnx_export import SQZC_DOMAIN, STANDARD_OPSET, _Exporter, flatten_attrs, to_onnx
+from sqzc.tools.onnx_export import SQZC_DOMAIN, STANDARD_OPSET, Exporter, flatten_attrs, to_onnx
 from sqzc.ops import OpKind
-from sqzc.zoo import build
+from sqzc.tools.zoo import build
 from sqz_testing import sqzc_command
 
 QOPERATOR = "models/derived/squeezenet1.0-12-int8-qoperator.derived.onnx"
@@ -212,7 +212,7 @@ def test_int8_qoperator_export(qoperator):
 def test_generic_mapping_covers_every_kind(qoperator, squeezenet, monkeypatch):
     """Kinds added to the IR later fall back to a flattened sqzc-domain node: exporting
     every op that way still gives a valid model with one node per op."""
-    monkeypatch.setattr(_Exporter, "op_node", _Exporter.generic)
+    monkeypatch.setattr(Exporter, "op_node", Exporter.generic)
     for graph, _ in (qoperator, squeezenet):
         model = to_onnx(graph)
         onnx.checker.check_model(model, full_check=True)

@@ -44,7 +44,7 @@ def test_first_commands_stay_first():
 
 
 def test_every_subcommand_and_pass_is_documented():
-    from sqzc.cli import build_parser
+    from sqzc.tools.cli import build_parser
     from sqzc.passes import PIPELINE
 
     text = README.read_text()
@@ -61,9 +61,9 @@ def test_every_subcommand_and_pass_is_documented():
 def test_generator_picks_up_new_subcommands(monkeypatch):
     """A subcommand added later (with options and a group) appears without touching the
     generator, and a stale README is reported."""
-    import sqzc.cli
+    import sqzc.tools.cli
 
-    real = sqzc.cli.build_parser
+    real = sqzc.tools.cli.build_parser
 
     def extended() -> argparse.ArgumentParser:
         p = real()
@@ -74,7 +74,7 @@ def test_generator_picks_up_new_subcommands(monkeypatch):
         g.add_argument("--knob", type=int, default=7, help="how far to turn it")
         return p
 
-    monkeypatch.setattr(sqzc.cli, "build_parser", extended)
+    monkeypatch.setattr(sqzc.tools.cli, "build_parser", extended)
     gen = load_generator()
     current = README.read_text()
     fresh = gen.render(current)

@@ -53,7 +53,7 @@ def model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto],
 
 
 def small_squeezenet_bytes() -> bytes:
-    from sqzc.zoo import build
+    from sqzc.tools.zoo import build
 
     return build("squeezenet1.1", image_size=32, num_classes=10).SerializeToString()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import sqzc
-from sqzc.cli import DEMO_MODEL
+from sqzc.tools.cli import DEMO_MODEL
 from sqzc.driver import CompileOptions
 
 

@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import sqzc
-from sqzc.cli import DEMO_IMAGE, LABELS
+from sqzc.tools.cli import DEMO_IMAGE, LABELS
 from sqzc.driver import CompileOptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def test_classifies_the_bundled_kitten(fp16_program: Path, tmp_path: Path):
 
 
 def test_matches_the_python_runtime(fp16_program: Path, bundled_build: Path, tmp_path: Path):
-    from sqzc.imageio import load_rgb, squeezenet_input
+    from sqzc.tools.imageio import load_rgb, squeezenet_input
 
     x = squeezenet_input(load_rgb(DEMO_IMAGE), "float32")
     raw = tmp_path / "x.f32"

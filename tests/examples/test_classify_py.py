@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqzc.cli import DEMO_IMAGE, DEMO_MODEL
+from sqzc.tools.cli import DEMO_IMAGE, DEMO_MODEL
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "classify.py"
 TOP_LINE = re.compile(r"^\s+(\d+\.\d+)\s+(\d+)\s+(.*)$", re.M)

@@ -20,7 +20,7 @@ from hardening_support import mini_squeezenet, small_conv
 from sqz_testing import assert_close, compile_and_load, ort_run, random_inputs
 
 import sqzc
-from sqzc.zoo import build
+from sqzc.tools.zoo import build
 
 
 @pytest.fixture(scope="module")

@@ -234,7 +234,7 @@ def _bases(tmp: Path, shared: Path | None) -> list[tuple[str, Path, int, tuple[i
 
     The shares sum to DEFAULT_CASES, so a default run fuzzes each base share times.
     """
-    from sqzc.zoo import build
+    from sqzc.tools.zoo import build
 
     extra = 0 if shared is not None else 90  # the same total without the shared model
     bases = [

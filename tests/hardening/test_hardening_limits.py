@@ -3,8 +3,7 @@
 Each test here reproduces one root cause behind fuzz findings with a small hand-built
 model, so that it stays fixed even where the fuzzer's random mutants no longer reach it
 (tests/hardening/test_hardening_fuzz.py excuses nothing: it fails on every finding). A bug
-found but not yet fixed is pinned here by a strict xfail naming it (today: MaxPool of -inf,
-whose fix belongs in the pool kernels).
+found but not yet fixed is pinned here by a strict xfail naming it (none today).
 
 "A clean error" means a ``SqzcError`` other than ``InternalError``: the error contract
 reserves ``InternalError`` for compiler bugs.
@@ -232,16 +231,28 @@ def test_flag_attribute_must_be_0_or_1(case: str, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=f"attribute '{name}' must be 0 or 1"):
         sqzc.compile(save(model, tmp_path), None)
 
-def _maxpool(channels: int, pads: list[int], ceil_mode: int) -> onnx.ModelProto:
-    size = 8
-    out = (size + pads[0] + pads[2] - 3 + ceil_mode) // 2 + 1
+def _maxpool(channels: int, pads: list[int], ceil_mode: int, size: int = 8, stride: int = 2,
+             conv_first: bool = False) -> onnx.ModelProto:
+    """A float MaxPool 3x3 over ``channels`` channels; with ``conv_first`` the input has one
+    channel, copied to each of them by a 1x1 conv of ones (every value passes through, NaN
+    and infinities included), which puts the pool in sqzc's channel-blocked layout at -O3."""
+    oh, ow = ((size + pads[i] + pads[i + 2] - 3 + ceil_mode * (stride - 1)) // stride + 1
+              for i in (0, 1))
+    nodes, inits, pooled = [], [], "x"
+    if conv_first:
+        ones = np.ones((channels, 1, 1, 1), np.float32)
+        inits.append(onnx.numpy_helper.from_array(ones, "w"))
+        nodes.append(onnx.helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]))
+        pooled = "c"
+    nodes.append(onnx.helper.make_node("MaxPool", [pooled], ["y"], kernel_shape=[3, 3],
+                                       strides=[stride, stride], pads=pads,
+                                       ceil_mode=ceil_mode))
     graph = onnx.helper.make_graph(
-        [onnx.helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[2, 2],
-                               pads=pads, ceil_mode=ceil_mode)], "maxpool",
+        nodes, "maxpool",
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
-                                            [1, channels, size, size])],
+                                            [1, 1 if conv_first else channels, size, size])],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT,
-                                            [1, channels, out, out])])
+                                            [1, channels, oh, ow])], inits)
     m = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
     m.ir_version = 8
     return m
@@ -256,17 +267,13 @@ MAXPOOL_ALL_NEG_INF = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MaxPool of an all -inf window gives -FLT_MAX; onnxruntime's vectorized MlasPool kernel "
-    "(last stride <= 2, channel counts its NCHWc path does not take) gives -inf unless the "
-    "window reaches a left/right pad column (it starts each window from its first input "
-    "row; only the padding slots of its row buffer hold -FLT_MAX), while sqzc's max pool "
-    "always starts from -FLT_MAX like MlasPool's generic kernel (the float max pool in "
-    "backends/llvm/emit/pool: kernel = 'generic' if is_max, init LOWEST_F32)"))
 @pytest.mark.parametrize("opt_level", [0, 3])
 @pytest.mark.parametrize("case", sorted(MAXPOOL_ALL_NEG_INF))
 def test_maxpool_of_neg_inf_matches_onnxruntime(case: str, opt_level: int,
                                                 tmp_path: Path) -> None:
+    """onnxruntime's vectorized MlasPool kernel gives -inf for a window of -inf unless the
+    window reaches a left/right pad column (only its row buffer's pad slots hold -FLT_MAX);
+    sqzc's max pool used to start every window at -FLT_MAX, as MLAS's generic kernel."""
     model = MAXPOOL_ALL_NEG_INF[case]()
     x = np.full([d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim],
                 -np.inf, np.float32)
@@ -276,3 +283,42 @@ def test_maxpool_of_neg_inf_matches_onnxruntime(case: str, opt_level: int,
     sqzc.compile(path, tmp_path / "pool.so", sqzc.CompileOptions(opt_level=opt_level))
     got = sqzc.load(tmp_path / "pool.so", threads=1)(x)
     assert compare(got, want) is None, (got[0, 0], want[0, 0])
+
+
+def _same_bits(got: np.ndarray, want: np.ndarray) -> bool:
+    """Bit for bit, except that any NaN matches any NaN (payloads are not compared)."""
+    nan = np.isnan(got)
+    return bool(np.array_equal(nan, np.isnan(want)) and np.array_equal(
+        np.where(nan, 0, got).view(np.uint32), np.where(nan, 0, want).view(np.uint32)))
+
+
+@pytest.mark.parametrize("layout", ["plain", "blocked"])
+@pytest.mark.parametrize("stride,size,pads,ceil_mode", [
+    (1, 9, [1, 1, 1, 1], 0),   # width 9: column 8 takes MLAS's scalar max
+    (2, 8, [1, 1, 1, 1], 0),
+    (2, 10, [0, 1, 0, 0], 1),  # a left pad only, ceil overhang on the right
+    (2, 7, [1, 0, 1, 0], 0),   # width 7: 4 vector + 3 scalar columns
+])
+def test_maxpool_special_values_match_onnxruntime(layout: str, stride: int, size: int,
+                                                  pads: list[int], ceil_mode: int,
+                                                  tmp_path: Path) -> None:
+    """NaN, +-inf, -FLT_MAX and signed zeros through a max pool onnxruntime runs with
+    MLAS's vector kernel (3 channels: no NCHWc), in sqzc's plain and blocked kernels: the
+    start value, the pad slots and MLAS's vector/scalar max (NaN kept or dropped by side,
+    which of two equal zeros wins) must all agree."""
+    model = _maxpool(3, pads, ceil_mode, size=size, stride=stride,
+                     conv_first=layout == "blocked")
+    rng = np.random.default_rng(size * 10 + stride)
+    specials = np.array([np.nan, np.inf, -np.inf, -np.inf, -np.inf, -3.4028235e38, 0.0, -0.0,
+                         1.0, -1.0], np.float32)
+    x = rng.choice(specials, size=(1, 1 if layout == "blocked" else 3, size, size))
+    x[0, -1, :3] = -np.inf  # whole windows of -inf
+    want = ort_session(model).run(None, {"x": x})[0]
+    path = save(model, tmp_path)
+    opt = 3 if layout == "blocked" else 1
+    result = sqzc.compile(path, tmp_path / "pool.so", sqzc.CompileOptions(opt_level=opt))
+    g = result.graph
+    pool_blocks = [g.op(n).block for n in g.nodes() if g.op(n).kind.name == "MAXPOOL"]
+    assert len(pool_blocks) == 1 and bool(pool_blocks[0]) == (layout == "blocked")
+    got = sqzc.load(tmp_path / "pool.so", threads=1)(x)
+    assert _same_bits(got, want), (got, want)

@@ -100,11 +100,11 @@ def test_in_a_fresh_process_too(model_file: Path, tmp_path: Path) -> None:
         out = tmp_path / f"p{i}" / "lib.so"
         out.parent.mkdir()
         env = dict(os.environ, PYTHONHASHSEED=seed, TMPDIR=str(out.parent))
-        proc = subprocess.run([sys.executable, "-m", "sqzc.cli", "compile", str(model_file),
+        proc = subprocess.run([sys.executable, "-m", "sqzc", "compile", str(model_file),
                                "-o", str(out)], capture_output=True, text=True, env=env,
                               timeout=300, check=False)
-        if proc.returncode != 0 and "No module named sqzc.cli" in proc.stderr:
-            pytest.skip("sqzc.cli is not runnable with -m")
+        if proc.returncode != 0 and "No module named sqzc" in proc.stderr:
+            pytest.skip("sqzc is not runnable with -m")
         assert proc.returncode == 0, proc.stderr
         outs.append(out)
     assert outs[0].read_bytes() == outs[1].read_bytes()
@@ -183,7 +183,7 @@ def test_cli_failure_exit_code_and_old_output(tmp_path: Path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
     env = dict(os.environ, TMPDIR=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "sqzc.cli", "compile", str(bad), "-o",
+    proc = subprocess.run([sys.executable, "-m", "sqzc", "compile", str(bad), "-o",
                            str(out)], capture_output=True, text=True, env=env, timeout=120,
                           check=False)
     assert proc.returncode == 2, (proc.returncode, proc.stderr)

@@ -9,7 +9,7 @@
 * ``layerwise``: an exposed QDQ model cut into independent groups, each fed from a new
   graph input, to compare layer by layer from a reference's tensors.
 * ``QuantConfig`` / ``quantize``: ``onnxruntime.quantization.quantize_static`` of a
-  ``sqzc.zoo`` model with a small seeded calibration set.
+  ``sqzc.tools.zoo`` model with a small seeded calibration set.
 * ``ExposedModels``: a per-session cache of the exposed models as files (what gets
   compiled), so quantization and surgery run once per session.
 * ``OrtRunner``: onnxruntime with default session options (graph optimizations on), with
@@ -180,9 +180,9 @@ def layerwise(exposed: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """One ``quantize_static`` setting for a ``sqzc.zoo`` model."""
+    """One ``quantize_static`` setting for a ``sqzc.tools.zoo`` model."""
 
-    model: str  # sqzc.zoo name
+    model: str  # sqzc.tools.zoo name
     fmt: str  # "qdq" (QuantFormat.QDQ) or "qop" (QuantFormat.QOperator)
     per_channel: bool
     reduce_range: bool
@@ -220,7 +220,7 @@ def quantize(cfg: QuantConfig, workdir: Path, source: Path | None = None,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from sqzc.zoo import build
+    from sqzc.tools.zoo import build
 
     workdir.mkdir(parents=True, exist_ok=True)
     base = source or workdir / f"{cfg.model}.onnx"

@@ -27,7 +27,7 @@ import sqz_testing
 from sqz_testing import compile_and_load, model_path
 
 import sqzc
-from sqzc.zoo import ZOO, build
+from sqzc.tools.zoo import ZOO, build
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def find_shared_dir() -> Path | None:
 class Lib:
     """One library to compile: a zoo model (name + build arguments) or an ONNX file.
 
-    ``model`` is a ``sqzc.zoo`` name, or a file path: absolute, or relative to the shared
+    ``model`` is a ``sqzc.tools.zoo`` name, or a file path: absolute, or relative to the shared
     folder when ``shared`` is true (then ``source`` is ``None`` if the folder is missing).
     """
 

@@ -21,7 +21,7 @@ from sqz_testing import assert_matches_ort, compile_and_load, model_path, random
 import sqzc
 from sqzc.driver import CompileOptions
 from sqzc.errors import CallError
-from sqzc.zoo import INPUT_NAME, OUTPUT_NAME, build
+from sqzc.tools.zoo import INPUT_NAME, OUTPUT_NAME, build
 
 # -O0: these tests are about shapes and errors, not code quality, and -O0 compiles fast.
 LEVEL = 0

@@ -15,7 +15,7 @@ What is compared:
   sums, ``float(acc) * multiplier``, round half to even). Only sqzc's integer groups
   against onnxruntime's x86-64 float path for int8 activations are held to one step.
 * The float Softmax output: bit-exact too (sqzc's softmax reproduces MLAS's exp
-  polynomial and summation order, ``backends/llvm/emit/softmax.py``).
+  polynomial and summation order, ``backends/llvm/emit/softmax/float.py``).
 * Top-1 on the six photos of shared/data (the MANIFEST's labels) and on noise.
 
 onnxruntime optimized vs unoptimized on the shared QDQ model (measured here with
@@ -31,7 +31,7 @@ Top-1 is the same in both modes on every input. sqzc follows the optimized (fuse
 and is bit-exact with it (0 mismatches on all 9 inputs, softmax output included), which is
 why ``test_shared_qdq_bit_exact`` compares with the default session and not the unfused one.
 
-Zoo models (``sqzc.zoo`` SqueezeNet 1.0 and 1.1, opset 13, 64x64 inputs, 100 classes,
+Zoo models (``sqzc.tools.zoo`` SqueezeNet 1.0 and 1.1, opset 13, 64x64 inputs, 100 classes,
 quantized here with ``quantize_static``; see ``int8_helpers.quantize``): a half fraction
 of {QDQ, QOperator} x {per-tensor, per-channel} x {reduce_range off, on} x {QUInt8, QInt8
 activations} (weights QInt8): each of the 16 settings runs on one of the two models,
@@ -91,7 +91,7 @@ from sqz_testing import QDQ_MODES, assert_close, compile_and_load, ort_optimized
 
 import sqzc
 from sqzc.driver import CompileOptions
-from sqzc.zoo import build
+from sqzc.tools.zoo import build
 
 pytest.importorskip("onnxruntime")
 
@@ -508,7 +508,7 @@ def _ir_after_fold_qdq(model: Path, *flags: str) -> str:
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "sqzc.cli", "dump", str(model),
+    r = subprocess.run([sys.executable, "-m", "sqzc", "dump", str(model),
                         "--print-after=fold-qdq", *flags],
                        capture_output=True, text=True, check=True)
     return r.stderr

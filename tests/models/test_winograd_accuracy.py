@@ -2,7 +2,7 @@
 
 Issue 9's bound: with Winograd on, the max abs error of the whole model against float64
 stays within 1e-4 x max|reference|. Checked on the logits (the softmax is cut off, since
-it would hide errors) of SqueezeNet 1.0 and 1.1 from ``sqzc.zoo`` (seeded weights) and of
+it would hide errors) of SqueezeNet 1.0 and 1.1 from ``sqzc.tools.zoo`` (seeded weights) and of
 the pretrained fp32 SqueezeNet 1.0 on a real photo when the shared folder is present.
 The float64 reference is onnx's own evaluator on a float64 copy of the model.
 """
@@ -22,7 +22,7 @@ from onnx.reference import ReferenceEvaluator
 import sqzc
 from sqzc.driver import CompileOptions
 from sqzc.ops import ConvAttrs
-from sqzc.zoo import build
+from sqzc.tools.zoo import build
 
 RTOL = 1e-4
 

@@ -1,4 +1,4 @@
-"""Whole-model differential tests: every ``sqzc.zoo`` SqueezeNet against onnxruntime.
+"""Whole-model differential tests: every ``sqzc.tools.zoo`` SqueezeNet against onnxruntime.
 
 Each (model, opset, dtype, batch, -O level) is a ``model_libs.Lib`` parameter of a
 module-scoped fixture, so it is built and compiled once per session (see conftest.py),
@@ -18,7 +18,7 @@ from sqz_testing import assert_matches_ort
 
 import sqzc
 from sqzc.driver import CompileOptions
-from sqzc.zoo import INPUT_NAME, OUTPUT_NAME, ZOO, build
+from sqzc.tools.zoo import INPUT_NAME, OUTPUT_NAME, ZOO, build
 
 Compiled = tuple[Lib, onnx.ModelProto, sqzc.CompiledModel]
 

@@ -16,7 +16,7 @@ from mutation_tree import Mutant
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         name="saturate-high-bound",
-        path="backends/llvm/emit/quant.py",
+        path="backends/llvm/emit/common/qmath.py",
         old="high = b.fsub(f32(float(hi)), zpf)",
         new="high = b.fsub(f32(float(hi - 1)), zpf)",
         tests=("tests/ops/test_quant_ops.py::test_quantize_linear_per_tensor",),
@@ -24,7 +24,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="qconv-saturate-low-bound",
-        path="backends/llvm/emit/qconv_vnni.py",
+        path="backends/llvm/emit/conv/qconv_blocked.py",
         old="v = b.select(b.fcmp_ordered(\"<\", v, low), low, v)",
         new="v = b.select(b.fcmp_ordered(\"<\", v, b.fadd(low, _vec(F32, blk, 1.0))), "
             "b.fadd(low, _vec(F32, blk, 1.0)), v)",
@@ -33,7 +33,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="conv-padding-bound",
-        path="backends/llvm/emit/conv_blocked.py",
+        path="backends/llvm/emit/common/geometry.py",
         old="taps = tuple(t for t in range(k) if 0 <= o * s + t * d - pad < in_len)",
         new="taps = tuple(t for t in range(k) if 0 <= o * s + t * d - pad <= in_len - 2 + "
             "(pad == 0))",
@@ -100,7 +100,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # (tests/ops/test_requant_ties.py, compile-time roundings in test_requant_ties_folded.py).
     Mutant(
         name="qconv-blocked-round-half-away",
-        path="backends/llvm/emit/qconv_vnni.py",
+        path="backends/llvm/emit/conv/qconv_blocked.py",
         old='f"llvm.rint.v{blk}f32"',
         new='f"llvm.round.v{blk}f32"',
         tests=("tests/ops/test_requant_ties.py::test_qlinear_conv_ties[vnni-u8]",
@@ -113,7 +113,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="qconv-blocked-requant-round-half-away",
-        path="backends/llvm/emit/qconv_vnni.py",
+        path="backends/llvm/emit/conv/qconv_blocked.py",
         old="yi = b.fptosi(b.fadd(b.call(rint, [v2]), zp2v), vi)",
         new="yi = b.fptosi(b.fadd(b.call(declare_intrinsic(ctx.module, "
             "f\"llvm.round.v{blk}f32\", vf, [vf]), [v2]), zp2v), vi)",
@@ -126,7 +126,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="saturate-round-half-away",
-        path="backends/llvm/emit/quant.py",
+        path="backends/llvm/emit/common/qmath.py",
         old='"llvm.rint.f32"',
         new='"llvm.round.f32"',
         tests=("tests/ops/test_requant_ties.py::test_quantize_linear_ties",
@@ -142,7 +142,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="quantize-vector-round-half-away",
-        path="backends/llvm/emit/quant.py",
+        path="backends/llvm/emit/common/qmath.py",
         old='f"llvm.rint.v{lanes}f32"',
         new='f"llvm.round.v{lanes}f32"',
         tests=("tests/ops/test_requant_ties.py::test_qdq_conv_ties[float]",),
@@ -151,7 +151,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="cvt-saturate-round-half-away",
-        path="backends/llvm/emit/quant_ops.py",
+        path="backends/llvm/emit/common/cvt.py",
         old='rint = declare_intrinsic(b.module, "llvm.rint.f32", F32, [F32])',
         new='rint = declare_intrinsic(b.module, "llvm.round.f32", F32, [F32])',
         tests=("tests/ops/test_requant_ties.py::test_qlinear_add_mul_ties",
@@ -161,7 +161,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="qsoftmax-round-half-away",
-        path="backends/llvm/emit/quant_ops.py",
+        path="backends/llvm/emit/softmax/quant.py",
         old='rint = declare_intrinsic(ctx.module, "llvm.rint.f32", F32, [F32])',
         new='rint = declare_intrinsic(ctx.module, "llvm.round.f32", F32, [F32])',
         tests=("tests/ops/test_requant_ties.py::test_qlinear_softmax_ties",
@@ -232,5 +232,34 @@ MUTANTS: tuple[Mutant, ...] = (
             "(t) + np.sign(t), np.rint(t)))((b / scales).astype(np.float32)).astype(np.int32)",
         tests=("tests/ops/test_requant_ties_folded.py::test_float_weight_conv_ties",),
         why="quantize-conv-weights rounds a float bias half away from zero",
+    ),
+    Mutant(
+        name="maxpool-vector-starts-at-lowest",
+        path="backends/llvm/emit/pool/mlas.py",
+        old="start = b.select(left, edge, f32(-math.inf))",
+        new="start = edge",
+        tests=("tests/hardening/test_hardening_limits.py::"
+               "test_maxpool_of_neg_inf_matches_onnxruntime",),
+        why="the plain max pool starts windows at -FLT_MAX where MLAS's vector kernel "
+            "starts from the first value (a window of -inf gives -FLT_MAX)",
+    ),
+    Mutant(
+        name="maxpool-blocked-vector-starts-at-lowest",
+        path="backends/llvm/emit/pool/blocked.py",
+        old="_pool_windows(ctx, vconst(-math.inf, blk), mlas_vector_max",
+        new="_pool_windows(ctx, vconst(LOWEST_F32, blk), mlas_vector_max",
+        tests=("tests/hardening/test_hardening_limits.py::"
+               "test_maxpool_special_values_match_onnxruntime",),
+        why="the blocked max pool starts windows at -FLT_MAX in MLAS's vector order",
+    ),
+    Mutant(
+        name="maxpool-scalar-columns-as-vector",
+        path="backends/llvm/emit/pool/mlas.py",
+        old="return b.select(in_vector, mlas_vector_max(b, v, cur), std_max(b, v, cur))",
+        new="return mlas_vector_max(b, v, cur)",
+        tests=("tests/hardening/test_hardening_limits.py::"
+               "test_maxpool_special_values_match_onnxruntime",),
+        why="the last w % 4 columns take MLAS's vector max instead of std::max (NaN kept "
+            "where onnxruntime drops it)",
     ),
 )

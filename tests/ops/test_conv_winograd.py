@@ -1,4 +1,4 @@
-"""Winograd 3x3 convolutions (select-winograd + emit/conv_winograd.py) against onnxruntime.
+"""Winograd 3x3 convolutions (select-winograd + emit/conv/winograd.py) against onnxruntime.
 
 The kernel only runs on channel-blocked inputs, so every model here puts a 1x1 conv in
 front of the 3x3 one. Both tile sizes are forced in turn (the cost model alone would

@@ -35,7 +35,7 @@ from sqz_testing import (
 
 import sqzc
 from sqzc.driver import CompileOptions
-from sqzc.pass_manager import Instrumentation
+from sqzc.passes.manager import Instrumentation
 from sqzc.ort_qdq import sgemm_stride_k
 
 ort = pytest.importorskip("onnxruntime")

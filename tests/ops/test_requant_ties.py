@@ -17,21 +17,21 @@ quantized by 2^-3, ...). Each test computes those exact values in float64 and as
   (it rounds half to even at these ties, and the exact model is the right one);
 * sqzc's output equals onnxruntime's byte for byte.
 
-The sites (``grep -n llvm.rint backends/llvm/emit/*.py``) and their tests here:
+The sites (``grep -rn llvm.rint backends/llvm/emit/``) and their tests here:
 
-* ``qconv_vnni.py``'s epilogue, the blocked integer conv (``vpdpbusd`` on AVX512-VNNI,
+* ``conv/qconv_blocked.py``'s epilogue, the blocked integer conv (``vpdpbusd`` on AVX512-VNNI,
   int16 ``pmaddwd`` pairs on AVX2 and baseline x86-64), both its roundings: the conv's
   output and the requantization into a DQ -> Q consumer's scale;
   ``test_qlinear_conv_ties[vnni-*|pairs-*]``, ``test_qdq_conv_ties[integer]``;
-* ``quant.py``'s ``saturate_round``: the plain integer conv (groups, weight zero
+* ``common/qmath.py``'s ``saturate_round``: the plain integer conv (groups, weight zero
   points; ``test_qlinear_conv_ties[plain-*]``) and its requantization, QuantizeLinear,
   QLinearGlobalAveragePool (plain and channel-blocked), QLinearMatMul, the requantize op
   (QLinearConcat), the MLAS-order float conv's row kernel
   (``test_qdq_conv_ties[float]``, the stride-2 conv);
-* ``quant.py``'s ``quantize_vector``: the MLAS-order float conv's tiled kernel with its
+* ``common/qmath.py``'s ``quantize_vector``: the MLAS-order float conv's tiled kernel with its
   QuantizeLinear fused (``test_qdq_conv_ties[float]``, the stride-1 conv);
-* ``quant_ops.py``'s ``cvt_saturate``: QLinearAdd, QLinearMul, QLinearAveragePool;
-* ``quant_ops.py``'s QLinearSoftmax kernel.
+* ``common/cvt.py``'s ``cvt_saturate``: QLinearAdd, QLinearMul, QLinearAveragePool;
+* ``softmax/quant.py``'s QLinearSoftmax kernel.
 
 The roundings done in Python at compile time (folded constants, lookup tables, float
 weights quantized like onnxruntime) are tested in ``test_requant_ties_folded.py``.
@@ -53,7 +53,7 @@ from sqzc.backends.llvm.target import host_target
 from sqzc.driver import CompileOptions
 from sqzc.ir import Graph
 from sqzc.ops import OpKind, OpNode, QConvAttrs
-from sqzc.pass_manager import Instrumentation
+from sqzc.passes.manager import Instrumentation
 from sqzc.quant_reference_contrib import qlinear_softmax_table
 
 ort = pytest.importorskip("onnxruntime")

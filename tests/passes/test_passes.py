@@ -14,11 +14,11 @@ from onnx import TensorProto, helper
 from sqz_testing import assert_close
 
 from sqzc import driver
-from sqzc.backends.llvm.target import resolve_target
 from sqzc.errors import UsageError
 from sqzc.frontends.onnx.importer import import_proto
 from sqzc.ir import Graph, GraphOutput
 from sqzc.ir_text import print_ir, to_json
+from sqzc.ir_verifier import verify
 from sqzc.memory import (
     MemoryPlan,
     View,
@@ -41,19 +41,16 @@ from sqzc.ops import (
     TensorType,
     TransposeAttrs,
 )
-from sqzc.pass_manager import Instrumentation, run_pipeline
-from sqzc.passes import (
-    PIPELINE,
-    canonicalize,
-    eliminate_concat,
-    fold_affine,
-    fold_constants,
-    fuse_conv_activation,
-)
+from sqzc.passes.canonicalize import canonicalize
+from sqzc.passes.eliminate_concat import eliminate_concat
+from sqzc.passes.fold_affine import fold_affine
+from sqzc.passes.fold_constants import fold_constants
+from sqzc.passes.fuse_activation import fuse_conv_activation
+from sqzc.passes.manager import Instrumentation, run_pipeline
+from sqzc.passes.pipeline import PIPELINE
 from sqzc.runtime import load
 from sqzc.semantics import reference
-from sqzc.verify import verify
-from sqzc.zoo import build
+from sqzc.tools.zoo import build
 
 F32 = "float32"
 
@@ -458,15 +455,14 @@ def test_compiled_library_honours_concat_placement(variant: str, expand: int,
     the unplaced graph means: a wrong slice offset, view or arena overlap corrupts it."""
     g = fire_graph(variant, expand)
     options = driver.CompileOptions(opt_level=opt_level)
-    # the channel block driver.load_graph would pick for this host (16 or 8 divide 16)
-    g.target_block = 16 if resolve_target(options.target_cpu).vector_width >= 16 else 8
+    block = driver.pass_context(options).target_block  # this host's: 16 or 8 divide 16
     feeds = fire_feeds()
     want = evaluate(g, feeds)
     plan, _ = driver.optimize(g, options)
     assert "eliminated" in concat_line(g)
     # the convs themselves write into the concat (at -O3 narrower ones go via a reorder)
     assert {g.op(n).kind for n in g.nodes() if g.op(n).into is not None} == {OpKind.CONV}
-    assert g.op("fire_concat").block == (g.target_block if opt_level == 3 else 0)
+    assert g.op("fire_concat").block == (block if opt_level == 3 else 0)
     driver.build_library(g, plan, tmp_path / "fire.so", options)
     got = load(tmp_path / "fire.so", threads=1).run(feeds)
     for o, w in zip(g.outputs, want, strict=True):

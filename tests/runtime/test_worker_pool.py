@@ -19,7 +19,7 @@ import pytest
 from sqz_testing import compile_and_load, random_inputs
 
 import sqzc
-from sqzc.zoo import build
+from sqzc.tools.zoo import build
 
 
 @pytest.fixture(scope="module")

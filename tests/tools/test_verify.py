@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sqzc.differential import compare, format_report, verify_model
-from sqzc.zoo import build
+from sqzc.tools.verify import compare, format_report, verify_model
+from sqzc.tools.zoo import build
 from sqz_testing import sqzc_command
 
 pytest.importorskip("onnxruntime")

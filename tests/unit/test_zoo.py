@@ -1,4 +1,5 @@
-"""Tests for ``sqzc.zoo``: valid ONNX at every opset, the published sizes, runnable outputs."""
+"""Tests for ``sqzc.tools.zoo``: valid ONNX at every opset, the published sizes, runnable
+outputs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from onnx import numpy_helper, shape_inference
 
 from sqzc.errors import UsageError
-from sqzc.zoo import ZOO, build
+from sqzc.tools.zoo import ZOO, build
 
 NAMES = sorted(ZOO)
 OPSETS = (7, 11, 13, 17, 21)

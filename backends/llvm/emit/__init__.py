@@ -1,18 +1,14 @@
-"""Per-family kernel emitters; importing this package fills the registry."""
+"""Kernel emitters grouped by op family (``conv``, ``pool``, ``elementwise``, ``matmul``,
+``softmax``, ``quantize``, ``data``; shared helpers in ``common``); importing this package
+fills the registry."""
 
 from sqzc.backends.llvm.emit import (  # noqa: F401  (imported for registration)
-    blocked,
-    concat,
     conv,
-    conv_blocked,
-    conv_mlas,
+    data,
     elementwise,
     matmul,
     pool,
-    qconv_vnni,
-    quant,
-    quant_ops,
-    reduce,
+    quantize,
     softmax,
 )
 from sqzc.backends.llvm.emit.registry import EMITTERS, emits, lookup

@@ -1,0 +1,120 @@
+"""Register-tiled direct convolution into channel-blocked NCHW[b]c outputs.
+
+The microkernel keeps a tile of ``J`` output-channel blocks x ``R`` output pixels of one
+row in vector registers (J*R accumulators of ``<b x float>``; 3 x 7 on AVX-512). For
+each input channel and kernel tap it loads J weight vectors (pre-packed
+[OC/b, IC, KH, KW, b], so one load covers b output channels), broadcasts R input values
+and issues J*R FMAs; bias initializes the accumulators and the activation runs in
+registers before the stores. 1x1 convolutions are the same kernel with one tap (a GEMM
+tile). Padding costs no branches: rows and column tiles are grouped at compile time by
+which taps are in bounds, and each group is emitted with exactly its valid taps. The
+input may be plain NCHW (the first layer) or blocked; only scalar broadcasts read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmlite import ir
+
+from sqzc.backends.llvm.cg import F32, entry_alloca, for_range, i64
+from sqzc.backends.llvm.emit.common.geometry import col_tiles, row_groups
+from sqzc.backends.llvm.emit.common.vec import mul_add, splat, vector_activation, vtype
+from sqzc.backends.llvm.emit.conv.tiling import drive_conv_rows
+from sqzc.backends.llvm.emit.registry import emits
+from sqzc.backends.llvm.kernel import KernelContext
+from sqzc.ops import ConvAttrs, OpKind
+
+
+#: Kernels with more taps than this loop over kernel rows instead of unrolling them all:
+#: a 7x7 body of 49 taps x 28 FMAs would overflow the registers and the scheduler.
+MAX_UNROLLED_TAPS = 9
+
+
+@emits(OpKind.CONV, "float", layout="blocked", variant="direct")
+def emit_conv_blocked(ctx: KernelContext) -> None:
+    """Tiled direct convolution writing NCHW[b]c (see module docstring)."""
+    a = ctx.op.attrs
+    assert isinstance(a, ConvAttrs) and a.packed
+    b, x, wp, bias, y = ctx.b, ctx.ins[0], ctx.ins[1], ctx.ins[2], ctx.out
+    blk = a.packed
+    vt = vtype(blk)
+    fma = mul_add(ctx.module, ctx.target, blk)
+    n_batch, ocb_total, oh_len, ow_len, _ = y.shape
+    ic_total, kh_len, kw_len = wp.shape[1], wp.shape[2], wp.shape[3]
+    h_len, w_len = x.shape[2], x.shape[3]
+    (sh, sw), (dh, dw) = a.strides, a.dilations
+    blocked_in = len(x.shape) == 5
+    tile = ctx.target.conv_tile(blk)
+    rows = row_groups(oh_len, h_len, kh_len, sh, dh, a.pads[0])
+    cols = col_tiles(ow_len, w_len, kw_len, sw, dw, a.pads[1], tile.pixels)
+    accs = [entry_alloca(b, vt, f"acc{j}_{r}") for j in range(tile.blocks)
+            for r in range(tile.pixels)]
+    w_oc_stride = ic_total * kh_len * kw_len * blk  # floats between output-channel blocks
+
+    def x_channel_offset(ic: ir.Value) -> ir.Value:
+        if blocked_in:
+            icb = b.lshr(ic, i64(blk.bit_length() - 1))
+            lane = b.and_(ic, i64(blk - 1))
+            return b.add(b.mul(icb, i64(x.strides[1])), lane)
+        return b.mul(ic, i64(x.strides[1]))
+
+    def x_load(base: ir.Value, ih: ir.Value, iw: ir.Value) -> ir.Value:
+        off = b.add(b.mul(ih, i64(x.strides[2])), b.mul(iw, i64(x.strides[3])))
+        ptr = b.gep(base, [off], inbounds=True, source_etype=F32)
+        return splat(b, b.load(ptr, typ=F32), blk)
+
+    def microkernel(n: ir.Value, ocb: ir.Value, oh: ir.Value, ow0: ir.Value, jn: int,
+                    width: int, taps_h: tuple[int, ...],
+                    valid: Callable[[int, int], bool]) -> None:
+        for j in range(jn):
+            bvec = b.load(b.gep(bias.ptr, [b.mul(b.add(ocb, i64(j)), i64(blk))],
+                                inbounds=True, source_etype=F32), typ=vt, align=4)
+            for r in range(width):
+                b.store(bvec, accs[j * tile.pixels + r])
+        with for_range(b, 0, ic_total, name="ic") as ic:
+            xbase = b.gep(x.ptr, [b.add(b.mul(n, i64(x.strides[0])), x_channel_offset(ic))],
+                          inbounds=True, source_etype=F32)
+            wbase = b.gep(wp.ptr, [b.add(b.mul(ocb, i64(w_oc_stride)),
+                                         b.mul(ic, i64(kh_len * kw_len * blk)))],
+                          inbounds=True, source_etype=F32)
+            live = [k for k in range(len(accs)) if k % tile.pixels < width and k // tile.pixels < jn]
+
+            def taps_of_row(i: ir.Value | int) -> None:
+                """FMAs of kernel row ``i`` (a constant, or a runtime index in a loop)."""
+                vals = {k: b.load(accs[k], typ=vt) for k in live}
+                row = i64(i) if isinstance(i, int) else i
+                ih = b.add(b.mul(oh, i64(sh)), b.sub(b.mul(row, i64(dh)), i64(a.pads[0])))
+                for t in range(kw_len):
+                    tap = b.add(b.mul(row, i64(kw_len)), i64(t))
+                    wv = [b.load(b.gep(wbase, [b.add(i64(j * w_oc_stride), b.mul(tap, i64(blk)))],
+                                       inbounds=True, source_etype=F32), typ=vt, align=4)
+                          for j in range(jn)]
+                    for r in range(width):
+                        if not valid(r, t):
+                            continue
+                        iw = b.add(b.mul(b.add(ow0, i64(r)), i64(sw)),
+                                   i64(t * dw - a.pads[1]))
+                        xv = x_load(xbase, ih, iw)
+                        for j in range(jn):
+                            k = j * tile.pixels + r
+                            vals[k] = fma(b, xv, wv[j], vals[k])
+                for k, v in vals.items():
+                    b.store(v, accs[k])
+
+            if kh_len * kw_len <= MAX_UNROLLED_TAPS:
+                for i in taps_h:
+                    taps_of_row(i)
+            else:  # big kernels (7x7): kernel rows become a loop, keeping the body small
+                with for_range(b, taps_h[0], taps_h[-1] + 1, name="kh") as i:
+                    taps_of_row(i)
+        for j in range(jn):
+            for r in range(width):
+                v = vector_activation(b, b.load(accs[j * tile.pixels + r], typ=vt), a.act, blk)
+                off = b.add(b.add(b.mul(n, i64(y.strides[0])),
+                                  b.mul(b.add(ocb, i64(j)), i64(y.strides[1]))),
+                            b.add(b.mul(oh, i64(y.strides[2])),
+                                  b.mul(b.add(ow0, i64(r)), i64(y.strides[3]))))
+                b.store(v, b.gep(y.ptr, [off], inbounds=True, source_etype=F32), align=4)
+
+    drive_conv_rows(ctx, n_batch, ocb_total, tile.blocks, rows, cols, microkernel)
