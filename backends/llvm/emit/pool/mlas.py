@@ -21,7 +21,9 @@ NaN differently (``mlas_vector_max``, ``std_max``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Literal
 
 from llvmlite import ir
@@ -157,6 +159,39 @@ def mlas_global_sum(b: ir.IRBuilder, load: Callable[[ir.Value], ir.Value], count
     return total
 
 
+@dataclass(frozen=True)
+class _Window:
+    """One pooling window's in-bounds rows ``[hs, he)`` and columns ``[ws, we)``, and its
+    first column ``w0`` (negative where the window starts in the left padding)."""
+
+    hs: ir.Value
+    he: ir.Value
+    ws: ir.Value
+    we: ir.Value
+    w0: ir.Value
+
+
+@contextmanager
+def _each_window(ctx: KernelContext) -> Iterator[tuple[ir.Value, ir.Value, ir.Value, ir.Value,
+                                                      _Window]]:
+    """The loop nest of the plain MLAS-order pools: (sample, channel) planes split among
+    the workers, then every output position; the body gets ``(n, ch, row, col, window)``."""
+    a = ctx.op.attrs
+    assert isinstance(a, PoolAttrs)
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    n_batch, c, oh, ow = y.shape
+    h, w = x.shape[2:]
+    (kh, kw), (sh, sw) = a.kernel, a.strides
+    lo, hi = ctx.split_range(0, n_batch * c)
+    with for_range(b, lo, hi, name="nc") as nc:
+        n, ch = b.sdiv(nc, i64(c)), b.srem(nc, i64(c))
+        with loop_nest(b, (oh, ow), name="o") as (r, q):
+            h0 = b.sub(b.mul(r, i64(sh)), i64(a.pads[0]))
+            w0 = b.sub(b.mul(q, i64(sw)), i64(a.pads[1]))
+            yield n, ch, r, q, _Window(_smax(b, h0, 0), _smin(b, b.add(h0, i64(kh)), h),
+                                       _smax(b, w0, 0), _smin(b, b.add(w0, i64(kw)), w), w0)
+
+
 def _smax(b: ir.IRBuilder, v: ir.Value, k: int) -> ir.Value:
     return b.select(b.icmp_signed(">", v, i64(k)), v, i64(k))
 
@@ -169,31 +204,19 @@ def avgpool_columns_first(ctx: KernelContext, grow: ir.GlobalVariable,
                            gcol: ir.GlobalVariable) -> None:
     """MLAS's vector-kernel order: per window, each column summed top to bottom, then the
     column sums left to right (padding contributes nothing), then the division."""
-    a = ctx.op.attrs
-    assert isinstance(a, PoolAttrs)
     b, (x,), y = ctx.b, ctx.ins, ctx.out
-    n_batch, c, oh, ow = y.shape
-    h, w = x.shape[2:]
-    (kh, kw), (sh, sw) = a.kernel, a.strides
     acc_slot, col_slot = entry_alloca(b, F32, "acc"), entry_alloca(b, F32, "col")
-    lo, hi = ctx.split_range(0, n_batch * c)
-    with for_range(b, lo, hi, name="nc") as nc:
-        n, ch = b.sdiv(nc, i64(c)), b.srem(nc, i64(c))
-        with loop_nest(b, (oh, ow), name="o") as (r, q):
-            h0 = b.sub(b.mul(r, i64(sh)), i64(a.pads[0]))
-            w0 = b.sub(b.mul(q, i64(sw)), i64(a.pads[1]))
-            hs, he = _smax(b, h0, 0), _smin(b, b.add(h0, i64(kh)), h)
-            ws, we = _smax(b, w0, 0), _smin(b, b.add(w0, i64(kw)), w)
-            b.store(f32(0.0), acc_slot)
-            with for_range(b, ws, we, name="cw") as iw:
-                b.store(f32(0.0), col_slot)
-                with for_range(b, hs, he, name="ch") as ih:
-                    b.store(b.fadd(b.load(col_slot, typ=F32), x.load(b, [n, ch, ih, iw])),
-                            col_slot)
-                b.store(b.fadd(b.load(acc_slot, typ=F32), b.load(col_slot, typ=F32)), acc_slot)
-            rc = b.load(b.gep(grow, [i64(0), r], source_etype=grow.value_type), typ=F32)
-            cc = b.load(b.gep(gcol, [i64(0), q], source_etype=gcol.value_type), typ=F32)
-            y.store(b, [n, ch, r, q], b.fdiv(b.load(acc_slot, typ=F32), b.fmul(rc, cc)))
+    with _each_window(ctx) as (n, ch, r, q, win):
+        b.store(f32(0.0), acc_slot)
+        with for_range(b, win.ws, win.we, name="cw") as iw:
+            b.store(f32(0.0), col_slot)
+            with for_range(b, win.hs, win.he, name="ch") as ih:
+                b.store(b.fadd(b.load(col_slot, typ=F32), x.load(b, [n, ch, ih, iw])),
+                        col_slot)
+            b.store(b.fadd(b.load(acc_slot, typ=F32), b.load(col_slot, typ=F32)), acc_slot)
+        rc = b.load(b.gep(grow, [i64(0), r], source_etype=grow.value_type), typ=F32)
+        cc = b.load(b.gep(gcol, [i64(0), q], source_etype=gcol.value_type), typ=F32)
+        y.store(b, [n, ch, r, q], b.fdiv(b.load(acc_slot, typ=F32), b.fmul(rc, cc)))
 
 
 def maxpool_columns_first(ctx: KernelContext) -> None:
@@ -203,37 +226,25 @@ def maxpool_columns_first(ctx: KernelContext) -> None:
     enter only where the window reaches past the input's left or right edge (slots past
     the right pad are read too with ``ceil_mode``: taken as -FLT_MAX), and a window of
     -inf values gives -inf. Pad rows are skipped."""
-    a = ctx.op.attrs
-    assert isinstance(a, PoolAttrs)
     b, (x,), y = ctx.b, ctx.ins, ctx.out
-    n_batch, c, oh, ow = y.shape
-    h, w = x.shape[2:]
-    (kh, kw), (sh, sw) = a.kernel, a.strides
+    w, kw = x.shape[3], ctx.op.attrs.kernel[1]  # type: ignore[attr-defined]
     edge = f32(LOWEST_F32)
     acc_slot, col_slot = entry_alloca(b, F32, "acc"), entry_alloca(b, F32, "col")
-    lo, hi = ctx.split_range(0, n_batch * c)
-    with for_range(b, lo, hi, name="nc") as nc:
-        n, ch = b.sdiv(nc, i64(c)), b.srem(nc, i64(c))
-        with loop_nest(b, (oh, ow), name="o") as (r, q):
-            h0 = b.sub(b.mul(r, i64(sh)), i64(a.pads[0]))
-            w0 = b.sub(b.mul(q, i64(sw)), i64(a.pads[1]))
-            hs, he = _smax(b, h0, 0), _smin(b, b.add(h0, i64(kh)), h)
-            ws, we = _smax(b, w0, 0), _smin(b, b.add(w0, i64(kw)), w)
-            left = b.icmp_signed("<", w0, i64(0))
-            right = b.icmp_signed(">", b.add(w0, i64(kw)), i64(w))
-            # -inf is the identity of mlas_vector_max: the first value folded in is kept
-            start = b.select(left, edge, f32(-math.inf))
-            b.store(start, acc_slot)
-            with for_range(b, ws, we, name="cw") as iw:
-                b.store(x.load(b, [n, ch, hs, iw]), col_slot)
-                with for_range(b, b.add(hs, i64(1)), he, name="ch") as ih:
-                    col = b.load(col_slot, typ=F32)
-                    b.store(mlas_column_max(b, iw, w, x.load(b, [n, ch, ih, iw]), col),
-                            col_slot)
-                b.store(mlas_vector_max(b, b.load(col_slot, typ=F32),
-                                        b.load(acc_slot, typ=F32)), acc_slot)
-            acc = b.load(acc_slot, typ=F32)
-            y.store(b, [n, ch, r, q], b.select(right, mlas_vector_max(b, edge, acc), acc))
+    with _each_window(ctx) as (n, ch, r, q, win):
+        left = b.icmp_signed("<", win.w0, i64(0))
+        right = b.icmp_signed(">", b.add(win.w0, i64(kw)), i64(w))
+        # -inf is the identity of mlas_vector_max: the first value folded in is kept
+        start = b.select(left, edge, f32(-math.inf))
+        b.store(start, acc_slot)
+        with for_range(b, win.ws, win.we, name="cw") as iw:
+            b.store(x.load(b, [n, ch, win.hs, iw]), col_slot)
+            with for_range(b, b.add(win.hs, i64(1)), win.he, name="ch") as ih:
+                col = b.load(col_slot, typ=F32)
+                b.store(mlas_column_max(b, iw, w, x.load(b, [n, ch, ih, iw]), col), col_slot)
+            b.store(mlas_vector_max(b, b.load(col_slot, typ=F32), b.load(acc_slot, typ=F32)),
+                    acc_slot)
+        acc = b.load(acc_slot, typ=F32)
+        y.store(b, [n, ch, r, q], b.select(right, mlas_vector_max(b, edge, acc), acc))
 
 
 def _unravel(b: ir.IRBuilder, flat: ir.Value, dims: list[int]) -> list[ir.Value]:
