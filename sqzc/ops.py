@@ -73,6 +73,9 @@ QUANTIZED = frozenset({OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.QCONV,
                        OpKind.QMUL, OpKind.QMATMUL, OpKind.MATMUL_INTEGER,
                        OpKind.CONV_INTEGER, OpKind.QAVGPOOL, OpKind.QSOFTMAX})
 INT_DTYPES = frozenset({"uint8", "int8"})
+#: The value range of each integer dtype the quantized ops produce (saturation bounds).
+INT_RANGE: dict[str, tuple[int, int]] = {
+    "uint8": (0, 255), "int8": (-128, 127), "int32": (-(2**31), 2**31 - 1)}
 BINARY = frozenset({OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.DIV})
 ELEMENTWISE = UNARY_ACTIVATIONS | BINARY | {OpKind.CAST, OpKind.IDENTITY}
 POOLS = frozenset({OpKind.MAXPOOL, OpKind.AVGPOOL})
@@ -175,7 +178,7 @@ class ConvAttrs:
     winograd: int = 0  # m > 0: packed weight is U of F(m x m, 3x3), [alpha^2, OC/b, IC, b]
     #: s > 0: sum in onnxruntime's MLAS float order (im2col taps in (ic, kh, kw) order,
     #: fused multiply-adds from zero in chunks of s taps, each chunk added to the output,
-    #: then bias); set by fold-qdq on the QDQ convs onnxruntime runs in float (sqzc.ort_qdq)
+    #: then bias); set by fold-qdq on the QDQ convs onnxruntime runs in float (sqzc.ort.rules)
     mlas_stride_k: int = 0
     #: the QuantizeLinear after an MLAS-order conv, fused as its epilogue (the result is
     #: then 8-bit): fuse-conv-quantize
@@ -379,7 +382,7 @@ class LookupAttrs:
 class QSoftmaxAttrs:
     """onnxruntime's QLinearSoftmax along ``axis`` (opset-13 meaning): exponentials from a
     256-entry table built from ``x_scale`` and the axis length, a float32 sum per row and a
-    division rescaled by ``floor(1 / y.scale)`` (``quant_reference_contrib.qlinear_softmax``).
+    division rescaled by ``floor(1 / y.scale)`` (``sqzc.ort.oracles.contrib_ops.qlinear_softmax``).
     The input is of ``y.dtype``; its zero point cancels out and is not kept."""
 
     x_scale: float

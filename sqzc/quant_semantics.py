@@ -4,9 +4,9 @@ QuantizeLinear/DequantizeLinear, requantization, QLinearConv (plain and VNNI-pac
 QLinearGlobalAveragePool, then the QOperator ops: lookup tables (QLinearSigmoid,
 QLinearLeakyRelu), QLinearAdd/Mul/MatMul, MatMulInteger, ConvInteger, QLinearAveragePool.
 Unlike the float ops, every rounding step here must match onnxruntime's CPU kernels bit for
-bit, so these rules sit apart, next to the formulas of :mod:`sqzc.quant_reference` and
-:mod:`sqzc.quant_reference_contrib`; the code generator's integer kernels import their
-constants (``_QRANGE``, multipliers, packing) from here. Built on the conv/pool geometry
+bit, so these rules sit apart, next to the formulas of :mod:`sqzc.ort.oracles.onnx_ops` and
+:mod:`sqzc.ort.oracles.contrib_ops`; the code generator's integer kernels import their
+constants (multipliers, packing) from here. Built on the conv/pool geometry
 and the float convolution of :mod:`sqzc.float_semantics`; :mod:`sqzc.semantics` dispatches
 to the tables at the end (``QUANT_SHAPE_RULES``, ``QUANT_REFERENCES``).
 """
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sqzc import quant_reference as qr
-from sqzc import quant_reference_contrib as qrc
+from sqzc.ort.oracles import contrib_ops as qrc
+from sqzc.ort.oracles import mlas, onnx_ops
 from sqzc.errors import ModelError
 from sqzc.float_semantics import (
     Reference,
@@ -31,6 +31,7 @@ from sqzc.float_semantics import (
     ref_conv,
 )
 from sqzc.ops import (
+    INT_RANGE,
     IntConvAttrs,
     IntMatMulAttrs,
     LookupAttrs,
@@ -49,43 +50,24 @@ from sqzc.ops import (
 # These mirror onnxruntime's CPU kernels operation by operation (float32 arithmetic in
 # the same order, round-half-to-even, saturation), so compiled int8 models are bit-exact.
 
-_QRANGE = {"uint8": (0, 255), "int8": (-128, 127), "int32": (-(2**31), 2**31 - 1)}
-
-
-def _per_axis(values: tuple, ndim: int, axis: int, dtype: object) -> np.ndarray:
-    arr = np.asarray(values, dtype=dtype)
-    if arr.size == 1:
-        return arr.reshape(())
-    shape = [1] * ndim
-    shape[axis] = arr.size
-    return arr.reshape(shape)
-
-
 def quantize(x: np.ndarray, a: QuantAttrs) -> np.ndarray:
-    """QuantizeLinear: ``clamp(rint(x / scale), lo - zp, hi - zp) + zp`` in float32."""
-    lo, hi = _QRANGE[a.dtype]
-    scale = _per_axis(a.scale, x.ndim, a.axis, np.float32)
-    zp = _per_axis(a.zero_point, x.ndim, a.axis, np.float32)
-    v = (x.astype(np.float32) / scale).astype(np.float32)
-    v = np.minimum(np.maximum(v, np.float32(lo) - zp), np.float32(hi) - zp)
-    return (np.rint(v) + zp).astype(a.dtype)
+    """QuantizeLinear as onnxruntime computes it (``onnx_ops.quantize_linear``: a true
+    division, clamp with NaN to the lowest code, round half to even, add the zero point);
+    the one implementation, shared by constant folding and the tests."""
+    return onnx_ops.quantize_linear(x, np.asarray(a.scale, np.float32),
+                                    np.asarray(a.zero_point, a.dtype), a.axis)
 
 
 def dequantize(q: np.ndarray, a: QuantAttrs) -> np.ndarray:
-    """DequantizeLinear: ``float32(int32(q) - zp) * scale``."""
-    zp = _per_axis(a.zero_point, q.ndim, a.axis, np.int64)
-    scale = _per_axis(a.scale, q.ndim, a.axis, np.float32)
-    return ((q.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)
+    """DequantizeLinear: ``float32(int32(q) - zp) * scale`` (``onnx_ops.dequantize_linear``)."""
+    return onnx_ops.dequantize_linear(q, np.asarray(a.scale, np.float32),
+                                      np.asarray(a.zero_point, np.int64), a.axis)
 
 
 def requantize(acc: np.ndarray, multiplier: np.ndarray, out: QuantAttrs) -> np.ndarray:
-    """int32 accumulator -> 8 bit: ``clamp(float32(acc) * m, lo - zp, hi - zp)``, rounded
-    half to even, plus zp (onnxruntime's MlasRequantizeOutput)."""
-    lo, hi = _QRANGE[out.dtype]
-    zp = np.float32(out.zero_point[0])
-    v = (acc.astype(np.float32) * multiplier.astype(np.float32)).astype(np.float32)
-    v = np.minimum(np.maximum(v, np.float32(lo) - zp), np.float32(hi) - zp)
-    return (np.rint(v) + zp).astype(out.dtype)
+    """int32 accumulator -> 8 bit: onnxruntime's MlasRequantizeOutput
+    (``mlas.requantize_output``: ``clamp(float32(acc) * m)``, rounded half to even, plus zp)."""
+    return mlas.requantize_output(acc, multiplier, out.zero_point[0], out.dtype)
 
 
 def _qconv_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
@@ -201,8 +183,8 @@ def unpack_qconv(a: QConvAttrs, x: np.ndarray, wp: np.ndarray, bp: np.ndarray | 
 
 # ------------------------------------------------- quantized ops of the QOperator format
 # QLinearAdd/Mul/MatMul/AveragePool/Sigmoid/LeakyRelu, MatMulInteger and ConvInteger:
-# shape rules and references mirroring onnxruntime bit for bit (``sqzc.quant_reference``
-# and ``sqzc.quant_reference_contrib`` hold the formulas, each checked against onnxruntime
+# shape rules and references mirroring onnxruntime bit for bit (``sqzc.ort.oracles.onnx_ops``
+# and ``sqzc.ort.oracles.contrib_ops`` hold the formulas, each checked against onnxruntime
 # by tests/unit/test_quant_reference).
 
 _EIGHT_BIT = ("uint8", "int8")
@@ -315,24 +297,6 @@ QUANT_SHAPE_RULES: dict[OpKind, ShapeRule] = {
 }
 
 
-def lookup_table(fn: str, x: QuantAttrs, y: QuantAttrs, alpha: float = 0.0) -> tuple[int, ...]:
-    """onnxruntime's 256-entry table (``QlinearBuildLookupTable``) for ``fn`` = ``sigmoid``,
-    ``leaky`` or ``identity``, indexed by the input's raw byte; entries are ``y.dtype``
-    values. Built with the ``sqzc.quant_reference_contrib`` formulas (float32, MLAS logistic)."""
-    q = np.arange(256, dtype=np.uint8).view(x.dtype)
-    args = (q, x.scale[0], x.zero_point[0], y.scale[0], y.zero_point[0])
-    if fn == "sigmoid":
-        out = qrc.qlinear_sigmoid(*args)
-    elif fn == "leaky":
-        out = qrc.qlinear_leaky_relu(*args, alpha=alpha)
-    elif fn == "identity":
-        out = qrc.qlinear_concat(y.scale[0], np.asarray(y.zero_point[0], y.dtype),
-                                [(q, x.scale[0], x.zero_point[0])], 0)
-    else:
-        raise ValueError(f"unknown lookup function {fn!r}")
-    return tuple(int(v) for v in out)
-
-
 def ref_lookup(a: LookupAttrs, x: np.ndarray) -> np.ndarray:
     """``table[raw byte of x]``."""
     table = np.asarray(a.table, dtype=np.int64).astype(a.dtype)
@@ -348,7 +312,7 @@ def qadd_constants(a: QBinaryAttrs) -> tuple[np.float32, np.float32, np.float32]
     rx, ry = np.float32(sx / sc), np.float32(sy / sc)
     inner = np.float32(ry * np.float32(a.b.zero_point[0]))
     fixed = np.float32(np.float32(a.y.zero_point[0])
-                       - qr.fma_f32(rx, np.float32(a.a.zero_point[0]), inner).reshape(()))
+                       - mlas.fma_f32(rx, np.float32(a.a.zero_point[0]), inner).reshape(()))
     return rx, ry, fixed
 
 
@@ -362,7 +326,7 @@ def qmul_ratio(a: QBinaryAttrs) -> np.float32:
 def ref_qadd(a: QBinaryAttrs, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """QLinearAdd with input 0 as onnxruntime's first MLAS operand."""
     xb, yb = np.broadcast_arrays(x, y)
-    return qrc._qladd_kernel(xb, np.float32(a.a.scale[0]), a.a.zero_point[0], yb,
+    return qrc.qladd_kernel(xb, np.float32(a.a.scale[0]), a.a.zero_point[0], yb,
                             np.float32(a.b.scale[0]), a.b.zero_point[0],
                             np.float32(a.y.scale[0]), a.y.zero_point[0], np.dtype(a.y.dtype))
 
@@ -389,13 +353,13 @@ def ref_qmatmul(a: QMatMulAttrs, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     acc = _int_matmul(a.a_zp, a.b_zp, x, w)
     if a.bias:
         acc = acc + _per_column(a.bias, np.int64)
-    return qr.requantize_output(acc, _per_column(a.multiplier, np.float32), a.out.zero_point[0],
+    return mlas.requantize_output(acc, _per_column(a.multiplier, np.float32), a.out.zero_point[0],
                                 a.out.dtype)
 
 
 def ref_matmul_integer(a: IntMatMulAttrs, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """MatMulInteger: exact int32 (wrapping like onnxruntime's int32 sums)."""
-    return qr._wrap_i32(_int_matmul(a.a_zp, a.b_zp, x, w))
+    return mlas.wrap_i32(_int_matmul(a.a_zp, a.b_zp, x, w))
 
 
 def ref_conv_integer(a: IntConvAttrs, x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -403,9 +367,9 @@ def ref_conv_integer(a: IntConvAttrs, x: np.ndarray, w: np.ndarray) -> np.ndarra
     c = a.conv
     wz = np.asarray(a.w_zp, np.int64)
     wz = wz.reshape(-1, 1, 1, 1) if wz.size > 1 else wz.reshape(())
-    acc = qr._conv_accumulate(x.astype(np.int64) - a.x_zp, w.astype(np.int64) - wz,
+    acc = onnx_ops.conv_accumulate(x.astype(np.int64) - a.x_zp, w.astype(np.int64) - wz,
                               c.strides, c.pads, c.dilations, c.group)
-    return qr._wrap_i32(acc)
+    return mlas.wrap_i32(acc)
 
 
 def ref_qavgpool(a: QAvgPoolAttrs, x: np.ndarray) -> np.ndarray:
@@ -418,7 +382,7 @@ def ref_qavgpool(a: QAvgPoolAttrs, x: np.ndarray) -> np.ndarray:
     ow = pool_out_dim(w, p.kernel[1], p.strides[1], 1, p.pads[1], p.pads[3], p.ceil_mode)
     d = (f(a.x.scale[0]) * (x.astype(np.int64) - a.x.zero_point[0]).astype(f)).astype(f)
     ys, yz = f(a.y.scale[0]), f(a.y.zero_point[0])
-    lo, hi = _QRANGE[a.y.dtype]
+    lo, hi = INT_RANGE[a.y.dtype]
     out = np.empty((n, c, oh, ow), dtype=a.y.dtype)
     for i in range(oh):
         hs = i * p.strides[0] - p.pads[0]
@@ -435,12 +399,12 @@ def ref_qavgpool(a: QAvgPoolAttrs, x: np.ndarray) -> np.ndarray:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 t = ((acc / f(cnt)).astype(f) / ys).astype(f)
                 t = (t + yz).astype(f)
-            out[:, :, i, j] = np.clip(qr._cvtps_epi32(t), lo, hi)
+            out[:, :, i, j] = np.clip(mlas.cvtps_epi32(t), lo, hi)
     return out
 
 
 def ref_qsoftmax(a: QSoftmaxAttrs, x: np.ndarray) -> np.ndarray:
-    """onnxruntime's QLinearSoftmax (``quant_reference_contrib.qlinear_softmax``)."""
+    """onnxruntime's QLinearSoftmax (``sqzc.ort.oracles.contrib_ops.qlinear_softmax``)."""
     return qrc.qlinear_softmax(x, a.x_scale, a.y.scale[0], a.y.zero_point[0], a.axis)
 
 

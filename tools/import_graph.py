@@ -172,7 +172,7 @@ class ImportSite:
 @dataclass(frozen=True)
 class AttrSite:
     """A ``name.attr...`` chain in a file; ``private_imports`` keeps those whose name an
-    import bound (``qr._wrap_i32`` after ``from sqzc import quant_reference as qr``)."""
+    import bound (``qr.wrap_i32`` after ``from sqzc.ort.oracles import mlas as qr``)."""
 
     file: Path
     line: int

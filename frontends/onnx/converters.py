@@ -28,7 +28,7 @@ from sqzc.frontends.onnx.registry import (
     select_converter,
     supported_ops,
 )
-from sqzc.ir import Graph
+from sqzc.ort.orders import nchwc_source
 from sqzc.ops import (
     INT_DTYPES,
     ClipAttrs,
@@ -133,27 +133,6 @@ def avgpool_v19(cx: ImportContext) -> None:
     _pool(cx, OpKind.AVGPOOL, True, True, True)
 
 
-#: Ops onnxruntime's NCHWc transformer keeps in NCHWc when their inputs are.
-_NCHWC_PASS_THROUGH = frozenset({OpKind.RELU, OpKind.CLIP, OpKind.ADD, OpKind.MUL,
-                                 OpKind.CONCAT})
-
-
-def _nchwc_source(g: Graph, nid: str, direct: bool = True) -> bool:
-    """Whether onnxruntime's NCHWc transformer takes a global pool reading ``nid``: a
-    graph input read directly, a float conv or pool, or an elementwise op whose inputs
-    (constants aside) are conv or pool results in NCHWc form. A DequantizeLinear, for
-    one, is not (checked against onnxruntime 1.32: DQ, Relu on a graph input)."""
-    op = g.op(nid)
-    if op.kind in (OpKind.CONV, OpKind.MAXPOOL, OpKind.AVGPOOL):
-        return True
-    if op.kind is OpKind.INPUT:
-        return direct
-    if op.kind in _NCHWC_PASS_THROUGH:
-        ins = [i for i in op.inputs if not g.is_const(i)]
-        return bool(ins) and all(_nchwc_source(g, i, False) for i in ins)
-    return False
-
-
 def _global_pool(cx: ImportContext, mode: str) -> None:
     x = cx.float_input(0)
     rank = len(cx.type_of(x).shape)
@@ -161,7 +140,7 @@ def _global_pool(cx: ImportContext, mode: str) -> None:
         raise cx.error(f"global pooling needs rank >= 3, got {rank}")
     attrs = ReduceAttrs(mode, tuple(range(2, rank)), True, lowest_finite=mode == "max",
                         mlas_global=mode == "mean",
-                        nchwc_source=mode == "mean" and rank == 4 and _nchwc_source(cx.graph, x))
+                        nchwc_source=mode == "mean" and rank == 4 and nchwc_source(cx.graph, x))
     cx.bind(0, cx.emit(OpKind.REDUCE, attrs, [x]))
 
 

@@ -17,7 +17,7 @@ from sqzc.frontends.onnx.attr_helpers import (
 )
 from sqzc.frontends.onnx.registry import converter
 
-from sqzc import quant_reference_contrib as qrc
+from sqzc.ort.oracles import contrib_ops as qrc
 from sqzc.float_semantics import broadcast_shapes
 from sqzc.ops import (
     INT_DTYPES,
@@ -39,7 +39,8 @@ from sqzc.ops import (
     TensorType,
     TransposeAttrs,
 )
-from sqzc.quant_semantics import conv_multipliers, lookup_table
+from sqzc.ort.lookup import lookup_table
+from sqzc.quant_semantics import conv_multipliers
 
 if TYPE_CHECKING:
     from sqzc.frontends.onnx.context import ImportContext
@@ -248,9 +249,9 @@ def _qlinear_binary(cx: ImportContext, kind: OpKind, name: str) -> None:
         # onnxruntime passes (B, A) to its kernel when A is the repeated (broadcast)
         # operand of every span; the first operand's terms round differently, so the IR
         # operand order follows onnxruntime's.
-        case = qrc._broadcast_case(ta.shape, tb.shape, broadcast_shapes(ta.shape, tb.shape))
+        case = qrc.broadcast_case(ta.shape, tb.shape, broadcast_shapes(ta.shape, tb.shape))
         sa, sb = _batched(cx, a), _batched(cx, b)
-        if qrc._broadcast_case(sa, sb, broadcast_shapes(sa, sb)) != case:
+        if qrc.broadcast_case(sa, sb, broadcast_shapes(sa, sb)) != case:
             raise cx.unsupported("dynamic batch: QLinearAdd rounds differently at batch 1 "
                                  "than at larger batches for these shapes (fix the batch "
                                  "with --input-shape)")

@@ -470,7 +470,7 @@ def test_zoo_qdq_s8_ort_x86_float_path_bit_exact(cfg: QuantConfig,
     """``--no-fuse-int8-qdq``: the exposed QInt8 models (where onnxruntime's x86-64
     default runs all 26 convs in float: every Q output is a graph output, which blocks its
     S8->U8 rewrite) are bit-exact with that default session on every 8-bit tensor and the
-    softmax output: sqzc sums those convs in MLAS's float order (``sqzc.ort_qdq``)."""
+    softmax output: sqzc sums those convs in MLAS's float order (``sqzc.ort.rules``)."""
     m = Compiled(exposed_models.zoo(cfg), fuse_int8_qdq=False)
     for x in noise_inputs(NOISE_SEEDS, int(ZOO_ARGS["image_size"])).values():
         got, want = m.sqzc(x), m.ort(x)

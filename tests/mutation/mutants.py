@@ -169,45 +169,29 @@ MUTANTS: tuple[Mutant, ...] = (
         why="the QLinearSoftmax kernel rounds half away from zero",
     ),
     Mutant(
-        name="fold-quantize-round-half-away",
-        path="sqzc/quant_semantics.py",
-        old="return (np.rint(v) + zp).astype(a.dtype)",
-        new="return ((lambda t: np.where(np.abs(t - np.trunc(t)) == 0.5, np.trunc"
-            "(t) + np.sign(t), np.rint(t)))(v) + zp).astype(a.dtype)",
-        tests=("tests/ops/test_requant_ties_folded.py::test_folded_ties[quantize]",
-               "tests/ops/test_requant_ties_folded.py::test_float_weight_conv_ties"),
-        why="the numpy QuantizeLinear (folded constants, quantized float weights) rounds "
-            "half away from zero",
-    ),
-    Mutant(
-        name="fold-requantize-round-half-away",
-        path="sqzc/quant_semantics.py",
-        old="return (np.rint(v) + zp).astype(out.dtype)",
-        new="return ((lambda t: np.where(np.abs(t - np.trunc(t)) == 0.5, np.trunc"
-            "(t) + np.sign(t), np.rint(t)))(v) + zp).astype(out.dtype)",
-        tests=("tests/ops/test_requant_ties_folded.py::test_folded_ties[qlinear_conv]",
-               "tests/ops/test_requant_ties_folded.py::test_folded_ties"
-               "[qlinear_global_average_pool]"),
-        why="the numpy requantization of folded QLinearConv / QLinearGlobalAveragePool "
-            "rounds half away from zero",
-    ),
-    Mutant(
         name="reference-cvtps-round-half-away",
-        path="sqzc/quant_reference.py",
+        path="sqzc/ort/oracles/mlas.py",
         old="r = np.rint(np.where(ok, v, _F32(0))).astype(np.int64)",
         new="r = np.where(ok, v, _F32(0))\n    r = (lambda t: np.where("
             "np.abs(t - np.trunc(t)) == 0.5, np.trunc(t) + np.sign(t), np.rint(t)))"
             "(r).astype(np.int64)",
         tests=("tests/ops/test_requant_ties_folded.py::test_lookup_table_ties",
+               "tests/ops/test_requant_ties_folded.py::test_folded_ties[quantize]",
+               "tests/ops/test_requant_ties_folded.py::test_float_weight_conv_ties",
+               "tests/ops/test_requant_ties_folded.py::test_folded_ties[qlinear_conv]",
+               "tests/ops/test_requant_ties_folded.py::test_folded_ties"
+               "[qlinear_global_average_pool]",
                "tests/ops/test_requant_ties_folded.py::test_folded_ties[qlinear_add]",
                "tests/ops/test_requant_ties_folded.py::test_folded_ties[qlinear_matmul]",
                "tests/ops/test_requant_ties_folded.py::test_folded_ties[qlinear_average_pool]"),
-        why="the numpy cvtps2dq (lookup tables built at compile time, folded QLinearAdd / "
+        why="the numpy cvtps2dq (every compile-time rounding that follows onnxruntime: "
+            "folded QuantizeLinear, quantized float weights, requantization of folded "
+            "QLinearConv / QLinearGlobalAveragePool, lookup tables, folded QLinearAdd / "
             "QLinearMatMul / QLinearAveragePool) rounds half away from zero",
     ),
     Mutant(
         name="fold-qsoftmax-round-half-away",
-        path="sqzc/quant_reference_contrib.py",
+        path="sqzc/ort/oracles/contrib_ops.py",
         old="y = np.clip(np.rint(v) + np.float32(",
         new="y = np.clip((lambda t: np.where(np.abs(t - np.trunc(t)) == 0.5, np.trunc"
             "(t) + np.sign(t), np.rint(t)))(v) + np.float32(",
@@ -216,7 +200,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="weight-zero-point-round-half-away",
-        path="sqzc/passes/quantize_conv_weights.py",
+        path="sqzc/ort/passes/quantize_conv_weights.py",
         old="zp = int(np.rint(np.clip(initial, np.float32(-128.0), np.float32(127.0))))",
         new="zp = int((lambda t: np.where(np.abs(t - np.trunc(t)) == 0.5, "
             "np.trunc(t) + np.sign(t), np.rint(t)))"
@@ -226,7 +210,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="bias-quantization-round-half-away",
-        path="sqzc/passes/quantize_conv_weights.py",
+        path="sqzc/ort/passes/quantize_conv_weights.py",
         old="bq = np.rint((b / scales).astype(np.float32)).astype(np.int32)",
         new="bq = (lambda t: np.where(np.abs(t - np.trunc(t)) == 0.5, np.trunc"
             "(t) + np.sign(t), np.rint(t)))((b / scales).astype(np.float32)).astype(np.int32)",

@@ -9,7 +9,7 @@ bias through DequantizeLinear) [-> Relu] -> QuantizeLinear (int8)``. The input p
 Q -> DQ, so onnxruntime (x86-64, default session options, one intra-op thread) cannot
 fuse the group and runs DQ, an MLAS float Conv (im2col + sgemm) and Q; sqzc must mark the
 conv for the MLAS summation order (``ConvAttrs.mlas_stride_k``) and match every output
-byte. The geometries cover the K slicing of ``sqzc.ort_qdq.sgemm_stride_k`` (one slice,
+byte. The geometries cover the K slicing of ``sqzc.ort.orders.sgemm_stride_k`` (one slice,
 128 + a remainder, 256 when the output is narrower than K), padding on every side, output
 rows wider than one register block, output channels that leave a partial block, batch 2,
 the row kernel (stride 2, dilation 2, groups, depthwise, and K = 1600, which the tiled
@@ -36,7 +36,7 @@ from sqz_testing import (
 import sqzc
 from sqzc.driver import CompileOptions
 from sqzc.passes.manager import Instrumentation
-from sqzc.ort_qdq import sgemm_stride_k
+from sqzc.ort.orders import sgemm_stride_k
 
 ort = pytest.importorskip("onnxruntime")
 

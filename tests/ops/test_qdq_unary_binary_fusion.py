@@ -6,7 +6,7 @@ QLinearAveragePool / QLinearGlobalAveragePool / QLinearLeakyRelu and ``DQ, DQ ->
 into QLinearAdd / QLinearMul when every input and the output have one type after its
 S8->U8 rewrites (int8 included), and computes them with integer or lookup-table
 arithmetic that differs from the float path by a step in some elements. sqzc's fold-qdq
-must make the same choice (``ort_qdq.ort_group_types``) so every output byte agrees:
+must make the same choice (``sqzc.ort.rules.ort_group_types``) so every output byte agrees:
 checked here per op for uint8 and int8, equal and different input/output quantization,
 broadcasting operands, and an int8 group fed by a graph-input Q -> DQ pair (its input
 pair becomes uint8 and the output stays int8: onnxruntime leaves it float). Each case also

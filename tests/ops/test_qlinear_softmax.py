@@ -3,7 +3,7 @@
 onnxruntime's quantizer turns Softmax into com.microsoft QLinearSoftmax (QOperator format)
 or DQ -> Softmax -> Q (QDQ format), which onnxruntime fuses into QLinearSoftmax when
 input and output types agree (on x86-64 by default after its S8->U8 rewrites). Both run
-its lookup-table arithmetic (``quant_reference_contrib.qlinear_softmax``). Checked here:
+its lookup-table arithmetic (``sqzc.ort.oracles.contrib_ops.qlinear_softmax``). Checked here:
 the numpy reference and the compiled op equal onnxruntime byte for byte on seeded random
 rows (uint8/int8, opset 13 along any axis, opset 11 over the flattened tail, one-element
 rows whose rescaled entries overflow to inf), and sqzc fuses the QDQ group exactly when
@@ -33,7 +33,7 @@ from sqz_testing import (
 
 import sqzc
 from sqzc.driver import CompileOptions
-from sqzc.quant_reference_contrib import qlinear_softmax
+from sqzc.ort.oracles.contrib_ops import qlinear_softmax
 
 ort = pytest.importorskip("onnxruntime")
 

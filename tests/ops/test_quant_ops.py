@@ -34,7 +34,7 @@ from sqz_testing import assert_matches_ort, model_path, ort_run
 from sqzc.errors import UnsupportedError
 from sqzc.frontends.onnx.importer import import_proto
 from sqzc.ops import OpKind, QPoolAttrs, QuantAttrs
-from sqzc.quant_semantics import lookup_table
+from sqzc.ort.lookup import lookup_table
 from sqzc.semantics import reference
 
 pytest.importorskip("onnxruntime")
@@ -169,6 +169,19 @@ def test_quantize_linear_per_tensor(opset: int, dtype: type) -> None:
               opset=opset)
     if dtype == U8:  # zero point omitted: uint8
         check("QuantizeLinear", [("x", x, False), ("s", F32(0.1), True)], U8, opset=opset)
+
+
+@pytest.mark.parametrize("folded", (False, True), ids=("kernel", "folded"))
+@pytest.mark.parametrize("dtype", QTYPES)
+def test_quantize_linear_special_values(dtype: type, folded: bool) -> None:
+    """NaN goes to the lowest code, +-inf saturate, in the kernel and in constant folding
+    alike: folding uses onnxruntime's QuantizeLinear (one implementation), where it once
+    sent NaN to 0 for int8 while the kernel and onnxruntime give -128."""
+    x = np.array([np.nan, -np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, -0.0], F32)
+    z = zp(dtype, "max") if dtype == S8 else zp(dtype, "min")
+    got = check("QuantizeLinear", [("x", x, folded), ("s", F32(0.5), True), ("z", z, True)],
+                dtype)
+    assert got[0] == got[1] == np.iinfo(dtype).min
 
 
 @pytest.mark.parametrize("opset", (13, 19, 21))

@@ -54,7 +54,7 @@ from sqzc.driver import CompileOptions
 from sqzc.ir import Graph
 from sqzc.ops import OpKind, OpNode, QConvAttrs
 from sqzc.passes.manager import Instrumentation
-from sqzc.quant_reference_contrib import qlinear_softmax_table
+from sqzc.ort.oracles.contrib_ops import qlinear_softmax_table
 
 ort = pytest.importorskip("onnxruntime")
 

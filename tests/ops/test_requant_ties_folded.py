@@ -1,8 +1,8 @@
 """Exact .5 ties at the roundings sqzc does in Python at compile time, against onnxruntime.
 
 Some 8-bit results never reach a kernel's rounding: ops on constants are folded with the
-numpy references (``sqzc.quant_semantics``, ``sqzc.quant_reference``,
-``sqzc.quant_reference_contrib``), lookup-table ops (QLinearLeakyRelu, QLinearSigmoid)
+numpy references (``sqzc.quant_semantics``, ``sqzc.ort.oracles.onnx_ops``,
+``sqzc.ort.oracles.contrib_ops``), lookup-table ops (QLinearLeakyRelu, QLinearSigmoid)
 get their 256 entries computed by the compiler, and the float weights and biases of QDQ
 convs are quantized as onnxruntime's ``WeightBiasQuantization`` does. Each rounds half to
 even with ``np.rint``, like onnxruntime; the tests here make the values rounded there
@@ -17,10 +17,10 @@ Sites and tests:
   ``test_folded_ties[quantize]``, ``test_float_weight_conv_ties``;
 * ``quant_semantics.requantize`` (QLinearConv and QLinearGlobalAveragePool folding):
   ``test_folded_ties[qlinear_conv|qlinear_global_average_pool]``;
-* ``quant_reference._cvtps_epi32`` (lookup tables; QLinearAdd, QLinearMatMul and
+* ``sqzc.ort.oracles.mlas.cvtps_epi32`` (lookup tables; QLinearAdd, QLinearMatMul and
   QLinearAveragePool folding): ``test_lookup_table_ties``,
   ``test_folded_ties[qlinear_add|qlinear_matmul|qlinear_average_pool]``;
-* ``quant_reference_contrib.qlinear_softmax`` (QLinearSoftmax folding):
+* ``sqzc.ort.oracles.contrib_ops.qlinear_softmax`` (QLinearSoftmax folding):
   ``test_folded_ties[qlinear_softmax]``;
 * ``passes/quantize_conv_weights.py``: the weight zero point and the int32 bias,
   ``test_float_weight_conv_ties``.

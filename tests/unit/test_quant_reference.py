@@ -1,4 +1,4 @@
-"""``sqzc.quant_reference`` and ``sqzc.quant_reference_contrib`` must equal onnxruntime's
+"""``sqzc.ort.oracles.onnx_ops`` and ``sqzc.ort.oracles.contrib_ops`` must equal onnxruntime's
 CPU int8 kernels bit for bit.
 
 Every test builds a one-node ONNX model with ``onnx.helper`` (com.microsoft ops get a
@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from onnx import helper, numpy_helper
 
-from sqzc import quant_reference as qr
-from sqzc import quant_reference_contrib as qrc
+from sqzc.ort.oracles import mlas
+from sqzc.ort.oracles import onnx_ops as qr
+from sqzc.ort.oracles import contrib_ops as qrc
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -125,7 +126,7 @@ def test_fma_f32_single_rounding() -> None:
     one_p = F32(1 + 2.0**-12)
     a[:4], b[:4] = one_p, one_p
     c[:4] = [F32(0.0), F32(-(2.0**-24)), F32(2.0**-40), F32(-(2.0**-40))]
-    got = qr.fma_f32(a, b, c)
+    got = mlas.fma_f32(a, b, c)
     for i in range(len(a)):
         exact = Fraction(float(a[i])) * Fraction(float(b[i])) + Fraction(float(c[i]))
         want = _exact_round_f32(exact)
@@ -311,7 +312,7 @@ def test_requant_scale_is_x_times_w_then_divided_by_y(scales: tuple) -> None:
     for const in (True, False):
         assert_same(_run_qlinear_conv(case, {}, const), want)
     acc = (a + 127 * b).reshape(want.shape)
-    other = qr.requantize_output(acc, F32(xs * F32(ws / ys)), 0, U8)
+    other = mlas.requantize_output(acc, F32(xs * F32(ws / ys)), 0, U8)
     assert not np.array_equal(other, want)
     # QLinearMatMul computes its output scale the same way.
     am = np.stack([a, b], axis=1).astype(U8)
@@ -504,7 +505,7 @@ def test_qlinear_add_exhaustive_discriminating(dtype: type, scales: tuple, zps: 
     for aa, bb in ((col, row), (row, col)):
         assert_same(_binary("QLinearAdd", aa, bb, p), qrc.qlinear_add(aa, p[0], p[1], bb, p[2],
                                                                        p[3], p[4], p[5]))
-    no_swap = qrc._qladd_kernel(np.broadcast_to(col, (256, 256)), p[0], int(p[1]),
+    no_swap = qrc.qladd_kernel(np.broadcast_to(col, (256, 256)), p[0], int(p[1]),
                                np.broadcast_to(row, (256, 256)), p[2], int(p[3]), p[4], int(p[5]),
                                np.dtype(dtype))
     assert not np.array_equal(no_swap, _binary("QLinearAdd", col, row, p))
@@ -519,7 +520,7 @@ def test_qlinear_mul_exhaustive_discriminating(dtype: type, scales: tuple, zps: 
     prod = ((a.astype(np.int64) - int(p[1])) * (b.astype(np.int64) - int(p[3]))).astype(F32)
     ratio = F32(F32(p[0] * p[2]) / p[4])
     info = np.iinfo(dtype)
-    fused = np.clip(np.rint(qr.fma_f32(prod, ratio, F32(p[5]))), info.min, info.max)
+    fused = np.clip(np.rint(mlas.fma_f32(prod, ratio, F32(p[5]))), info.min, info.max)
     assert not np.array_equal(fused.astype(dtype), got)  # no FMA in ORT's QLinearMul
 
 
@@ -612,7 +613,7 @@ def test_qlinear_global_average_pool_scale_order(scales: tuple) -> None:
     args = [("x", x), ("xs", xs), ("xz", U8(0)), ("ys", ys), ("yz", U8(0))]
     got = run_node("QLinearGlobalAveragePool", args, U8, domain=MS)
     assert_same(got, qrc.qlinear_global_average_pool(x, xs, U8(0), ys, U8(0)))
-    other = qr.requantize_output(sums.reshape(got.shape), F32(F32(xs / ys) / F32(n)), 0, U8)
+    other = mlas.requantize_output(sums.reshape(got.shape), F32(F32(xs / ys) / F32(n)), 0, U8)
     assert not np.array_equal(other, got)
 
 
@@ -690,7 +691,7 @@ def test_mlas_logistic_matches_float_sigmoid() -> None:
                         np.linspace(-20, 20, 20001, dtype=F32),
                         np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], F32)])
     got = run_node("Sigmoid", [("x", x)], F32)
-    assert_same(got.view(np.uint32), qrc.mlas_logistic(x).view(np.uint32))
+    assert_same(got.view(np.uint32), mlas.mlas_logistic(x).view(np.uint32))
 
 
 @pytest.mark.parametrize("op", ("QLinearSigmoid", "QLinearLeakyRelu"))

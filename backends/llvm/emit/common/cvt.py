@@ -12,13 +12,13 @@ from llvmlite import ir
 
 from sqzc.backends.llvm.cg import F32, I8, I32, declare_intrinsic, f32
 from sqzc.backends.llvm.emit.common.qmath import to_i32
-from sqzc.quant_semantics import _QRANGE
+from sqzc.ops import INT_RANGE
 
 
 def cvt_saturate(b: ir.IRBuilder, t: ir.Value, dtype: str) -> ir.Value:
     """``cvtps2dq`` (round half to even; NaN or |t| >= 2**31 -> INT32_MIN) followed by the
     saturating packs to ``dtype``, as an i8: out-of-range and NaN give the lowest value."""
-    lo, hi = _QRANGE[dtype]
+    lo, hi = INT_RANGE[dtype]
     rint = declare_intrinsic(b.module, "llvm.rint.f32", F32, [F32])
     ok = b.and_(b.fcmp_ordered(">=", t, f32(-(2.0 ** 31))), b.fcmp_ordered("<", t, f32(2.0 ** 31)))
     r = b.call(rint, [b.select(ok, t, f32(0.0))])

@@ -16,8 +16,7 @@ from llvmlite import ir
 
 from sqzc.backends.llvm.cg import F32, I32, SIGNED, declare_intrinsic, f32, i64
 from sqzc.backends.llvm.kernel import KernelContext
-from sqzc.ops import QuantAttrs
-from sqzc.quant_semantics import _QRANGE
+from sqzc.ops import INT_RANGE, QuantAttrs
 
 
 def const_table(module: ir.Module, name: str, ty: ir.Type, values: list) -> ir.GlobalVariable:
@@ -44,7 +43,7 @@ def to_i32(b: ir.IRBuilder, v: ir.Value, dtype: str) -> ir.Value:
 
 def saturate_round(b: ir.IRBuilder, v: ir.Value, zp: ir.Value | int, dtype: str) -> ir.Value:
     """``clamp(v, lo - zp, hi - zp)`` rounded half to even, plus ``zp``, as an 8-bit value."""
-    lo, hi = _QRANGE[dtype]
+    lo, hi = INT_RANGE[dtype]
     zpf = f32(float(zp)) if isinstance(zp, int) else zp
     rint = declare_intrinsic(b.module, "llvm.rint.f32", F32, [F32])
     low = b.fsub(f32(float(lo)), zpf)
@@ -58,7 +57,7 @@ def saturate_round(b: ir.IRBuilder, v: ir.Value, zp: ir.Value | int, dtype: str)
 def quantize_vector(b: ir.IRBuilder, v: ir.Value, q: QuantAttrs, lanes: int) -> ir.Value:
     """``saturate_round(v / scale, zp)`` on ``<lanes x float>`` (per-tensor ``q``): the
     QuantizeLinear of a float-path conv's epilogue, lane for lane the scalar kernel's."""
-    lo, hi = _QRANGE[q.dtype]
+    lo, hi = INT_RANGE[q.dtype]
     zp = float(q.zero_point[0])
     vt = ir.VectorType(F32, lanes)
 

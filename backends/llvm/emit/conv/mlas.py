@@ -1,6 +1,6 @@
 """Float convolution summed in onnxruntime's MLAS order (``ConvAttrs.mlas_stride_k``).
 
-For the QDQ convs onnxruntime runs in float (``sqzc.ort_qdq``) sqzc must produce its
+For the QDQ convs onnxruntime runs in float (``sqzc.ort.rules``) sqzc must produce its
 float sums bit for bit: MLAS's im2col + sgemm adds, for every output element, the taps
 in K order ``(ic, kh, kw)`` with fused multiply-adds into an accumulator that restarts
 from zero every ``stride_k`` taps, each slice's sum being added to the output; bias

@@ -33,8 +33,8 @@ from sqzc.backends.llvm.emit.conv.tiling import drive_conv_rows
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.backends.llvm.target import Target
-from sqzc.ops import OpKind, QConvAttrs
-from sqzc.quant_semantics import _QRANGE, qconv_input_offset
+from sqzc.ops import INT_RANGE, OpKind, QConvAttrs
+from sqzc.quant_semantics import qconv_input_offset
 
 FLIP_BYTES = int.from_bytes(b"\x80" * 4, "little", signed=True)  # int8 -> uint8 + 128
 
@@ -105,14 +105,14 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
     cols = col_tiles(ow_len, w_len, kw_len, sw, dw, c.pads[1], pixels)
     accs = [entry_alloca(b, vi, f"acc{j}_{r}") for j in range(blocks) for r in range(pixels)]
     w_oc_stride = icq_total * kh_len * kw_len * blk  # i32 words between output blocks
-    lo_q, hi_q = _QRANGE[a.out.dtype]
+    lo_q, hi_q = INT_RANGE[a.out.dtype]
     zp = float(a.out.zero_point[0])
     low, high = _vec(F32, blk, lo_q - zp), _vec(F32, blk, hi_q - zp)
     zpv = _vec(F32, blk, zp)
     mult = b.gep(bias.ptr, [i64(ocb_total * blk)], inbounds=True, source_etype=I32)
     out_t = ir.VectorType(ir.IntType(8), blk)
     if a.requant is not None:
-        lo2, hi2 = _QRANGE[a.requant.dtype]
+        lo2, hi2 = INT_RANGE[a.requant.dtype]
         zp2 = float(a.requant.zero_point[0])
         low2, high2 = _vec(F32, blk, lo2 - zp2), _vec(F32, blk, hi2 - zp2)
         zp2v = _vec(F32, blk, zp2)

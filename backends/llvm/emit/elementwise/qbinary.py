@@ -1,5 +1,5 @@
 """QLinearAdd and QLinearMul on 8-bit tensors (broadcasting loop nests), each float
-operation onnxruntime's in order and precision (``sqzc.quant_reference_contrib``):
+operation onnxruntime's in order and precision (``sqzc.ort.oracles.contrib_ops``):
 QLinearAdd uses fused multiply-adds (``llvm.fma``, exact on any target), QLinearMul a
 separate multiply and add; both convert with ``cvtps2dq`` semantics (``common/cvt.py``).
 """

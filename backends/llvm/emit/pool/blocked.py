@@ -15,18 +15,16 @@ from sqzc.backends.llvm.emit.common.blocked_io import vload, vstore
 from sqzc.backends.llvm.emit.common.geometry import row_groups
 from sqzc.backends.llvm.emit.common.vec import splat, vconst
 from sqzc.backends.llvm.emit.pool.mlas import (
-    PoolSumOrder,
     avgpool_divisors,
     global_mean_blocked,
     mlas_column_max,
-    mlas_max_pool_kernel,
-    mlas_pool_kernel,
     mlas_vector_max,
 )
 from sqzc.backends.llvm.emit.pool.plain import Combine, float_max, int_max
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, PoolAttrs
+from sqzc.ort.orders import PoolSumOrder, mlas_max_pool_kernel, mlas_pool_kernel
 
 #: Folds one row's value ``v`` into a window column's running value: ``(b, iw, v, col)``.
 ColumnCombine = Callable[[ir.IRBuilder, ir.Value, ir.Value, ir.Value], ir.Value]
@@ -53,7 +51,7 @@ def _pool_windows(ctx: KernelContext, init: ir.Value, combine: Combine,
     ``finish(acc, row, col)`` (if given) and one vector store. Output rows and columns are
     grouped at compile time by which taps are in bounds (as in the convolutions), so no
     tap is tested at run time; (sample, channel block, row) triples are shared among the
-    workers. ``order`` is the float sum's (``pool.mlas.mlas_pool_kernel``): ``generic`` taps
+    workers. ``order`` is the float sum's (``sqzc.ort.orders.mlas_pool_kernel``): ``generic`` taps
     row by row, ``vector`` each column's sum (``combine``d top to bottom, or with
     ``column(b, iw, v, col)`` when given) folded in left to right, with ``edge`` (if given)
     folded in before the columns of a window that reaches past the left edge and after
@@ -101,7 +99,7 @@ def _pool_blocked(ctx: KernelContext, is_max: bool) -> None:
     blk, oh, ow = y.shape[4], y.shape[2], y.shape[3]
     h, w = x.shape[2], x.shape[3]
     if is_max:
-        if mlas_max_pool_kernel(a, h, w, ctx.op.out.shape[1], ctx.target) == "vector":
+        if mlas_max_pool_kernel(a, h, w, ctx.op.out.shape[1], ctx.target.features) == "vector":
             # pool.mlas.maxpool_columns_first's order and pad slots, b channels at a time
             _pool_windows(ctx, vconst(-math.inf, blk), mlas_vector_max, order="vector",
                           column=lambda b, iw, v, col: mlas_column_max(b, iw, w, v, col),
@@ -109,7 +107,7 @@ def _pool_blocked(ctx: KernelContext, is_max: bool) -> None:
         else:  # onnxruntime's other max kernels start every window at -FLT_MAX
             _pool_windows(ctx, vconst(LOWEST_F32, blk), float_max)
         return
-    order = mlas_pool_kernel(a, h, w, ctx.op.out.shape[1], ctx.target)
+    order = mlas_pool_kernel(a, h, w, ctx.op.out.shape[1], ctx.target.features)
     if order == "global":
         global_mean_blocked(ctx)
         return

@@ -1,7 +1,7 @@
-"""onnxruntime's MLAS pooling orders: which kernel onnxruntime runs a float average pool
-with (``mlas_pool_kernel``), and the summation orders of those kernels, shared by the
-plain (``pool/plain.py``), blocked (``pool/blocked.py``) and global (``pool/reduce.py``)
-emitters.
+"""onnxruntime's MLAS pooling orders as LLVM: the summation orders and max rules of the
+kernels onnxruntime runs a float pool with (which kernel that is, per pool, is decided by
+:func:`sqzc.ort.orders.mlas_pool_kernel`), shared by the plain (``pool/plain.py``),
+blocked (``pool/blocked.py``) and global (``pool/reduce.py``) emitters.
 
 A QDQ model's float-path pool (one onnxruntime does not fuse) must quantize to
 onnxruntime's bytes, so the float sums follow its order: before opset 19 onnxruntime runs
@@ -24,7 +24,6 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
 
 from llvmlite import ir
 
@@ -33,70 +32,7 @@ from sqzc.backends.llvm.emit.common.blocked_io import blocks_and_rows, vload, vs
 from sqzc.backends.llvm.emit.common.geometry import window_counts
 from sqzc.backends.llvm.emit.common.vec import vconst
 from sqzc.backends.llvm.kernel import KernelContext
-from sqzc.backends.llvm.target import Target
 from sqzc.ops import PoolAttrs
-
-
-#: MLAS_POOL_REDUCTION_BUFFER_STACK minus its padding: the widest padded row the vector
-#: kernel takes.
-MLAS_POOL_ROW_LIMIT = 2048 - 3
-
-
-def runs_mlas_pool(a: PoolAttrs) -> bool:
-    """Whether onnxruntime runs this float average pool with ``MlasPool`` (before opset 19,
-    except ``ceil_mode`` with ``count_include_pad``: checked, that one sums row by row and
-    divides by the window clipped to the padded input)."""
-    return a.mlas and not (a.ceil_mode and a.count_include_pad)
-
-
-def nchwc_pooled(target: Target, channels: int) -> bool:
-    """Whether onnxruntime's NCHWc transformer takes a float pool with ``channels``
-    channels: it does when they fill whole blocks of MLAS's NCHWc block size (16 lanes with
-    AVX-512F, else 8; no NCHWc without AVX2), and its blocked kernels sum each window row
-    by row from zero."""
-    flags = set(target.features.split(","))
-    if "+avx512f" in flags:
-        return channels % 16 == 0
-    return "+avx2" in flags and channels % 8 == 0
-
-
-#: The summation order of a float average pool (``mlas_pool_kernel``).
-PoolSumOrder = Literal["global", "vector", "generic"]
-
-
-def mlas_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, target: Target
-                     ) -> PoolSumOrder:
-    """The kernel onnxruntime runs a float average pool with, which fixes its summation
-    order: ``MlasPool``'s ``global`` (window = input, stride 1, no pads), ``vector`` (last
-    stride <= 2, kernel sides <= 32, padded row fits its buffer) or ``generic`` kernel;
-    ``generic`` (row-major) also for pools it does not run through ``MlasPool`` (``a.mlas``
-    false: opset 19 and up; ``ceil_mode`` with ``count_include_pad``, which it computes
-    with its own loop; channel counts its NCHWc transformer takes)."""
-    if not runs_mlas_pool(a) or nchwc_pooled(target, channels):
-        return "generic"
-    return _mlas_kernel_by_shape(a, h, w)
-
-
-def mlas_max_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, target: Target
-                         ) -> PoolSumOrder:
-    """The kernel onnxruntime runs a float max pool with: ``MlasPool``'s, chosen by shape
-    as for average pools, for every MaxPool without dilation (its Indices output, the other
-    condition, sqzc refuses); ``generic`` for dilated pools (its own loop, which also starts
-    at -FLT_MAX) and channel counts its NCHWc transformer takes (blocked kernels that
-    start at -FLT_MAX as well)."""
-    if a.dilations != (1, 1) or nchwc_pooled(target, channels):
-        return "generic"
-    return _mlas_kernel_by_shape(a, h, w)
-
-
-def _mlas_kernel_by_shape(a: PoolAttrs, h: int, w: int) -> PoolSumOrder:
-    """``MlasPool``'s choice of kernel for a 2-D pool."""
-    if a.kernel == (h, w) and a.strides == (1, 1) and not any(a.pads):
-        return "global"
-    if a.strides[1] <= 2 and max(a.kernel) <= 32 \
-            and a.pads[1] + a.pads[3] + w <= MLAS_POOL_ROW_LIMIT:
-        return "vector"
-    return "generic"
 
 
 def mlas_vector_max(b: ir.IRBuilder, v: ir.Value, cur: ir.Value) -> ir.Value:

@@ -31,12 +31,11 @@ from sqzc.backends.llvm.emit.pool.mlas import (
     avgpool_divisors,
     global_mean_plain,
     maxpool_columns_first,
-    mlas_max_pool_kernel,
-    mlas_pool_kernel,
 )
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, PoolAttrs
+from sqzc.ort.orders import mlas_max_pool_kernel, mlas_pool_kernel
 
 
 def _const_array(module: ir.Module, name: str, values: list[float]) -> ir.GlobalVariable:
@@ -100,12 +99,12 @@ def _pool(ctx: KernelContext, is_max: bool) -> None:
     n_batch, c, oh, ow = y.shape
     h, w = x.shape[2:]
     if is_max:
-        if mlas_max_pool_kernel(a, h, w, c, ctx.target) == "vector":
+        if mlas_max_pool_kernel(a, h, w, c, ctx.target.features) == "vector":
             maxpool_columns_first(ctx)
         else:  # onnxruntime's other max kernels start every window at -FLT_MAX
             accumulate_taps(ctx, f32(LOWEST_F32), float_max)
         return
-    kernel = mlas_pool_kernel(a, h, w, c, ctx.target)
+    kernel = mlas_pool_kernel(a, h, w, c, ctx.target.features)
     if kernel == "global":
         global_mean_plain(ctx, [n_batch, c], [h, w])
         return
@@ -129,7 +128,7 @@ def _pool(ctx: KernelContext, is_max: bool) -> None:
 @emits(OpKind.MAXPOOL, "float")
 def emit_maxpool(ctx: KernelContext) -> None:
     """Max pooling in the order and from the start value of the onnxruntime kernel that
-    runs it (``pool.mlas.mlas_max_pool_kernel``)."""
+    runs it (``sqzc.ort.orders.mlas_max_pool_kernel``)."""
     _pool(ctx, True)
 
 

@@ -1,6 +1,6 @@
 """Quantized pooling on 8-bit tensors: QLinearGlobalAveragePool (plain and NCHW[b]c) and
 QLinearAveragePool (plain), each float operation onnxruntime's in order and precision
-(``sqzc.quant_semantics``, ``sqzc.quant_reference_contrib``).
+(``sqzc.quant_semantics``, ``sqzc.ort.oracles.contrib_ops``).
 """
 
 from __future__ import annotations

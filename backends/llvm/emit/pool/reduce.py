@@ -10,11 +10,11 @@ from sqzc.backends.llvm.emit.common.vec import vconst, vtype
 from sqzc.backends.llvm.emit.pool.mlas import (
     global_mean_blocked,
     global_mean_plain,
-    nchwc_pooled,
 )
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, ReduceAttrs
+from sqzc.ort.orders import nchwc_pooled
 
 
 @emits(OpKind.REDUCE, "float")
@@ -29,7 +29,7 @@ def emit_reduce(ctx: KernelContext) -> None:
     for d in red:
         count *= d
     is_max = a.mode == "max"
-    nchwc = a.nchwc_source and nchwc_pooled(ctx.target, x.shape[1])
+    nchwc = a.nchwc_source and nchwc_pooled(ctx.target.features, x.shape[1])
     if a.mlas_global and not is_max and not nchwc:
         global_mean_plain(ctx, kept, red)
         return
@@ -67,7 +67,7 @@ def emit_reduce_blocked(ctx: KernelContext) -> None:
     vt = vtype(blk)
     h, w = x.shape[2], x.shape[3]
     is_max = a.mode == "max"
-    nchwc = a.nchwc_source and nchwc_pooled(ctx.target, ctx.op.out.shape[1])
+    nchwc = a.nchwc_source and nchwc_pooled(ctx.target.features, ctx.op.out.shape[1])
     if a.mlas_global and not is_max and not nchwc:
         global_mean_blocked(ctx)
         return

@@ -1,5 +1,5 @@
 """onnxruntime's QLinearSoftmax on 8-bit tensors: a 256-entry exp table chosen at compile
-time (``sqzc.quant_reference_contrib.qlinear_softmax_table``), the float32 row sum in
+time (``sqzc.ort.oracles.contrib_ops.qlinear_softmax_table``), the float32 row sum in
 index order, then each entry scaled, rounded half to even and saturated, as onnxruntime
 does.
 """
@@ -11,14 +11,13 @@ import math
 import numpy as np
 from llvmlite import ir
 
-from sqzc import quant_reference_contrib as qrc
+from sqzc.ort.oracles import contrib_ops as qrc
 from sqzc.backends.llvm.cg import F32, I8, I32, I64, declare_intrinsic, entry_alloca, f32, \
     for_range, i64
 from sqzc.backends.llvm.emit.common.qmath import const_table, table_value
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
-from sqzc.ops import OpKind, QSoftmaxAttrs
-from sqzc.quant_semantics import _QRANGE
+from sqzc.ops import INT_RANGE, OpKind, QSoftmaxAttrs
 
 
 def _emit_qsoftmax(ctx: KernelContext) -> None:
@@ -37,7 +36,7 @@ def _emit_qsoftmax(ctx: KernelContext) -> None:
     g = const_table(ctx.module, "softmax_exp", F32, [float(v) for v in table])
     inv = f32(float(np.float32(math.floor(np.float32(1.0) / np.float32(a.y.scale[0])))))
     zp = f32(float(a.y.zero_point[0]))
-    lo, hi = _QRANGE[y.dtype]
+    lo, hi = INT_RANGE[y.dtype]
     rint = declare_intrinsic(ctx.module, "llvm.rint.f32", F32, [F32])
     top = i64(127 if signed else 255)
     if length == 0 or outer * inner == 0:

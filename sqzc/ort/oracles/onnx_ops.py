@@ -6,22 +6,8 @@ the tests run on: AMD Zen 4). The code generator's integer kernels replicate the
 and ``tests/unit/test_quant_reference.py`` checks every function against onnxruntime with
 ``np.array_equal`` (zero tolerance).
 
-Conventions used in every docstring
------------------------------------
-* ``f32(e)`` means: evaluate ``e`` in IEEE-754 binary32 with round-to-nearest-even, one
-  rounding per written operation, left to right as written. ``fma(a, b, c)`` is a fused
-  multiply-add with a single rounding (``vfmadd*ps``). Where no ``fma`` is written the
-  operations are *not* fused (ORT's binary was checked for this op by op).
-* ``rne(v)`` is ``cvtps2dq`` under the default MXCSR: round half to even, and any value
-  outside ``[-2**31, 2**31)`` or NaN gives ``INT32_MIN`` (x86 "integer indefinite").
-* ``sat16`` / ``sat8`` are the saturating packs ``packssdw`` (int32 -> int16) followed by
-  ``packuswb`` / ``packsswb`` (int16 -> uint8 / int8); together they clamp to the 8-bit range
-  (note that an ``INT32_MIN`` from ``rne`` therefore lands on the *lowest* 8-bit value).
-* ``max_ps(v, lo)`` / ``min_ps(v, hi)`` are SSE/AVX ``maxps``/``minps`` with the data in the
-  first operand: a NaN ``v`` yields the bound. So "clamp" below maps NaN to ``lo``.
-* Integer accumulations are exact int32 sums (ORT's VNNI kernels do not saturate for any
-  realistic reduction length); they are computed here in int64 and wrapped to int32 where
-  ORT adds in int32 (bias addition).
+The notation (``f32``, ``fma``, ``rne``, ``sat8``/``sat16``, ``max_ps``/``min_ps``) is defined in
+:mod:`sqzc.ort.oracles.mlas`, whose primitives these ops are built from.
 
 Summary (``q`` = 8-bit value, ``z`` = zero point, ``[lo, hi]`` = 8-bit range)
 --------------------------------------------------------------------------
@@ -31,14 +17,11 @@ Summary (``q`` = 8-bit value, ``z`` = zero point, ``[lo, hi]`` = 8-bit range)
   ``y = rne(clamp(f32(f32(int32(acc + bias)) * S), lo - zy, hi - zy)) + zy``.
 * MatMulInteger / ConvInteger: exact int32.  MaxPool on 8-bit data is exact (no function).
 
-This module holds the standard-domain (``ai.onnx``) ops and the x86/MLAS primitives every
-quantized kernel is built from (binary32 FMA, ``cvtps2dq``, the saturating packs,
-``MlasQuantizeLinear``, ``MlasRequantizeOutput``). onnxruntime's ``com.microsoft`` contrib
-ops (QLinearAdd/Mul, the lookup-table activations, QLinearConcat, the quantized average
-pools) are in :mod:`sqzc.quant_reference_contrib`, which uses these primitives and the
-conventions above.
+This module holds the standard-domain (``ai.onnx``) ops. onnxruntime's ``com.microsoft``
+contrib ops (QLinearAdd/Mul, the lookup-table activations, QLinearConcat, the quantized
+average pools) are in :mod:`sqzc.ort.oracles.contrib_ops`.
 
-Only numpy and the standard library are used.
+Only numpy, the standard library and :mod:`sqzc.ort.oracles.mlas` are used.
 """
 
 from __future__ import annotations
@@ -47,114 +30,28 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sqzc.ort.oracles.mlas import (
+    QTYPES,
+    mlas_quantize,
+    qdtype,
+    requantize_output,
+    scalar_f32,
+    scalar_int,
+    wrap_i32,
+)
+
 __all__ = [
+    "conv_accumulate",
     "conv_integer",
     "dequantize_linear",
-    "fma_f32",
     "matmul_integer",
     "qlinear_conv",
     "qlinear_matmul",
     "quantize_linear",
-    "requantize_output",
 ]
 
 _F32 = np.float32
 _F64 = np.float64
-_INT32_MIN = -(2**31)
-_QTYPES = (np.dtype(np.uint8), np.dtype(np.int8))
-
-
-# --------------------------------------------------------------------------------------
-# Floating-point / x86 primitives
-# --------------------------------------------------------------------------------------
-
-
-def fma_f32(a: np.ndarray | float, b: np.ndarray | float, c: np.ndarray | float) -> np.ndarray:
-    """Single-rounding binary32 fused multiply-add ``round_f32(a * b + c)`` (``vfmadd*ps``).
-
-    ``a*b`` is exact in binary64 (24 + 24 significant bits). The binary64 sum ``s = a*b + c``
-    is correct except for its own rounding error ``e`` (recovered exactly with TwoSum);
-    rounding ``s`` to binary32 is then wrong only when ``s`` sits exactly on a binary32 tie
-    and ``e != 0``, in which case the sign of ``e`` picks the neighbour. Inputs are cast to
-    float32 first; overflow / subnormal results are not special-cased (not reachable by the
-    quantized kernels).
-    """
-    a32, b32, c32 = np.broadcast_arrays(
-        np.asarray(a, dtype=_F32), np.asarray(b, dtype=_F32), np.asarray(c, dtype=_F32)
-    )
-    p = a32.astype(_F64) * b32.astype(_F64)
-    c64 = c32.astype(_F64)
-    s = p + c64
-    bv = s - p
-    err = (p - (s - bv)) + (c64 - bv)
-    with np.errstate(over="ignore", invalid="ignore"):
-        r = s.astype(_F32)
-        r64 = r.astype(_F64)
-        up = np.nextafter(r, _F32(np.inf))
-        dn = np.nextafter(r, _F32(-np.inf))
-        tie_up = (s == (r64 + up.astype(_F64)) * 0.5) & (err > 0)
-        tie_dn = (s == (r64 + dn.astype(_F64)) * 0.5) & (err < 0)
-    return np.where(tie_up, up, np.where(tie_dn, dn, r)).astype(_F32)
-
-
-def _cvtps_epi32(v: np.ndarray) -> np.ndarray:
-    """``cvtps2dq``: round half to even; NaN / out-of-int32-range -> INT32_MIN. Returns int64."""
-    v = np.asarray(v, dtype=_F32)
-    ok = np.isfinite(v) & (v >= _F32(-(2.0**31))) & (v < _F32(2.0**31))
-    r = np.rint(np.where(ok, v, _F32(0))).astype(np.int64)
-    return np.where(ok, r, _INT32_MIN)
-
-
-def _sat_pack(v: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``packssdw`` then ``packuswb``/``packsswb``: saturate int32 to int16, then to 8 bits."""
-    info = np.iinfo(dtype)
-    v16 = np.clip(np.asarray(v, dtype=np.int64), -32768, 32767)
-    return np.clip(v16, info.min, info.max).astype(dtype)
-
-
-def _wrap_i32(v: np.ndarray) -> np.ndarray:
-    """Two's-complement int32 wrap-around of an integer array (returned as int32)."""
-    return np.asarray(v, dtype=np.int64).astype(np.int32)
-
-
-def _qdtype(zero_point: np.ndarray | int | None, default: type = np.uint8) -> np.dtype:
-    if zero_point is None:
-        return np.dtype(default)
-    zp = np.asarray(zero_point)
-    if zp.dtype not in _QTYPES:
-        raise TypeError(f"zero point dtype must be uint8 or int8, got {zp.dtype}")
-    return zp.dtype
-
-
-def _scalar_f32(v: np.ndarray | float) -> np.float32:
-    a = np.asarray(v, dtype=_F32)
-    if a.size != 1:
-        raise ValueError("expected a scalar or 1-element tensor")
-    return _F32(a.reshape(-1)[0])
-
-
-def _scalar_int(v: np.ndarray | int | None) -> int:
-    if v is None:
-        return 0
-    a = np.asarray(v)
-    if a.size != 1:
-        raise ValueError("expected a scalar or 1-element zero point")
-    return int(a.reshape(-1)[0])
-
-
-def _mlas_quantize(x: np.ndarray, scale: np.ndarray | float, zp: np.ndarray | int,
-                   dtype: np.dtype) -> np.ndarray:
-    """``MlasQuantizeLinear`` body (see :func:`quantize_linear`); ``scale``/``zp`` broadcast."""
-    info = np.iinfo(dtype)
-    zp = np.asarray(zp, dtype=np.int64)
-    lo = (info.min - zp).astype(_F32)
-    hi = (info.max - zp).astype(_F32)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        v = np.asarray(x, dtype=_F32) / np.asarray(scale, dtype=_F32)
-    v = np.where(np.isnan(v) | (v < lo), lo, v)  # maxps(v, lo): NaN -> lo
-    v = np.where(v > hi, hi, v)  # minps(v, hi)
-    return (_cvtps_epi32(v) + zp).astype(dtype)
-
 
 # --------------------------------------------------------------------------------------
 # QuantizeLinear / DequantizeLinear
@@ -194,13 +91,13 @@ def quantize_linear(x: np.ndarray, scale: np.ndarray | float,
     -inf -> qmin. The output dtype is the zero point's dtype (uint8 when omitted).
     ``axis`` selects the per-axis dimension when ``scale`` has more than one element.
     """
-    dtype = _qdtype(zero_point)
+    dtype = qdtype(zero_point)
     x = np.asarray(x, dtype=_F32)
     ax = axis % x.ndim if x.ndim else 0
     s = _axis_view(np.asarray(scale, dtype=_F32), x.ndim, ax)
     zp_arr = np.asarray(0 if zero_point is None else zero_point).astype(np.int64)
     zp = _axis_view(zp_arr, x.ndim, ax)
-    return _mlas_quantize(x, s, zp, dtype)
+    return mlas_quantize(x, s, zp, dtype)
 
 
 def dequantize_linear(x: np.ndarray, scale: np.ndarray | float,
@@ -224,45 +121,8 @@ def dequantize_linear(x: np.ndarray, scale: np.ndarray | float,
     s = _axis_view(np.asarray(scale, dtype=_F32), x.ndim, ax)
     zp_arr = np.asarray(0 if zero_point is None else zero_point).astype(np.int64)
     zp = _axis_view(zp_arr, x.ndim, ax)
-    diff = _wrap_i32(x.astype(np.int64) - zp)
+    diff = wrap_i32(x.astype(np.int64) - zp)
     return (diff.astype(_F32) * s).astype(_F32)
-
-
-# --------------------------------------------------------------------------------------
-# Requantization shared by QLinearConv / QLinearMatMul / QLinearGlobalAveragePool
-# --------------------------------------------------------------------------------------
-
-
-def requantize_output(acc: np.ndarray, scale: np.ndarray | float, zero_point: int,
-                      dtype: np.dtype | type, bias: np.ndarray | None = None) -> np.ndarray:
-    """MLAS ``MlasRequantizeOutput`` / ``MlasRequantizeOutputVector`` (int32 -> 8-bit).
-
-    Mirrors ``MlasRequantizeOutput`` in ``onnxruntime/core/mlas/lib/quantize.cpp`` (16-wide
-    main loop, 4-wide and scalar tails all identical per element), the fused post-processing
-    ``MlasConvSymPostProcessAvx512Core`` of ``core/mlas/lib/x86_64/ConvSymKernelAvx512Core.S``
-    (symmetric-weight QLinearConv path) and ``MlasRequantizeOutputVector`` used by
-    ``core/mlas/lib/qlgavgpool.cpp``::
-
-        a = int32(acc + bias)                  # int32 wrap-around add (bias optional)
-        v = f32( f32(a) * scale )              # cvtdq2ps (RNE above 2**24) then one mulps
-        v = min_ps(max_ps(v, f32(qmin - zp)), f32(qmax - zp))
-        y = rne(v) + zp                        # cvtps2dq half-to-even, then add zp
-
-    ``scale`` broadcasts against ``acc`` (per-tensor scalar or per-column / per-channel).
-    """
-    dtype = np.dtype(dtype)
-    info = np.iinfo(dtype)
-    a = np.asarray(acc, dtype=np.int64)
-    if bias is not None:
-        a = a + np.asarray(bias, dtype=np.int64)
-    a32 = _wrap_i32(a)
-    with np.errstate(over="ignore", invalid="ignore"):
-        v = (a32.astype(_F32) * np.asarray(scale, dtype=_F32)).astype(_F32)
-    lo = _F32(info.min - zero_point)
-    hi = _F32(info.max - zero_point)
-    v = np.where(np.isnan(v) | (v < lo), lo, v)
-    v = np.where(v > hi, hi, v)
-    return (_cvtps_epi32(v) + zero_point).astype(dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -297,7 +157,7 @@ def _conv_geometry(in_spatial: Sequence[int], k_spatial: Sequence[int],
     return st, dl, pd, out
 
 
-def _conv_accumulate(xs: np.ndarray, ws: np.ndarray, strides: Sequence[int] | None,
+def conv_accumulate(xs: np.ndarray, ws: np.ndarray, strides: Sequence[int] | None,
                      pads: Sequence[int] | None, dilations: Sequence[int] | None, group: int,
                      auto_pad: str = "NOTSET") -> np.ndarray:
     """Exact grouped N-d convolution of zero-point-centred int64 tensors (padding value 0).
@@ -351,9 +211,9 @@ def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | int | 
     """
     x = np.asarray(x)
     w = np.asarray(w)
-    xs = x.astype(np.int64) - _scalar_int(x_zero_point)
-    ws = w.astype(np.int64) - _scalar_int(w_zero_point)
-    return _wrap_i32(_conv_accumulate(xs, ws, strides, pads, dilations, group, auto_pad))
+    xs = x.astype(np.int64) - scalar_int(x_zero_point)
+    ws = w.astype(np.int64) - scalar_int(w_zero_point)
+    return wrap_i32(conv_accumulate(xs, ws, strides, pads, dilations, group, auto_pad))
 
 
 def qlinear_conv(x: np.ndarray, x_scale: np.ndarray | float, x_zero_point: np.ndarray | int,
@@ -397,19 +257,19 @@ def qlinear_conv(x: np.ndarray, x_scale: np.ndarray | float, x_zero_point: np.nd
     x = np.asarray(x)
     w = np.asarray(w)
     dtype = x.dtype
-    if dtype not in _QTYPES:
+    if dtype not in QTYPES:
         raise TypeError("QLinearConv activations must be uint8 or int8")
     m = w.shape[0]
-    xz = _scalar_int(x_zero_point)
-    yz = _scalar_int(y_zero_point)
+    xz = scalar_int(x_zero_point)
+    yz = scalar_int(y_zero_point)
     wz = _w_zp_per_channel(w_zero_point, m, w.ndim - 2)
-    xs_ = _scalar_f32(x_scale)
-    ys_ = _scalar_f32(y_scale)
+    xs_ = scalar_f32(x_scale)
+    ys_ = scalar_f32(y_scale)
     ws_ = np.asarray(w_scale, dtype=_F32).reshape(-1)
     if ws_.size not in (1, m):
         raise ValueError("weight scale must be scalar or have one value per output channel")
     out_scale = ((xs_ * ws_).astype(_F32) / ys_).astype(_F32)  # x_scale * w_scale / y_scale
-    acc = _conv_accumulate(x.astype(np.int64) - xz, w.astype(np.int64) - wz,
+    acc = conv_accumulate(x.astype(np.int64) - xz, w.astype(np.int64) - wz,
                            strides, pads, dilations, group, auto_pad)
     bshape = (1, m) + (1,) * (acc.ndim - 2)
     sc = out_scale.reshape(bshape) if out_scale.size > 1 else out_scale.reshape(())
@@ -438,9 +298,9 @@ def matmul_integer(a: np.ndarray, b: np.ndarray, a_zero_point: np.ndarray | int 
     """
     a = np.asarray(a)
     b = np.asarray(b)
-    az = _scalar_int(a_zero_point)
+    az = scalar_int(a_zero_point)
     bz = 0 if b_zero_point is None else _b_param_view(np.asarray(b_zero_point).astype(np.int64))
-    return _wrap_i32(np.matmul(a.astype(np.int64) - az, b.astype(np.int64) - bz))
+    return wrap_i32(np.matmul(a.astype(np.int64) - az, b.astype(np.int64) - bz))
 
 
 def qlinear_matmul(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.ndarray | int,
@@ -461,10 +321,10 @@ def qlinear_matmul(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.
     """
     a = np.asarray(a)
     b = np.asarray(b)
-    dtype = _qdtype(y_zero_point)
-    az = _scalar_int(a_zero_point)
+    dtype = qdtype(y_zero_point)
+    az = scalar_int(a_zero_point)
     bz = _b_param_view(np.asarray(b_zero_point).astype(np.int64))
     bs = _b_param_view(np.asarray(b_scale, dtype=_F32))
-    scale = ((_scalar_f32(a_scale) * bs).astype(_F32) / _scalar_f32(y_scale)).astype(_F32)
+    scale = ((scalar_f32(a_scale) * bs).astype(_F32) / scalar_f32(y_scale)).astype(_F32)
     acc = np.matmul(a.astype(np.int64) - az, b.astype(np.int64) - bz)
-    return requantize_output(acc, scale, _scalar_int(y_zero_point), dtype)
+    return requantize_output(acc, scale, scalar_int(y_zero_point), dtype)

@@ -17,11 +17,12 @@ from sqzc.ops import (
     QPoolAttrs,
     QuantAttrs,
 )
-from sqzc.ort_qdq import ort_fuses_qdq_conv, sgemm_stride_k
-from sqzc.passes.fold_qdq_contrib import CONTRIB_FOLDERS
-from sqzc.passes.fold_qdq_matmul import fold_matmul
+from sqzc.ort.orders import sgemm_stride_k
+from sqzc.ort.rules import ort_fuses_qdq_conv
+from sqzc.ort.passes.fold_qdq_contrib import CONTRIB_FOLDERS
+from sqzc.ort.passes.fold_qdq_matmul import fold_matmul
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
-from sqzc.passes.qdq_match import dequantized, sole_quantize_reader
+from sqzc.ort.passes.qdq_match import dequantized, sole_quantize_reader
 from sqzc.quant_semantics import conv_multipliers
 
 
@@ -129,7 +130,7 @@ def _reads_8bit_dq(g: Graph, conv: str) -> bool:
 def _fold_conv_groups(g: Graph, ctx: PassContext) -> bool:
     """Every ``DQ(x) -> Conv -> Q`` group: a ``qconv`` where onnxruntime fuses it
     (decided on the graph as imported, before any group is folded), else a float conv
-    marked for MLAS's summation order, onnxruntime's float path (``sqzc.ort_qdq``). A
+    marked for MLAS's summation order, onnxruntime's float path (``sqzc.ort.rules``). A
     conv on a dequantized 8-bit tensor that is no such group (its result has another
     reader, or no Q) is onnxruntime's float path too, and is marked the same way: its
     result is usually quantized downstream, where a different float sum shows as a step."""
@@ -160,7 +161,7 @@ def fold_qdq(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     (exact: max and copy commute with an affine map); DQ -> Softmax / AveragePool /
     GlobalAveragePool / LeakyRelu -> Q and DQ, DQ -> Add / Mul -> Q become onnxruntime's
     QLinear ops (``qsoftmax``, ``qavgpool``, ``qglobal_avgpool``, ``lookup``, ``qadd``,
-    ``qmul``) where onnxruntime fuses them (``ort_qdq.ort_group_types``,
+    ``qmul``) where onnxruntime fuses them (``sqzc.ort.rules.ort_group_types``,
     ``fold_qdq_contrib``), so their integer arithmetic is the result. Lone Q/DQ at the
     edges, and groups
     that do not match exactly, stay as they are (the float path computes the model's
@@ -170,7 +171,7 @@ def fold_qdq(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     int8-activation groups are folded too by default (the context's ``fuse_int8_qdq``), as
     onnxruntime does with ``session.qdqisint8allowed=1``. With ``--no-fuse-int8-qdq`` the
     conv groups onnxruntime's default x86-64 session does not fuse (int8 activations whose
-    Q -> DQ pairs its S8->U8 transformer cannot rewrite, ``sqzc.ort_qdq``) stay float,
+    Q -> DQ pairs its S8->U8 transformer cannot rewrite, ``sqzc.ort.rules``) stay float,
     marked to sum in its MLAS order so the results are its results.
     """
     imported = g.copy()  # onnxruntime decides every group before it fuses any

@@ -4,10 +4,10 @@ The quantized ops outside the standard ONNX domain (QLinearAdd, QLinearMul, QLin
 QLinearLeakyRelu, QLinearConcat, QLinearGlobalAveragePool, QLinearAveragePool), element for
 element as onnxruntime 1.32's CPU execution provider computes them on x86-64
 (``onnxruntime/contrib_ops/cpu/quantization/``). They are a family of their own, apart from
-the standard ops of :mod:`sqzc.quant_reference`: element-wise MLAS kernels with their own
+the standard ops of :mod:`sqzc.ort.oracles.onnx_ops`: element-wise MLAS kernels with their own
 operand-swapping and saturation rules, 256-entry lookup tables and a float-path average
 pool, instead of exact integer accumulation followed by ``MlasRequantizeOutput``. They are
-built from that module's x86/MLAS primitives, and its docstring defines the notation used
+built from the x86/MLAS primitives of :mod:`sqzc.ort.oracles.mlas`, whose docstring defines the notation used
 below (``f32``, ``fma``, ``rne``, ``sat8``/``sat16``, ``max_ps``/``min_ps``).
 ``tests/unit/test_quant_reference.py`` checks every function against onnxruntime with
 ``np.array_equal`` (zero tolerance).
@@ -28,7 +28,7 @@ Summary (``q`` = 8-bit value, ``z`` = zero point, ``[lo, hi]`` = 8-bit range)
   ``table[q] = QuantizeLinear(f(f32(sx * f32(q - zx))), sy, zy)``, ``f`` = MLAS logistic /
   leaky-relu / identity.
 
-Only numpy, the standard library and :mod:`sqzc.quant_reference` are used.
+Only numpy, the standard library and :mod:`sqzc.ort.oracles.mlas` are used.
 """
 
 from __future__ import annotations
@@ -38,21 +38,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sqzc.quant_reference import (
-    _F32,
-    _QTYPES,
-    _cvtps_epi32,
-    _mlas_quantize,
-    _qdtype,
-    _sat_pack,
-    _scalar_f32,
-    _scalar_int,
+from sqzc.ort.oracles.mlas import (
+    QTYPES,
+    cvtps_epi32,
+    mlas_quantize,
+    qdtype,
+    sat_pack,
+    scalar_f32,
+    scalar_int,
     fma_f32,
+    mlas_logistic,
     requantize_output,
 )
 
+_F32 = np.float32
+
 __all__ = [
-    "mlas_logistic",
+    "broadcast_case",
+    "qladd_kernel",
     "qlinear_add",
     "qlinear_average_pool",
     "qlinear_concat",
@@ -82,10 +85,10 @@ def _binary_operands(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarr
     b = np.asarray(b)
     out_shape = np.broadcast_shapes(a.shape, b.shape)
     ab, bb = np.broadcast_arrays(a, b)
-    return ab, bb, _broadcast_case(a.shape, b.shape, out_shape)
+    return ab, bb, broadcast_case(a.shape, b.shape, out_shape)
 
 
-def _broadcast_case(sa: tuple[int, ...], sb: tuple[int, ...], so: tuple[int, ...]) -> int:
+def broadcast_case(sa: tuple[int, ...], sb: tuple[int, ...], so: tuple[int, ...]) -> int:
     """Functor index ORT's broadcaster uses for input shapes ``sa``, ``sb`` (output ``so``)."""
     if int(np.prod(sa)) == 1:
         return 0
@@ -105,14 +108,14 @@ def _broadcast_case(sa: tuple[int, ...], sb: tuple[int, ...], so: tuple[int, ...
     return 2
 
 
-def _qladd_kernel(x: np.ndarray, sx: np.float32, zx: int, y: np.ndarray, sy: np.float32, zy: int,
+def qladd_kernel(x: np.ndarray, sx: np.float32, zx: int, y: np.ndarray, sy: np.float32, zy: int,
                   sc: np.float32, zc: int, dtype: np.dtype) -> np.ndarray:
     """``MlasQLinearAddKernelAvx2Helper`` with ``X`` the first MLAS operand (see qlinear_add)."""
     rx = _F32(sx / sc)
     ry = _F32(sy / sc)
     fixed = _F32(_F32(zc) - fma_f32(rx, _F32(zx), _F32(ry * _F32(zy))))
     t = fma_f32(x.astype(_F32), rx, fma_f32(y.astype(_F32), ry, fixed))
-    return _sat_pack(_cvtps_epi32(t), dtype)
+    return sat_pack(cvtps_epi32(t), dtype)
 
 
 def qlinear_add(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.ndarray | int | None,
@@ -140,14 +143,14 @@ def qlinear_add(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.nda
     """
     a = np.asarray(a)
     dtype = a.dtype
-    if dtype not in _QTYPES:
+    if dtype not in QTYPES:
         raise TypeError("QLinearAdd supports uint8/int8 here")
-    sa, sb, sc = _scalar_f32(a_scale), _scalar_f32(b_scale), _scalar_f32(c_scale)
-    za, zb, zc = _scalar_int(a_zero_point), _scalar_int(b_zero_point), _scalar_int(c_zero_point)
+    sa, sb, sc = scalar_f32(a_scale), scalar_f32(b_scale), scalar_f32(c_scale)
+    za, zb, zc = scalar_int(a_zero_point), scalar_int(b_zero_point), scalar_int(c_zero_point)
     ab, bb, case = _binary_operands(a, np.asarray(b))
     if case == 0:  # A is the repeated value: ORT passes (B, A) to MlasQLinearAdd
-        return _qladd_kernel(bb, sb, zb, ab, sa, za, sc, zc, dtype)
-    return _qladd_kernel(ab, sa, za, bb, sb, zb, sc, zc, dtype)
+        return qladd_kernel(bb, sb, zb, ab, sa, za, sc, zc, dtype)
+    return qladd_kernel(ab, sa, za, bb, sb, zb, sc, zc, dtype)
 
 
 def qlinear_mul(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.ndarray | int | None,
@@ -170,16 +173,16 @@ def qlinear_mul(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.nda
     """
     a = np.asarray(a)
     dtype = a.dtype
-    if dtype not in _QTYPES:
+    if dtype not in QTYPES:
         raise TypeError("QLinearMul supports uint8/int8 here")
-    sa, sb, sc = _scalar_f32(a_scale), _scalar_f32(b_scale), _scalar_f32(c_scale)
-    za, zb, zc = _scalar_int(a_zero_point), _scalar_int(b_zero_point), _scalar_int(c_zero_point)
+    sa, sb, sc = scalar_f32(a_scale), scalar_f32(b_scale), scalar_f32(c_scale)
+    za, zb, zc = scalar_int(a_zero_point), scalar_int(b_zero_point), scalar_int(c_zero_point)
     ab, bb, _ = _binary_operands(a, np.asarray(b))
     ratio = _F32(_F32(sa * sb) / sc)
     p = (ab.astype(np.int64) - za) * (bb.astype(np.int64) - zb)
     with np.errstate(over="ignore", invalid="ignore"):
         t = ((p.astype(_F32) * ratio).astype(_F32) + _F32(zc)).astype(_F32)
-    return _sat_pack(_cvtps_epi32(t), dtype)
+    return sat_pack(cvtps_epi32(t), dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -191,50 +194,13 @@ def _lut_inputs(x_scale: np.ndarray | float, x_zero_point: np.ndarray | int | No
                 dtype: np.dtype) -> np.ndarray:
     """``QlinearBuildLookupTable`` dequantized inputs for the 256 raw byte values (index = byte)."""
     raw = np.arange(256, dtype=np.uint8).view(dtype).astype(np.int64)
-    k = (raw - _scalar_int(x_zero_point)).astype(_F32)
-    return (_scalar_f32(x_scale) * k).astype(_F32)
+    k = (raw - scalar_int(x_zero_point)).astype(_F32)
+    return (scalar_f32(x_scale) * k).astype(_F32)
 
 
 def _apply_lut(x: np.ndarray, table: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     return table[x.view(np.uint8)].view(x.dtype) if x.dtype == np.int8 else table[x]
-
-
-def mlas_logistic(x: np.ndarray) -> np.ndarray:
-    """MLAS logistic (sigmoid) as computed by ``MlasComputeLogisticF32KernelFma3`` on x86-64.
-
-    Mirrors ``core/mlas/lib/x86_64/LogisticKernelFma3.S`` / the FMA3 transcendental kernel,
-    constants ``MlasLogisticConstants`` from ``core/mlas/lib/logistic.cpp`` (Eigen's rational
-    approximation)::
-
-        v  = min_ps(18, max_ps(-18, x))            # NaN propagates
-        v2 = f32(v * v)
-        p  = fma(v2, a9, a7); p = fma(v2, p, a5); p = fma(v2, p, a3); p = fma(v2, p, a1)
-        q  = fma(v2, b10, b8); q = fma(v2, q, b6); q = fma(v2, q, b4); q = fma(v2, q, b2)
-        q  = fma(v2, q, b0)
-        p  = f32(v * p)
-        y  = max_ps(0, f32( f32(p / q) + 0.5 ))     # only the lower bound is clamped
-
-    (The generic SSE kernel uses separate mul+add; it is not the one ORT runs here.)
-    """
-    c = {k: _F32(v) for k, v in dict(
-        a9=4.37031012579801e-11, a7=1.15627324459942e-07, a5=6.08574864600143e-05,
-        a3=8.51377133304701e-03, a1=2.48287947061529e-01, b10=6.10247389755681e-13,
-        b8=5.76102136993427e-09, b6=6.29106785017040e-06, b4=1.70198817374094e-03,
-        b2=1.16817656904453e-01, b0=9.93151921023180e-01).items()}
-    v = np.asarray(x, dtype=_F32)
-    v = np.where(v < _F32(-18.0), _F32(-18.0), v)
-    v = np.where(v > _F32(18.0), _F32(18.0), v).astype(_F32)
-    v2 = (v * v).astype(_F32)
-    p = fma_f32(v2, c["a9"], c["a7"])
-    for k in ("a5", "a3", "a1"):
-        p = fma_f32(v2, p, c[k])
-    q = fma_f32(v2, c["b10"], c["b8"])
-    for k in ("b6", "b4", "b2", "b0"):
-        q = fma_f32(v2, q, c[k])
-    p = (v * p).astype(_F32)
-    y = ((p / q).astype(_F32) + _F32(0.5)).astype(_F32)
-    return np.where(y < _F32(0.0), _F32(0.0), y).astype(_F32)
 
 
 def qlinear_sigmoid(x: np.ndarray, x_scale: np.ndarray | float,
@@ -257,7 +223,7 @@ def qlinear_sigmoid(x: np.ndarray, x_scale: np.ndarray | float,
     x = np.asarray(x)
     dtype = x.dtype
     d = _lut_inputs(x_scale, x_zero_point, dtype)
-    table = _mlas_quantize(mlas_logistic(d), _scalar_f32(y_scale), _scalar_int(y_zero_point), dtype)
+    table = mlas_quantize(mlas_logistic(d), scalar_f32(y_scale), scalar_int(y_zero_point), dtype)
     return _apply_lut(x, table.view(np.uint8) if dtype == np.int8 else table)
 
 
@@ -278,7 +244,7 @@ def qlinear_leaky_relu(x: np.ndarray, x_scale: np.ndarray | float,
     dtype = x.dtype
     d = _lut_inputs(x_scale, x_zero_point, dtype)
     v = np.where(d >= _F32(0.0), d, (_F32(alpha) * d).astype(_F32)).astype(_F32)
-    table = _mlas_quantize(v, _scalar_f32(y_scale), _scalar_int(y_zero_point), dtype)
+    table = mlas_quantize(v, scalar_f32(y_scale), scalar_int(y_zero_point), dtype)
     return _apply_lut(x, table.view(np.uint8) if dtype == np.int8 else table)
 
 
@@ -298,18 +264,18 @@ def qlinear_concat(y_scale: np.ndarray | float, y_zero_point: np.ndarray | int,
     (For equal parameters the table would be the identity too.) Output dtype follows
     ``y_zero_point``.
     """
-    dtype = _qdtype(y_zero_point)
-    ys, yz = _scalar_f32(y_scale), _scalar_int(y_zero_point)
+    dtype = qdtype(y_zero_point)
+    ys, yz = scalar_f32(y_scale), scalar_int(y_zero_point)
     parts = []
     for x, xs, xz in inputs:
         x = np.asarray(x)
         if x.dtype != dtype:
             raise TypeError("QLinearConcat inputs must share the output dtype")
-        if _scalar_f32(xs) == ys and _scalar_int(xz) == yz:
+        if scalar_f32(xs) == ys and scalar_int(xz) == yz:
             parts.append(x)
             continue
         d = _lut_inputs(xs, xz, dtype)
-        table = _mlas_quantize(d, ys, yz, dtype)
+        table = mlas_quantize(d, ys, yz, dtype)
         parts.append(_apply_lut(x, table.view(np.uint8) if dtype == np.int8 else table))
     return np.concatenate(parts, axis=axis)
 
@@ -341,17 +307,17 @@ def qlinear_global_average_pool(x: np.ndarray, x_scale: np.ndarray | float,
     """
     x = np.asarray(x)
     dtype = x.dtype
-    if dtype not in _QTYPES:
+    if dtype not in QTYPES:
         raise TypeError("QLinearGlobalAveragePool supports uint8/int8")
     if x.ndim < 3:
         raise ValueError("input rank must be >= 3")
     sp_axes = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
     n = int(np.prod([x.shape[i] for i in sp_axes]))
-    scale = _F32(_scalar_f32(x_scale) / _F32(_scalar_f32(y_scale) * _F32(n)))
+    scale = _F32(scalar_f32(x_scale) / _F32(scalar_f32(y_scale) * _F32(n)))
     if n >= 0x1000000 or scale < _F32(2.0**-32) or scale >= _F32(256.0):
         raise ValueError("QLinearGlobalAveragePool parameter out of computation range")
-    acc = x.astype(np.int64).sum(axis=sp_axes, keepdims=True) - _scalar_int(x_zero_point) * n
-    return requantize_output(acc, scale, _scalar_int(y_zero_point), dtype)
+    acc = x.astype(np.int64).sum(axis=sp_axes, keepdims=True) - scalar_int(x_zero_point) * n
+    return requantize_output(acc, scale, scalar_int(y_zero_point), dtype)
 
 
 def _pool_out_size(n: int, k: int, s: int, pad_head: int, pad_tail: int, ceil_mode: int) -> int:
@@ -407,7 +373,7 @@ def qlinear_average_pool(x: np.ndarray, x_scale: np.ndarray | float,
     """
     x = np.asarray(x)
     dtype = x.dtype
-    if dtype not in _QTYPES:
+    if dtype not in QTYPES:
         raise TypeError("QLinearAveragePool supports uint8/int8")
     info = np.iinfo(dtype)
     ks = [int(k) for k in kernel_shape]
@@ -429,8 +395,8 @@ def qlinear_average_pool(x: np.ndarray, x_scale: np.ndarray | float,
         elif auto_pad == "VALID":
             pd[i], pd[i + r] = 0, 0
         out.append(_pool_out_size(sp[i], ks[i], st[i], pd[i], pd[i + r], ceil_mode))
-    xs_, ys_ = _scalar_f32(x_scale), _scalar_f32(y_scale)
-    xz, yz = _scalar_int(x_zero_point), _scalar_int(y_zero_point)
+    xs_, ys_ = scalar_f32(x_scale), scalar_f32(y_scale)
+    xz, yz = scalar_int(x_zero_point), scalar_int(y_zero_point)
 
     if sp == ks and all(p == 0 for p in pd):
         g = qlinear_global_average_pool(x_nc, xs_, dtype.type(xz), ys_, dtype.type(yz), 0)
@@ -457,7 +423,7 @@ def qlinear_average_pool(x: np.ndarray, x_scale: np.ndarray | float,
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             v = (acc / div).astype(_F32)
             t = ((v / ys_).astype(_F32) + _F32(yz)).astype(_F32)
-        q = np.clip(_cvtps_epi32(t), info.min, info.max).astype(dtype)
+        q = np.clip(cvtps_epi32(t), info.min, info.max).astype(dtype)
         y[(slice(None), slice(None)) + opos] = q
     return np.moveaxis(y, 1, -1) if channels_last else y
 
@@ -503,16 +469,16 @@ def qlinear_softmax(x: np.ndarray, x_scale: np.ndarray | float, y_scale: np.ndar
     signed = x.dtype == np.int8
     rows = np.moveaxis(x, axis, -1)
     flat = rows.reshape(-1, rows.shape[-1]).astype(np.int32)
-    table = qlinear_softmax_table(float(_scalar_f32(x_scale)), flat.shape[1], signed)
+    table = qlinear_softmax_table(float(scalar_f32(x_scale)), flat.shape[1], signed)
     top = 127 if signed else 255
     e = table[(flat - flat.max(axis=1, keepdims=True) + top) & 0xFF]
     total = np.zeros(flat.shape[0], np.float32)
     for k in range(flat.shape[1]):
         total = (total + e[:, k]).astype(np.float32)
-    inv = np.float32(math.floor(np.float32(1.0) / _scalar_f32(y_scale)))
+    inv = np.float32(math.floor(np.float32(1.0) / scalar_f32(y_scale)))
     with np.errstate(over="ignore"):
         v = ((e * inv).astype(np.float32) / total[:, None]).astype(np.float32)
     lo, hi = (-128, 127) if signed else (0, 255)
-    y = np.clip(np.rint(v) + np.float32(_scalar_int(y_zero_point)), lo, hi).astype(x.dtype)
+    y = np.clip(np.rint(v) + np.float32(scalar_int(y_zero_point)), lo, hi).astype(x.dtype)
     return np.moveaxis(y.reshape(rows.shape), -1, axis)
 

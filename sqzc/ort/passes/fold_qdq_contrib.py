@@ -3,7 +3,7 @@ AveragePool / GlobalAveragePool / LeakyRelu -> Q and DQ, DQ -> Add / Mul -> Q (p
 ``fold-qdq``).
 
 Whether a group is fused, and in which 8-bit type its arithmetic runs, is onnxruntime's
-decision (``ort_qdq.ort_group_types``), taken on the graph as imported: its S8->U8
+decision (``sqzc.ort.rules.ort_group_types``), taken on the graph as imported: its S8->U8
 transformer turns rewritable int8 Q -> DQ pairs into uint8 ones first, and a fused
 QLinearAveragePool or QLinearAdd then adds the shifted zero point before it rounds. So
 an int8 tensor onnxruntime sees as uint8 enters the folded op through an exact
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from sqzc import quant_reference_contrib as qrc
+from sqzc.ort.oracles import contrib_ops as qrc
 from sqzc.float_semantics import broadcast_shapes
 from sqzc.ir import Graph
 from sqzc.ops import (
@@ -32,10 +32,10 @@ from sqzc.ops import (
     ReduceAttrs,
     SoftmaxAttrs,
 )
-from sqzc.ort_qdq import ort_group_types
+from sqzc.ort.rules import ort_group_types
 from sqzc.passes.manager import PassContext
-from sqzc.passes.qdq_match import dequantized, sole_quantize_reader
-from sqzc.quant_semantics import lookup_table
+from sqzc.ort.passes.qdq_match import dequantized, sole_quantize_reader
+from sqzc.ort.lookup import lookup_table
 
 
 @dataclasses.dataclass
@@ -180,12 +180,12 @@ def _fold_binary(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
     op = g.op(nid)
     kind = OpKind.QADD if op.kind is OpKind.ADD else OpKind.QMUL
     shapes = [g.op(i).out.shape for i in op.inputs]
-    case = qrc._broadcast_case(shapes[0], shapes[1], broadcast_shapes(*shapes))
+    case = qrc.broadcast_case(shapes[0], shapes[1], broadcast_shapes(*shapes))
     if kind is OpKind.QADD and g.dynamic_batch:
         constant = g.constant_derived()  # no batch axis: a weight, or its DQ
         ba, bb = ((2,) + s[1:] if s and i not in constant else s
                   for i, s in zip(op.inputs, shapes))
-        if qrc._broadcast_case(ba, bb, broadcast_shapes(ba, bb)) != case:
+        if qrc.broadcast_case(ba, bb, broadcast_shapes(ba, bb)) != case:
             return False
     grp = _group(g, imported, list(op.inputs), nid, ctx)
     if grp is None:

@@ -1,4 +1,5 @@
-"""onnxruntime's x86-64 CPU treatment of QDQ groups, as far as results depend on it.
+"""onnxruntime's x86-64 CPU treatment of QDQ groups (which ones it fuses), as far as results
+depend on it.
 
 What ``--no-fuse-int8-qdq`` follows (by default sqzc fuses int8 groups as onnxruntime
 does with ``session.qdqisint8allowed=1``). For QDQ models with uint8 activations
@@ -15,9 +16,9 @@ per conv and reproducing the float path's summation order makes sqzc bit-exact t
 
 ``ort_fuses_qdq_conv`` is the conv fusion rule (``ort_group_types`` the one for
 Softmax, AveragePool, GlobalAveragePool, LeakyRelu, Add and Mul: their QLinear ops take
-the group when input and output types agree after the S8->U8 rewrites, int8 included); ``sgemm_stride_k`` the K blocking that decides
-where MLAS's float sums restart (``ConvAttrs.mlas_stride_k``, emitted by
-``backends/llvm/emit/conv/mlas.py``). Facts from onnxruntime's sources (mlas/lib/convolve.cpp,
+the group when input and output types agree after the S8->U8 rewrites, int8 included);
+:func:`sqzc.ort.orders.sgemm_stride_k` is the K blocking that decides where MLAS's float
+sums restart (``ConvAttrs.mlas_stride_k``, emitted by ``backends/llvm/emit/conv/mlas.py``). Facts from onnxruntime's sources (mlas/lib/convolve.cpp,
 sgemm.cpp, the AVX512F/FMA3 sgemm kernels, optimizer/qdq_transformer/qdq_s8_to_u8.cc)
 and checked against onnxruntime 1.32.0 on every conv of the four int8-activation zoo
 settings (tests/models/test_int8_models.py):
@@ -53,29 +54,7 @@ from __future__ import annotations
 from sqzc.ir import Graph
 from sqzc.ops import OpKind, QuantAttrs
 
-#: MLAS_SGEMM_STRIDEN and MLAS_SGEMM_STRIDEK (mlasi.h).
-SGEMM_STRIDE_N = 128
-SGEMM_STRIDE_K = 128
-
-
-def sgemm_stride_k(n: int, k: int) -> int:
-    """The K slice ``MlasSgemmOperation`` (and ``MlasConvOperation``) uses for an
-    ``N``-column output and depth ``K`` (single-threaded onnxruntime).
-
-    If N >= K the slice only shrinks when K already fits in half of it, which changes no
-    sum; if N < K it doubles for each halving of StrideN that still covers N.
-    """
-    stride_n, stride_k = SGEMM_STRIDE_N, SGEMM_STRIDE_K
-    if n >= k:
-        while stride_k // 2 >= k:
-            stride_n, stride_k = stride_n * 2, stride_k // 2
-    else:
-        while stride_n > 16 and stride_n // 2 >= n:
-            stride_n, stride_k = stride_n // 2, stride_k * 2
-    return stride_k
-
-
-def _s8_pair_becomes_u8(g: Graph, q: str, dq: str) -> bool:
+def s8_pair_becomes_u8(g: Graph, q: str, dq: str) -> bool:
     """Whether onnxruntime's QDQ S8->U8 transformer rewrites the int8 pair ``q -> dq``.
 
     It needs ``q`` to feed only ``dq`` (and not be a graph output) and equal zero points.
@@ -119,8 +98,8 @@ def ort_group_types(g: Graph, dq_inputs: list[str], q_out: str, int8_allowed: bo
     x_types = [g.op(dq).attrs.dtype for dq in dq_inputs]  # type: ignore[attr-defined]
     if not int8_allowed:
         readers = g.consumers(q_out)
-        if y_type == "int8" and len(readers) == 1 and _s8_pair_becomes_u8(g, q_out, readers[0]):
+        if y_type == "int8" and len(readers) == 1 and s8_pair_becomes_u8(g, q_out, readers[0]):
             y_type = "uint8"
-        x_types = ["uint8" if t == "int8" and _s8_pair_becomes_u8(g, g.op(dq).inputs[0], dq)
+        x_types = ["uint8" if t == "int8" and s8_pair_becomes_u8(g, g.op(dq).inputs[0], dq)
                    else t for dq, t in zip(dq_inputs, x_types)]
     return (x_types, y_type) if all(t == y_type for t in x_types) else None

@@ -13,7 +13,7 @@ few elements).
 onnxruntime's conditions, mirrored: the activation's only reader is a per-tensor 8-bit
 QuantizeLinear and it is no graph output; for Clip, ``lo <= MinUpper`` and ``MaxLower <=
 hi`` with ``QuantizeDomain``'s float32 bounds of the values that round to the type's
-lowest and highest codes (``ort_qdq.quantize_domain``).
+lowest and highest codes (``sqzc.ort.rules``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ import dataclasses
 import numpy as np
 
 from sqzc.ir import Graph
-from sqzc.ops import ClipAttrs, OpKind, QuantAttrs
+from sqzc.ops import INT_RANGE, ClipAttrs, OpKind, QuantAttrs
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
-from sqzc.quant_semantics import _QRANGE
 
 
 def quantize_domain(q: QuantAttrs) -> tuple[float, float]:
@@ -34,7 +33,7 @@ def quantize_domain(q: QuantAttrs) -> tuple[float, float]:
     as float32. onnxruntime moves a bound one ulp toward its code when the biased code is
     odd (round half to even), testing ``biased % 2 == 1`` in C++: only the upper bound's
     biased code (>= 0) can pass that test; the lower one's is <= 0."""
-    lo, hi = _QRANGE[q.dtype]
+    lo, hi = INT_RANGE[q.dtype]
     scale, zp = np.float32(q.scale[0]), q.zero_point[0]
     low = np.float32(lo - zp) + np.float32(0.5)
     high_biased = hi - zp
@@ -55,7 +54,7 @@ def _redundant(g: Graph, nid: str) -> bool:
             or not q.attrs.per_tensor or q.attrs.dtype not in ("uint8", "int8"):
         return False
     if op.kind is OpKind.RELU:
-        return q.attrs.zero_point[0] == _QRANGE[q.attrs.dtype][0]
+        return q.attrs.zero_point[0] == INT_RANGE[q.attrs.dtype][0]
     assert isinstance(op.attrs, ClipAttrs)
     low, high = quantize_domain(q.attrs)
     return op.attrs.lo <= low and high <= op.attrs.hi

@@ -7,7 +7,7 @@ the optimized graphs of every u8/s8 combination, constant and input ``b``, graph
 Q -> DQ pairs, per-tensor and per-column ``b``):
 
 * MatMul -> QLinearMatMul: ``a`` and the output of one type after the S8->U8 rewrites
-  (``ort_qdq.ort_group_types``), uint8 unless ``session.qdqisint8allowed=1`` (sqzc's
+  (``sqzc.ort.rules.ort_group_types``), uint8 unless ``session.qdqisint8allowed=1`` (sqzc's
   default; ``--no-fuse-int8-qdq`` clears it), and then an int8 ``a`` needs an int8 ``b``.
 * Gemm -> QGemm: the same type rule, int8 allowed without the option (an int8 ``a``
   needs an int8 ``b``); a bias must be a DequantizeLinear of int32 added as it is (its
@@ -28,9 +28,9 @@ import numpy as np
 
 from sqzc.ir import Graph
 from sqzc.ops import MatMulAttrs, OpKind, QMatMulAttrs, QuantAttrs, TransposeAttrs
-from sqzc.ort_qdq import ort_group_types
+from sqzc.ort.rules import ort_group_types
 from sqzc.passes.manager import PassContext
-from sqzc.passes.qdq_match import dequantized, sole_quantize_reader
+from sqzc.ort.passes.qdq_match import dequantized, sole_quantize_reader
 from sqzc.quant_semantics import conv_multipliers
 
 EIGHT_BIT = ("uint8", "int8")
