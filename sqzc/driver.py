@@ -195,7 +195,7 @@ def workspace_bytes(plan: MemoryPlan, graph: Graph, profile: bool) -> int:
 
 def profile_table(graph: Graph) -> list[dict[str, object]]:
     """One entry per kernel in schedule order: what ``CompiledModel.profile`` reports."""
-    from sqzc.semantics import macs
+    from sqzc.ops import macs
 
     rows = []
     for nid in schedule(graph):

@@ -19,7 +19,7 @@ import numpy as np
 
 from sqzc.errors import ModelError
 from sqzc.ops import ConstAttrs, NoAttrs, OpKind, OpNode, TensorType
-from sqzc.semantics import infer_type
+from sqzc.ops import infer_type
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.]")
 

@@ -1,4 +1,5 @@
-"""The IR verifier: structural checks plus a per-kind table (arity, attrs, dtypes, shape).
+"""The IR verifier: structural checks plus each kind's definition (``sqzc.ops.OpDef``:
+arity, attribute class, operand dtypes, shape rule).
 
 It runs after every pass in tests and under ``--verify-each``. Each failure names the
 node, its op and the offending types.
@@ -10,32 +11,7 @@ import networkx as nx
 
 from sqzc.errors import InternalError, ModelError
 from sqzc.ir import Graph
-from sqzc.ops import ATTRS_OF, FLOAT_DTYPES, OpKind
-from sqzc.semantics import infer_type
-
-#: kind -> (min inputs, max inputs)
-ARITY: dict[OpKind, tuple[int, int]] = {
-    OpKind.INPUT: (0, 0), OpKind.CONST: (0, 0), OpKind.CONV: (2, 3),
-    OpKind.RELU: (1, 1), OpKind.CLIP: (1, 1), OpKind.LEAKY_RELU: (1, 1),
-    OpKind.MAXPOOL: (1, 1), OpKind.AVGPOOL: (1, 1), OpKind.REDUCE: (1, 1),
-    OpKind.CONCAT: (1, 1 << 16), OpKind.SOFTMAX: (1, 1), OpKind.RESHAPE: (1, 1),
-    OpKind.TRANSPOSE: (1, 1), OpKind.ADD: (2, 2), OpKind.SUB: (2, 2), OpKind.MUL: (2, 2),
-    OpKind.DIV: (2, 2), OpKind.MATMUL: (2, 2), OpKind.CAST: (1, 1), OpKind.IDENTITY: (1, 1),
-    OpKind.REORDER: (1, 1), OpKind.QUANTIZE: (1, 1), OpKind.DEQUANTIZE: (1, 1),
-    OpKind.QCONV: (2, 3), OpKind.QGLOBAL_AVGPOOL: (1, 1), OpKind.REQUANTIZE: (1, 1),
-    OpKind.LOOKUP: (1, 1), OpKind.QADD: (2, 2), OpKind.QMUL: (2, 2), OpKind.QMATMUL: (2, 2),
-    OpKind.MATMUL_INTEGER: (2, 2), OpKind.CONV_INTEGER: (2, 2), OpKind.QAVGPOOL: (1, 1),
-    OpKind.QSOFTMAX: (1, 1),
-}
-#: kinds whose operands and result must be float (computed in float32)
-FLOAT_ONLY = frozenset({OpKind.CONV, OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU,
-                        OpKind.AVGPOOL, OpKind.REDUCE, OpKind.SOFTMAX, OpKind.MATMUL,
-                        OpKind.QUANTIZE})
-#: kinds whose data operand must be 8-bit integers
-INT8_ONLY = frozenset({OpKind.QCONV, OpKind.QGLOBAL_AVGPOOL, OpKind.REQUANTIZE, OpKind.LOOKUP,
-                       OpKind.QADD, OpKind.QMUL, OpKind.QMATMUL, OpKind.MATMUL_INTEGER,
-                       OpKind.CONV_INTEGER, OpKind.QAVGPOOL, OpKind.QSOFTMAX})
-
+from sqzc.ops import EIGHT_BIT, FLOAT_DTYPES, OpKind, infer_type, opdef
 
 def verify(graph: Graph) -> None:
     """Raise InternalError describing the first inconsistency found."""
@@ -44,18 +20,19 @@ def verify(graph: Graph) -> None:
     for nid in graph.nodes():
         op = graph.op(nid)
         where = f"node '{nid}' ({op.kind.value}, from {op.origin_str})"
-        lo, hi = ARITY[op.kind]
+        d = opdef(op.kind)
+        lo, hi = d.arity
         if not lo <= len(op.inputs) <= hi:
             raise InternalError(f"{where}: {len(op.inputs)} inputs, expected {lo}..{hi}")
-        if not isinstance(op.attrs, ATTRS_OF[op.kind]):
+        if not isinstance(op.attrs, d.attrs):
             raise InternalError(f"{where}: attrs {type(op.attrs).__name__}, expected "
-                                f"{ATTRS_OF[op.kind].__name__}")
+                                f"{d.attrs.__name__}")
         if set(graph.g.predecessors(nid)) != set(op.inputs):
             raise InternalError(f"{where}: edges disagree with operands")
         ins = [graph.op(i).out for i in op.inputs]
-        if op.kind in FLOAT_ONLY and any(t.dtype not in FLOAT_DTYPES for t in ins):
+        if d.operands == "float" and any(t.dtype not in FLOAT_DTYPES for t in ins):
             raise InternalError(f"{where}: non-float operand {[str(t) for t in ins]}")
-        if op.kind in INT8_ONLY and ins[0].dtype not in ("uint8", "int8"):
+        if d.operands == "int8" and ins[0].dtype not in EIGHT_BIT:
             raise InternalError(f"{where}: operand {ins[0]} is not 8-bit")
         if op.kind is not OpKind.INPUT:
             try:

@@ -18,7 +18,7 @@ from sqzc.frontends.onnx.attr_helpers import (
 from sqzc.frontends.onnx.registry import converter
 
 from sqzc.ort.oracles import contrib_ops as qrc
-from sqzc.float_semantics import broadcast_shapes
+from sqzc.ops import broadcast_shapes
 from sqzc.ops import (
     INT_DTYPES,
     AxisAttrs,
@@ -40,7 +40,7 @@ from sqzc.ops import (
     TransposeAttrs,
 )
 from sqzc.ort.lookup import lookup_table
-from sqzc.quant_semantics import conv_multipliers
+from sqzc.ops.defs.conv import conv_multipliers
 
 if TYPE_CHECKING:
     from sqzc.frontends.onnx.context import ImportContext

@@ -6,19 +6,25 @@ import dataclasses
 
 import numpy as np
 
-from sqzc.float_semantics import pack_conv_weight
 from sqzc.ir import Graph
 from sqzc.ops import (
     BINARY,
-    UNARY_ACTIVATIONS,
+    FLOAT_DTYPES,
     ConvAttrs,
     NoAttrs,
     OpKind,
     QConvAttrs,
     ReduceAttrs,
+    kinds_tagged,
+    opdef,
 )
+from sqzc.ops.layout import pack_conv_weight, pack_qconv
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
-from sqzc.quant_semantics import pack_qconv
+
+#: Kinds whose blocked kernel maps each channel block of the input to the same block of
+#: the output (the standalone activations and the 2-D pools).
+_CHANNELWISE = kinds_tagged("activation") | kinds_tagged("pool")
+
 
 def _pack_conv(g: Graph, nid: str, block: int) -> bool:
     op = g.op(nid)
@@ -78,6 +84,9 @@ def _can_block(g: Graph, nid: str, block: int) -> bool:
     if len(op.out.shape) != 4:
         return False
     ins = [g.op(i) for i in op.inputs]
+    x_dtype = ins[0].out.dtype if ins else op.out.dtype
+    if not opdef(op.kind).has_layout("float" if x_dtype in FLOAT_DTYPES else x_dtype, "blocked"):
+        return False  # its definition declares no blocked kernel
     if op.out.dtype in ("uint8", "int8"):  # 8-bit: max pooling, global average, concat
         if op.kind in (OpKind.MAXPOOL, OpKind.QGLOBAL_AVGPOOL):
             return ins[0].block == block
@@ -93,7 +102,7 @@ def _can_block(g: Graph, nid: str, block: int) -> bool:
                          for c in g.consumers(nid))
         return ins[0].block == block and ins[0].out.dtype in ("uint8", "int8") and \
             op.attrs.per_tensor and not plain_only  # type: ignore[attr-defined]
-    if op.kind in UNARY_ACTIVATIONS | {OpKind.MAXPOOL, OpKind.AVGPOOL}:
+    if op.kind in _CHANNELWISE:
         return ins[0].block == block
     if op.kind is OpKind.REDUCE:
         a = op.attrs

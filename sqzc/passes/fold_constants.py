@@ -6,7 +6,7 @@ from sqzc.errors import ModelError
 from sqzc.ir import Graph
 from sqzc.ops import NoAttrs, OpKind
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
-from sqzc.semantics import reference
+from sqzc.ops import reference
 
 #: Folding a constant bigger than this (bytes) would bloat the library; leave it at runtime.
 MAX_FOLDED_BYTES = 64 << 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from sqzc.float_semantics import unpack_conv
+from sqzc.ops.layout import unpack_conv
 from sqzc.ir import Graph
 from sqzc.ops import ConvAttrs, OpKind
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext

@@ -24,7 +24,7 @@ import numpy as np
 
 from sqzc.errors import UsageError
 from sqzc.ir import Graph
-from sqzc.semantics import macs
+from sqzc.ops import macs
 
 
 def count_macs(graph: Graph) -> int:

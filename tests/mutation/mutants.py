@@ -64,7 +64,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         name="qconv-input-zero-point-fold",
-        path="sqzc/quant_semantics.py",
+        path="sqzc/ops/layout.py",
         old="return x_zp + (128 if x_dtype == \"int8\" else 0)",
         new="return x_zp + (127 if x_dtype == \"int8\" else 0)",
         tests=("tests/ops/test_quant_ops.py::test_qlinear_conv",),

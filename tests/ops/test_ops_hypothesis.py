@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from onnx_builders import init, rand, single
 from sqz_testing import assert_matches_ort
 
-from sqzc.float_semantics import conv_out_dim, pool_out_dim
+from sqzc.ops import conv_out_dim, pool_out_dim
 
 SETTINGS = settings(deadline=None, max_examples=25, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,

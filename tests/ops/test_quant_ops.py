@@ -4,7 +4,7 @@ Every test builds a one-node model (com.microsoft ops import the ``com.microsoft
 domain), compiles it with sqzc and compares with onnxruntime's CPU provider through
 ``assert_matches_ort`` (exact for int8/uint8/int32 outputs; DequantizeLinear's float
 output is compared with zero tolerance too). Each case is also interpreted with the IR's
-numpy references (``sqzc.semantics.reference``, what constant folding computes) on the
+numpy references (``sqzc.ops.reference``, what constant folding computes) on the
 imported graph, which must agree exactly as well.
 
 Scales and zero points are initializers (sqzc specializes kernels on them); the data
@@ -35,7 +35,7 @@ from sqzc.errors import UnsupportedError
 from sqzc.frontends.onnx.importer import import_proto
 from sqzc.ops import OpKind, QPoolAttrs, QuantAttrs
 from sqzc.ort.lookup import lookup_table
-from sqzc.semantics import reference
+from sqzc.ops import reference
 
 pytest.importorskip("onnxruntime")
 

@@ -1,7 +1,7 @@
 """Exact .5 ties at the roundings sqzc does in Python at compile time, against onnxruntime.
 
 Some 8-bit results never reach a kernel's rounding: ops on constants are folded with the
-numpy references (``sqzc.quant_semantics``, ``sqzc.ort.oracles.onnx_ops``,
+numpy references (``sqzc.ops.defs.quantize``, ``sqzc.ort.oracles.onnx_ops``,
 ``sqzc.ort.oracles.contrib_ops``), lookup-table ops (QLinearLeakyRelu, QLinearSigmoid)
 get their 256 entries computed by the compiler, and the float weights and biases of QDQ
 convs are quantized as onnxruntime's ``WeightBiasQuantization`` does. Each rounds half to
@@ -13,9 +13,9 @@ weights quantized with the tie zero point).
 
 Sites and tests:
 
-* ``quant_semantics.quantize`` (QuantizeLinear and requantize folding, float weights):
+* ``sqzc.ops.defs.quantize.quantize`` (QuantizeLinear and requantize folding, float weights):
   ``test_folded_ties[quantize]``, ``test_float_weight_conv_ties``;
-* ``quant_semantics.requantize`` (QLinearConv and QLinearGlobalAveragePool folding):
+* ``sqzc.ops.defs.quantize.requantize`` (QLinearConv and QLinearGlobalAveragePool folding):
   ``test_folded_ties[qlinear_conv|qlinear_global_average_pool]``;
 * ``sqzc.ort.oracles.mlas.cvtps_epi32`` (lookup tables; QLinearAdd, QLinearMatMul and
   QLinearAveragePool folding): ``test_lookup_table_ties``,

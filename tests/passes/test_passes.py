@@ -49,7 +49,7 @@ from sqzc.passes.fuse_activation import fuse_conv_activation
 from sqzc.passes.manager import Instrumentation, run_pipeline
 from sqzc.passes.pipeline import PIPELINE
 from sqzc.runtime import load
-from sqzc.semantics import reference
+from sqzc.ops import reference
 from sqzc.tools.zoo import build
 
 F32 = "float32"

@@ -77,21 +77,11 @@ _EMIT = "sqzc.backends.llvm.emit."
 #: Today's import cycles (strongly connected components over module- and function-level
 #: imports). Each one exists only through a function-level import, i.e. works only
 #: because of call timing. Value: the restructure step that removes it (plan, issue 20).
-ALLOWED_SCCS: dict[frozenset[str], str] = {
-    # S5: float_semantics.py:269 (ref_conv's quantize epilogue) imports quant_semantics;
-    # both files dissolve into sqzc/ops/defs/.
-    frozenset({"sqzc.float_semantics", "sqzc.quant_semantics"}): "S5",
-}
+ALLOWED_SCCS: dict[frozenset[str], str] = {}  # none left (issue 20 S5 removed the last)
 
-_QS, _FS = "sqzc.quant_semantics", "sqzc.float_semantics"
 #: Today's uses of another package module's _private names (importer, module, name) ->
-#: the step that makes the name public or puts both in one module.
-ALLOWED_PRIVATE_IMPORTS: dict[tuple[str, str, str], str] = {
-    # S5: the shape rules join their ops in sqzc/ops/defs/
-    (_QS, _FS, "_conv_shape"): "S5",
-    (_QS, _FS, "_pool_shape"): "S5",
-    ("sqzc.semantics", _FS, "_int_div"): "S5",
-}
+#: the reason they are allowed.
+ALLOWED_PRIVATE_IMPORTS: dict[tuple[str, str, str], str] = {}
 
 #: Modules over MAX_LINES without a "Size:" paragraph: repo path -> (line count today,
 #: why). The count is a ceiling: growing fails; shrinking to MAX_LINES makes the entry stale.

@@ -10,9 +10,10 @@ whose output is channel-blocked (NCHW[b]c).
 
 The variant names one of several kernels for the same kind, dtype class and layout, chosen
 by attributes a pass set (a Winograd conv, a conv summed in onnxruntime's MLAS order).
-``variant_of`` is the one place that derives it from the op, so no emitter dispatches to
-another one (which used to need function-level imports that hid import cycles) and a new
-variant is a new registration plus one line there.
+The op's definition derives it (``sqzc.ops.variant_of``, the ``variant`` rule of its
+``OpDef``), so no emitter dispatches to another one and a new variant is a new
+registration plus its case in that rule. ``OpDef.kernels`` lists the keys each kind must
+have; ``tests/unit/test_opdefs.py`` checks they are exactly the registered ones.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from collections.abc import Callable
 
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.errors import InternalError
-from sqzc.ops import FLOAT_DTYPES, ConvAttrs, OpKind, OpNode
+from sqzc.ops import DEFAULT_VARIANT, FLOAT_DTYPES, OpKind, OpNode, variant_of
 
 Emitter = Callable[[KernelContext], None]
 #: The variant of every kind that has only one kernel per dtype class and layout.
-DEFAULT = "default"
+DEFAULT = DEFAULT_VARIANT
 EMITTERS: dict[tuple[OpKind, str, str, str], Emitter] = {}
 
 
@@ -49,22 +50,6 @@ def emits(kind: OpKind, dtype_class: str, layout: str = "plain", variant: str = 
 def dtype_class(dtype: str) -> str:
     """The registry's dtype class of an IR dtype."""
     return "float" if dtype in FLOAT_DTYPES else dtype
-
-
-def variant_of(op: OpNode) -> str:
-    """Which kernel variant ``op`` needs, from the attributes passes set: a convolution is
-    ``winograd`` (select-winograd transformed its weights), ``mlas`` (fold-qdq gave it
-    onnxruntime's MLAS summation order) or ``direct``; every other kind has one variant,
-    ``DEFAULT``. (Issue 20 S5 moves this rule into the op's definition.)"""
-    if op.kind is OpKind.CONV:
-        a = op.attrs
-        assert isinstance(a, ConvAttrs)
-        if a.winograd:
-            return "winograd"
-        if a.mlas_stride_k:
-            return "mlas"
-        return "direct"
-    return DEFAULT
 
 
 def lookup(op: OpNode, dtype: str, layout: str, where: str) -> Emitter:

@@ -23,7 +23,7 @@ from sqzc.ort.passes.fold_qdq_contrib import CONTRIB_FOLDERS
 from sqzc.ort.passes.fold_qdq_matmul import fold_matmul
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 from sqzc.ort.passes.qdq_match import dequantized, sole_quantize_reader
-from sqzc.quant_semantics import conv_multipliers
+from sqzc.ops.defs.conv import conv_multipliers
 
 
 def _conv_group(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from sqzc.ort.oracles import contrib_ops as qrc
-from sqzc.float_semantics import broadcast_shapes
+from sqzc.ops import broadcast_shapes
 from sqzc.ir import Graph
 from sqzc.ops import (
     LeakyReluAttrs,

@@ -31,7 +31,7 @@ from sqzc.ops import MatMulAttrs, OpKind, QMatMulAttrs, QuantAttrs, TransposeAtt
 from sqzc.ort.rules import ort_group_types
 from sqzc.passes.manager import PassContext
 from sqzc.ort.passes.qdq_match import dequantized, sole_quantize_reader
-from sqzc.quant_semantics import conv_multipliers
+from sqzc.ops.defs.conv import conv_multipliers
 
 EIGHT_BIT = ("uint8", "int8")
 

@@ -32,7 +32,7 @@ import numpy as np
 from sqzc.ir import Graph
 from sqzc.ops import OpKind, QuantAttrs
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
-from sqzc.quant_semantics import quantize
+from sqzc.ops.defs.quantize import quantize
 
 
 def _reaches_quantize(g: Graph, nid: str) -> bool:

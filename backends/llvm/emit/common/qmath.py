@@ -2,7 +2,7 @@
 ONNX QuantizeLinear's saturating round (scalar and vector) as onnxruntime computes it.
 
 Every float operation mirrors onnxruntime's CPU kernels in order and precision (see
-``sqzc.quant_semantics``): requantization is ``float32(acc) * multiplier``, clamped to the
+``sqzc.ops.defs.quantize``): requantization is ``float32(acc) * multiplier``, clamped to the
 zero-point-shifted range, rounded half to even (``llvm.rint``), plus the zero point. One
 definition here serves QuantizeLinear, the integer convolutions, global pooling,
 QLinearMatMul and the MLAS-order float conv's fused epilogue, so they cannot drift apart.

@@ -2,7 +2,7 @@
 ``blocked`` (register-tiled NCHW[b]c), ``winograd`` (F(m x m, 3x3) on NCHW[b]c), ``mlas``
 (onnxruntime's float summation order for QDQ convs it runs in float), ``qconv`` /
 ``qconv_blocked`` (QLinearConv plain, and VNNI / pair-dot on NCHW[b]c) and ``integer``
-(ConvInteger). ``registry.variant_of`` picks among the float ones; ``tiling`` is the
+(ConvInteger). ``sqzc.ops.variant_of`` picks among the float ones; ``tiling`` is the
 loop nest the blocked direct kernels share.
 
 Importing this package registers its emitters."""

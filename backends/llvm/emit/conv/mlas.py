@@ -27,7 +27,7 @@ loop) and the channels a slice boundary cuts (unrolled). Both keep the running s
 of the output and end with an epilogue: bias, activation and, when fuse-conv-quantize
 gave the conv its QuantizeLinear (``ConvAttrs.quantize``), the quantization, storing
 8-bit values. The registry finds this emitter by the conv's float input and its
-``mlas`` variant (``registry.variant_of``), so one registration serves float and 8-bit
+``mlas`` variant (``sqzc.ops.variant_of``), so one registration serves float and 8-bit
 results.
 """
 

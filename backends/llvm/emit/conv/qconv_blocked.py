@@ -34,7 +34,7 @@ from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.backends.llvm.target import Target
 from sqzc.ops import INT_RANGE, OpKind, QConvAttrs
-from sqzc.quant_semantics import qconv_input_offset
+from sqzc.ops.layout import qconv_input_offset
 
 FLIP_BYTES = int.from_bytes(b"\x80" * 4, "little", signed=True)  # int8 -> uint8 + 128
 

@@ -14,7 +14,7 @@ from sqzc.backends.llvm.emit.common.qmath import to_i32
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, QBinaryAttrs
-from sqzc.quant_semantics import qadd_constants, qmul_ratio
+from sqzc.ops.defs.elementwise import qadd_constants, qmul_ratio
 
 
 def _emit_qadd(ctx: KernelContext) -> None:

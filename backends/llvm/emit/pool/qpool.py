@@ -1,6 +1,6 @@
 """Quantized pooling on 8-bit tensors: QLinearGlobalAveragePool (plain and NCHW[b]c) and
 QLinearAveragePool (plain), each float operation onnxruntime's in order and precision
-(``sqzc.quant_semantics``, ``sqzc.ort.oracles.contrib_ops``).
+(``sqzc.ops.defs.pool``, ``sqzc.ort.oracles.contrib_ops``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqzc.backends.llvm.emit.common.qmath import saturate_round, to_i32
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, QAvgPoolAttrs, QPoolAttrs
-from sqzc.quant_semantics import qglobal_avgpool_scale
+from sqzc.ops.defs.pool import qglobal_avgpool_scale
 
 
 def _emit_qgap(ctx: KernelContext) -> None:

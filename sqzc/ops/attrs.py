@@ -1,108 +1,16 @@
-"""The closed set of IR operations: kinds, typed attributes and tensor types.
+"""The typed attributes of the IR's ops: one frozen dataclass per kind of parameters.
 
-ONNX op-type strings never leave ``frontends/``; everything after import speaks in
-``OpKind`` members and the attribute dataclasses below. Shape rules and numpy reference
-semantics for each kind are dispatched by ``sqzc.semantics`` (defined in
-``sqzc.float_semantics`` and ``sqzc.quant_semantics``).
+Each ``OpDef`` names the class its kind carries (the verifier checks it). ``Activation``
+is the epilogue a conv (or a standalone activation op) applies in registers.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 import numpy as np
 
-#: dtypes the IR knows, by numpy name, with the short spelling used in the text dump.
-DTYPE_SHORT: dict[str, str] = {
-    "float32": "f32",
-    "float16": "f16",
-    "float64": "f64",
-    "int64": "i64",
-    "int32": "i32",
-    "int8": "i8",
-    "uint8": "u8",
-    "bool": "bool",
-}
-SHORT_DTYPE: dict[str, str] = {v: k for k, v in DTYPE_SHORT.items()}
-FLOAT_DTYPES = frozenset({"float32", "float16", "float64"})
-
-
-class OpKind(enum.Enum):
-    """Every operation the IR can hold."""
-
-    INPUT = "input"  # a graph input; its buffer is passed in by the caller
-    CONST = "const"  # a compile-time constant (weights, shapes, scalars)
-    CONV = "conv"  # 2-D convolution (groups, strides, pads, dilations) + fused epilogue
-    RELU = "relu"  # max(x, 0)
-    CLIP = "clip"  # min(max(x, lo), hi)
-    LEAKY_RELU = "leaky_relu"  # x if x >= 0 else alpha * x
-    MAXPOOL = "maxpool"  # 2-D max pooling with explicit pads and output size
-    AVGPOOL = "avgpool"  # 2-D average pooling (count_include_pad on or off)
-    REDUCE = "reduce"  # mean or max over axes (global pools are reduces over H, W)
-    CONCAT = "concat"  # join along an axis; inputs may be placed straight into it
-    SOFTMAX = "softmax"  # softmax or log-softmax along one axis (opset-13 meaning)
-    RESHAPE = "reshape"  # same elements, new static shape (Flatten/Squeeze/Unsqueeze too)
-    TRANSPOSE = "transpose"  # permute axes
-    ADD = "add"  # numpy-broadcasting elementwise binary ops
-    SUB = "sub"
-    MUL = "mul"
-    DIV = "div"
-    MATMUL = "matmul"  # numpy matmul semantics (batched, broadcasting)
-    CAST = "cast"  # dtype conversion (float16 <-> float32 at the model boundary)
-    IDENTITY = "identity"  # copy; Dropout in inference mode becomes this too
-    REORDER = "reorder"  # channel-blocked (NCHW[b]c) -> plain NCHW layout conversion
-    QUANTIZE = "quantize"  # float32 -> uint8/int8 (scale, zero point; per tensor or axis)
-    DEQUANTIZE = "dequantize"  # uint8/int8/int32 -> float32
-    QCONV = "qconv"  # integer convolution (int32 accumulation) + requantization
-    QGLOBAL_AVGPOOL = "qglobal_avgpool"  # quantized global average pool (requantizing)
-    REQUANTIZE = "requantize"  # 8 bit -> 8 bit with new scale/zero point (exactly Q(DQ(x)))
-    LOOKUP = "lookup"  # 8 bit -> 8 bit through a 256-entry table indexed by the raw byte
-    QADD = "qadd"  # quantized broadcasting add (onnxruntime's fused-multiply-add formula)
-    QMUL = "qmul"  # quantized broadcasting multiply (onnxruntime's unfused formula)
-    QMATMUL = "qmatmul"  # integer matmul (int32 accumulation) + requantization
-    MATMUL_INTEGER = "matmul_integer"  # integer matmul with zero points -> int32
-    CONV_INTEGER = "conv_integer"  # integer 2-D convolution with zero points -> int32
-    QAVGPOOL = "qavgpool"  # quantized 2-D average pool (onnxruntime's float32 path)
-    QSOFTMAX = "qsoftmax"  # quantized softmax along an axis (onnxruntime's QLinearSoftmax)
-
-
-UNARY_ACTIVATIONS = frozenset({OpKind.RELU, OpKind.CLIP, OpKind.LEAKY_RELU})
-QUANTIZED = frozenset({OpKind.QUANTIZE, OpKind.DEQUANTIZE, OpKind.QCONV,
-                       OpKind.QGLOBAL_AVGPOOL, OpKind.REQUANTIZE, OpKind.LOOKUP, OpKind.QADD,
-                       OpKind.QMUL, OpKind.QMATMUL, OpKind.MATMUL_INTEGER,
-                       OpKind.CONV_INTEGER, OpKind.QAVGPOOL, OpKind.QSOFTMAX})
-INT_DTYPES = frozenset({"uint8", "int8"})
-#: The value range of each integer dtype the quantized ops produce (saturation bounds).
-INT_RANGE: dict[str, tuple[int, int]] = {
-    "uint8": (0, 255), "int8": (-128, 127), "int32": (-(2**31), 2**31 - 1)}
-BINARY = frozenset({OpKind.ADD, OpKind.SUB, OpKind.MUL, OpKind.DIV})
-ELEMENTWISE = UNARY_ACTIVATIONS | BINARY | {OpKind.CAST, OpKind.IDENTITY}
-POOLS = frozenset({OpKind.MAXPOOL, OpKind.AVGPOOL})
-#: kinds that only move data and never compute (copies the optimizer may remove).
-DATA_MOVEMENT = frozenset({OpKind.RESHAPE, OpKind.TRANSPOSE, OpKind.IDENTITY, OpKind.CONCAT})
-
-
-@dataclass(frozen=True, slots=True)
-class TensorType:
-    """A static shape and a dtype (numpy name). The batch axis is always concrete here."""
-
-    shape: tuple[int, ...]
-    dtype: str
-
-    @property
-    def size(self) -> int:
-        """Number of elements."""
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of a dense buffer holding this tensor."""
-        return self.size * np.dtype(self.dtype).itemsize
-
-    def __str__(self) -> str:
-        return f"{DTYPE_SHORT.get(self.dtype, self.dtype)}[{','.join(map(str, self.shape))}]"
-
+from sqzc.ops.kinds import OpKind
 
 @dataclass(frozen=True, slots=True)
 class Activation:
@@ -269,58 +177,6 @@ class CastAttrs:
 
 
 @dataclass(frozen=True, slots=True)
-class Placement:
-    """Where a node writes its result when concat elimination aliased it.
-
-    The node's output is the slice ``[start, start + extent)`` along ``axis`` of the
-    buffer of concat node ``concat``; the dump shows ``into %concat[c=start:end]``.
-    """
-
-    concat: str
-    axis: int
-    start: int
-
-
-#: Which attribute class each kind carries (checked by the verifier).
-ATTRS_OF: dict[OpKind, type] = {
-    OpKind.INPUT: NoAttrs,
-    OpKind.CONST: ConstAttrs,
-    OpKind.CONV: ConvAttrs,
-    OpKind.RELU: NoAttrs,
-    OpKind.CLIP: ClipAttrs,
-    OpKind.LEAKY_RELU: LeakyReluAttrs,
-    OpKind.MAXPOOL: PoolAttrs,
-    OpKind.AVGPOOL: PoolAttrs,
-    OpKind.REDUCE: ReduceAttrs,
-    OpKind.CONCAT: AxisAttrs,
-    OpKind.SOFTMAX: SoftmaxAttrs,
-    OpKind.RESHAPE: ReshapeAttrs,
-    OpKind.TRANSPOSE: TransposeAttrs,
-    OpKind.ADD: NoAttrs,
-    OpKind.SUB: NoAttrs,
-    OpKind.MUL: NoAttrs,
-    OpKind.DIV: NoAttrs,
-    OpKind.MATMUL: MatMulAttrs,
-    OpKind.CAST: CastAttrs,
-    OpKind.IDENTITY: NoAttrs,
-    OpKind.REORDER: NoAttrs,
-    OpKind.QUANTIZE: None,  # filled below (QuantAttrs is defined after this table)
-    OpKind.DEQUANTIZE: None,
-    OpKind.QCONV: None,
-    OpKind.QGLOBAL_AVGPOOL: None,
-    OpKind.REQUANTIZE: None,
-    OpKind.LOOKUP: None,
-    OpKind.QADD: None,
-    OpKind.QMUL: None,
-    OpKind.QMATMUL: None,
-    OpKind.MATMUL_INTEGER: None,
-    OpKind.CONV_INTEGER: None,
-    OpKind.QAVGPOOL: None,
-    OpKind.QSOFTMAX: None,
-}
-
-
-@dataclass(frozen=True, slots=True)
 class QuantAttrs:
     """Affine quantization ``real = (q - zero_point) * scale`` of an integer tensor.
 
@@ -451,38 +307,6 @@ class QAvgPoolAttrs:
     pool: PoolAttrs
     x: QuantAttrs
     y: QuantAttrs
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class OpNode:
-    """One IR operation producing one tensor.
-
-    ``inputs`` holds operand order (a DiGraph cannot hold two edges between one pair, as
-    in ``Concat(x, x)``); ``origin`` names the ONNX node(s) it came from, joined by fusion,
-    so every error and dump line can point back at the user's model.
-    """
-
-    kind: OpKind
-    attrs: object
-    out: TensorType
-    inputs: tuple[str, ...] = ()
-    origin: tuple[str, ...] = ()
-    into: Placement | None = None
-    block: int = 0  # 0: plain row-major; b > 0: channel-blocked NCHW[b]c (see sqzc.layout)
-
-    @property
-    def origin_str(self) -> str:
-        """Origins joined with '+', as shown in messages and dumps."""
-        return "+".join(self.origin) if self.origin else "?"
-
-
-ATTRS_OF.update({OpKind.QUANTIZE: QuantAttrs, OpKind.DEQUANTIZE: QuantAttrs,
-                 OpKind.QCONV: QConvAttrs, OpKind.QGLOBAL_AVGPOOL: QPoolAttrs,
-                 OpKind.REQUANTIZE: QPoolAttrs, OpKind.LOOKUP: LookupAttrs,
-                 OpKind.QADD: QBinaryAttrs, OpKind.QMUL: QBinaryAttrs,
-                 OpKind.QMATMUL: QMatMulAttrs, OpKind.MATMUL_INTEGER: IntMatMulAttrs,
-                 OpKind.CONV_INTEGER: IntConvAttrs, OpKind.QAVGPOOL: QAvgPoolAttrs,
-                 OpKind.QSOFTMAX: QSoftmaxAttrs})
 
 
 def activation_of(kind: OpKind, attrs: object) -> Activation:

@@ -1,0 +1,141 @@
+"""The IR's ops: kinds and tensor types, attributes, and one definition per kind.
+
+* ``kinds.py``: ``OpKind``, dtypes, ``TensorType``, ``OpNode``;
+* ``attrs.py``: the attribute dataclasses (``ConvAttrs`` ...) and ``Activation``;
+* ``opdef.py``: ``OpDef`` and ``OPDEFS``, with ``infer_type``, ``reference``, ``macs``;
+* ``defs/``: the definitions, one module per op family (shape rules and numpy
+  references beside their ``define`` calls);
+* ``geometry.py``: conv/pool output sizes and broadcasting; ``layout.py``: the packed
+  weight layouts.
+
+Importing this package loads the definitions. The names below are the public API;
+import family-specific helpers (``conv_multipliers``, ``pack_qconv`` ...) from their
+modules.
+"""
+
+from __future__ import annotations
+
+from sqzc.ops.attrs import (
+    NO_ACTIVATION,
+    Activation,
+    AxisAttrs,
+    CastAttrs,
+    ClipAttrs,
+    ConstAttrs,
+    ConvAttrs,
+    IntConvAttrs,
+    IntMatMulAttrs,
+    LeakyReluAttrs,
+    LookupAttrs,
+    MatMulAttrs,
+    NoAttrs,
+    PoolAttrs,
+    QAvgPoolAttrs,
+    QBinaryAttrs,
+    QConvAttrs,
+    QMatMulAttrs,
+    QPoolAttrs,
+    QSoftmaxAttrs,
+    QuantAttrs,
+    ReduceAttrs,
+    ReshapeAttrs,
+    SoftmaxAttrs,
+    TransposeAttrs,
+    activation_of,
+)
+from sqzc.ops.geometry import (
+    broadcast_shapes,
+    conv_out_dim,
+    pool_out_dim,
+)
+from sqzc.ops.kinds import (
+    DTYPE_SHORT,
+    FLOAT_DTYPES,
+    INT_DTYPES,
+    INT_RANGE,
+    SHORT_DTYPE,
+    OpKind,
+    OpNode,
+    Placement,
+    TensorType,
+)
+from sqzc.ops.opdef import (
+    DEFAULT_VARIANT,
+    EIGHT_BIT,
+    OPDEFS,
+    OpDef,
+    define,
+    infer_type,
+    kernels,
+    kinds_tagged,
+    macs,
+    need_8bit,
+    opdef,
+    reference,
+    same_shape,
+    variant_of,
+)
+from sqzc.ops import defs  # fills OPDEFS
+
+#: The broadcasting binary float ops (add, sub, mul, div).
+BINARY = kinds_tagged("binary")
+#: The standalone activation ops that fuse into a conv's epilogue.
+UNARY_ACTIVATIONS = kinds_tagged("activation")
+
+__all__ = [
+    "defs",
+    "Activation",
+    "AxisAttrs",
+    "BINARY",
+    "CastAttrs",
+    "ClipAttrs",
+    "ConstAttrs",
+    "ConvAttrs",
+    "DEFAULT_VARIANT",
+    "DTYPE_SHORT",
+    "EIGHT_BIT",
+    "FLOAT_DTYPES",
+    "INT_DTYPES",
+    "INT_RANGE",
+    "IntConvAttrs",
+    "IntMatMulAttrs",
+    "LeakyReluAttrs",
+    "LookupAttrs",
+    "MatMulAttrs",
+    "NO_ACTIVATION",
+    "NoAttrs",
+    "OPDEFS",
+    "OpDef",
+    "OpKind",
+    "OpNode",
+    "Placement",
+    "PoolAttrs",
+    "QAvgPoolAttrs",
+    "QBinaryAttrs",
+    "QConvAttrs",
+    "QMatMulAttrs",
+    "QPoolAttrs",
+    "QSoftmaxAttrs",
+    "QuantAttrs",
+    "ReduceAttrs",
+    "ReshapeAttrs",
+    "SHORT_DTYPE",
+    "SoftmaxAttrs",
+    "TensorType",
+    "TransposeAttrs",
+    "UNARY_ACTIVATIONS",
+    "activation_of",
+    "broadcast_shapes",
+    "conv_out_dim",
+    "define",
+    "infer_type",
+    "kernels",
+    "kinds_tagged",
+    "macs",
+    "need_8bit",
+    "opdef",
+    "pool_out_dim",
+    "reference",
+    "same_shape",
+    "variant_of",
+]
