@@ -195,12 +195,12 @@ def workspace_bytes(plan: MemoryPlan, graph: Graph, profile: bool) -> int:
 
 def profile_table(graph: Graph) -> list[dict[str, object]]:
     """One entry per kernel in schedule order: what ``CompiledModel.profile`` reports."""
-    from sqzc.ops import macs
+    from sqzc.ops import macs, op_name
 
     rows = []
     for nid in schedule(graph):
         op = graph.op(nid)
-        rows.append({"node": nid, "origin": op.origin_str, "op": op.kind.value,
+        rows.append({"node": nid, "origin": op.origin_str, "op": op_name(op),
                      "macs": macs(op.kind, op.attrs, [graph.op(i).out for i in op.inputs],
                                   op.out)})
     return rows

@@ -18,7 +18,7 @@ import networkx as nx
 import numpy as np
 
 from sqzc.errors import ModelError
-from sqzc.ops import ConstAttrs, NoAttrs, OpKind, OpNode, TensorType
+from sqzc.ops import ConstAttrs, NoAttrs, OpKind, OpNode, TensorType, kind_name
 from sqzc.ops import infer_type
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.]")
@@ -99,8 +99,8 @@ class Graph:
         try:
             out = infer_type(kind, attrs, [self.op(i).out for i in ins])
         except ModelError as e:
-            raise ModelError(f"{e} at node '{where}' ({kind.value})") from None
-        check_size(out, f"node '{where}' ({kind.value})")
+            raise ModelError(f"{e} at node '{where}' ({kind_name(kind, attrs)})") from None
+        check_size(out, f"node '{where}' ({kind_name(kind, attrs)})")
         return self.add(OpNode(kind, attrs, out, ins, origin), name)
 
     def add_const(self, value: np.ndarray, name: str, origin: tuple[str, ...] = ()) -> str:

@@ -20,9 +20,9 @@ import json
 import numpy as np
 
 from sqzc.ir import Graph
-from sqzc.ops import DTYPE_SHORT, Activation, ConstAttrs, OpKind, OpNode, QuantAttrs
+from sqzc.ops import DTYPE_SHORT, Activation, ConstAttrs, OpKind, OpNode, QuantAttrs, op_name
 
-JSON_SCHEMA_VERSION = 1
+JSON_SCHEMA_VERSION = 2
 
 
 def const_hash(value: np.ndarray) -> str:
@@ -58,6 +58,8 @@ def attr_items(op: OpNode) -> list[tuple[str, object]]:
     """An op's attributes as sorted (name, value) pairs (constants excluded)."""
     if isinstance(op.attrs, ConstAttrs) or not dataclasses.is_dataclass(op.attrs):
         return []
+    if isinstance(op.attrs, Activation):  # an activation op: its parameters by name
+        return sorted(op.attrs.named_params())
     items = [(f.name, getattr(op.attrs, f.name)) for f in dataclasses.fields(op.attrs)]
     nested = [(k, v) for k, v in items if dataclasses.is_dataclass(v)
               and not isinstance(v, Activation | QuantAttrs)]
@@ -101,7 +103,7 @@ def node_line(graph: Graph, nid: str) -> str:
     note = concat_note(graph, nid) if op.kind is OpKind.CONCAT else ""
     origin = f"  # {op.origin_str}" if op.origin else ""
     layout = f" nchw{op.block}c" if op.block else ""
-    return (f"%{nid} = {op.kind.value}({args}){attr_text} : {op.out}{layout}"
+    return (f"%{nid} = {op_name(op)}({args}){attr_text} : {op.out}{layout}"
             f"{placement_text(graph, nid)}{note}{origin}")
 
 
@@ -138,7 +140,7 @@ def to_json(graph: Graph) -> dict[str, object]:
                         "layout": f"nchw{op.block}c" if op.block else "plain"}
         entry: dict[str, object] = {
             "name": nid,
-            "op": op.kind.value,
+            "op": op_name(op),
             "inputs": list(op.inputs),
             "outputs": [nid],
             "attrs": {k: _jsonable(v) for k, v in attr_items(op)},
@@ -173,7 +175,7 @@ def _jsonable(v: object) -> object:
     if dataclasses.is_dataclass(v) and not isinstance(v, Activation):
         return {f.name: _jsonable(getattr(v, f.name)) for f in dataclasses.fields(v)}
     if isinstance(v, Activation):
-        return {"kind": v.kind, "lo": v.lo, "hi": v.hi, "alpha": v.alpha}
+        return {"kind": v.kind, **{k: _jsonable(x) for k, x in v.named_params()}}
     if isinstance(v, tuple):
         return [_jsonable(x) for x in v]
     if isinstance(v, float) and not np.isfinite(v):
@@ -193,10 +195,10 @@ def to_dot(graph: Graph) -> str:
         op = graph.op(nid)
         if op.kind is OpKind.CONST:
             continue
-        label = f"{nid}\\n{op.kind.value} {DTYPE_SHORT.get(op.out.dtype, op.out.dtype)}" \
+        label = f"{nid}\\n{op_name(op)} {DTYPE_SHORT.get(op.out.dtype, op.out.dtype)}" \
                 f"{list(op.out.shape)}"
         act = getattr(op.attrs, "act", None)
-        if isinstance(act, Activation) and act.kind != "none":
+        if isinstance(act, Activation) and act:
             label += f"\\n+{act}"
         if op.into is not None:
             label += f"\\ninto {op.into.concat}@{op.into.start}"

@@ -11,7 +11,7 @@ import networkx as nx
 
 from sqzc.errors import InternalError, ModelError
 from sqzc.ir import Graph
-from sqzc.ops import EIGHT_BIT, FLOAT_DTYPES, OpKind, infer_type, opdef
+from sqzc.ops import EIGHT_BIT, FLOAT_DTYPES, OpKind, infer_type, op_name, opdef
 
 def verify(graph: Graph) -> None:
     """Raise InternalError describing the first inconsistency found."""
@@ -19,7 +19,7 @@ def verify(graph: Graph) -> None:
         raise InternalError("IR graph has a cycle")
     for nid in graph.nodes():
         op = graph.op(nid)
-        where = f"node '{nid}' ({op.kind.value}, from {op.origin_str})"
+        where = f"node '{nid}' ({op_name(op)}, from {op.origin_str})"
         d = opdef(op.kind)
         lo, hi = d.arity
         if not lo <= len(op.inputs) <= hi:

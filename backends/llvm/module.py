@@ -21,7 +21,7 @@ from sqzc.backends.llvm.target import Target
 from sqzc.errors import InternalError, SqzcError
 from sqzc.ir import Graph
 from sqzc.memory import ALIGN, MemoryPlan, View, align_up, resolve_views, schedule
-from sqzc.ops import OpKind, QConvAttrs
+from sqzc.ops import OpKind, QConvAttrs, op_name
 
 WEIGHTS_SYMBOL = "sqz_weights"
 
@@ -99,7 +99,7 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
     """Emit ``k_<nid>`` through the registry, with errors naming the node; returns it
     with the number of work counters it uses."""
     op = graph.op(nid)
-    where = f"node '{op.origin_str}' ({op.kind.value})"
+    where = f"node '{op.origin_str}' ({op_name(op)})"
     fn = ir.Function(module, kernel_signature(len(op.inputs)), _kernel_name(module, nid))
     fn.linkage = "internal"
     fn.attributes.add("nounwind")

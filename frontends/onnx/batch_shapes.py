@@ -14,7 +14,7 @@ import onnx
 
 from sqzc.errors import ModelError, UnsupportedError
 from sqzc.ir import Graph
-from sqzc.ops import BINARY, OpKind
+from sqzc.ops import BINARY, OpKind, op_name
 
 
 def _value_info_dims(vi: onnx.ValueInfoProto) -> list[int | str | None]:
@@ -140,7 +140,7 @@ def check_batch_separable(graph: Graph, label: str) -> None:
         op = graph.op(nid)
         if op.kind in (OpKind.CONST, OpKind.INPUT) or nid in constant:
             continue
-        where = f"node '{op.origin_str}' ({op.kind.value})"
+        where = f"node '{op.origin_str}' ({op_name(op)})"
         shape = op.out.shape
         if not shape or shape[0] != 1:
             raise UnsupportedError(

@@ -30,10 +30,9 @@ from sqzc.frontends.onnx.registry import (
 )
 from sqzc.ort.orders import nchwc_source
 from sqzc.ops import (
+    ACTIVATIONS,
     INT_DTYPES,
-    ClipAttrs,
     ConvAttrs,
-    LeakyReluAttrs,
     MatMulAttrs,
     NoAttrs,
     OpKind,
@@ -42,6 +41,7 @@ from sqzc.ops import (
     ReshapeAttrs,
     SoftmaxAttrs,
     TransposeAttrs,
+    make_activation,
 )
 
 if TYPE_CHECKING:
@@ -159,17 +159,26 @@ def global_maxpool(cx: ImportContext) -> None:
 # ------------------------------------------------------------------ activations
 
 
-@converter("Relu", 1, 6, 13, 14)
-def relu(cx: ImportContext) -> None:
-    """Relu."""
-    cx.bind(0, cx.emit(OpKind.RELU, NoAttrs(), [cx.float_input(0)]))
+def activation_op(op_type: str, *versions: int, act: str) -> Handler:
+    """Register the converter of ONNX ``op_type`` (from each opset in ``versions``) as the
+    activation table's entry ``act``: its parameters are the ONNX attributes of the same
+    names, with the entry's defaults (``sqzc.ops.activations``)."""
+    entry = ACTIVATIONS[act]
+
+    def handler(cx: ImportContext) -> None:
+        params = {name: cx.float_attr(name, default) for name, default in entry.params}
+        cx.bind(0, cx.emit(OpKind.ACTIVATION, make_activation(act, **params),
+                           [cx.float_input(0)]))
+
+    handler.__name__ = handler.__qualname__ = f"convert_{act}"
+    handler.__doc__ = f"{op_type}: the {act} activation" + (
+        f" ({', '.join(f'{n} defaults to {d!r}' for n, d in entry.params)})."
+        if entry.params else ".")
+    return converter(op_type, *versions)(handler)
 
 
-@converter("LeakyRelu", 1, 6, 16)
-def leaky_relu(cx: ImportContext) -> None:
-    """LeakyRelu (alpha defaults to 0.01)."""
-    attrs = LeakyReluAttrs(cx.float_attr("alpha", 0.01))
-    cx.bind(0, cx.emit(OpKind.LEAKY_RELU, attrs, [cx.float_input(0)]))
+activation_op("Relu", 1, 6, 13, 14, act="relu")
+activation_op("LeakyRelu", 1, 6, 16, act="leaky")
 
 
 def _clip_default_bounds(cx: ImportContext, input_typed: bool) -> tuple[float, float]:
@@ -186,8 +195,9 @@ def _clip_default_bounds(cx: ImportContext, input_typed: bool) -> tuple[float, f
 def clip_v6(cx: ImportContext) -> None:
     """Clip with min/max attributes (before opset 11)."""
     lowest, highest = _clip_default_bounds(cx, input_typed=False)
-    attrs = ClipAttrs(cx.float_attr("min", lowest), cx.float_attr("max", highest))
-    cx.bind(0, cx.emit(OpKind.CLIP, attrs, [cx.float_input(0)]))
+    attrs = make_activation("clip", lo=cx.float_attr("min", lowest),
+                            hi=cx.float_attr("max", highest))
+    cx.bind(0, cx.emit(OpKind.ACTIVATION, attrs, [cx.float_input(0)]))
 
 
 @converter("Clip", 11, 12, 13)
@@ -196,7 +206,8 @@ def clip_v11(cx: ImportContext) -> None:
     lowest, highest = _clip_default_bounds(cx, input_typed=True)
     lo = float(cx.const(1).reshape(-1)[0]) if cx.has_input(1) else lowest
     hi = float(cx.const(2).reshape(-1)[0]) if cx.has_input(2) else highest
-    cx.bind(0, cx.emit(OpKind.CLIP, ClipAttrs(lo, hi), [cx.float_input(0)]))
+    cx.bind(0, cx.emit(OpKind.ACTIVATION, make_activation("clip", lo=lo, hi=hi),
+                       [cx.float_input(0)]))
 
 
 def _softmax(cx: ImportContext, log: bool) -> None:

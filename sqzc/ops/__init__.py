@@ -1,7 +1,8 @@
 """The IR's ops: kinds and tensor types, attributes, and one definition per kind.
 
 * ``kinds.py``: ``OpKind``, dtypes, ``TensorType``, ``OpNode``;
-* ``attrs.py``: the attribute dataclasses (``ConvAttrs`` ...) and ``Activation``;
+* ``attrs.py``: the attribute dataclasses (``ConvAttrs`` ...);
+* ``activations.py``: the activation table (``Activation``, ``ActDef``, ``ACTIVATIONS``);
 * ``opdef.py``: ``OpDef`` and ``OPDEFS``, with ``infer_type``, ``reference``, ``macs``;
 * ``defs/``: the definitions, one module per op family (shape rules and numpy
   references beside their ``define`` calls);
@@ -15,17 +16,20 @@ modules.
 
 from __future__ import annotations
 
-from sqzc.ops.attrs import (
+from sqzc.ops.activations import (
+    ACTIVATIONS,
     NO_ACTIVATION,
+    ActDef,
     Activation,
+    make_activation,
+)
+from sqzc.ops.attrs import (
     AxisAttrs,
     CastAttrs,
-    ClipAttrs,
     ConstAttrs,
     ConvAttrs,
     IntConvAttrs,
     IntMatMulAttrs,
-    LeakyReluAttrs,
     LookupAttrs,
     MatMulAttrs,
     NoAttrs,
@@ -41,7 +45,6 @@ from sqzc.ops.attrs import (
     ReshapeAttrs,
     SoftmaxAttrs,
     TransposeAttrs,
-    activation_of,
 )
 from sqzc.ops.geometry import (
     broadcast_shapes,
@@ -67,7 +70,9 @@ from sqzc.ops.opdef import (
     define,
     infer_type,
     kernels,
+    kind_name,
     kinds_tagged,
+    op_name,
     macs,
     need_8bit,
     opdef,
@@ -83,12 +88,16 @@ BINARY = kinds_tagged("binary")
 UNARY_ACTIVATIONS = kinds_tagged("activation")
 
 __all__ = [
+    "ACTIVATIONS",
+    "ActDef",
+    "make_activation",
+    "kind_name",
+    "op_name",
     "defs",
     "Activation",
     "AxisAttrs",
     "BINARY",
     "CastAttrs",
-    "ClipAttrs",
     "ConstAttrs",
     "ConvAttrs",
     "DEFAULT_VARIANT",
@@ -99,7 +108,6 @@ __all__ = [
     "INT_RANGE",
     "IntConvAttrs",
     "IntMatMulAttrs",
-    "LeakyReluAttrs",
     "LookupAttrs",
     "MatMulAttrs",
     "NO_ACTIVATION",
@@ -124,7 +132,6 @@ __all__ = [
     "TensorType",
     "TransposeAttrs",
     "UNARY_ACTIVATIONS",
-    "activation_of",
     "broadcast_shapes",
     "conv_out_dim",
     "define",

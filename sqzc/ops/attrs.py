@@ -1,7 +1,7 @@
 """The typed attributes of the IR's ops: one frozen dataclass per kind of parameters.
 
-Each ``OpDef`` names the class its kind carries (the verifier checks it). ``Activation``
-is the epilogue a conv (or a standalone activation op) applies in registers.
+Each ``OpDef`` names the class its kind carries (the verifier checks it). The activation
+op's attributes, and a conv's epilogue, are an ``Activation`` (``sqzc.ops.activations``).
 """
 
 from __future__ import annotations
@@ -10,42 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sqzc.ops.kinds import OpKind
+from sqzc.ops.activations import NO_ACTIVATION, Activation
 
-@dataclass(frozen=True, slots=True)
-class Activation:
-    """An elementwise epilogue applied in registers before a kernel stores its result.
-
-    ``kind`` is ``"none"``, ``"relu"``, ``"clip"`` (``lo``..``hi``; relu6 is clip 0..6) or
-    ``"leaky"`` (slope ``alpha`` below zero).
-    """
-
-    kind: str = "none"
-    lo: float = 0.0
-    hi: float = 0.0
-    alpha: float = 0.0
-
-    def __str__(self) -> str:
-        if self.kind == "clip":
-            if self.lo == 0.0 and self.hi == 6.0:
-                return "relu6"
-            return f"clip({self.lo!r},{self.hi!r})"
-        if self.kind == "leaky":
-            return f"leaky({self.alpha!r})"
-        return self.kind
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Reference semantics of the epilogue."""
-        if self.kind == "relu":
-            return np.maximum(x, np.zeros((), x.dtype))
-        if self.kind == "clip":
-            return np.minimum(np.maximum(x, x.dtype.type(self.lo)), x.dtype.type(self.hi))
-        if self.kind == "leaky":
-            return np.where(x >= 0, x, x * x.dtype.type(self.alpha)).astype(x.dtype)
-        return x
-
-
-NO_ACTIVATION = Activation()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +57,6 @@ class ConvAttrs:
     #: the QuantizeLinear after an MLAS-order conv, fused as its epilogue (the result is
     #: then 8-bit): fuse-conv-quantize
     quantize: QuantAttrs | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ClipAttrs:
-    """Bounds of Clip; missing ONNX bounds become +-inf."""
-
-    lo: float = float("-inf")
-    hi: float = float("inf")
-
-
-@dataclass(frozen=True, slots=True)
-class LeakyReluAttrs:
-    """Slope below zero."""
-
-    alpha: float = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,16 +258,3 @@ class QAvgPoolAttrs:
     pool: PoolAttrs
     x: QuantAttrs
     y: QuantAttrs
-
-
-def activation_of(kind: OpKind, attrs: object) -> Activation:
-    """The ``Activation`` a standalone activation op computes (used by fusion and kernels)."""
-    if kind is OpKind.RELU:
-        return Activation("relu")
-    if kind is OpKind.CLIP:
-        assert isinstance(attrs, ClipAttrs)
-        return Activation("clip", lo=attrs.lo, hi=attrs.hi)
-    if kind is OpKind.LEAKY_RELU:
-        assert isinstance(attrs, LeakyReluAttrs)
-        return Activation("leaky", alpha=attrs.alpha)
-    raise ValueError(f"{kind.value} is not an activation")

@@ -37,9 +37,7 @@ class OpKind(enum.Enum):
     INPUT = "input"  # a graph input; its buffer is passed in by the caller
     CONST = "const"  # a compile-time constant (weights, shapes, scalars)
     CONV = "conv"  # 2-D convolution (groups, strides, pads, dilations) + fused epilogue
-    RELU = "relu"  # max(x, 0)
-    CLIP = "clip"  # min(max(x, lo), hi)
-    LEAKY_RELU = "leaky_relu"  # x if x >= 0 else alpha * x
+    ACTIVATION = "activation"  # an element-wise activation of the table (relu, clip, ...)
     MAXPOOL = "maxpool"  # 2-D max pooling with explicit pads and output size
     AVGPOOL = "avgpool"  # 2-D average pooling (count_include_pad on or off)
     REDUCE = "reduce"  # mean or max over axes (global pools are reduces over H, W)

@@ -71,6 +71,9 @@ class OpDef:
     macs: Macs = no_macs
     variant: Callable[[Any], str] = default_variant
     tags: frozenset[str] = field(default_factory=frozenset)
+    #: the op's name in dumps, errors and profiles when it is not ``kind.value`` (an
+    #: activation op is called by its activation: ``relu``, ``leaky_relu`` ...)
+    display: Callable[[Any], str] | None = None
 
     def has_layout(self, dtype_class: str, layout: str) -> bool:
         """Whether some kernel of this kind takes ``dtype_class`` and writes ``layout``."""
@@ -117,6 +120,17 @@ def variant_of(op: OpNode) -> str:
     """Which kernel variant ``op`` needs (its definition's rule over the attributes passes
     set: a Winograd or MLAS-order conv, for one)."""
     return OPDEFS[op.kind].variant(op.attrs)
+
+
+def kind_name(kind: OpKind, attrs: object) -> str:
+    """The name an op of ``kind`` with ``attrs`` has in dumps, messages and profiles."""
+    display = OPDEFS[kind].display
+    return display(attrs) if display else kind.value
+
+
+def op_name(op: OpNode) -> str:
+    """The name of ``op`` in dumps, messages and profiles (``relu``, ``conv`` ...)."""
+    return kind_name(op.kind, op.attrs)
 
 
 def kinds_tagged(tag: str) -> frozenset[OpKind]:

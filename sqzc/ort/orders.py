@@ -22,6 +22,7 @@ from typing import Literal
 
 from sqzc.ir import Graph
 from sqzc.ops import OpKind, PoolAttrs
+from sqzc.ort.rules import ort_activation
 
 #: MLAS_SGEMM_STRIDEN and MLAS_SGEMM_STRIDEK (mlasi.h).
 SGEMM_STRIDE_N = 128
@@ -107,9 +108,9 @@ def _mlas_kernel_by_shape(a: PoolAttrs, h: int, w: int) -> PoolSumOrder:
     return "generic"
 
 
-#: Ops onnxruntime's NCHWc transformer keeps in NCHWc when their inputs are.
-NCHWC_PASS_THROUGH = frozenset({OpKind.RELU, OpKind.CLIP, OpKind.ADD, OpKind.MUL,
-                                 OpKind.CONCAT})
+#: Ops onnxruntime's NCHWc transformer keeps in NCHWc when their inputs are (and the
+#: activations whose ORT_ACTIVATIONS entry says ``nchwc``).
+NCHWC_PASS_THROUGH = frozenset({OpKind.ADD, OpKind.MUL, OpKind.CONCAT})
 
 
 def nchwc_source(g: Graph, nid: str, direct: bool = True) -> bool:
@@ -122,7 +123,8 @@ def nchwc_source(g: Graph, nid: str, direct: bool = True) -> bool:
         return True
     if op.kind is OpKind.INPUT:
         return direct
-    if op.kind in NCHWC_PASS_THROUGH:
+    ort = ort_activation(op)
+    if op.kind in NCHWC_PASS_THROUGH or (ort is not None and ort.nchwc):
         ins = [i for i in op.inputs if not g.is_const(i)]
         return bool(ins) and all(nchwc_source(g, i, False) for i in ins)
     return False

@@ -51,8 +51,10 @@ settings (tests/models/test_int8_models.py):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqzc.ir import Graph
-from sqzc.ops import OpKind, QuantAttrs
+from sqzc.ops import Activation, OpKind, OpNode, QuantAttrs
 
 def s8_pair_becomes_u8(g: Graph, q: str, dq: str) -> bool:
     """Whether onnxruntime's QDQ S8->U8 transformer rewrites the int8 pair ``q -> dq``.
@@ -103,3 +105,38 @@ def ort_group_types(g: Graph, dq_inputs: list[str], q_out: str, int8_allowed: bo
         x_types = ["uint8" if t == "int8" and s8_pair_becomes_u8(g, g.op(dq).inputs[0], dq)
                    else t for dq, t in zip(dq_inputs, x_types)]
     return (x_types, y_type) if all(t == y_type for t in x_types) else None
+
+
+@dataclass(frozen=True)
+class OrtActivation:
+    """What onnxruntime does specially with one activation of the table.
+
+    ``redundant_before_q``: its QDQ transformers drop it in front of a QuantizeLinear whose
+    range it cannot change (ReluQuantFusion, ClipQuantFusion; see
+    ``drop-activation-before-quantize``), and ``IsNoBranchPathToQuantizeLinear`` walks
+    through it. ``qlinear_table``: ``DQ -> act -> Q`` becomes its lookup-table op (the
+    function ``sqzc.ort.lookup.lookup_table`` builds). ``nchwc``: its NCHWc transformer
+    keeps the activation in NCHWc, so a global average pool behind it still runs blocked.
+    An activation without an entry has no special case.
+    """
+
+    redundant_before_q: bool = False
+    qlinear_table: str = ""
+    nchwc: bool = False
+
+
+#: activation kind -> onnxruntime's special cases (checked against onnxruntime 1.32:
+#: optimized graphs of Conv -> act -> GlobalAveragePool and DQ -> act -> Q).
+ORT_ACTIVATIONS: dict[str, OrtActivation] = {
+    "relu": OrtActivation(redundant_before_q=True, nchwc=True),
+    "clip": OrtActivation(redundant_before_q=True, nchwc=True),
+    "leaky": OrtActivation(qlinear_table="leaky"),
+}
+
+
+def ort_activation(op: OpNode) -> OrtActivation | None:
+    """onnxruntime's special cases for ``op`` when it is an activation op, else None."""
+    if op.kind is not OpKind.ACTIVATION:
+        return None
+    assert isinstance(op.attrs, Activation)
+    return ORT_ACTIVATIONS.get(op.attrs.kind, OrtActivation())

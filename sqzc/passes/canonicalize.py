@@ -6,7 +6,7 @@ import dataclasses
 import math
 
 from sqzc.ir import Graph
-from sqzc.ops import ClipAttrs, NoAttrs, OpKind
+from sqzc.ops import Activation, OpKind, make_activation
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 
@@ -32,9 +32,10 @@ def canonicalize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
                 out_nodes = [o.node for o in g.outputs]
                 g.remove(nid)
                 changed = True
-        elif op.kind is OpKind.CLIP:
-            assert isinstance(op.attrs, ClipAttrs)
-            if op.attrs.lo == 0.0 and math.isinf(op.attrs.hi) and op.attrs.hi > 0:
-                g.set_op(nid, dataclasses.replace(op, kind=OpKind.RELU, attrs=NoAttrs()))
+        elif op.kind is OpKind.ACTIVATION and op.attrs.kind == "clip":
+            assert isinstance(op.attrs, Activation)
+            lo, hi = op.attrs.params
+            if lo == 0.0 and math.isinf(hi) and hi > 0:
+                g.set_op(nid, dataclasses.replace(op, attrs=make_activation("relu")))
                 changed = True
     return g.remove_dead() or changed

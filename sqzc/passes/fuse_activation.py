@@ -1,11 +1,12 @@
-"""fuse-conv-activation: Relu/Clip/LeakyRelu after a Conv become its epilogue."""
+"""fuse-conv-activation: an activation (any entry of the activation table) after a Conv
+becomes its epilogue."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from sqzc.ir import Graph
-from sqzc.ops import UNARY_ACTIVATIONS, ConvAttrs, OpKind, activation_of
+from sqzc.ops import Activation, ConvAttrs, OpKind
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 
@@ -21,16 +22,17 @@ def fuse_conv_activation(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
         if nid not in g:
             continue
         op = g.op(nid)
-        if op.kind not in UNARY_ACTIVATIONS:
+        if op.kind is not OpKind.ACTIVATION:
             continue
         src = op.inputs[0]
         conv = g.op(src)
         if conv.kind is not OpKind.CONV or src in g.output_nodes():
             continue
         assert isinstance(conv.attrs, ConvAttrs)
-        if conv.attrs.act.kind != "none" or len(g.consumers(src)) != 1:
+        if conv.attrs.act or len(g.consumers(src)) != 1:
             continue
-        attrs = dataclasses.replace(conv.attrs, act=activation_of(op.kind, op.attrs))
+        assert isinstance(op.attrs, Activation)
+        attrs = dataclasses.replace(conv.attrs, act=op.attrs)
         g.set_op(src, dataclasses.replace(conv, attrs=attrs, origin=conv.origin + op.origin))
         g.replace_uses(nid, src)
         g.remove(nid)

@@ -39,13 +39,12 @@ from onnx import TensorProto, helper, numpy_helper
 from sqzc import __version__
 from sqzc.ir import Graph
 from sqzc.ops import (
+    ACTIVATIONS,
     Activation,
     AxisAttrs,
     CastAttrs,
-    ClipAttrs,
     ConstAttrs,
     ConvAttrs,
-    LeakyReluAttrs,
     OpKind,
     OpNode,
     PoolAttrs,
@@ -171,10 +170,7 @@ class Exporter:
     @staticmethod
     def _act_attrs(act: Activation) -> dict[str, object]:
         out: dict[str, object] = {"activation": str(act)}
-        if act.kind == "clip":
-            out["activation_lo"], out["activation_hi"] = float(act.lo), float(act.hi)
-        elif act.kind == "leaky":
-            out["activation_alpha"] = float(act.alpha)
+        out.update({f"activation_{name}": float(v) for name, v in act.named_params()})
         return out
 
     @classmethod
@@ -212,27 +208,25 @@ class Exporter:
         k = op.kind
         if k is OpKind.CONV:
             assert isinstance(a, ConvAttrs)
-            if a.act.kind == "none" and not a.packed:
+            if not a.act and not a.packed:
                 self._emit(nid, "Conv", ins, kernel_shape=list(a.kernel), strides=list(a.strides),
                            pads=list(a.pads), dilations=list(a.dilations), group=a.group)
             else:
                 self._custom(nid, ins, self._conv_attrs(a))
-        elif k is OpKind.RELU:
-            self._emit(nid, "Relu", ins)
-        elif k is OpKind.CLIP:
-            assert isinstance(a, ClipAttrs)
+        elif k is OpKind.ACTIVATION and a.kind == "clip":  # its bounds are inputs
+            assert isinstance(a, Activation)
             dt = op.out.dtype
-            lo = self._const(f"{nid}_min", np.array(a.lo).astype(dt)) \
-                if np.isfinite(a.lo) else ""
-            hi = self._const(f"{nid}_max", np.array(a.hi).astype(dt)) \
-                if np.isfinite(a.hi) else ""
-            args = [ins[0], lo, hi]
+            lo, hi = a.params
+            lo_in = self._const(f"{nid}_min", np.array(lo).astype(dt)) if np.isfinite(lo) else ""
+            hi_in = self._const(f"{nid}_max", np.array(hi).astype(dt)) if np.isfinite(hi) else ""
+            args = [ins[0], lo_in, hi_in]
             while args[-1] == "":
                 args.pop()
             self._emit(nid, "Clip", args)
-        elif k is OpKind.LEAKY_RELU:
-            assert isinstance(a, LeakyReluAttrs)
-            self._emit(nid, "LeakyRelu", ins, alpha=float(a.alpha))
+        elif k is OpKind.ACTIVATION:  # the ONNX op of its entry, parameters as attributes
+            assert isinstance(a, Activation)
+            self._emit(nid, ACTIVATIONS[a.kind].onnx, ins,
+                       **{name: float(v) for name, v in a.named_params()})
         elif k in (OpKind.MAXPOOL, OpKind.AVGPOOL):
             assert isinstance(a, PoolAttrs)
             attrs: dict[str, object] = {

@@ -22,7 +22,7 @@ import numpy as np
 from sqzc.errors import UsageError
 from sqzc.ir import Graph, GraphOutput
 from sqzc.memory import assign_arena, naive_arena
-from sqzc.ops import NoAttrs, OpKind
+from sqzc.ops import NoAttrs, OpKind, op_name
 
 DEBUG_PREFIX = "sqzc_debug:"
 
@@ -251,7 +251,7 @@ def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0
                         int_tolerance)
             diffs[nid] = d
             op = graph.op(nid)
-            layers.append(LayerDiff(nid, op.kind.value, op.origin_str, d,
+            layers.append(LayerDiff(nid, op_name(op), op.origin_str, d,
                                     [diffs[i] for i in op.inputs if i in diffs]))
         report.layers = layers
     return report

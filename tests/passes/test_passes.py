@@ -33,7 +33,6 @@ from sqzc.memory import (
 from sqzc.ops import (
     AxisAttrs,
     CastAttrs,
-    ClipAttrs,
     ConvAttrs,
     MatMulAttrs,
     NoAttrs,
@@ -49,10 +48,11 @@ from sqzc.passes.fuse_activation import fuse_conv_activation
 from sqzc.passes.manager import Instrumentation, run_pipeline
 from sqzc.passes.pipeline import PIPELINE
 from sqzc.runtime import load
-from sqzc.ops import reference
+from sqzc.ops import make_activation, reference
 from sqzc.tools.zoo import build
 
 F32 = "float32"
+RELU = make_activation("relu")
 
 
 def body(g: Graph) -> str:
@@ -179,9 +179,9 @@ def conv_graph(act: str | None = "relu", extra_use: bool = False) -> Graph:
                  ("Conv_0",))
     out = c
     if act == "relu":
-        out = g.add_op(OpKind.RELU, NoAttrs(), [c], "relu", ("Relu_1",))
+        out = g.add_op(OpKind.ACTIVATION, RELU, [c], "relu", ("Relu_1",))
     elif act == "relu6":
-        out = g.add_op(OpKind.CLIP, ClipAttrs(0.0, 6.0), [c], "clip", ("Clip_1",))
+        out = g.add_op(OpKind.ACTIVATION, make_activation("clip", lo=0.0, hi=6.0), [c], "clip", ("Clip_1",))
     g.outputs.append(GraphOutput("y", out))
     if extra_use:
         g.outputs.append(GraphOutput("pre", c))
@@ -195,8 +195,8 @@ def test_canonicalize_drops_identity_and_dead_code() -> None:
     g = Graph("t")
     x = g.add_input("x", TensorType((1, 4), F32))
     i = g.add_op(OpKind.IDENTITY, NoAttrs(), [x], "drop", ("Dropout_0",))
-    r = g.add_op(OpKind.RELU, NoAttrs(), [i], "r", ("Relu_1",))
-    g.add_op(OpKind.RELU, NoAttrs(), [x], "dead", ("Relu_2",))
+    r = g.add_op(OpKind.ACTIVATION, RELU, [i], "r", ("Relu_1",))
+    g.add_op(OpKind.ACTIVATION, RELU, [x], "dead", ("Relu_2",))
     g.outputs.append(GraphOutput("y", r))
     assert canonicalize(g)
     verify(g)
@@ -218,7 +218,7 @@ def test_canonicalize_keeps_identity_that_owns_an_output_buffer() -> None:
 def test_clip_zero_inf_becomes_relu_and_relu6_fuses_as_clip() -> None:
     g = Graph("t")
     x = g.add_input("x", TensorType((1, 4), F32))
-    c = g.add_op(OpKind.CLIP, ClipAttrs(0.0, float("inf")), [x], "c", ("Clip_0",))
+    c = g.add_op(OpKind.ACTIVATION, make_activation("clip", lo=0.0, hi=float("inf")), [x], "c", ("Clip_0",))
     g.outputs.append(GraphOutput("y", c))
     canonicalize(g)
     assert "%c = relu(%x)" in body(g)
@@ -345,14 +345,14 @@ def fire_graph(variant: str = "plain", expand: int = 6) -> Graph:
     elif variant == "repeated":
         ins = [e1, e1]
     cat = g.add_op(OpKind.CONCAT, AxisAttrs(1), ins, "fire_concat", ("fire/concat",))
-    g.outputs.append(GraphOutput("y", g.add_op(OpKind.RELU, NoAttrs(), [cat], "out")))
+    g.outputs.append(GraphOutput("y", g.add_op(OpKind.ACTIVATION, RELU, [cat], "out")))
     if variant == "output":
         g.outputs.append(GraphOutput("e1", e1))
     if variant == "shared":
-        g.outputs.append(GraphOutput("e1_relu", g.add_op(OpKind.RELU, NoAttrs(), [e1], "side")))
+        g.outputs.append(GraphOutput("e1_relu", g.add_op(OpKind.ACTIVATION, RELU, [e1], "side")))
     if variant == "two_concats":
         cat2 = g.add_op(OpKind.CONCAT, AxisAttrs(1), [e3, e1], "cat2")
-        g.outputs.append(GraphOutput("cat2", g.add_op(OpKind.RELU, NoAttrs(), [cat2], "o2")))
+        g.outputs.append(GraphOutput("cat2", g.add_op(OpKind.ACTIVATION, RELU, [cat2], "o2")))
     return g
 
 

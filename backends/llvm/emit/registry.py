@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.errors import InternalError
-from sqzc.ops import DEFAULT_VARIANT, FLOAT_DTYPES, OpKind, OpNode, variant_of
+from sqzc.ops import DEFAULT_VARIANT, FLOAT_DTYPES, OpKind, OpNode, op_name, variant_of
 
 Emitter = Callable[[KernelContext], None]
 #: The variant of every kind that has only one kernel per dtype class and layout.
@@ -61,4 +61,4 @@ def lookup(op: OpNode, dtype: str, layout: str, where: str) -> Emitter:
         if key in EMITTERS:
             return EMITTERS[key]
     shown = "" if variant == DEFAULT else f", {variant}"
-    raise InternalError(f"no emitter for {op.kind.value}({dtype}, {layout}{shown}) at {where}")
+    raise InternalError(f"no emitter for {op_name(op)}({dtype}, {layout}{shown}) at {where}")

@@ -1,5 +1,6 @@
-"""Element-wise ops: the activations (Relu, Clip, LeakyRelu), the broadcasting binary ops,
-Cast, and the quantized element-wise ops (lookup tables, QLinearAdd, QLinearMul)."""
+"""Element-wise ops: the activations (one kind for the whole activation table), the
+broadcasting binary ops, Cast, and the quantized element-wise ops (lookup tables,
+QLinearAdd, QLinearMul)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from sqzc.errors import ModelError
-from sqzc.ops.attrs import (
-    CastAttrs,
-    ClipAttrs,
-    LeakyReluAttrs,
-    LookupAttrs,
-    NoAttrs,
-    QBinaryAttrs,
-)
+from sqzc.ops.activations import ACTIVATIONS, Activation
+from sqzc.ops.attrs import CastAttrs, LookupAttrs, NoAttrs, QBinaryAttrs
 from sqzc.ops.geometry import broadcast_shapes
 from sqzc.ops.kinds import OpKind, TensorType
 from sqzc.ops.opdef import EIGHT_BIT, OpDef, define, kernels, need_8bit, same_shape
@@ -38,14 +33,6 @@ def int_div(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         q = np.abs(x) // np.abs(y)
         return (np.sign(x) * np.sign(y) * q).astype(x.dtype)
     return (x / y).astype(x.dtype)
-
-
-def _ref_clip(a: ClipAttrs, x: np.ndarray) -> np.ndarray:
-    return np.minimum(np.maximum(x, np.array(a.lo).astype(x.dtype)), np.array(a.hi).astype(x.dtype))
-
-
-def _ref_leaky_relu(a: LeakyReluAttrs, x: np.ndarray) -> np.ndarray:
-    return np.where(x >= 0, x, x * x.dtype.type(a.alpha)).astype(x.dtype)
 
 
 def _lookup_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
@@ -106,16 +93,12 @@ def ref_qmul(a: QBinaryAttrs, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out.astype(a.y.dtype)
 
 
-_ACTIVATION = frozenset({"activation"})
-define(OpDef(OpKind.RELU, NoAttrs, arity=(1, 1), operands="float", shape=same_shape,
-             reference=lambda a, ins: np.maximum(ins[0], np.zeros((), ins[0].dtype)),
-             kernels=kernels("float", ("plain", "blocked")), tags=_ACTIVATION))
-define(OpDef(OpKind.CLIP, ClipAttrs, arity=(1, 1), operands="float", shape=same_shape,
-             reference=lambda a, ins: _ref_clip(a, ins[0]), kernels=kernels("float", ("plain", "blocked")),
-             tags=_ACTIVATION))
-define(OpDef(OpKind.LEAKY_RELU, LeakyReluAttrs, arity=(1, 1), operands="float",
-             shape=same_shape, reference=lambda a, ins: _ref_leaky_relu(a, ins[0]),
-             kernels=kernels("float", ("plain", "blocked")), tags=_ACTIVATION))
+#: every activation of the table (``sqzc.ops.activations``): one kind, whose attributes
+#: are the ``Activation``; it prints as its activation (``relu``, ``leaky_relu`` ...)
+define(OpDef(OpKind.ACTIVATION, Activation, arity=(1, 1), operands="float", shape=same_shape,
+             reference=lambda a, ins: a.apply(ins[0]),
+             kernels=kernels("float", ("plain", "blocked")), tags=frozenset({"activation"}),
+             display=lambda a: ACTIVATIONS[a.kind].op_name))
 _BINARY_REFERENCES = {OpKind.ADD: lambda a, ins: ins[0] + ins[1],
                       OpKind.SUB: lambda a, ins: ins[0] - ins[1],
                       OpKind.MUL: lambda a, ins: ins[0] * ins[1],

@@ -32,6 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "LOGISTIC_DENOMINATOR",
+    "LOGISTIC_NUMERATOR",
     "QTYPES",
     "cvtps_epi32",
     "fma_f32",
@@ -180,6 +182,17 @@ def requantize_output(acc: np.ndarray, scale: np.ndarray | float, zero_point: in
     return (cvtps_epi32(v) + zero_point).astype(dtype)
 
 
+#: ``MlasLogisticConstants`` (mlas/lib/logistic.cpp, Eigen's rational approximation of the
+#: logistic on [-18, 18]): the odd numerator's coefficients a9, a7, a5, a3, a1 and the even
+#: denominator's b10 ... b0, highest power first, as the float32 values the kernel loads.
+LOGISTIC_NUMERATOR = tuple(float(np.float32(c)) for c in (
+    4.37031012579801e-11, 1.15627324459942e-07, 6.08574864600143e-05,
+    8.51377133304701e-03, 2.48287947061529e-01))
+LOGISTIC_DENOMINATOR = tuple(float(np.float32(c)) for c in (
+    6.10247389755681e-13, 5.76102136993427e-09, 6.29106785017040e-06,
+    1.70198817374094e-03, 1.16817656904453e-01, 9.93151921023180e-01))
+
+
 def mlas_logistic(x: np.ndarray) -> np.ndarray:
     """MLAS logistic (sigmoid) as computed by ``MlasComputeLogisticF32KernelFma3`` on x86-64.
 
@@ -197,21 +210,16 @@ def mlas_logistic(x: np.ndarray) -> np.ndarray:
 
     (The generic SSE kernel uses separate mul+add; it is not the one ORT runs here.)
     """
-    c = {k: _F32(v) for k, v in dict(
-        a9=4.37031012579801e-11, a7=1.15627324459942e-07, a5=6.08574864600143e-05,
-        a3=8.51377133304701e-03, a1=2.48287947061529e-01, b10=6.10247389755681e-13,
-        b8=5.76102136993427e-09, b6=6.29106785017040e-06, b4=1.70198817374094e-03,
-        b2=1.16817656904453e-01, b0=9.93151921023180e-01).items()}
     v = np.asarray(x, dtype=_F32)
     v = np.where(v < _F32(-18.0), _F32(-18.0), v)
     v = np.where(v > _F32(18.0), _F32(18.0), v).astype(_F32)
     v2 = (v * v).astype(_F32)
-    p = fma_f32(v2, c["a9"], c["a7"])
-    for k in ("a5", "a3", "a1"):
-        p = fma_f32(v2, p, c[k])
-    q = fma_f32(v2, c["b10"], c["b8"])
-    for k in ("b6", "b4", "b2", "b0"):
-        q = fma_f32(v2, q, c[k])
+    p = fma_f32(v2, _F32(LOGISTIC_NUMERATOR[0]), _F32(LOGISTIC_NUMERATOR[1]))
+    for k in LOGISTIC_NUMERATOR[2:]:
+        p = fma_f32(v2, p, _F32(k))
+    q = fma_f32(v2, _F32(LOGISTIC_DENOMINATOR[0]), _F32(LOGISTIC_DENOMINATOR[1]))
+    for k in LOGISTIC_DENOMINATOR[2:]:
+        q = fma_f32(v2, q, _F32(k))
     p = (v * p).astype(_F32)
     y = ((p / q).astype(_F32) + _F32(0.5)).astype(_F32)
     return np.where(y < _F32(0.0), _F32(0.0), y).astype(_F32)

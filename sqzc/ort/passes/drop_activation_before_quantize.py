@@ -23,7 +23,8 @@ import dataclasses
 import numpy as np
 
 from sqzc.ir import Graph
-from sqzc.ops import INT_RANGE, ClipAttrs, OpKind, QuantAttrs
+from sqzc.ops import INT_RANGE, Activation, OpKind, QuantAttrs
+from sqzc.ort.rules import ort_activation
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 
@@ -53,11 +54,12 @@ def _redundant(g: Graph, nid: str) -> bool:
     if q.kind is not OpKind.QUANTIZE or not isinstance(q.attrs, QuantAttrs) \
             or not q.attrs.per_tensor or q.attrs.dtype not in ("uint8", "int8"):
         return False
-    if op.kind is OpKind.RELU:
+    assert isinstance(op.attrs, Activation)
+    if op.attrs.kind == "relu":
         return q.attrs.zero_point[0] == INT_RANGE[q.attrs.dtype][0]
-    assert isinstance(op.attrs, ClipAttrs)
+    assert op.attrs.kind == "clip", op.attrs
     low, high = quantize_domain(q.attrs)
-    return op.attrs.lo <= low and high <= op.attrs.hi
+    return op.attrs.param("lo") <= low and high <= op.attrs.param("hi")
 
 
 def drop_activation_before_quantize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
@@ -70,7 +72,8 @@ def drop_activation_before_quantize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT
         progress = False
         for nid in list(g.nodes()):
             op = g.op(nid)
-            if op.kind not in (OpKind.RELU, OpKind.CLIP) or not _redundant(g, nid):
+            ort = ort_activation(op)
+            if ort is None or not ort.redundant_before_q or not _redundant(g, nid):
                 continue
             q = g.consumers(nid)[0]
             q_op = g.op(q)

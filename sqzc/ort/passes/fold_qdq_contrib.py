@@ -20,7 +20,7 @@ from sqzc.ort.oracles import contrib_ops as qrc
 from sqzc.ops import broadcast_shapes
 from sqzc.ir import Graph
 from sqzc.ops import (
-    LeakyReluAttrs,
+    Activation,
     LookupAttrs,
     OpKind,
     PoolAttrs,
@@ -32,7 +32,7 @@ from sqzc.ops import (
     ReduceAttrs,
     SoftmaxAttrs,
 )
-from sqzc.ort.rules import ort_group_types
+from sqzc.ort.rules import ort_activation, ort_group_types
 from sqzc.passes.manager import PassContext
 from sqzc.ort.passes.qdq_match import dequantized, sole_quantize_reader
 from sqzc.ort.lookup import lookup_table
@@ -159,17 +159,22 @@ def _fold_global_avgpool(g: Graph, imported: Graph, nid: str, ctx: PassContext) 
     return _finish(g, nid, grp, OpKind.QGLOBAL_AVGPOOL, QPoolAttrs(xq, grp.y), [src], "qgap")
 
 
-def _fold_leaky_relu(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
-    """DQ -> LeakyRelu -> Q becomes onnxruntime's QLinearLeakyRelu (its lookup table)."""
-    a = g.op(nid).attrs
-    assert isinstance(a, LeakyReluAttrs)
-    grp = _group(g, imported, [g.op(nid).inputs[0]], nid, ctx)
+def _fold_activation(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
+    """DQ -> activation -> Q becomes onnxruntime's lookup-table op for the activations it
+    has one for (``ORT_ACTIVATIONS``: QLinearLeakyRelu, QLinearSigmoid)."""
+    op = g.op(nid)
+    ort = ort_activation(op)
+    if ort is None or not ort.qlinear_table:
+        return False
+    a = op.attrs
+    assert isinstance(a, Activation)
+    grp = _group(g, imported, [op.inputs[0]], nid, ctx)
     if grp is None:
         return False
     (src, xq), = grp.inputs
-    table = LookupAttrs(lookup_table("leaky", xq, grp.y, a.alpha), grp.y.dtype,
-                        f"leaky({a.alpha!r})")
-    return _finish(g, nid, grp, OpKind.LOOKUP, table, [src], "qleaky")
+    table = LookupAttrs(lookup_table(ort.qlinear_table, xq, grp.y, *a.params), grp.y.dtype,
+                        str(a))
+    return _finish(g, nid, grp, OpKind.LOOKUP, table, [src], f"q{a.kind}")
 
 
 def _fold_binary(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
@@ -202,7 +207,7 @@ CONTRIB_FOLDERS = {
     OpKind.SOFTMAX: _fold_softmax,
     OpKind.AVGPOOL: _fold_avgpool,
     OpKind.REDUCE: _fold_global_avgpool,
-    OpKind.LEAKY_RELU: _fold_leaky_relu,
+    OpKind.ACTIVATION: _fold_activation,
     OpKind.ADD: _fold_binary,
     OpKind.MUL: _fold_binary,
 }

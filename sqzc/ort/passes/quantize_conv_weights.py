@@ -31,6 +31,7 @@ import numpy as np
 
 from sqzc.ir import Graph
 from sqzc.ops import OpKind, QuantAttrs
+from sqzc.ort.rules import ort_activation
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 from sqzc.ops.defs.quantize import quantize
 
@@ -42,10 +43,11 @@ def _reaches_quantize(g: Graph, nid: str) -> bool:
         readers = g.consumers(nid)
         if len(readers) != 1:
             return False
-        kind = g.op(readers[0]).kind
-        if kind is OpKind.QUANTIZE:
+        op = g.op(readers[0])
+        if op.kind is OpKind.QUANTIZE:
             return True
-        if kind not in (OpKind.RELU, OpKind.CLIP):
+        ort = ort_activation(op)
+        if ort is None or not ort.redundant_before_q:
             return False
         nid = readers[0]
 

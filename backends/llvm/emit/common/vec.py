@@ -1,6 +1,6 @@
 """Vector helpers shared by the vectorized kernels of every family: vector types,
-splat constants with a short spelling, broadcasts, fused multiply-add and the vector
-activation epilogue."""
+splat constants with a short spelling, broadcasts and fused multiply-add (the activation
+epilogue is ``vecops.apply_activation``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from llvmlite import ir
 
 from sqzc.backends.llvm.cg import F32, I32, declare_intrinsic
 from sqzc.backends.llvm.target import Target
-from sqzc.ops import Activation
 
 
 def vtype(lanes: int) -> ir.VectorType:
@@ -66,19 +65,3 @@ def mul_add(module: ir.Module, target: Target, lanes: int) -> MulAdd:
         fma = declare_intrinsic(module, f"llvm.fma.v{lanes}f32", vt, [vt, vt, vt])
         return lambda b, x, y, acc: b.call(fma, [x, y, acc])
     return lambda b, x, y, acc: b.fadd(b.fmul(x, y), acc)
-
-
-def vector_activation(b: ir.IRBuilder, v: ir.Value, act: Activation, lanes: int) -> ir.Value:
-    """The epilogue on a vector (same NaN behaviour as the scalar kernels)."""
-    if act.kind == "none":
-        return v
-    zero = vconst(0.0, lanes)
-    if act.kind == "relu":
-        return b.select(b.fcmp_ordered("<", v, zero), zero, v)
-    if act.kind == "clip":
-        lo, hi = vconst(act.lo, lanes), vconst(act.hi, lanes)
-        v = b.select(b.fcmp_ordered("<", v, lo), lo, v)
-        return b.select(b.fcmp_ordered(">", v, hi), hi, v)
-    if act.kind == "leaky":
-        return b.select(b.fcmp_ordered("<", v, zero), b.fmul(v, vconst(act.alpha, lanes)), v)
-    raise AssertionError(act.kind)

@@ -19,7 +19,8 @@ from llvmlite import ir
 
 from sqzc.backends.llvm.cg import F32, entry_alloca, for_range, i64
 from sqzc.backends.llvm.emit.common.geometry import col_tiles, row_groups
-from sqzc.backends.llvm.emit.common.vec import mul_add, splat, vector_activation, vtype
+from sqzc.backends.llvm.emit.common.vec import mul_add, splat, vtype
+from sqzc.backends.llvm.emit.common.vecops import apply_activation, vec_ops
 from sqzc.backends.llvm.emit.conv.tiling import drive_conv_rows
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
@@ -110,7 +111,8 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
                     taps_of_row(i)
         for j in range(jn):
             for r in range(width):
-                v = vector_activation(b, b.load(accs[j * tile.pixels + r], typ=vt), a.act, blk)
+                v = apply_activation(vec_ops(ctx, blk), b.load(accs[j * tile.pixels + r], typ=vt),
+                                     a.act)
                 off = b.add(b.add(b.mul(n, i64(y.strides[0])),
                                   b.mul(b.add(ocb, i64(j)), i64(y.strides[1]))),
                             b.add(b.mul(oh, i64(y.strides[2])),

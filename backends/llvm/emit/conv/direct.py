@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqzc.backends.llvm.cg import f32, for_range, i64, loop_nest
 from sqzc.backends.llvm.emit.common.geometry import valid_range
-from sqzc.backends.llvm.emit.elementwise.activation import apply_activation
+from sqzc.backends.llvm.emit.common.vecops import apply_activation, vec_ops
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import ConvAttrs, OpKind
@@ -53,6 +53,7 @@ def emit_conv(ctx: KernelContext) -> None:
                             xv = x.load(b, [n, cin, ih, iw])
                             acc = y.load(b, [n, o, r, q])
                             y.store(b, [n, o, r, q], b.fadd(acc, b.fmul(wv, xv)))
-        if a.act.kind != "none":
+        if a.act:
+            ops = vec_ops(ctx, 1)
             with loop_nest(b, (oh, ow), name="act") as (r, q):
-                y.store(b, [n, o, r, q], apply_activation(b, y.load(b, [n, o, r, q]), a.act))
+                y.store(b, [n, o, r, q], apply_activation(ops, y.load(b, [n, o, r, q]), a.act))

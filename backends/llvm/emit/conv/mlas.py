@@ -51,8 +51,8 @@ from sqzc.backends.llvm.cg import (
     opaque_ptr,
 )
 from sqzc.backends.llvm.emit.common.qmath import quantize_vector, saturate_round
-from sqzc.backends.llvm.emit.common.vec import MulAdd, mul_add, splat, vconst, vector_activation
-from sqzc.backends.llvm.emit.elementwise.activation import apply_activation
+from sqzc.backends.llvm.emit.common.vec import MulAdd, mul_add, splat, vconst
+from sqzc.backends.llvm.emit.common.vecops import apply_activation, vec_ops
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext, Operand
 
@@ -188,7 +188,7 @@ def _emit_rows(ctx: KernelContext) -> None:
                 v = sums.load(b, [q])
                 if bias is not None:
                     v = b.fadd(v, bias.load(b, [o]))
-                v = apply_activation(b, v, a.act)
+                v = apply_activation(vec_ops(ctx, 1), v, a.act)
                 if a.quantize is not None:
                     qa = a.quantize
                     v = saturate_round(b, b.fdiv(v, f32(qa.scale[0])), qa.zero_point[0],
@@ -372,7 +372,7 @@ def _emit_tiled(ctx: KernelContext) -> None:
                         continue
                     if bias is not None:
                         v = b.fadd(v, splat(b, bias.load(b, [o]), LANES))
-                    v = vector_activation(b, v, a.act, LANES)
+                    v = apply_activation(vec_ops(ctx, LANES), v, a.act)
                     lin = y_index(n, o, b.add(r, i64(dr)), cols[g])
                     flags = [q0 + lane < ow for lane in range(LANES)] if static \
                         else [True] * LANES

@@ -31,9 +31,9 @@ from sqzc.backends.llvm.emit.common.vec import (
     mul_add,
     splat,
     vconst,
-    vector_activation,
     vtype,
 )
+from sqzc.backends.llvm.emit.common.vecops import apply_activation, vec_ops
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import ConvAttrs, OpKind
@@ -167,7 +167,7 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
                     oh = b.add(b.mul(th, i64(m)), i64(u))
                     for v in range(m):
                         out = _lincomb(b, fma, at[v], s[u], blk)
-                        out = vector_activation(b, b.fadd(out, bvec), a.act, blk)
+                        out = apply_activation(vec_ops(ctx, blk), b.fadd(out, bvec), a.act)
                         ow = b.add(ow0, i64(v))
                         inside = b.and_(b.icmp_signed("<", oh, i64(oh_len)),
                                         b.icmp_signed("<", ow, i64(ow_len)))
