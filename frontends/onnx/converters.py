@@ -179,6 +179,9 @@ def activation_op(op_type: str, *versions: int, act: str) -> Handler:
 
 activation_op("Relu", 1, 6, 13, 14, act="relu")
 activation_op("LeakyRelu", 1, 6, 16, act="leaky")
+activation_op("Sigmoid", 1, 6, 13, act="sigmoid")
+activation_op("HardSigmoid", 1, 6, 22, act="hard_sigmoid")
+activation_op("HardSwish", 14, 22, act="hard_swish")
 
 
 def _clip_default_bounds(cx: ImportContext, input_typed: bool) -> tuple[float, float]:

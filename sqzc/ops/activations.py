@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sqzc.ort.oracles.mlas import fma_f32
+from sqzc.ort.oracles.mlas import LOGISTIC_DENOMINATOR, LOGISTIC_NUMERATOR, fma_f32
 
 
 class VecOps(Protocol):
@@ -197,6 +197,38 @@ def _leaky(o: VecOps, v: Any, act: Activation) -> Any:
     return o.select(o.lt(v, o.const(0.0)), o.mul(v, o.const(act.params[0])), v)
 
 
+def _sigmoid(o: VecOps, v: Any, act: Activation) -> Any:
+    """MLAS's logistic (``MlasComputeLogisticF32KernelFma3``, what onnxruntime runs on
+    x86-64): clamp to [-18, 18], odd/even rational polynomial evaluated with fused
+    multiply-adds, ``p / q + 0.5`` clamped below at 0 only."""
+    v = _clamp(o, v, -18.0, 18.0)
+    v2 = o.mul(v, v)
+    p = o.const(LOGISTIC_NUMERATOR[0])
+    for c in LOGISTIC_NUMERATOR[1:]:
+        p = o.fma(v2, p, o.const(c))
+    q = o.const(LOGISTIC_DENOMINATOR[0])
+    for c in LOGISTIC_DENOMINATOR[1:]:
+        q = o.fma(v2, q, o.const(c))
+    y = o.add(o.div(o.mul(v, p), q), o.const(0.5))
+    return o.select(o.lt(y, o.const(0.0)), o.const(0.0), y)
+
+
+def _hard_sigmoid_of(o: VecOps, v: Any, alpha: float, beta: float) -> Any:
+    """``clamp(alpha * x + beta, 0, 1)``, multiply and add rounded separately as in
+    onnxruntime (Eigen, and MLAS's fused-conv activation)."""
+    return _clamp(o, o.add(o.mul(v, o.const(alpha)), o.const(beta)), 0.0, 1.0)
+
+
+def _hard_sigmoid(o: VecOps, v: Any, act: Activation) -> Any:
+    return _hard_sigmoid_of(o, v, *act.params)
+
+
+def _hard_swish(o: VecOps, v: Any, act: Activation) -> Any:
+    """``x * HardSigmoid(x, alpha = 1/6, beta = 0.5)``, the ONNX definition (and how
+    onnxruntime runs it: a HardSigmoid then a Mul)."""
+    return o.mul(v, _hard_sigmoid_of(o, v, 1.0 / 6.0, 0.5))
+
+
 def _with_params(name: str) -> Callable[[Activation], str]:
     return lambda act: f"{name}({','.join(repr(p) for p in act.params)})"
 
@@ -206,6 +238,10 @@ activation(ActDef("clip", "clip", (("lo", float("-inf")), ("hi", float("inf"))),
                   label=_clip_label, onnx="Clip"))
 activation(ActDef("leaky", "leaky_relu", (("alpha", 0.01),), _leaky,
                   label=_with_params("leaky"), onnx="LeakyRelu"))
+activation(ActDef("sigmoid", "sigmoid", (), _sigmoid, onnx="Sigmoid"))
+activation(ActDef("hard_sigmoid", "hard_sigmoid", (("alpha", 0.2), ("beta", 0.5)),
+                  _hard_sigmoid, label=_with_params("hard_sigmoid"), onnx="HardSigmoid"))
+activation(ActDef("hard_swish", "hard_swish", (), _hard_swish, onnx="HardSwish"))
 
 
 def activation_names() -> Sequence[str]:

@@ -131,6 +131,9 @@ ORT_ACTIVATIONS: dict[str, OrtActivation] = {
     "relu": OrtActivation(redundant_before_q=True, nchwc=True),
     "clip": OrtActivation(redundant_before_q=True, nchwc=True),
     "leaky": OrtActivation(qlinear_table="leaky"),
+    "sigmoid": OrtActivation(qlinear_table="sigmoid", nchwc=True),
+    "hard_sigmoid": OrtActivation(nchwc=True),
+    "hard_swish": OrtActivation(nchwc=True),  # as HardSigmoid and Mul, both kept in NCHWc
 }
 
 

@@ -1,5 +1,5 @@
 """QDQ groups onnxruntime fuses into its com.microsoft QLinear ops: AveragePool,
-GlobalAveragePool, LeakyRelu, Add and Mul.
+GlobalAveragePool, LeakyRelu, Sigmoid, Add and Mul.
 
 onnxruntime (x86-64, default session options) turns ``DQ -> op -> Q`` into
 QLinearAveragePool / QLinearGlobalAveragePool / QLinearLeakyRelu and ``DQ, DQ -> op -> Q``
@@ -48,6 +48,7 @@ OPS = {
     "global-avgpool": ("GlobalAveragePool", {}, False, "QLinearGlobalAveragePool",
                        "qglobal_avgpool"),
     "leaky-relu": ("LeakyRelu", {"alpha": 0.13}, False, "QLinearLeakyRelu", "lookup"),
+    "sigmoid": ("Sigmoid", {}, False, "QLinearSigmoid", "lookup"),
     "add": ("Add", {}, True, "QLinearAdd", "qadd"),
     "mul": ("Mul", {}, True, "QLinearMul", "qmul"),
 }
