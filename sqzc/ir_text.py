@@ -20,7 +20,16 @@ import json
 import numpy as np
 
 from sqzc.ir import Graph
-from sqzc.ops import DTYPE_SHORT, Activation, ConstAttrs, OpKind, OpNode, QuantAttrs, op_name
+from sqzc.ops import (
+    DTYPE_SHORT,
+    Activation,
+    ConstAttrs,
+    OpKind,
+    OpNode,
+    OrtOrder,
+    QuantAttrs,
+    op_name,
+)
 
 JSON_SCHEMA_VERSION = 2
 
@@ -62,15 +71,13 @@ def attr_items(op: OpNode) -> list[tuple[str, object]]:
         return sorted(op.attrs.named_params())
     items = [(f.name, getattr(op.attrs, f.name)) for f in dataclasses.fields(op.attrs)]
     nested = [(k, v) for k, v in items if dataclasses.is_dataclass(v)
-              and not isinstance(v, Activation | QuantAttrs)]
+              and not isinstance(v, Activation | QuantAttrs | OrtOrder)]
     for k, v in nested:  # show nested geometry (a qconv's conv, a pool's window) inline
         items = [(k2, v2) for k2, v2 in items if k2 != k]
         items += [(f.name, getattr(v, f.name)) for f in dataclasses.fields(v)]
     # shown only when set
     optional = {"act": Activation(), "packed": 0, "out_channels": 0, "winograd": 0,
-                "mlas_stride_k": 0, "quantize": None, "from_gemm": False, "mlas": False,
-                "mlas_global": False, "nchwc_source": False, "bias": (),
-                "qgemm_ok": True}
+                "ort_order": None, "quantize": None, "source": "matmul", "bias": ()}
     items = [(k, v) for k, v in items if not (k in optional and v == optional[k])]
     return sorted(items)
 

@@ -28,7 +28,7 @@ from sqzc.frontends.onnx.registry import (
     select_converter,
     supported_ops,
 )
-from sqzc.ort.orders import nchwc_source
+from sqzc.ort.orders import avgpool_order, global_pool_order
 from sqzc.ops import (
     ACTIVATIONS,
     INT_DTYPES,
@@ -95,11 +95,8 @@ def _pool(cx: ImportContext, kind: OpKind, with_ceil: bool, with_dil: bool,
     count = cx.flag_attr("count_include_pad", False) if with_count else False
     if kind is OpKind.MAXPOOL and cx.output_used(1):
         raise cx.unsupported("MaxPool's Indices output")
-    # onnxruntime runs float AveragePool before opset 19 (the versions without dilations)
-    # through MlasPool, whose summation order differs from its opset-19 loop
-    mlas = kind is OpKind.AVGPOOL and not with_dil
     attrs = PoolAttrs((kernel[0], kernel[1]), (strides[0], strides[1]), pads, (dil[0], dil[1]),
-                      ceil, count, mlas)
+                      ceil, count, avgpool_order(kind is OpKind.AVGPOOL, with_dil))
     cx.bind(0, cx.emit(kind, attrs, [x]))
 
 
@@ -139,8 +136,7 @@ def _global_pool(cx: ImportContext, mode: str) -> None:
     if rank < 3:
         raise cx.error(f"global pooling needs rank >= 3, got {rank}")
     attrs = ReduceAttrs(mode, tuple(range(2, rank)), True, lowest_finite=mode == "max",
-                        mlas_global=mode == "mean",
-                        nchwc_source=mode == "mean" and rank == 4 and nchwc_source(cx.graph, x))
+                        ort_order=global_pool_order(cx.graph, x, mode, rank))
     cx.bind(0, cx.emit(OpKind.REDUCE, attrs, [x]))
 
 
@@ -358,7 +354,7 @@ def gemm(cx: ImportContext) -> None:
         b = transposed(b, "Bt")
     alpha, beta = cx.float_attr("alpha", 1.0), cx.float_attr("beta", 1.0)
     has_c = cx.has_input(2)
-    attrs = MatMulAttrs(from_gemm=True, qgemm_ok=not (has_c and beta == 0.0))
+    attrs = MatMulAttrs(source="gemm_beta0" if has_c and beta == 0.0 else "gemm")
     y = cx.emit(OpKind.MATMUL, attrs, [a, b],
                 name=f"{out}_mm" if (alpha != 1.0 or has_c) else None)
     if alpha != 1.0:

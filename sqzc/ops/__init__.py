@@ -24,6 +24,7 @@ from sqzc.ops.activations import (
     make_activation,
 )
 from sqzc.ops.attrs import (
+    OrtOrder,
     AxisAttrs,
     CastAttrs,
     ConstAttrs,
@@ -88,6 +89,7 @@ BINARY = kinds_tagged("binary")
 UNARY_ACTIVATIONS = kinds_tagged("activation")
 
 __all__ = [
+    "OrtOrder",
     "ACTIVATIONS",
     "ActDef",
     "make_activation",

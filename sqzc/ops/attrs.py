@@ -15,19 +15,35 @@ from sqzc.ops.activations import NO_ACTIVATION, Activation
 
 
 @dataclass(frozen=True, slots=True)
+class OrtOrder:
+    """The onnxruntime float kernel whose summation order an op must reproduce, bit for
+    bit, on a QDQ model's float path: ``sgemm`` (im2col + MLAS sgemm, K summed in slices
+    of ``stride_k``), ``mlas_pool`` (``MlasPool``'s kernel for the shape), ``mlas_global``
+    (its global kernel: four interleaved partial sums) or ``mlas_global_or_nchwc`` (that,
+    unless onnxruntime's NCHWc transformer takes the pool for the target's block size).
+    Data only: ``sqzc.ort.orders`` decides it and tells the emitters what it means."""
+
+    kernel: str
+    stride_k: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.kernel}/{self.stride_k}" if self.stride_k else self.kernel
+
+
+@dataclass(frozen=True, slots=True)
 class NoAttrs:
     """Attributes of kinds that have none."""
 
 
 @dataclass(frozen=True, slots=True)
 class MatMulAttrs:
-    """MatMul (numpy semantics). ``from_gemm``: the product of an ONNX Gemm, whose QDQ
-    form onnxruntime fuses under QGemm's rule rather than QLinearMatMul's."""
+    """MatMul (numpy semantics). A product of an ONNX Gemm (``source``) has a QDQ form
+    onnxruntime fuses under QGemm's rule rather than QLinearMatMul's."""
 
-    from_gemm: bool = False
-    #: False for a Gemm whose C was dropped (beta 0): onnxruntime still counts C's
-    #: DequantizeLinear and its QGemm selector (beta must be 1) leaves the group float
-    qgemm_ok: bool = True
+    #: the ONNX op it came from: ``matmul``, ``gemm``, or ``gemm_beta0`` for a Gemm whose C
+    #: was dropped (beta 0; onnxruntime still counts C's DequantizeLinear and its QGemm
+    #: selector, which needs beta 1, leaves the group float)
+    source: str = "matmul"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -50,10 +66,10 @@ class ConvAttrs:
     packed: int = 0  # b > 0: weight is pre-packed [OC/b, IC, KH, KW, b], bias padded to b
     out_channels: int = 0  # the true OC when packed (the packed weight is padded)
     winograd: int = 0  # m > 0: packed weight is U of F(m x m, 3x3), [alpha^2, OC/b, IC, b]
-    #: s > 0: sum in onnxruntime's MLAS float order (im2col taps in (ic, kh, kw) order,
-    #: fused multiply-adds from zero in chunks of s taps, each chunk added to the output,
-    #: then bias); set by fold-qdq on the QDQ convs onnxruntime runs in float (sqzc.ort.rules)
-    mlas_stride_k: int = 0
+    #: ``sgemm/s``: sum in onnxruntime's MLAS float order (im2col taps in (ic, kh, kw)
+    #: order, fused multiply-adds from zero in chunks of s taps, each chunk added to the
+    #: output, then bias); set by fold-qdq on the QDQ convs onnxruntime runs in float
+    ort_order: OrtOrder | None = None
     #: the QuantizeLinear after an MLAS-order conv, fused as its epilogue (the result is
     #: then 8-bit): fuse-conv-quantize
     quantize: QuantAttrs | None = None
@@ -69,9 +85,9 @@ class PoolAttrs:
     dilations: tuple[int, int] = (1, 1)
     ceil_mode: bool = False
     count_include_pad: bool = False
-    #: float average pooling that onnxruntime runs with ``MlasPool`` (AveragePool before
-    #: opset 19), whose kernel choice fixes the summation order the emitter reproduces
-    mlas: bool = False
+    #: ``mlas_pool``: a float average pool onnxruntime runs with ``MlasPool`` (AveragePool
+    #: before opset 19), whose kernel choice fixes the summation order the emitter follows
+    ort_order: OrtOrder | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +98,12 @@ class ReduceAttrs:
     axes: tuple[int, ...]
     keepdims: bool = True
     lowest_finite: bool = False  # max never below -FLT_MAX (onnxruntime's max *pooling*)
-    #: a GlobalAveragePool: onnxruntime sums with MlasPool's global kernel (4 interleaved
-    #: partial sums), whose order the emitter reproduces ...
-    mlas_global: bool = False
-    #: ... unless its NCHWc transformer takes the pool (row-by-row sums): a 4-D input from
-    #: where that transformer works (a graph input, or a float conv or pool, possibly
-    #: through elementwise ops) with channels filling its blocks
-    nchwc_source: bool = False
+    #: a GlobalAveragePool: ``mlas_global`` (onnxruntime sums with MlasPool's global
+    #: kernel, 4 interleaved partial sums, whose order the emitter follows) or
+    #: ``mlas_global_or_nchwc`` (the same, unless its NCHWc transformer takes the pool and
+    #: sums row by row: a 4-D input from where that transformer works, with channels
+    #: filling its blocks; ``sqzc.ort.orders.runs_mlas_global_pool``)
+    ort_order: OrtOrder | None = None
 
 
 @dataclass(frozen=True, slots=True)

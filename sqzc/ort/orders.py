@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Literal
 
 from sqzc.ir import Graph
-from sqzc.ops import OpKind, PoolAttrs
+from sqzc.ops import OpKind, OrtOrder, PoolAttrs, ReduceAttrs
 from sqzc.ort.rules import ort_activation
 
 #: MLAS_SGEMM_STRIDEN and MLAS_SGEMM_STRIDEK (mlasi.h).
@@ -46,6 +46,35 @@ def sgemm_stride_k(n: int, k: int) -> int:
     return stride_k
 
 
+def sgemm_order(n: int, k: int) -> OrtOrder:
+    """The order of a conv onnxruntime runs as im2col + sgemm (``ConvAttrs.ort_order``)."""
+    return OrtOrder("sgemm", sgemm_stride_k(n, k))
+
+
+def avgpool_order(is_avgpool: bool, has_dilations: bool) -> OrtOrder | None:
+    """The order of a float pool as imported (``PoolAttrs.ort_order``): onnxruntime runs
+    float AveragePool before opset 19 (the versions without dilations) through
+    ``MlasPool``, whose summation order differs from its opset-19 loop."""
+    return OrtOrder("mlas_pool") if is_avgpool and not has_dilations else None
+
+
+def global_pool_order(g: Graph, x: str, mode: str, rank: int) -> OrtOrder | None:
+    """The order of a global pool over ``x`` as imported (``ReduceAttrs.ort_order``):
+    GlobalAveragePool sums with ``MlasPool``'s global kernel, unless (4-D, from where the
+    NCHWc transformer works) that transformer may take it, which depends on the target."""
+    if mode != "mean":
+        return None
+    return OrtOrder("mlas_global_or_nchwc" if rank == 4 and nchwc_source(g, x) else "mlas_global")
+
+
+def runs_mlas_global_pool(a: ReduceAttrs, cpu_features: str, channels: int) -> bool:
+    """Whether a global average pool must sum in ``MlasPool``'s global order on this target
+    (else row by row, as onnxruntime's NCHWc kernels and sqzc's plain loop do)."""
+    if a.ort_order is None or a.mode != "mean":
+        return False
+    return not (a.ort_order.kernel == "mlas_global_or_nchwc" and nchwc_pooled(cpu_features, channels))
+
+
 #: MLAS_POOL_REDUCTION_BUFFER_STACK minus its padding: the widest padded row the vector
 #: kernel takes.
 MLAS_POOL_ROW_LIMIT = 2048 - 3
@@ -55,7 +84,7 @@ def runs_mlas_pool(a: PoolAttrs) -> bool:
     """Whether onnxruntime runs this float average pool with ``MlasPool`` (before opset 19,
     except ``ceil_mode`` with ``count_include_pad``: checked, that one sums row by row and
     divides by the window clipped to the padded input)."""
-    return a.mlas and not (a.ceil_mode and a.count_include_pad)
+    return a.ort_order is not None and not (a.ceil_mode and a.count_include_pad)
 
 
 def nchwc_pooled(cpu_features: str, channels: int) -> bool:
@@ -78,7 +107,7 @@ def mlas_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, cpu_features: 
     """The kernel onnxruntime runs a float average pool with, which fixes its summation
     order: ``MlasPool``'s ``global`` (window = input, stride 1, no pads), ``vector`` (last
     stride <= 2, kernel sides <= 32, padded row fits its buffer) or ``generic`` kernel;
-    ``generic`` (row-major) also for pools it does not run through ``MlasPool`` (``a.mlas``
+    ``generic`` (row-major) also for pools it does not run through ``MlasPool`` (``a.ort_order``
     false: opset 19 and up; ``ceil_mode`` with ``count_include_pad``, which it computes
     with its own loop; channel counts its NCHWc transformer takes)."""
     if not runs_mlas_pool(a) or nchwc_pooled(cpu_features, channels):

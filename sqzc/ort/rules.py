@@ -18,7 +18,7 @@ per conv and reproducing the float path's summation order makes sqzc bit-exact t
 Softmax, AveragePool, GlobalAveragePool, LeakyRelu, Add and Mul: their QLinear ops take
 the group when input and output types agree after the S8->U8 rewrites, int8 included);
 :func:`sqzc.ort.orders.sgemm_stride_k` is the K blocking that decides where MLAS's float
-sums restart (``ConvAttrs.mlas_stride_k``, emitted by ``backends/llvm/emit/conv/mlas.py``). Facts from onnxruntime's sources (mlas/lib/convolve.cpp,
+sums restart (``ConvAttrs.ort_order``, emitted by ``backends/llvm/emit/conv/mlas.py``). Facts from onnxruntime's sources (mlas/lib/convolve.cpp,
 sgemm.cpp, the AVX512F/FMA3 sgemm kernels, optimizer/qdq_transformer/qdq_s8_to_u8.cc)
 and checked against onnxruntime 1.32.0 on every conv of the four int8-activation zoo
 settings (tests/models/test_int8_models.py):

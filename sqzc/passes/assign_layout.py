@@ -31,7 +31,7 @@ def _pack_conv(g: Graph, nid: str, block: int) -> bool:
     a = op.attrs
     assert isinstance(a, ConvAttrs)
     x = g.op(op.inputs[0]).out
-    if a.group != 1 or a.packed or a.mlas_stride_k or op.out.dtype != "float32" \
+    if a.group != 1 or a.packed or a.ort_order or op.out.dtype != "float32" \
             or len(x.shape) != 4:
         return False
     w = op.inputs[1]
@@ -98,7 +98,7 @@ def _can_block(g: Graph, nid: str, block: int) -> bool:
         # ... unless only MLAS-order convs (plain layout) read it: then the reorder to
         # plain is cheaper on the 8-bit tensor, before dequantizing
         plain_only = all(g.op(c).kind is OpKind.CONV
-                         and getattr(g.op(c).attrs, "mlas_stride_k", 0)
+                         and getattr(g.op(c).attrs, "ort_order", None)
                          for c in g.consumers(nid))
         return ins[0].block == block and ins[0].out.dtype in ("uint8", "int8") and \
             op.attrs.per_tensor and not plain_only  # type: ignore[attr-defined]

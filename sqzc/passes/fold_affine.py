@@ -44,7 +44,7 @@ def fold_affine(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
             continue
         conv = g.op(a)
         assert isinstance(conv.attrs, ConvAttrs)
-        if conv.attrs.act.kind != "none" or conv.attrs.mlas_stride_k \
+        if conv.attrs.act or conv.attrs.ort_order \
                 or len(g.consumers(a)) != 1 or a in g.output_nodes():
             continue
         if op.out != conv.out:

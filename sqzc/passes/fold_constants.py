@@ -20,7 +20,7 @@ def _runtime_dequantized_weight(g: Graph, nid: str) -> bool:
         return False
     users = g.consumers(nid)
     return bool(users) and all(
-        g.op(u).kind is OpKind.CONV and getattr(g.op(u).attrs, "mlas_stride_k", 0)
+        g.op(u).kind is OpKind.CONV and getattr(g.op(u).attrs, "ort_order", None)
         and g.op(u).inputs[1] == nid and nid not in (g.op(u).inputs[0], *g.op(u).inputs[2:])
         for u in users)
 

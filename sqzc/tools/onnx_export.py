@@ -179,7 +179,7 @@ class Exporter:
             "kernel_shape": list(a.kernel), "strides": list(a.strides), "pads": list(a.pads),
             "dilations": list(a.dilations), "group": a.group, "packed": a.packed,
             "out_channels": a.out_channels, "winograd": a.winograd,
-            "mlas_stride_k": a.mlas_stride_k}
+            "ort_order": str(a.ort_order or "")}
         out.update(cls._act_attrs(a.act))
         if a.quantize is not None:
             out.update(cls._quant_attrs("y_", a.quantize))

@@ -451,7 +451,7 @@ def test_zoo_qdq_s8_fuses_what_onnxruntime_fuses(cfg: QuantConfig, fused: bool,
                                                     fuse_int8_qdq=fused)).graph
     kinds = [graph.op(n).kind.value for n in graph.nodes()]
     mlas = [n for n in graph.nodes() if graph.op(n).kind.value == "conv"
-            and graph.op(n).attrs.mlas_stride_k]  # type: ignore[attr-defined]
+            and graph.op(n).attrs.ort_order]  # type: ignore[attr-defined]
     ort_fused = ort_optimized_op_types(model, tmp_path, fused).count("QLinearConv")
     assert kinds.count("qconv") == ort_fused == (26 if fused else 2)
     assert len(mlas) == kinds.count("conv") == 26 - ort_fused
@@ -520,7 +520,7 @@ def test_ir_after_fold_qdq_has_no_float_conv(cfg: QuantConfig, shared_dir: Path,
     """The IR dump after fold-qdq: all 26 convs are ``qconv`` (QUInt8 and QInt8 QDQ
     models, and the shared QDQ model); with ``--no-fuse-int8-qdq`` a QInt8 one keeps
     exactly the 24 convs onnxruntime's x86-64 default runs in float, marked
-    ``mlas_stride_k``."""
+    ``ort_order=sgemm/...``."""
     exposed_models.zoo(cfg)
     models = [exposed_models.workdir / "quantized" / f"{cfg.id}.onnx"]
     if cfg == ZOO_CONFIGS[0] and (shared_dir / SHARED["qdq"]).is_file():
@@ -531,7 +531,7 @@ def test_ir_after_fold_qdq_has_no_float_conv(cfg: QuantConfig, shared_dir: Path,
         if cfg.activation == "s8":
             ir = _ir_after_fold_qdq(model, "--no-fuse-int8-qdq")
             assert ir.count(" = qconv(") == 2 and ir.count(" = conv(") == 24
-            assert ir.count("mlas_stride_k=") == 24
+            assert ir.count("ort_order=sgemm/") == 24
 
 
 # ------------------------------------------------------------------------------ weights

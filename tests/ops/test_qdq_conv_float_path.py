@@ -8,7 +8,7 @@ Each model is ``int8 x (graph input) -> DequantizeLinear -> Conv (int8 weights a
 bias through DequantizeLinear) [-> Relu] -> QuantizeLinear (int8)``. The input pair is not
 Q -> DQ, so onnxruntime (x86-64, default session options, one intra-op thread) cannot
 fuse the group and runs DQ, an MLAS float Conv (im2col + sgemm) and Q; sqzc must mark the
-conv for the MLAS summation order (``ConvAttrs.mlas_stride_k``) and match every output
+conv for the MLAS summation order (``ConvAttrs.ort_order``) and match every output
 byte. The geometries cover the K slicing of ``sqzc.ort.orders.sgemm_stride_k`` (one slice,
 128 + a remainder, 256 when the output is narrower than K), padding on every side, output
 rows wider than one register block, output channels that leave a partial block, batch 2,
@@ -120,7 +120,7 @@ def test_qdq_conv_float_path_bit_exact(case: tuple, fused_q: bool, tmp_path) -> 
     graph = sqzc.compile(path, None, options).graph
     convs = [graph.op(v).attrs for v in graph.nodes() if graph.op(v).kind.value == "conv"]
     c, k, n_out = case[0], case[4], None
-    assert len(convs) == 1 and convs[0].mlas_stride_k > 0  # type: ignore[attr-defined]
+    assert len(convs) == 1 and convs[0].ort_order.stride_k > 0  # type: ignore[attr-defined]
     assert (convs[0].quantize is not None) == fused_q  # type: ignore[attr-defined]
     lib = compile_and_load(path, instrumentation=inst, fuse_int8_qdq=False)
     so = ort.SessionOptions()
@@ -137,7 +137,7 @@ def test_qdq_conv_float_path_bit_exact(case: tuple, fused_q: bool, tmp_path) -> 
         assert got.shape == want.shape and not diff.any(), \
             f"{np.count_nonzero(diff)} of {diff.size} bytes differ (max {diff.max()} steps)"
     group = case[12] if len(case) > 12 else 1
-    assert convs[0].mlas_stride_k == sgemm_stride_k(n_out, c // group * k * k)  # type: ignore[attr-defined]
+    assert convs[0].ort_order.stride_k == sgemm_stride_k(n_out, c // group * k * k)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[5]], ids=["tiled", "rows"])

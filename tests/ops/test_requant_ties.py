@@ -305,7 +305,7 @@ def test_qdq_conv_ties(integer: bool, tmp_path: Path) -> None:
     else:  # MLAS-order float convs, each with its QuantizeLinear in the epilogue
         convs = [op.attrs for op in ops_of(graph, OpKind.CONV)]
         assert len(convs) == 2 and OpKind.QUANTIZE not in kinds(graph)
-        assert all(getattr(a, "mlas_stride_k", 0) and getattr(a, "quantize", None) is not None
+        assert all(getattr(a, "ort_order", None) and getattr(a, "quantize", None) is not None
                    for a in convs)
     for k in range(2):
         assert_half_even_ties(exact[k], 4, want[f"y{k}"], got[f"y{k}"], f"conv {k}")

@@ -17,6 +17,7 @@ from sqzc.ops import (
     ConvAttrs,
     OpDef,
     OpKind,
+    OrtOrder,
     TensorType,
     define,
     infer_type,
@@ -73,7 +74,7 @@ def test_conv_variant_follows_its_attributes() -> None:
 
     assert variant_of(op()) == "direct"
     assert variant_of(op(winograd=4, packed=16, out_channels=1)) == "winograd"
-    assert variant_of(op(mlas_stride_k=128)) == "mlas"
+    assert variant_of(op(ort_order=OrtOrder("sgemm", 128))) == "mlas"
     for v in ("direct", "winograd", "mlas"):
         assert (OpKind.CONV, "float", "plain" if v != "winograd" else "blocked", v) in EMITTERS
 

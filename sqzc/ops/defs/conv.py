@@ -2,7 +2,7 @@
 (requantizing, plain or VNNI-packed) and ConvInteger.
 
 The float conv's variants are kernels of one kind: select-winograd sets ``winograd``,
-fold-qdq sets ``mlas_stride_k`` (onnxruntime's summation order), and ``_conv_variant``
+fold-qdq sets ``ort_order`` (onnxruntime's sgemm summation order), and ``_conv_variant``
 turns that into the emitter variant.
 """
 
@@ -114,7 +114,7 @@ def _conv_variant(a: ConvAttrs) -> str:
     onnxruntime's MLAS summation order) or ``direct``."""
     if a.winograd:
         return "winograd"
-    if a.mlas_stride_k:
+    if a.ort_order is not None:
         return "mlas"
     return "direct"
 

@@ -17,7 +17,7 @@ from sqzc.ops import (
     QPoolAttrs,
     QuantAttrs,
 )
-from sqzc.ort.orders import sgemm_stride_k
+from sqzc.ort.orders import sgemm_order
 from sqzc.ort.rules import ort_fuses_qdq_conv
 from sqzc.ort.passes.fold_qdq_contrib import CONTRIB_FOLDERS
 from sqzc.ort.passes.fold_qdq_matmul import fold_matmul
@@ -59,7 +59,7 @@ def _fold_conv(g: Graph, nid: str, qid: str) -> bool:
     x = dequantized(g, op.inputs[0])
     w = dequantized(g, op.inputs[1])
     q = (qid, g.op(qid).attrs)
-    if x is None or w is None or a.act.kind != "none" or a.mlas_stride_k:
+    if x is None or w is None or a.act or a.ort_order:
         return False
     (xq, xp), (wq, wp), (qid, yp) = x, w, q
     if not xp.per_tensor or not g.is_const(wq) or wp.dtype not in ("int8", "uint8"):
@@ -119,7 +119,7 @@ def _mlas_attrs(g: Graph, nid: str) -> ConvAttrs:
     assert isinstance(op.attrs, ConvAttrs)
     _, icg, kh, kw = g.op(op.inputs[1]).out.shape
     n = op.out.shape[2] * op.out.shape[3]
-    return dataclasses.replace(op.attrs, mlas_stride_k=sgemm_stride_k(n, icg * kh * kw))
+    return dataclasses.replace(op.attrs, ort_order=sgemm_order(n, icg * kh * kw))
 
 
 def _reads_8bit_dq(g: Graph, conv: str) -> bool:

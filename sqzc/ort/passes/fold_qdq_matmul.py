@@ -81,8 +81,8 @@ def fold_matmul(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
     onnxruntime fuses it (module docstring)."""
     op = g.op(nid)
     assert isinstance(op.attrs, MatMulAttrs)
-    gemm = op.attrs.from_gemm
-    if not op.attrs.qgemm_ok:
+    gemm = op.attrs.source != "matmul"
+    if op.attrs.source == "gemm_beta0":
         return False
     a = dequantized(g, op.inputs[0])
     if a is None or a[1].dtype not in EIGHT_BIT or not a[1].per_tensor \

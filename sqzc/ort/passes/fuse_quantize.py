@@ -27,7 +27,7 @@ def fuse_conv_quantize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
         src = q.inputs[0]
         conv = g.op(src)
         a = conv.attrs
-        if conv.kind is not OpKind.CONV or not isinstance(a, ConvAttrs) or not a.mlas_stride_k \
+        if conv.kind is not OpKind.CONV or not isinstance(a, ConvAttrs) or not a.ort_order \
                 or a.quantize is not None or len(g.consumers(src)) != 1 \
                 or src in g.output_nodes():
             continue

@@ -1,4 +1,4 @@
-"""Float convolution summed in onnxruntime's MLAS order (``ConvAttrs.mlas_stride_k``).
+"""Float convolution summed in onnxruntime's MLAS order (``ConvAttrs.ort_order``).
 
 For the QDQ convs onnxruntime runs in float (``sqzc.ort.rules``) sqzc must produce its
 float sums bit for bit: MLAS's im2col + sgemm adds, for every output element, the taps
@@ -89,12 +89,12 @@ def emit_conv_mlas_order(ctx: KernelContext) -> None:
     register-tiled kernel for ungrouped unit-stride convs over unit-stride rows (unless
     its unrolled taps would be too many), else the row loop."""
     a = ctx.op.attrs
-    assert isinstance(a, ConvAttrs) and a.mlas_stride_k > 0
+    assert isinstance(a, ConvAttrs) and a.ort_order is not None and a.ort_order.stride_k > 0
     x, y = ctx.ins[0], ctx.out
     if a.group == 1 and a.strides == (1, 1) and a.dilations == (1, 1) \
             and x.strides[-1] == 1 and y.strides[-1] == 1 \
             and unrolled_taps(x.shape[1], a.kernel[0] * a.kernel[1],
-                              a.mlas_stride_k) <= MAX_UNROLLED_TAPS:
+                              a.ort_order.stride_k) <= MAX_UNROLLED_TAPS:
         _emit_tiled(ctx)
     else:
         _emit_rows(ctx)
@@ -133,7 +133,8 @@ def _emit_rows(ctx: KernelContext) -> None:
     kh, kw = a.kernel
     taps = kh * kw
     k_total = icg * taps
-    stride_k = a.mlas_stride_k
+    assert a.ort_order is not None
+    stride_k = a.ort_order.stride_k
     (sh, sw), (dh, dw) = a.strides, a.dilations
     fma = _scalar_mul_add(ctx)
     row_view = dataclasses.replace(y.view, offset=0, strides=(1,), shape=(ow,))
@@ -295,7 +296,7 @@ def _emit_tiled(ctx: KernelContext) -> None:
     align = ir.Constant(I32, 4)
     zero = vconst(0.0, LANES)
     all_lanes = _lane_mask([True] * LANES)
-    slices = list(slice_segments(ic, kh * kw, a.mlas_stride_k))
+    slices = list(slice_segments(ic, kh * kw, a.ort_order.stride_k))
 
     def lanes_valid(q0: int | None, j: int) -> ir.Constant:
         if q0 is None:  # a column that moves at run time: only full flat units have one

@@ -14,7 +14,7 @@ from sqzc.backends.llvm.emit.pool.mlas import (
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, ReduceAttrs
-from sqzc.ort.orders import nchwc_pooled
+from sqzc.ort.orders import runs_mlas_global_pool
 
 
 @emits(OpKind.REDUCE, "float")
@@ -29,8 +29,7 @@ def emit_reduce(ctx: KernelContext) -> None:
     for d in red:
         count *= d
     is_max = a.mode == "max"
-    nchwc = a.nchwc_source and nchwc_pooled(ctx.target.features, x.shape[1])
-    if a.mlas_global and not is_max and not nchwc:
+    if not is_max and runs_mlas_global_pool(a, ctx.target.features, x.shape[1]):
         global_mean_plain(ctx, kept, red)
         return
     with loop_nest(b, kept, name="k") as kidx:
@@ -67,8 +66,7 @@ def emit_reduce_blocked(ctx: KernelContext) -> None:
     vt = vtype(blk)
     h, w = x.shape[2], x.shape[3]
     is_max = a.mode == "max"
-    nchwc = a.nchwc_source and nchwc_pooled(ctx.target.features, ctx.op.out.shape[1])
-    if a.mlas_global and not is_max and not nchwc:
+    if not is_max and runs_mlas_global_pool(a, ctx.target.features, ctx.op.out.shape[1]):
         global_mean_blocked(ctx)
         return
     lo, hi, cb = blocks_and_rows(ctx, y)
