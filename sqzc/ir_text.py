@@ -138,7 +138,7 @@ def print_ir(graph: Graph) -> str:
 
 
 def to_json(graph: Graph) -> dict[str, object]:
-    """The documented JSON form (docs/IR.md): nodes with name/op/inputs/outputs/attrs/origin,
+    """The JSON form (schema ``JSON_SCHEMA_VERSION``): nodes with name/op/inputs/outputs/attrs/origin,
     tensors with shape and dtype."""
     nodes, tensors = [], {}
     for nid in graph.nodes():

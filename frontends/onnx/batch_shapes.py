@@ -14,7 +14,7 @@ import onnx
 
 from sqzc.errors import ModelError, UnsupportedError
 from sqzc.ir import Graph
-from sqzc.ops import BINARY, OpKind, op_name
+from sqzc.ops import OpKind, op_name, opdef
 
 
 def _value_info_dims(vi: onnx.ValueInfoProto) -> list[int | str | None]:
@@ -146,20 +146,16 @@ def check_batch_separable(graph: Graph, label: str) -> None:
             raise UnsupportedError(
                 f"{label}: dynamic batch: {where} produces {op.out} without a leading batch "
                 "axis; fix the batch with --input-shape")
-        attrs = op.attrs
-        axis_ops = {OpKind.CONCAT: "axis", OpKind.SOFTMAX: "axis"}
-        if op.kind in axis_ops and getattr(attrs, axis_ops[op.kind]) == 0:
-            raise UnsupportedError(f"{label}: dynamic batch: {where} works along the batch axis")
-        if op.kind is OpKind.REDUCE and 0 in attrs.axes:  # type: ignore[attr-defined]
-            raise UnsupportedError(f"{label}: dynamic batch: {where} reduces the batch axis")
-        if op.kind is OpKind.TRANSPOSE and attrs.perm[0] != 0:  # type: ignore[attr-defined]
-            raise UnsupportedError(f"{label}: dynamic batch: {where} moves the batch axis")
+        d = opdef(op.kind)
+        mixes = d.batch_rule(op.attrs) if d.batch_rule else ""
+        if mixes:
+            raise UnsupportedError(f"{label}: dynamic batch: {where} {mixes}")
         for src in op.inputs:
             t = graph.op(src).out
             const_src = src in constant
             # a constant with the output's rank and a leading dim > 1 would be broadcast
             # along the batch (a rank-2 MatMul weight is not: its first dim is K)
-            broadcasting = op.kind in BINARY or (op.kind is OpKind.MATMUL and len(shape) > 2)
+            broadcasting = "broadcast" in d.tags or ("matmul" in d.tags and len(shape) > 2)
             if broadcasting and const_src and len(t.shape) == len(shape) \
                     and t.shape and t.shape[0] != 1:
                 raise UnsupportedError(f"{label}: dynamic batch: {where} broadcasts a constant "

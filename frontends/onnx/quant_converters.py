@@ -17,10 +17,9 @@ from sqzc.frontends.onnx.attr_helpers import (
 )
 from sqzc.frontends.onnx.registry import converter
 
-from sqzc.ort.oracles import contrib_ops as qrc
-from sqzc.ops import broadcast_shapes
 from sqzc.ops import (
     INT_DTYPES,
+    Activation,
     AxisAttrs,
     ConvAttrs,
     IntConvAttrs,
@@ -38,8 +37,10 @@ from sqzc.ops import (
     ReshapeAttrs,
     TensorType,
     TransposeAttrs,
+    make_activation,
 )
 from sqzc.ort.lookup import lookup_table
+from sqzc.ort.rules import ORT_ACTIVATIONS, qladd_swaps
 from sqzc.ops.defs.conv import conv_multipliers
 
 if TYPE_CHECKING:
@@ -245,17 +246,13 @@ def _qlinear_binary(cx: ImportContext, kind: OpKind, name: str) -> None:
     bq = _tensor_quant(cx, 4, 5, tb.dtype, "B")
     yq = _tensor_quant(cx, 6, 7, ta.dtype, "C")
     ins, attrs = [a, b], QBinaryAttrs(aq, bq, yq)
-    if kind is OpKind.QADD:
-        # onnxruntime passes (B, A) to its kernel when A is the repeated (broadcast)
-        # operand of every span; the first operand's terms round differently, so the IR
-        # operand order follows onnxruntime's.
-        case = qrc.broadcast_case(ta.shape, tb.shape, broadcast_shapes(ta.shape, tb.shape))
-        sa, sb = _batched(cx, a), _batched(cx, b)
-        if qrc.broadcast_case(sa, sb, broadcast_shapes(sa, sb)) != case:
+    if kind is OpKind.QADD:  # the IR's operand order is onnxruntime's kernel's
+        swap = qladd_swaps(ta.shape, tb.shape, _batched(cx, a), _batched(cx, b))
+        if swap is None:
             raise cx.unsupported("dynamic batch: QLinearAdd rounds differently at batch 1 "
                                  "than at larger batches for these shapes (fix the batch "
                                  "with --input-shape)")
-        if case == 0:
+        if swap:
             ins, attrs = [b, a], QBinaryAttrs(bq, aq, yq)
     cx.bind(0, cx.emit(kind, attrs, ins))
 
@@ -272,25 +269,27 @@ def qlinear_mul(cx: ImportContext) -> None:
     _qlinear_binary(cx, OpKind.QMUL, "QLinearMul")
 
 
-def _qlinear_lookup(cx: ImportContext, fn: str, name: str, alpha: float = 0.0) -> None:
+def _qlinear_lookup(cx: ImportContext, act: Activation, name: str) -> None:
+    """onnxruntime's lookup-table op of activation ``act`` (its ``ORT_ACTIVATIONS`` table)."""
     x, t = _eight_bit(cx, 0, name)
     xq = _tensor_quant(cx, 1, 2, t.dtype, "X")
     yq = _tensor_quant(cx, 3, 4, t.dtype, "Y")
-    label = f"leaky({alpha!r})" if fn == "leaky" else fn
-    attrs = LookupAttrs(lookup_table(fn, xq, yq, alpha), t.dtype, label)
+    table = ORT_ACTIVATIONS[act.kind].qlinear_table
+    attrs = LookupAttrs(lookup_table(table, xq, yq, *act.params), t.dtype, str(act))
     cx.bind(0, cx.emit(OpKind.LOOKUP, attrs, [x]))
 
 
 @converter("QLinearLeakyRelu", 1, domain="com.microsoft")
 def qlinear_leaky_relu(cx: ImportContext) -> None:
     """com.microsoft QLinearLeakyRelu: a 256-entry table built at compile time."""
-    _qlinear_lookup(cx, "leaky", "QLinearLeakyRelu", cx.float_attr("alpha", 0.01))
+    _qlinear_lookup(cx, make_activation("leaky", alpha=cx.float_attr("alpha", 0.01)),
+                    "QLinearLeakyRelu")
 
 
 @converter("QLinearSigmoid", 1, domain="com.microsoft")
 def qlinear_sigmoid(cx: ImportContext) -> None:
     """com.microsoft QLinearSigmoid: a 256-entry table (MLAS logistic) built at compile time."""
-    _qlinear_lookup(cx, "sigmoid", "QLinearSigmoid")
+    _qlinear_lookup(cx, make_activation("sigmoid"), "QLinearSigmoid")
 
 
 @converter("QLinearSoftmax", 1, domain="com.microsoft")

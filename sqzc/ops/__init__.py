@@ -71,6 +71,7 @@ from sqzc.ops.opdef import (
     define,
     infer_type,
     kernels,
+    along_axis,
     kind_name,
     kinds_tagged,
     op_name,
@@ -85,8 +86,6 @@ from sqzc.ops import defs  # fills OPDEFS
 
 #: The broadcasting binary float ops (add, sub, mul, div).
 BINARY = kinds_tagged("binary")
-#: The standalone activation ops that fuse into a conv's epilogue.
-UNARY_ACTIVATIONS = kinds_tagged("activation")
 
 __all__ = [
     "OrtOrder",
@@ -133,7 +132,6 @@ __all__ = [
     "SoftmaxAttrs",
     "TensorType",
     "TransposeAttrs",
-    "UNARY_ACTIVATIONS",
     "broadcast_shapes",
     "conv_out_dim",
     "define",

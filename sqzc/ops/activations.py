@@ -109,6 +109,9 @@ class ActDef:
     build: Builder
     label: Callable[[Activation], str] | None = None
     onnx: str = ""
+    #: the ONNX op takes the parameters as (optional, constant) inputs in order, not as
+    #: attributes (Clip since opset 11; an infinite bound is left out)
+    onnx_inputs: bool = False
 
 
 #: kind -> its entry.
@@ -235,7 +238,7 @@ def _with_params(name: str) -> Callable[[Activation], str]:
 
 activation(ActDef("relu", "relu", (), _relu, onnx="Relu"))
 activation(ActDef("clip", "clip", (("lo", float("-inf")), ("hi", float("inf"))), _clip,
-                  label=_clip_label, onnx="Clip"))
+                  label=_clip_label, onnx="Clip", onnx_inputs=True))
 activation(ActDef("leaky", "leaky_relu", (("alpha", 0.01),), _leaky,
                   label=_with_params("leaky"), onnx="LeakyRelu"))
 activation(ActDef("sigmoid", "sigmoid", (), _sigmoid, onnx="Sigmoid"))

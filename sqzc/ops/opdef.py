@@ -74,6 +74,10 @@ class OpDef:
     #: the op's name in dumps, errors and profiles when it is not ``kind.value`` (an
     #: activation op is called by its activation: ``relu``, ``leaky_relu`` ...)
     display: Callable[[Any], str] | None = None
+    #: why an op with these attributes mixes the samples of a batch (works along, reduces
+    #: or moves axis 0), or ``""``: a dynamic-batch library runs the batch-1 program per
+    #: sample, which such an op breaks (``frontends/onnx/batch_shapes.py``)
+    batch_rule: Callable[[Any], str] | None = None
 
     def has_layout(self, dtype_class: str, layout: str) -> bool:
         """Whether some kernel of this kind takes ``dtype_class`` and writes ``layout``."""
@@ -136,6 +140,11 @@ def op_name(op: OpNode) -> str:
 def kinds_tagged(tag: str) -> frozenset[OpKind]:
     """The kinds whose definition carries ``tag``."""
     return frozenset(k for k, d in OPDEFS.items() if tag in d.tags)
+
+
+def along_axis(attrs: Any) -> str:
+    """The batch rule of ops with an ``axis`` (Concat, Softmax): axis 0 mixes samples."""
+    return "works along the batch axis" if attrs.axis == 0 else ""
 
 
 def same_shape(attrs: object, ins: Sequence[TensorType]) -> TensorType:

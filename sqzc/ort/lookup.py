@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from sqzc.ops import QuantAttrs
-from sqzc.ort.oracles import contrib_ops as qrc
+from sqzc.ort.oracles import lookup_ops
 
 
 def lookup_table(fn: str, x: QuantAttrs, y: QuantAttrs, alpha: float = 0.0) -> tuple[int, ...]:
@@ -21,11 +21,11 @@ def lookup_table(fn: str, x: QuantAttrs, y: QuantAttrs, alpha: float = 0.0) -> t
     q = np.arange(256, dtype=np.uint8).view(x.dtype)
     args = (q, x.scale[0], x.zero_point[0], y.scale[0], y.zero_point[0])
     if fn == "sigmoid":
-        out = qrc.qlinear_sigmoid(*args)
+        out = lookup_ops.qlinear_sigmoid(*args)
     elif fn == "leaky":
-        out = qrc.qlinear_leaky_relu(*args, alpha=alpha)
+        out = lookup_ops.qlinear_leaky_relu(*args, alpha=alpha)
     elif fn == "identity":
-        out = qrc.qlinear_concat(y.scale[0], np.asarray(y.zero_point[0], y.dtype),
+        out = lookup_ops.qlinear_concat(y.scale[0], np.asarray(y.zero_point[0], y.dtype),
                                 [(q, x.scale[0], x.zero_point[0])], 0)
     else:
         raise ValueError(f"unknown lookup function {fn!r}")

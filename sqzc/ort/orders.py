@@ -67,12 +67,12 @@ def global_pool_order(g: Graph, x: str, mode: str, rank: int) -> OrtOrder | None
     return OrtOrder("mlas_global_or_nchwc" if rank == 4 and nchwc_source(g, x) else "mlas_global")
 
 
-def runs_mlas_global_pool(a: ReduceAttrs, cpu_features: str, channels: int) -> bool:
+def runs_mlas_global_pool(a: ReduceAttrs, nchwc_block: int, channels: int) -> bool:
     """Whether a global average pool must sum in ``MlasPool``'s global order on this target
     (else row by row, as onnxruntime's NCHWc kernels and sqzc's plain loop do)."""
     if a.ort_order is None or a.mode != "mean":
         return False
-    return not (a.ort_order.kernel == "mlas_global_or_nchwc" and nchwc_pooled(cpu_features, channels))
+    return not (a.ort_order.kernel == "mlas_global_or_nchwc" and nchwc_pooled(nchwc_block, channels))
 
 
 #: MLAS_POOL_REDUCTION_BUFFER_STACK minus its padding: the widest padded row the vector
@@ -87,22 +87,19 @@ def runs_mlas_pool(a: PoolAttrs) -> bool:
     return a.ort_order is not None and not (a.ceil_mode and a.count_include_pad)
 
 
-def nchwc_pooled(cpu_features: str, channels: int) -> bool:
+def nchwc_pooled(nchwc_block: int, channels: int) -> bool:
     """Whether onnxruntime's NCHWc transformer takes a float pool with ``channels``
-    channels: it does when they fill whole blocks of MLAS's NCHWc block size (16 lanes with
-    AVX-512F, else 8; no NCHWc without AVX2), and its blocked kernels sum each window row
-    by row from zero."""
-    flags = set(cpu_features.split(","))
-    if "+avx512f" in flags:
-        return channels % 16 == 0
-    return "+avx2" in flags and channels % 8 == 0
+    channels: it does when they fill whole blocks of MLAS's NCHWc block size on the target
+    (``Target.ort_nchwc_block``: 16 with AVX-512F, 8 with AVX2, 0 = no NCHWc), and its
+    blocked kernels sum each window row by row from zero."""
+    return nchwc_block > 0 and channels % nchwc_block == 0
 
 
 #: The summation order of a float average pool (``mlas_pool_kernel``).
 PoolSumOrder = Literal["global", "vector", "generic"]
 
 
-def mlas_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, cpu_features: str
+def mlas_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, nchwc_block: int
                      ) -> PoolSumOrder:
     """The kernel onnxruntime runs a float average pool with, which fixes its summation
     order: ``MlasPool``'s ``global`` (window = input, stride 1, no pads), ``vector`` (last
@@ -110,19 +107,19 @@ def mlas_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, cpu_features: 
     ``generic`` (row-major) also for pools it does not run through ``MlasPool`` (``a.ort_order``
     false: opset 19 and up; ``ceil_mode`` with ``count_include_pad``, which it computes
     with its own loop; channel counts its NCHWc transformer takes)."""
-    if not runs_mlas_pool(a) or nchwc_pooled(cpu_features, channels):
+    if not runs_mlas_pool(a) or nchwc_pooled(nchwc_block, channels):
         return "generic"
     return _mlas_kernel_by_shape(a, h, w)
 
 
-def mlas_max_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, cpu_features: str
+def mlas_max_pool_kernel(a: PoolAttrs, h: int, w: int, channels: int, nchwc_block: int
                          ) -> PoolSumOrder:
     """The kernel onnxruntime runs a float max pool with: ``MlasPool``'s, chosen by shape
     as for average pools, for every MaxPool without dilation (its Indices output, the other
     condition, sqzc refuses); ``generic`` for dilated pools (its own loop, which also starts
     at -FLT_MAX) and channel counts its NCHWc transformer takes (blocked kernels that
     start at -FLT_MAX as well)."""
-    if a.dilations != (1, 1) or nchwc_pooled(cpu_features, channels):
+    if a.dilations != (1, 1) or nchwc_pooled(nchwc_block, channels):
         return "generic"
     return _mlas_kernel_by_shape(a, h, w)
 

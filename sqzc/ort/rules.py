@@ -54,6 +54,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqzc.ir import Graph
+from sqzc.ops import broadcast_shapes
+from sqzc.ort.oracles.contrib_ops import broadcast_case
 from sqzc.ops import Activation, OpKind, OpNode, QuantAttrs
 
 def s8_pair_becomes_u8(g: Graph, q: str, dq: str) -> bool:
@@ -143,3 +145,17 @@ def ort_activation(op: OpNode) -> OrtActivation | None:
         return None
     assert isinstance(op.attrs, Activation)
     return ORT_ACTIVATIONS.get(op.attrs.kind, OrtActivation())
+
+
+def qladd_swaps(a: tuple[int, ...], b: tuple[int, ...], a_batched: tuple[int, ...],
+                b_batched: tuple[int, ...]) -> bool | None:
+    """Whether onnxruntime's QLinearAdd passes its operands to the kernel as (B, A): it does
+    when A is the repeated (broadcast) operand of every span, and the first operand's terms
+    round differently, so the IR's operand order must follow. ``a_batched``/``b_batched``
+    are the shapes at a batch above 1 (the shapes themselves without a dynamic batch);
+    None when the two batches broadcast differently (batch 1 and larger batches would
+    round differently: the group cannot be compiled for a dynamic batch)."""
+    case = broadcast_case(a, b, broadcast_shapes(a, b))
+    if broadcast_case(a_batched, b_batched, broadcast_shapes(a_batched, b_batched)) != case:
+        return None
+    return case == 0

@@ -213,20 +213,19 @@ class Exporter:
                            pads=list(a.pads), dilations=list(a.dilations), group=a.group)
             else:
                 self._custom(nid, ins, self._conv_attrs(a))
-        elif k is OpKind.ACTIVATION and a.kind == "clip":  # its bounds are inputs
+        elif k is OpKind.ACTIVATION:  # the ONNX op of its table entry
             assert isinstance(a, Activation)
-            dt = op.out.dtype
-            lo, hi = a.params
-            lo_in = self._const(f"{nid}_min", np.array(lo).astype(dt)) if np.isfinite(lo) else ""
-            hi_in = self._const(f"{nid}_max", np.array(hi).astype(dt)) if np.isfinite(hi) else ""
-            args = [ins[0], lo_in, hi_in]
-            while args[-1] == "":
-                args.pop()
-            self._emit(nid, "Clip", args)
-        elif k is OpKind.ACTIVATION:  # the ONNX op of its entry, parameters as attributes
-            assert isinstance(a, Activation)
-            self._emit(nid, ACTIVATIONS[a.kind].onnx, ins,
-                       **{name: float(v) for name, v in a.named_params()})
+            entry = ACTIVATIONS[a.kind]
+            if entry.onnx_inputs:  # parameters as constant inputs (Clip's bounds)
+                args = [ins[0]] + [
+                    self._const(f"{nid}_{name}", np.array(v).astype(op.out.dtype))
+                    if np.isfinite(v) else "" for name, v in a.named_params()]
+                while args[-1] == "":
+                    args.pop()
+                self._emit(nid, entry.onnx, args)
+            else:
+                self._emit(nid, entry.onnx, ins,
+                           **{name: float(v) for name, v in a.named_params()})
         elif k in (OpKind.MAXPOOL, OpKind.AVGPOOL):
             assert isinstance(a, PoolAttrs)
             attrs: dict[str, object] = {

@@ -237,3 +237,24 @@ def test_qdq_softmax_before_opset_13_over_several_axes(signed: bool, tmp_path) -
         x = np.random.default_rng(seed).integers(np.iinfo(dtype).min, np.iinfo(dtype).max + 1,
                                                  (4, 5, 6)).astype(dtype)
         np.testing.assert_array_equal(lib.run({"x": x})["y"], _ort(model, {"x": x}))
+
+
+@pytest.mark.parametrize("axis", (0, 1))
+def test_dynamic_batch_softmax_over_the_batch_is_refused(axis: int, tmp_path) -> None:
+    """A dynamic-batch library runs the batch-1 program per sample, so a QLinearSoftmax
+    over axis 0 (the samples) must be refused, as the float Softmax is; over axis 1 it
+    runs per sample and matches onnxruntime at batch 3."""
+    from onnx_builders import with_dynamic_batch
+
+    from sqzc.errors import UnsupportedError
+
+    model = with_dynamic_batch(_softmax_model([1, 10], np.uint8, axis, 13, 0.1, 1 / 256, 0))
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    if axis == 0:
+        with pytest.raises(UnsupportedError, match="qsoftmax.*works along the batch axis"):
+            sqzc.compile(path, tmp_path / "m.so")
+        return
+    sqzc.compile(path, tmp_path / "m.so")
+    x = np.random.default_rng(3).integers(0, 256, (3, 10)).astype(np.uint8)
+    np.testing.assert_array_equal(sqzc.load(tmp_path / "m.so")(x), _ort(model, {"x": x}))

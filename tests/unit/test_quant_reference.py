@@ -23,6 +23,7 @@ from onnx import helper, numpy_helper
 from sqzc.ort.oracles import mlas
 from sqzc.ort.oracles import onnx_ops as qr
 from sqzc.ort.oracles import contrib_ops as qrc
+from sqzc.ort.oracles import lookup_ops
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -710,12 +711,12 @@ def test_qlinear_lookup_ops(op: str, dtype: type, const_params: bool) -> None:
         inits = ("xs", "xz", "ys", "yz") if const_params else ()
         if op == "QLinearSigmoid":
             got = run_node(op, args, dtype, domain=MS, initializers=inits)
-            want = qrc.qlinear_sigmoid(x, xs, xz, ys, yz)
+            want = lookup_ops.qlinear_sigmoid(x, xs, xz, ys, yz)
         else:
             alpha = float(rng.choice([0.01, 0.1, 0.2, 1 / 3, 0.5]))
             got = run_node(op, args, dtype, attrs={"alpha": alpha}, domain=MS,
                            initializers=inits)
-            want = qrc.qlinear_leaky_relu(x, xs, xz, ys, yz, alpha)
+            want = lookup_ops.qlinear_leaky_relu(x, xs, xz, ys, yz, alpha)
         assert_same(got, want)
 
 
@@ -726,7 +727,7 @@ def test_qlinear_sigmoid_uses_mlas_approximation() -> None:
     x = np.arange(256, dtype=np.uint8).view(S8)
     got = run_node("QLinearSigmoid", [("x", x), ("xs", xs), ("xz", xz), ("ys", ys), ("yz", yz)],
                    S8, domain=MS)
-    assert_same(got, qrc.qlinear_sigmoid(x, xs, xz, ys, yz))
+    assert_same(got, lookup_ops.qlinear_sigmoid(x, xs, xz, ys, yz))
     d = (xs * (x.astype(np.int64) - int(xz)).astype(F32)).astype(F32)
     exact = qr.quantize_linear((1 / (1 + np.exp(-d.astype(np.float64)))).astype(F32), ys, yz)
     assert not np.array_equal(exact, got)
@@ -753,7 +754,7 @@ def test_qlinear_concat(dtype: type, const_params: bool, axis: int) -> None:
         got = run_node("QLinearConcat", [("ys", ys), ("yz", yz)] + args, dtype,
                        attrs={"axis": axis}, domain=MS,
                        initializers=inits if const_params else ())
-        assert_same(got, qrc.qlinear_concat(ys, yz, inputs, axis))
+        assert_same(got, lookup_ops.qlinear_concat(ys, yz, inputs, axis))
 
 
 @pytest.mark.parametrize("dtype,scales,zps", [
@@ -768,6 +769,6 @@ def test_lookup_table_dequantizes_as_scale_times_difference(dtype: type, scales:
     q = np.arange(256, dtype=np.uint8).view(dtype)
     got = run_node("QLinearConcat", [("ys", ys), ("yz", yz), ("a", q), ("as", xs), ("az", xz)],
                    dtype, attrs={"axis": 0}, domain=MS)
-    assert_same(got, qrc.qlinear_concat(ys, yz, [(q, xs, xz)], 0))
+    assert_same(got, lookup_ops.qlinear_concat(ys, yz, [(q, xs, xz)], 0))
     other = qr.quantize_linear((xs * q.astype(F32) - xs * F32(xz)).astype(F32), ys, yz)
     assert not np.array_equal(other, got)

@@ -22,9 +22,6 @@ from sqzc.errors import UsageError
 __all__ = ["KNOWN_CPUS", "Target", "TileShape", "host_target", "init_llvm", "resolve_target"]
 
 KNOWN_CPUS = x86_64.KNOWN_CPUS
-#: The old private name of ``KNOWN_CPUS``, still read by tests/cli/test_cli.py
-#: (test_target_cpu_help_lists_what_is_accepted); delete once that test reads KNOWN_CPUS.
-_KNOWN = KNOWN_CPUS
 
 
 @functools.cache
@@ -81,6 +78,12 @@ class Target:
         come in 4-byte groups (``vpdpbusd``), else (int16 pairs) the float kernel's, which
         fits the target's vector registers (16 ymm on AVX2)."""
         return x86_64.VNNI_TILE if group == 4 else self.conv_tile(block)
+
+    @property
+    def ort_nchwc_block(self) -> int:
+        """The channel block of onnxruntime's NCHWc transformer on this CPU (0: none),
+        which decides its pooling summation order (``sqzc.ort.orders``)."""
+        return x86_64.mlas_nchwc_block(self.features)
 
     def pair_dot(self, lanes: int) -> tuple[int, str]:
         """(width in 32-bit lanes, LLVM intrinsic) of the ``pmaddwd`` the pair kernel

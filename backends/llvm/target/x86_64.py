@@ -4,8 +4,8 @@ kernels (vector width, FMA, VNNI, register tiles, the ``pmaddwd`` width).
 This is the only module that parses LLVM feature strings or turns a vector width into a
 kernel shape; ``Target`` exposes the results as facts, so emitters never parse features
 and a new CPU or ISA extension changes this file, not the kernels. (onnxruntime's own
-NCHWc rule, ``emit/pool/mlas.py``'s ``nchwc_pooled``, is a fact about onnxruntime, not
-about the code sqzc generates, and stays with the other onnxruntime rules.)
+NCHWc block size is read here too, ``mlas_nchwc_block``; what onnxruntime does with it
+is in ``sqzc.ort.orders``.)
 """
 
 from __future__ import annotations
@@ -41,6 +41,17 @@ def vector_width(features: str) -> int:
     if "+avx2" in flags or "+avx" in flags:
         return 8
     return 4
+
+
+def mlas_nchwc_block(features: str) -> int:
+    """The channel block onnxruntime's NCHWc transformer uses on a CPU with ``features``
+    (MLAS's ``MlasNchwcGetBlockSize``: 16 with AVX-512F, 8 with AVX2, 0 = no NCHWc
+    otherwise). onnxruntime's summation order for pools depends on it
+    (``sqzc.ort.orders``), so it is a fact of the target like the others here."""
+    flags = _flags(features)
+    if "+avx512f" in flags:
+        return 16
+    return 8 if "+avx2" in flags else 0
 
 
 def has_fma(features: str) -> bool:

@@ -165,8 +165,9 @@ def conv_multipliers(x_scale: float, w_scale: tuple[float, ...], y_scale: float
                      ) -> tuple[float, ...]:
     """onnxruntime's QLinearConv requantization scales: float32 ``x_scale * w_scale / y_scale``
     evaluated in that order (qlinearconv.cc), one per output channel."""
-    xs, ys = np.float32(x_scale), np.float32(y_scale)
-    return tuple(float(np.float32(np.float32(xs * np.float32(w)) / ys)) for w in w_scale)
+    m = onnx_ops.qlinear_conv_multipliers(np.float32(x_scale), np.asarray(w_scale, np.float32),
+                                          np.float32(y_scale))
+    return tuple(float(v) for v in m)
 
 
 def _qconv_macs(a: QConvAttrs, ins: Sequence[TensorType], out: TensorType) -> int:

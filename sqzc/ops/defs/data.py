@@ -10,7 +10,7 @@ import numpy as np
 from sqzc.errors import ModelError
 from sqzc.ops.attrs import AxisAttrs, ConstAttrs, NoAttrs, ReshapeAttrs, TransposeAttrs
 from sqzc.ops.kinds import OpKind, TensorType
-from sqzc.ops.opdef import OpDef, define, kernels, same_shape
+from sqzc.ops.opdef import OpDef, along_axis, define, kernels, same_shape
 
 
 def _input_shape(a: NoAttrs, ins: Sequence[TensorType]) -> TensorType:
@@ -64,13 +64,14 @@ define(OpDef(OpKind.CONST, ConstAttrs, arity=(0, 0), operands="any", shape=_cons
 define(OpDef(OpKind.CONCAT, AxisAttrs, arity=(1, 1 << 16), operands="any",
              shape=_concat_shape,
              reference=lambda a, ins: np.concatenate(list(ins), axis=a.axis),
-             kernels=kernels("any", ("plain", "blocked"))))
+             kernels=kernels("any", ("plain", "blocked")), batch_rule=along_axis))
 define(OpDef(OpKind.RESHAPE, ReshapeAttrs, arity=(1, 1), operands="any", shape=_reshape_shape,
              reference=lambda a, ins: ins[0].reshape(a.shape), kernels=kernels("any")))
 define(OpDef(OpKind.TRANSPOSE, TransposeAttrs, arity=(1, 1), operands="any",
              shape=_transpose_shape,
              reference=lambda a, ins: np.ascontiguousarray(ins[0].transpose(a.perm)),
-             kernels=kernels("any")))
+             kernels=kernels("any"),
+             batch_rule=lambda a: "moves the batch axis" if a.perm[0] != 0 else ""))
 define(OpDef(OpKind.IDENTITY, NoAttrs, arity=(1, 1), operands="any", shape=same_shape,
              reference=lambda a, ins: ins[0].copy(), kernels=kernels("any")))
 define(OpDef(OpKind.REORDER, NoAttrs, arity=(1, 1), operands="any", shape=same_shape,

@@ -15,7 +15,6 @@ from sqzc.ops.geometry import broadcast_shapes
 from sqzc.ops.kinds import OpKind, TensorType
 from sqzc.ops.opdef import EIGHT_BIT, OpDef, define, kernels, need_8bit, same_shape
 from sqzc.ort.oracles import contrib_ops as qrc
-from sqzc.ort.oracles import mlas
 
 def _binary_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
     if ins[0].dtype != ins[1].dtype:
@@ -63,19 +62,15 @@ def qadd_constants(a: QBinaryAttrs) -> tuple[np.float32, np.float32, np.float32]
     ``rX = f32(sX / sC)``, ``rY = f32(sY / sC)``,
     ``fixed = f32(zC - fma(rX, zX, f32(rY * zY)))``; then per element
     ``y = sat(cvtps2dq(fma(x, rX, fma(y, rY, fixed))))``."""
-    sx, sy, sc = (np.float32(q.scale[0]) for q in (a.a, a.b, a.y))
-    rx, ry = np.float32(sx / sc), np.float32(sy / sc)
-    inner = np.float32(ry * np.float32(a.b.zero_point[0]))
-    fixed = np.float32(np.float32(a.y.zero_point[0])
-                       - mlas.fma_f32(rx, np.float32(a.a.zero_point[0]), inner).reshape(()))
-    return rx, ry, fixed
+    return qrc.qladd_constants(np.float32(a.a.scale[0]), a.a.zero_point[0],
+                               np.float32(a.b.scale[0]), a.b.zero_point[0],
+                               np.float32(a.y.scale[0]), a.y.zero_point[0])
 
 
 def qmul_ratio(a: QBinaryAttrs) -> np.float32:
     """onnxruntime's QLinearMul ``f32(f32(sA * sB) / sC)``; per element
     ``y = sat(cvtps2dq(f32(f32(f32(p) * ratio) + zC)))`` with ``p = (a - zA) * (b - zB)``."""
-    sa, sb, sc = (np.float32(q.scale[0]) for q in (a.a, a.b, a.y))
-    return np.float32(np.float32(sa * sb) / sc)
+    return qrc.qlmul_ratio(*(np.float32(q.scale[0]) for q in (a.a, a.b, a.y)))
 
 
 def ref_qadd(a: QBinaryAttrs, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -105,12 +100,15 @@ _BINARY_REFERENCES = {OpKind.ADD: lambda a, ins: ins[0] + ins[1],
                       OpKind.DIV: lambda a, ins: int_div(ins[0], ins[1])}
 for _kind, _ref in _BINARY_REFERENCES.items():
     define(OpDef(_kind, NoAttrs, arity=(2, 2), operands="any", shape=_binary_shape,
-                 reference=_ref, kernels=kernels("float", ("plain", "blocked")), tags=frozenset({"binary"})))
+                 reference=_ref, kernels=kernels("float", ("plain", "blocked")),
+                 tags=frozenset({"binary", "broadcast"})))
 define(OpDef(OpKind.CAST, CastAttrs, arity=(1, 1), operands="any", shape=_cast_shape,
              reference=lambda a, ins: ins[0].astype(a.to), kernels=kernels("any")))
 define(OpDef(OpKind.LOOKUP, LookupAttrs, arity=(1, 1), operands="int8", shape=_lookup_shape,
              reference=lambda a, ins: ref_lookup(a, *ins), kernels=kernels(EIGHT_BIT)))
 define(OpDef(OpKind.QADD, QBinaryAttrs, arity=(2, 2), operands="int8", shape=_qbinary_shape,
-             reference=lambda a, ins: ref_qadd(a, *ins), kernels=kernels(EIGHT_BIT)))
+             reference=lambda a, ins: ref_qadd(a, *ins), kernels=kernels(EIGHT_BIT),
+             tags=frozenset({"broadcast"})))
 define(OpDef(OpKind.QMUL, QBinaryAttrs, arity=(2, 2), operands="int8", shape=_qbinary_shape,
-             reference=lambda a, ins: ref_qmul(a, *ins), kernels=kernels(EIGHT_BIT)))
+             reference=lambda a, ins: ref_qmul(a, *ins), kernels=kernels(EIGHT_BIT),
+             tags=frozenset({"broadcast"})))

@@ -90,10 +90,10 @@ def ref_matmul_integer(a: IntMatMulAttrs, x: np.ndarray, w: np.ndarray) -> np.nd
 
 define(OpDef(OpKind.MATMUL, MatMulAttrs, arity=(2, 2), operands="float", shape=_matmul_shape,
              reference=lambda a, ins: np.matmul(ins[0], ins[1]), macs=_matmul_macs,
-             kernels=kernels("float")))
+             kernels=kernels("float"), tags=frozenset({"matmul"})))
 define(OpDef(OpKind.QMATMUL, QMatMulAttrs, arity=(2, 2), operands="int8",
              shape=_qmatmul_shape, reference=lambda a, ins: ref_qmatmul(a, *ins),
-             kernels=kernels(EIGHT_BIT)))
+             kernels=kernels(EIGHT_BIT), tags=frozenset({"matmul"})))
 define(OpDef(OpKind.MATMUL_INTEGER, IntMatMulAttrs, arity=(2, 2), operands="int8",
              shape=_matmul_integer_shape, reference=lambda a, ins: ref_matmul_integer(a, *ins),
-             kernels=kernels(EIGHT_BIT)))
+             kernels=kernels(EIGHT_BIT), tags=frozenset({"matmul"})))

@@ -13,6 +13,7 @@ from sqzc.ops.defs.quantize import requantize
 from sqzc.ops.geometry import pool_out_dim
 from sqzc.ops.kinds import INT_RANGE, OpKind, TensorType
 from sqzc.ops.opdef import EIGHT_BIT, OpDef, define, kernels, need_8bit
+from sqzc.ort.oracles import contrib_ops as qrc
 from sqzc.ort.oracles import mlas
 
 def pool_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
@@ -82,8 +83,7 @@ def _ref_reduce(a: ReduceAttrs, x: np.ndarray) -> np.ndarray:
 
 def qglobal_avgpool_scale(a: QPoolAttrs, image_size: int) -> np.float32:
     """onnxruntime's ``x_scale / (y_scale * float(image_size))`` in float32."""
-    return np.float32(np.float32(a.x.scale[0]) /
-                      np.float32(np.float32(a.y.scale[0]) * np.float32(image_size)))
+    return qrc.qlgap_scale(np.float32(a.x.scale[0]), np.float32(a.y.scale[0]), image_size)
 
 
 def ref_qglobal_avgpool(a: QPoolAttrs, x: np.ndarray) -> np.ndarray:
@@ -145,7 +145,8 @@ define(OpDef(OpKind.AVGPOOL, PoolAttrs, arity=(1, 1), operands="float", shape=po
              reference=lambda a, ins: ref_pool(OpKind.AVGPOOL, a, ins[0]),
              kernels=kernels("float", ("plain", "blocked")), tags=frozenset({"pool"})))
 define(OpDef(OpKind.REDUCE, ReduceAttrs, arity=(1, 1), operands="float", shape=_reduce_shape,
-             reference=lambda a, ins: _ref_reduce(a, ins[0]), kernels=kernels("float", ("plain", "blocked"))))
+             reference=lambda a, ins: _ref_reduce(a, ins[0]), kernels=kernels("float", ("plain", "blocked")),
+             batch_rule=lambda a: "reduces the batch axis" if 0 in a.axes else ""))
 define(OpDef(OpKind.QGLOBAL_AVGPOOL, QPoolAttrs, arity=(1, 1), operands="int8",
              shape=_qglobal_avgpool_shape,
              reference=lambda a, ins: ref_qglobal_avgpool(a, ins[0]), kernels=kernels(EIGHT_BIT, ("plain", "blocked"))))

@@ -9,7 +9,7 @@ import numpy as np
 from sqzc.errors import ModelError
 from sqzc.ops.attrs import QSoftmaxAttrs, SoftmaxAttrs
 from sqzc.ops.kinds import OpKind, TensorType
-from sqzc.ops.opdef import EIGHT_BIT, OpDef, define, kernels, need_8bit
+from sqzc.ops.opdef import EIGHT_BIT, OpDef, along_axis, define, kernels, need_8bit
 from sqzc.ort.oracles import contrib_ops as qrc
 
 def _softmax_shape(a: object, ins: Sequence[TensorType]) -> TensorType:
@@ -45,7 +45,7 @@ def ref_qsoftmax(a: QSoftmaxAttrs, x: np.ndarray) -> np.ndarray:
 
 define(OpDef(OpKind.SOFTMAX, SoftmaxAttrs, arity=(1, 1), operands="float",
              shape=_softmax_shape, reference=lambda a, ins: ref_softmax(a, ins[0]),
-             kernels=kernels("float")))
+             kernels=kernels("float"), batch_rule=along_axis))
 define(OpDef(OpKind.QSOFTMAX, QSoftmaxAttrs, arity=(1, 1), operands="int8",
              shape=_qsoftmax_shape, reference=lambda a, ins: ref_qsoftmax(a, *ins),
-             kernels=kernels(EIGHT_BIT)))
+             kernels=kernels(EIGHT_BIT), batch_rule=along_axis))

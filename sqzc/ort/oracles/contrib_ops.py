@@ -1,11 +1,12 @@
 """Bit-exact numpy references of onnxruntime's ``com.microsoft`` int8/uint8 contrib kernels.
 
-The quantized ops outside the standard ONNX domain (QLinearAdd, QLinearMul, QLinearSigmoid,
-QLinearLeakyRelu, QLinearConcat, QLinearGlobalAveragePool, QLinearAveragePool), element for
-element as onnxruntime 1.32's CPU execution provider computes them on x86-64
+The quantized ops outside the standard ONNX domain (QLinearAdd, QLinearMul,
+QLinearGlobalAveragePool, QLinearAveragePool, QLinearSoftmax; the lookup-table ops are in
+:mod:`sqzc.ort.oracles.lookup_ops`), element for element as onnxruntime 1.32's CPU
+execution provider computes them on x86-64
 (``onnxruntime/contrib_ops/cpu/quantization/``). They are a family of their own, apart from
 the standard ops of :mod:`sqzc.ort.oracles.onnx_ops`: element-wise MLAS kernels with their own
-operand-swapping and saturation rules, 256-entry lookup tables and a float-path average
+operand-swapping and saturation rules, a lookup-table softmax and a float-path average
 pool, instead of exact integer accumulation followed by ``MlasRequantizeOutput``. They are
 built from the x86/MLAS primitives of :mod:`sqzc.ort.oracles.mlas`, whose docstring defines the notation used
 below (``f32``, ``fma``, ``rne``, ``sat8``/``sat16``, ``max_ps``/``min_ps``).
@@ -24,9 +25,8 @@ Summary (``q`` = 8-bit value, ``z`` = zero point, ``[lo, hi]`` = 8-bit range)
 * QLinearSoftmax: ``e = table[raw byte shifted so the row's max is the top entry]`` (exp
   in double, stored as float32), ``s`` = float32 sum of the row in order,
   ``y = sat(rne(f32(f32(e * floor(1 / sy)) / s)) + zy)``.
-* QLinearSigmoid / QLinearLeakyRelu / QLinearConcat: 256-entry tables,
-  ``table[q] = QuantizeLinear(f(f32(sx * f32(q - zx))), sy, zy)``, ``f`` = MLAS logistic /
-  leaky-relu / identity.
+* QLinearSigmoid / QLinearLeakyRelu / QLinearConcat: 256-entry tables
+  (:mod:`sqzc.ort.oracles.lookup_ops`).
 
 Only numpy, the standard library and :mod:`sqzc.ort.oracles.mlas` are used.
 """
@@ -41,13 +41,10 @@ import numpy as np
 from sqzc.ort.oracles.mlas import (
     QTYPES,
     cvtps_epi32,
-    mlas_quantize,
-    qdtype,
     sat_pack,
     scalar_f32,
     scalar_int,
     fma_f32,
-    mlas_logistic,
     requantize_output,
 )
 
@@ -55,14 +52,14 @@ _F32 = np.float32
 
 __all__ = [
     "broadcast_case",
+    "qladd_constants",
     "qladd_kernel",
+    "qlgap_scale",
+    "qlmul_ratio",
     "qlinear_add",
     "qlinear_average_pool",
-    "qlinear_concat",
     "qlinear_global_average_pool",
-    "qlinear_leaky_relu",
     "qlinear_mul",
-    "qlinear_sigmoid",
     "qlinear_softmax",
     "qlinear_softmax_table",
 ]
@@ -108,12 +105,30 @@ def broadcast_case(sa: tuple[int, ...], sb: tuple[int, ...], so: tuple[int, ...]
     return 2
 
 
+def qladd_constants(sx: np.float32, zx: int, sy: np.float32, zy: int, sc: np.float32, zc: int
+                    ) -> tuple[np.float32, np.float32, np.float32]:
+    """(rX, rY, fixed) of ``MlasQLinearAddKernelAvx2Helper`` with X the first operand:
+    ``rX = f32(sX / sC)``, ``rY = f32(sY / sC)``, ``fixed = f32(zC - fma(rX, zX, f32(rY * zY)))``."""
+    rx = _F32(_F32(sx) / _F32(sc))
+    ry = _F32(_F32(sy) / _F32(sc))
+    fixed = _F32(_F32(zc) - fma_f32(rx, _F32(zx), _F32(ry * _F32(zy))).reshape(()))
+    return rx, ry, fixed
+
+
+def qlmul_ratio(sa: np.float32, sb: np.float32, sc: np.float32) -> np.float32:
+    """QLinearMul's requantization ratio ``f32(f32(sA * sB) / sC)``."""
+    return _F32(_F32(_F32(sa) * _F32(sb)) / _F32(sc))
+
+
+def qlgap_scale(x_scale: np.float32, y_scale: np.float32, n: int) -> np.float32:
+    """QLinearGlobalAveragePool's requantization scale ``f32(sx / f32(sy * f32(n)))``."""
+    return _F32(_F32(x_scale) / _F32(_F32(y_scale) * _F32(n)))
+
+
 def qladd_kernel(x: np.ndarray, sx: np.float32, zx: int, y: np.ndarray, sy: np.float32, zy: int,
                   sc: np.float32, zc: int, dtype: np.dtype) -> np.ndarray:
     """``MlasQLinearAddKernelAvx2Helper`` with ``X`` the first MLAS operand (see qlinear_add)."""
-    rx = _F32(sx / sc)
-    ry = _F32(sy / sc)
-    fixed = _F32(_F32(zc) - fma_f32(rx, _F32(zx), _F32(ry * _F32(zy))))
+    rx, ry, fixed = qladd_constants(sx, zx, sy, zy, sc, zc)
     t = fma_f32(x.astype(_F32), rx, fma_f32(y.astype(_F32), ry, fixed))
     return sat_pack(cvtps_epi32(t), dtype)
 
@@ -178,106 +193,11 @@ def qlinear_mul(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.nda
     sa, sb, sc = scalar_f32(a_scale), scalar_f32(b_scale), scalar_f32(c_scale)
     za, zb, zc = scalar_int(a_zero_point), scalar_int(b_zero_point), scalar_int(c_zero_point)
     ab, bb, _ = _binary_operands(a, np.asarray(b))
-    ratio = _F32(_F32(sa * sb) / sc)
+    ratio = qlmul_ratio(sa, sb, sc)
     p = (ab.astype(np.int64) - za) * (bb.astype(np.int64) - zb)
     with np.errstate(over="ignore", invalid="ignore"):
         t = ((p.astype(_F32) * ratio).astype(_F32) + _F32(zc)).astype(_F32)
     return sat_pack(cvtps_epi32(t), dtype)
-
-
-# --------------------------------------------------------------------------------------
-# Lookup-table ops (com.microsoft)
-# --------------------------------------------------------------------------------------
-
-
-def _lut_inputs(x_scale: np.ndarray | float, x_zero_point: np.ndarray | int | None,
-                dtype: np.dtype) -> np.ndarray:
-    """``QlinearBuildLookupTable`` dequantized inputs for the 256 raw byte values (index = byte)."""
-    raw = np.arange(256, dtype=np.uint8).view(dtype).astype(np.int64)
-    k = (raw - scalar_int(x_zero_point)).astype(_F32)
-    return (scalar_f32(x_scale) * k).astype(_F32)
-
-
-def _apply_lut(x: np.ndarray, table: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    return table[x.view(np.uint8)].view(x.dtype) if x.dtype == np.int8 else table[x]
-
-
-def qlinear_sigmoid(x: np.ndarray, x_scale: np.ndarray | float,
-                    x_zero_point: np.ndarray | int | None, y_scale: np.ndarray | float,
-                    y_zero_point: np.ndarray | int | None) -> np.ndarray:
-    """com.microsoft ``QLinearSigmoid``: a 256-entry lookup table built in float32.
-
-    Mirrors ``QLinearSigmoid<T>`` (``onnxruntime/contrib_ops/cpu/quantization/
-    qlinear_activations.cc``) + ``QlinearBuildLookupTable`` (``qlinear_lookup_table.cc``)::
-
-        for every raw byte value q (as T):
-            d        = f32( x_scale * f32(int(q) - int(x_zp)) )
-            s        = mlas_logistic(d)                       # MLAS FMA3 approximation
-            table[q] = quantize(s, y_scale, y_zp)             # MlasQuantizeLinear: s / y_scale ...
-        y = table[x]
-
-    The table is identical whether the scales are constant (built at session creation) or
-    dynamic (built per run). Output dtype equals input dtype.
-    """
-    x = np.asarray(x)
-    dtype = x.dtype
-    d = _lut_inputs(x_scale, x_zero_point, dtype)
-    table = mlas_quantize(mlas_logistic(d), scalar_f32(y_scale), scalar_int(y_zero_point), dtype)
-    return _apply_lut(x, table.view(np.uint8) if dtype == np.int8 else table)
-
-
-def qlinear_leaky_relu(x: np.ndarray, x_scale: np.ndarray | float,
-                       x_zero_point: np.ndarray | int | None, y_scale: np.ndarray | float,
-                       y_zero_point: np.ndarray | int | None, alpha: float = 0.01) -> np.ndarray:
-    """com.microsoft ``QLinearLeakyRelu``: a 256-entry lookup table built in float32.
-
-    Mirrors ``QLinearLeakyRelu<T>`` (``onnxruntime/contrib_ops/cpu/quantization/
-    qlinear_activations.cc``) + ``QlinearBuildLookupTable``::
-
-        d        = f32( x_scale * f32(int(q) - int(x_zp)) )      # for each raw byte q
-        v        = d if d >= 0 else f32(alpha * d)               # alpha as float32
-        table[q] = quantize(v, y_scale, y_zp)                     # MlasQuantizeLinear
-        y = table[x]
-    """
-    x = np.asarray(x)
-    dtype = x.dtype
-    d = _lut_inputs(x_scale, x_zero_point, dtype)
-    v = np.where(d >= _F32(0.0), d, (_F32(alpha) * d).astype(_F32)).astype(_F32)
-    table = mlas_quantize(v, scalar_f32(y_scale), scalar_int(y_zero_point), dtype)
-    return _apply_lut(x, table.view(np.uint8) if dtype == np.int8 else table)
-
-
-def qlinear_concat(y_scale: np.ndarray | float, y_zero_point: np.ndarray | int,
-                   inputs: Sequence[tuple[np.ndarray, np.ndarray | float, np.ndarray | int]],
-                   axis: int) -> np.ndarray:
-    """com.microsoft ``QLinearConcat``: per-input requantization by lookup table, then concat.
-
-    Mirrors ``QLinearConcat::Compute`` (``onnxruntime/contrib_ops/cpu/quantization/
-    qlinear_concat.cc``). Inputs whose scale and zero point equal the output's are copied;
-    the others go through a 256-entry table built by ``QlinearBuildLookupTable`` with an
-    identity transform::
-
-        table[q] = quantize( f32(x_scale * f32(int(q) - int(x_zp))), y_scale, y_zp )
-                 # quantize = MlasQuantizeLinear: rne(clamp(f32(v / y_scale))) + y_zp
-
-    (For equal parameters the table would be the identity too.) Output dtype follows
-    ``y_zero_point``.
-    """
-    dtype = qdtype(y_zero_point)
-    ys, yz = scalar_f32(y_scale), scalar_int(y_zero_point)
-    parts = []
-    for x, xs, xz in inputs:
-        x = np.asarray(x)
-        if x.dtype != dtype:
-            raise TypeError("QLinearConcat inputs must share the output dtype")
-        if scalar_f32(xs) == ys and scalar_int(xz) == yz:
-            parts.append(x)
-            continue
-        d = _lut_inputs(xs, xz, dtype)
-        table = mlas_quantize(d, ys, yz, dtype)
-        parts.append(_apply_lut(x, table.view(np.uint8) if dtype == np.int8 else table))
-    return np.concatenate(parts, axis=axis)
 
 
 # --------------------------------------------------------------------------------------
@@ -313,7 +233,7 @@ def qlinear_global_average_pool(x: np.ndarray, x_scale: np.ndarray | float,
         raise ValueError("input rank must be >= 3")
     sp_axes = tuple(range(1, x.ndim - 1)) if channels_last else tuple(range(2, x.ndim))
     n = int(np.prod([x.shape[i] for i in sp_axes]))
-    scale = _F32(scalar_f32(x_scale) / _F32(scalar_f32(y_scale) * _F32(n)))
+    scale = qlgap_scale(scalar_f32(x_scale), scalar_f32(y_scale), n)
     if n >= 0x1000000 or scale < _F32(2.0**-32) or scale >= _F32(256.0):
         raise ValueError("QLinearGlobalAveragePool parameter out of computation range")
     acc = x.astype(np.int64).sum(axis=sp_axes, keepdims=True) - scalar_int(x_zero_point) * n

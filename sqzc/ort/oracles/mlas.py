@@ -32,6 +32,13 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "EXP_LOG2_HIGH",
+    "EXP_LOG2_LOW",
+    "EXP_LOG2_RECIPROCAL",
+    "EXP_LOWER_RANGE",
+    "EXP_POLY",
+    "EXP_ROUNDING_BIAS",
+    "SOFTMAX_SUM_LANES",
     "LOGISTIC_DENOMINATOR",
     "LOGISTIC_NUMERATOR",
     "QTYPES",
@@ -180,6 +187,19 @@ def requantize_output(acc: np.ndarray, scale: np.ndarray | float, zero_point: in
     v = np.where(np.isnan(v) | (v < lo), lo, v)
     v = np.where(v > hi, hi, v)
     return (cvtps_epi32(v) + zero_point).astype(dtype)
+
+
+#: ``MlasExpConstants`` (mlas/lib/compute.cpp) as float32 bit patterns, for MLAS's exp in
+#: its AVX-512F softmax kernel (``backends/llvm/emit/softmax/float.py`` reproduces it).
+EXP_LOWER_RANGE = 0xC2CFF1B5      # -103.972084: below it exp underflows to 0
+EXP_ROUNDING_BIAS = 0x4B400000    # 1.5 * 2^23: adding it rounds to an integer
+EXP_LOG2_RECIPROCAL = 0x3FB8AA3B  # 1 / ln 2
+EXP_LOG2_HIGH = 0xBF317200        # -ln 2, high part
+EXP_LOG2_LOW = 0xB5BFBE8E         # -ln 2, low part
+EXP_POLY = (0x3AB4A000, 0x3C092F6E, 0x3D2AADAD, 0x3E2AAA28, 0x3EFFFFFB, 0x3F800000,
+            0x3F800000)
+#: Lanes of MLAS's AVX-512 softmax partial sums (lane l adds elements l, l + 16, ...).
+SOFTMAX_SUM_LANES = 16
 
 
 #: ``MlasLogisticConstants`` (mlas/lib/logistic.cpp, Eigen's rational approximation of the

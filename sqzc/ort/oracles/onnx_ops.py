@@ -46,6 +46,7 @@ __all__ = [
     "dequantize_linear",
     "matmul_integer",
     "qlinear_conv",
+    "qlinear_conv_multipliers",
     "qlinear_matmul",
     "quantize_linear",
 ]
@@ -196,6 +197,14 @@ def _w_zp_per_channel(w_zp: np.ndarray | int, m: int, spatial_rank: int) -> np.n
     return zp.reshape((m, 1) + (1,) * spatial_rank)
 
 
+def qlinear_conv_multipliers(x_scale: np.float32, w_scale: np.ndarray, y_scale: np.float32
+                             ) -> np.ndarray:
+    """QLinearConv's requantization scales, one per output channel: float32
+    ``x_scale * w_scale / y_scale`` evaluated in that order (qlinearconv.cc)."""
+    ws = np.asarray(w_scale, dtype=_F32).reshape(-1)
+    return ((_F32(x_scale) * ws).astype(_F32) / _F32(y_scale)).astype(_F32)
+
+
 def conv_integer(x: np.ndarray, w: np.ndarray, x_zero_point: np.ndarray | int | None = None,
                  w_zero_point: np.ndarray | int | None = None, *,
                  strides: Sequence[int] | None = None, pads: Sequence[int] | None = None,
@@ -268,7 +277,7 @@ def qlinear_conv(x: np.ndarray, x_scale: np.ndarray | float, x_zero_point: np.nd
     ws_ = np.asarray(w_scale, dtype=_F32).reshape(-1)
     if ws_.size not in (1, m):
         raise ValueError("weight scale must be scalar or have one value per output channel")
-    out_scale = ((xs_ * ws_).astype(_F32) / ys_).astype(_F32)  # x_scale * w_scale / y_scale
+    out_scale = qlinear_conv_multipliers(xs_, ws_, ys_)
     acc = conv_accumulate(x.astype(np.int64) - xz, w.astype(np.int64) - wz,
                            strides, pads, dilations, group, auto_pad)
     bshape = (1, m) + (1,) * (acc.ndim - 2)

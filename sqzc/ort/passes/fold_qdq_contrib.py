@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from sqzc.ort.oracles import contrib_ops as qrc
-from sqzc.ops import broadcast_shapes
 from sqzc.ir import Graph
 from sqzc.ops import (
     Activation,
@@ -32,7 +30,7 @@ from sqzc.ops import (
     ReduceAttrs,
     SoftmaxAttrs,
 )
-from sqzc.ort.rules import ort_activation, ort_group_types
+from sqzc.ort.rules import ort_activation, ort_group_types, qladd_swaps
 from sqzc.passes.manager import PassContext
 from sqzc.ort.passes.qdq_match import dequantized, sole_quantize_reader
 from sqzc.ort.lookup import lookup_table
@@ -185,19 +183,21 @@ def _fold_binary(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
     op = g.op(nid)
     kind = OpKind.QADD if op.kind is OpKind.ADD else OpKind.QMUL
     shapes = [g.op(i).out.shape for i in op.inputs]
-    case = qrc.broadcast_case(shapes[0], shapes[1], broadcast_shapes(*shapes))
-    if kind is OpKind.QADD and g.dynamic_batch:
-        constant = g.constant_derived()  # no batch axis: a weight, or its DQ
-        ba, bb = ((2,) + s[1:] if s and i not in constant else s
-                  for i, s in zip(op.inputs, shapes))
-        if qrc.broadcast_case(ba, bb, broadcast_shapes(ba, bb)) != case:
+    swap = False
+    if kind is OpKind.QADD:
+        constant = g.constant_derived() if g.dynamic_batch else set()  # weights, their DQs
+        batched = [(2,) + s[1:] if g.dynamic_batch and s and i not in constant else s
+                   for i, s in zip(op.inputs, shapes)]
+        swap_or_none = qladd_swaps(shapes[0], shapes[1], batched[0], batched[1])
+        if swap_or_none is None:
             return False
+        swap = swap_or_none
     grp = _group(g, imported, list(op.inputs), nid, ctx)
     if grp is None:
         return False
     (a, aq), (b, bq) = grp.inputs
     ins, attrs = [a, b], QBinaryAttrs(aq, bq, grp.y)
-    if kind is OpKind.QADD and case == 0:
+    if swap:
         ins, attrs = [b, a], QBinaryAttrs(bq, aq, grp.y)
     return _finish(g, nid, grp, kind, attrs, ins, kind.value)
 

@@ -99,7 +99,7 @@ def _pool_blocked(ctx: KernelContext, is_max: bool) -> None:
     blk, oh, ow = y.shape[4], y.shape[2], y.shape[3]
     h, w = x.shape[2], x.shape[3]
     if is_max:
-        if mlas_max_pool_kernel(a, h, w, ctx.op.out.shape[1], ctx.target.features) == "vector":
+        if mlas_max_pool_kernel(a, h, w, ctx.op.out.shape[1], ctx.target.ort_nchwc_block) == "vector":
             # pool.mlas.maxpool_columns_first's order and pad slots, b channels at a time
             _pool_windows(ctx, vconst(-math.inf, blk), mlas_vector_max, order="vector",
                           column=lambda b, iw, v, col: mlas_column_max(b, iw, w, v, col),
@@ -107,7 +107,7 @@ def _pool_blocked(ctx: KernelContext, is_max: bool) -> None:
         else:  # onnxruntime's other max kernels start every window at -FLT_MAX
             _pool_windows(ctx, vconst(LOWEST_F32, blk), float_max)
         return
-    order = mlas_pool_kernel(a, h, w, ctx.op.out.shape[1], ctx.target.features)
+    order = mlas_pool_kernel(a, h, w, ctx.op.out.shape[1], ctx.target.ort_nchwc_block)
     if order == "global":
         global_mean_blocked(ctx)
         return

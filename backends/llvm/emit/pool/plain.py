@@ -99,12 +99,12 @@ def _pool(ctx: KernelContext, is_max: bool) -> None:
     n_batch, c, oh, ow = y.shape
     h, w = x.shape[2:]
     if is_max:
-        if mlas_max_pool_kernel(a, h, w, c, ctx.target.features) == "vector":
+        if mlas_max_pool_kernel(a, h, w, c, ctx.target.ort_nchwc_block) == "vector":
             maxpool_columns_first(ctx)
         else:  # onnxruntime's other max kernels start every window at -FLT_MAX
             accumulate_taps(ctx, f32(LOWEST_F32), float_max)
         return
-    kernel = mlas_pool_kernel(a, h, w, c, ctx.target.features)
+    kernel = mlas_pool_kernel(a, h, w, c, ctx.target.ort_nchwc_block)
     if kernel == "global":
         global_mean_plain(ctx, [n_batch, c], [h, w])
         return

@@ -29,7 +29,7 @@ def emit_reduce(ctx: KernelContext) -> None:
     for d in red:
         count *= d
     is_max = a.mode == "max"
-    if not is_max and runs_mlas_global_pool(a, ctx.target.features, x.shape[1]):
+    if not is_max and runs_mlas_global_pool(a, ctx.target.ort_nchwc_block, x.shape[1]):
         global_mean_plain(ctx, kept, red)
         return
     with loop_nest(b, kept, name="k") as kidx:
@@ -66,7 +66,7 @@ def emit_reduce_blocked(ctx: KernelContext) -> None:
     vt = vtype(blk)
     h, w = x.shape[2], x.shape[3]
     is_max = a.mode == "max"
-    if not is_max and runs_mlas_global_pool(a, ctx.target.features, ctx.op.out.shape[1]):
+    if not is_max and runs_mlas_global_pool(a, ctx.target.ort_nchwc_block, ctx.op.out.shape[1]):
         global_mean_blocked(ctx)
         return
     lo, hi, cb = blocks_and_rows(ctx, y)

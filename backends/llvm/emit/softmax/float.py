@@ -6,7 +6,8 @@ exactly onnxruntime's probabilities: MLAS's own exp (range reduction by ln 2 spl
 constants, a degree-6 polynomial by FMAs, scaling by 2^m with one rounding), partial sums
 in 16 lanes (lane ``l`` adds elements ``l, l+16, ...`` in order) reduced pairwise as its
 ``ReduceAccumulator`` does, then one reciprocal and a multiply. Constants and order are
-from onnxruntime's ``TransKernelAvx512F.S`` and ``compute.cpp``; the emulation was
+from onnxruntime's ``TransKernelAvx512F.S`` and ``compute.cpp`` (the constants in
+``sqzc.ort.oracles.mlas``); the emulation was
 checked bit-exact against onnxruntime on thousands of rows (tests/ops). Log-softmax uses
 libm's exp/log (no exactness target).
 """
@@ -22,21 +23,21 @@ from sqzc.backends.llvm.cg import F32, F64, I64, declare_intrinsic, entry_alloca
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
 from sqzc.ops import OpKind, SoftmaxAttrs
+from sqzc.ort.oracles.mlas import (
+    EXP_LOG2_HIGH as LOG2_HIGH,
+    EXP_LOG2_LOW as LOG2_LOW,
+    EXP_LOG2_RECIPROCAL as LOG2_RECIPROCAL,
+    EXP_LOWER_RANGE as LOWER_RANGE,
+    EXP_POLY as POLY,
+    EXP_ROUNDING_BIAS as ROUNDING_BIAS,
+    SOFTMAX_SUM_LANES as SUM_LANES,
+)
 
 
 def _bits(u: int) -> ir.Constant:
     return ir.Constant(F32, struct.unpack("<f", struct.pack("<I", u))[0])
 
 
-# MlasExpConstants (onnxruntime/core/mlas/lib/compute.cpp)
-LOWER_RANGE = 0xC2CFF1B5      # -103.972084: below it exp underflows to 0
-ROUNDING_BIAS = 0x4B400000    # 1.5 * 2^23: adding it rounds to an integer
-LOG2_RECIPROCAL = 0x3FB8AA3B  # 1 / ln 2
-LOG2_HIGH = 0xBF317200        # -ln 2, high part
-LOG2_LOW = 0xB5BFBE8E         # -ln 2, low part
-POLY = (0x3AB4A000, 0x3C092F6E, 0x3D2AADAD, 0x3E2AAA28, 0x3EFFFFFB, 0x3F800000, 0x3F800000)
-#: Lanes of MLAS's AVX-512 partial sums.
-SUM_LANES = 16
 
 
 def mlas_exp(b: ir.IRBuilder, fma: ir.Function, v: ir.Value) -> ir.Value:
