@@ -63,13 +63,37 @@ def transform_weights(w: np.ndarray, m: int, block: int) -> np.ndarray:
     """
     mats = matrices(m)
     oc, ic = w.shape[:2]
-    u = np.einsum("ik,ockl,jl->ijoc", mats.g, w.astype(np.float64), mats.g)
+    u = filter_transform(w, mats.g)
     a = mats.alpha
     ocb = -(-oc // block)
     padded = np.zeros((a * a, ocb * block, ic))
     padded[:, :oc] = u.reshape(a * a, oc, ic)
     packed = padded.reshape(a * a, ocb, block, ic).transpose(0, 1, 3, 2)
     return np.ascontiguousarray(packed, dtype=np.float32)
+
+
+def filter_transform(w: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``U[i, j, o, c] = (G w[o, c] G^T)[i, j]`` for OIHW 3x3 ``w``, in float64, in one
+    written order: ``acc = +0.0``, then for ``k`` in 0..2, for ``l`` in 0..2,
+    ``acc += (G[i, k] * w[o, c, k, l]) * G[j, l]``.
+
+    The order is the specification, not an implementation detail: the bits of a float64
+    sum depend on it, and a library that rebuilds ``U`` at load time (compressed weights)
+    must produce the same float32 values as this function. (It is the order ``np.einsum``
+    happened to use for C-contiguous input; for other layouts einsum reorders its loops.)
+    Terms with ``G[.,.] == 0`` or a zero weight add ``+-0.0`` to a sum that is never -0.0,
+    so a decoder may skip them."""
+    w64 = np.asarray(w, np.float64)
+    a = g.shape[0]
+    u = np.empty((a, a) + w64.shape[:2])
+    for i in range(a):
+        for j in range(a):
+            acc = np.zeros(w64.shape[:2])
+            for k in range(3):
+                for l in range(3):  # noqa: E741 - the index names of the formula
+                    acc = acc + (g[i, k] * w64[:, :, k, l]) * g[j, l]
+            u[i, j] = acc
+    return u
 
 
 def untransform_weights(u: np.ndarray, m: int, out_channels: int) -> np.ndarray:
