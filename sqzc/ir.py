@@ -19,6 +19,7 @@ import numpy as np
 
 from sqzc.errors import ModelError
 from sqzc.ops import ConstAttrs, NoAttrs, OpKind, OpNode, TensorType, kind_name
+from sqzc.ops.recipes import Recipe
 from sqzc.ops import infer_type
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.]")
@@ -103,12 +104,14 @@ class Graph:
         check_size(out, f"node '{where}' ({kind_name(kind, attrs)})")
         return self.add(OpNode(kind, attrs, out, ins, origin), name)
 
-    def add_const(self, value: np.ndarray, name: str, origin: tuple[str, ...] = ()) -> str:
-        """Insert a constant node holding ``value`` (made read-only, never copied)."""
+    def add_const(self, value: np.ndarray, name: str, origin: tuple[str, ...] = (),
+                  recipe: Recipe | None = None) -> str:
+        """Insert a constant node holding ``value`` (made read-only, never copied); a
+        derived one records how to rebuild it from its source (``recipe``)."""
         arr = np.array(value, order="C")  # a private C-ordered copy; keeps 0-d scalars 0-d
         arr.setflags(write=False)
-        op = OpNode(OpKind.CONST, ConstAttrs(arr), TensorType(tuple(arr.shape), arr.dtype.name),
-                    (), origin)
+        op = OpNode(OpKind.CONST, ConstAttrs(arr, recipe),
+                    TensorType(tuple(arr.shape), arr.dtype.name), (), origin)
         return self.add(op, name)
 
     def add_input(self, onnx_name: str, ttype: TensorType) -> str:

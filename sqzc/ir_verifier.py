@@ -11,7 +11,17 @@ import networkx as nx
 
 from sqzc.errors import InternalError, ModelError
 from sqzc.ir import Graph
-from sqzc.ops import EIGHT_BIT, FLOAT_DTYPES, OpKind, infer_type, op_name, opdef
+from sqzc.ops import (
+    EIGHT_BIT,
+    FLOAT_DTYPES,
+    ConstAttrs,
+    OpKind,
+    OpNode,
+    infer_type,
+    op_name,
+    opdef,
+)
+from sqzc.ops.recipes import Winograd, recipe_matches
 
 def verify(graph: Graph) -> None:
     """Raise InternalError describing the first inconsistency found."""
@@ -44,6 +54,7 @@ def verify(graph: Graph) -> None:
         if op.into is not None:
             _check_placement(graph, nid, where)
         _check_layout(graph, nid, where)
+        _check_recipe(op, where)
     for o in graph.outputs:
         if o.node in graph and graph.op(o.node).block:
             raise InternalError(f"graph output '{o.name}' is in a blocked layout")
@@ -85,3 +96,17 @@ def _check_placement(graph: Graph, nid: str, where: str) -> None:
         start += graph.op(src).out.shape[p.axis]
     raise InternalError(f"{where}: placement {p} does not match an operand slot of "
                         f"'{p.concat}'")
+
+
+def _check_recipe(op: OpNode, where: str) -> None:
+    """A derived constant's recipe must rebuild its value byte for byte (compressed builds
+    store the source and rebuild it). Winograd recipes are checked where they are used,
+    not here: their float64 transform is too slow to redo after every pass."""
+    if not isinstance(op.attrs, ConstAttrs) or op.attrs.recipe is None:
+        return
+    recipe = op.attrs.recipe
+    if any(isinstance(s, Winograd) for s in recipe.steps):
+        return
+    if not recipe_matches(recipe, op.attrs.value):
+        raise InternalError(f"{where}: its recipe ({recipe.describe()}) does not rebuild its "
+                            "value")

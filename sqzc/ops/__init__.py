@@ -71,7 +71,6 @@ from sqzc.ops.opdef import (
     define,
     infer_type,
     kernels,
-    along_axis,
     kind_name,
     kinds_tagged,
     op_name,

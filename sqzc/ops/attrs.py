@@ -6,11 +6,15 @@ op's attributes, and a conv's epilogue, are an ``Activation`` (``sqzc.ops.activa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sqzc.ops.activations import NO_ACTIVATION, Activation
+
+if TYPE_CHECKING:
+    from sqzc.ops.recipes import Recipe
 
 
 
@@ -48,9 +52,13 @@ class MatMulAttrs:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ConstAttrs:
-    """A constant's value (a numpy array owned by the IR; never mutated in place)."""
+    """A constant's value (a numpy array owned by the IR; never mutated in place) and, for
+    a tensor a pass derived from another (packed, Winograd-transformed, padded), the
+    ``Recipe`` that rebuilds it from its source (``sqzc.ops.recipes``). The recipe is
+    provenance, not identity: dumps and comparisons ignore it."""
 
     value: np.ndarray
+    recipe: Recipe | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

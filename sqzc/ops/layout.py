@@ -46,6 +46,17 @@ def qconv_input_offset(x_dtype: str, x_zp: int) -> int:
     return x_zp + (128 if x_dtype == "int8" else 0)
 
 
+def pack_qconv_weight(w: np.ndarray, block: int, group: int) -> np.ndarray:
+    """int8 OIHW weights -> [OC/b, IC/g, KH, KW, b, g], zero padded: int8 quads (``group``
+    4, ``vpdpbusd``) or int16 pairs (``group`` 2, ``pmaddwd``)."""
+    oc, ic, kh, kw = w.shape
+    ocb, icq = -(-oc // block), -(-ic // group)
+    padded = np.zeros((ocb * block, icq * group, kh, kw), np.int8 if group == 4 else np.int16)
+    padded[:oc, :ic] = w
+    packed = padded.reshape(ocb, block, icq, group, kh, kw).transpose(0, 2, 4, 5, 1, 3)
+    return np.ascontiguousarray(packed)
+
+
 def pack_qconv(a: QConvAttrs, x_dtype: str, w: np.ndarray, b: np.ndarray | None, block: int,
                group: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Weights [OC, IC, KH, KW] -> [OC/b, IC/g, KH, KW, b, g] (zero padded): int8 quads
@@ -54,10 +65,8 @@ def pack_qconv(a: QConvAttrs, x_dtype: str, w: np.ndarray, b: np.ndarray | None,
     correction folded in, then the float32 requantization multipliers as bits (data the
     kernel reads, so layers of equal geometry share code)."""
     oc, ic, kh, kw = w.shape
-    ocb, icq = -(-oc // block), -(-ic // group)
-    padded = np.zeros((ocb * block, icq * group, kh, kw), np.int8 if group == 4 else np.int16)
-    padded[:oc, :ic] = w
-    packed = padded.reshape(ocb, block, icq, group, kh, kw).transpose(0, 2, 4, 5, 1, 3)
+    ocb = -(-oc // block)
+    packed = pack_qconv_weight(w, block, group)
     bias = np.zeros(ocb * block, np.int64)
     if b is not None:
         bias[:oc] = b
@@ -66,7 +75,7 @@ def pack_qconv(a: QConvAttrs, x_dtype: str, w: np.ndarray, b: np.ndarray | None,
     mult = np.zeros(ocb * block, np.float32)
     mult[:oc] = np.asarray(a.multiplier, np.float32)  # one value (per tensor) or one per oc
     table = np.stack([bias.astype(np.int32), mult.view(np.int32)])
-    return np.ascontiguousarray(packed), table
+    return packed, table
 
 
 def unpack_qconv(a: QConvAttrs, x: np.ndarray, wp: np.ndarray, bp: np.ndarray | None

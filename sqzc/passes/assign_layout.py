@@ -19,6 +19,7 @@ from sqzc.ops import (
     opdef,
 )
 from sqzc.ops.layout import pack_conv_weight, pack_qconv
+from sqzc.ops.recipes import PackConv, PackQConv, PadTo, recipe_of
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 #: Kinds whose blocked kernel maps each channel block of the input to the same block of
@@ -43,8 +44,11 @@ def _pack_conv(g: Graph, nid: str, block: int) -> bool:
     bias = np.zeros(packed.shape[0] * block, np.float32)
     if b is not None:
         bias[:oc] = g.const_value(b)
-    pw = g.add_const(packed, f"{w}_packed{block}", op.origin)
-    pb = g.add_const(bias, f"{b or nid + '_bias'}_padded{block}", op.origin)
+    pw = g.add_const(packed, f"{w}_packed{block}", op.origin,
+                     recipe_of(g.const_value(w), PackConv(block)))
+    pb = g.add_const(bias, f"{b or nid + '_bias'}_padded{block}", op.origin,
+                     recipe_of(g.const_value(b), PadTo(bias.shape[0])) if b is not None
+                     else None)
     attrs = dataclasses.replace(a, packed=block, out_channels=oc)
     g.set_op(nid, dataclasses.replace(op, attrs=attrs, inputs=(op.inputs[0], pw, pb),
                                       block=block))
@@ -68,7 +72,8 @@ def _pack_qconv(g: Graph, nid: str, block: int, vnni: bool) -> bool:
     group, kind = (4, "vnni") if vnni else (2, "pairs")
     wp, bp = pack_qconv(a, xop.out.dtype, g.const_value(w),
                         g.const_value(b) if b is not None else None, block, group)
-    pw = g.add_const(wp, f"{w}_{kind}{block}", op.origin)
+    pw = g.add_const(wp, f"{w}_{kind}{block}", op.origin,
+                     recipe_of(g.const_value(w), PackQConv(block, group)))
     pb = g.add_const(bp, f"{b or nid + '_bias'}_{kind}{block}", op.origin)
     if xop.block != block:
         x = g.add_op(OpKind.REORDER, NoAttrs(), [x], f"{x}_nchw{block}c", op.origin)
