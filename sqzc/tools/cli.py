@@ -217,6 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     """``sqzc info``: metadata and sizes of a compiled library."""
     from sqzc.runtime import load
+    from sqzc.tools.elf import size_summary
 
     m = load(args.library)
     meta = dict(m.metadata)
@@ -234,6 +235,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"output:     {s}")
     print(f"batch:      {'dynamic (any N >= 1)' if m.dynamic_batch else 'static'}")
     print(f"weights:    {meta.get('weights_bytes')} bytes")
+    try:
+        print(f"sections:   {size_summary(args.library, int(meta.get('weights_bytes') or 0))}")
+    except SqzcError as e:  # a library sqzc can load but whose sections it cannot read
+        print(f"sections:   unknown ({e})")
     if meta.get("arena_bytes") is not None:
         print(f"arena:      {meta.get('arena_bytes')} bytes (liveness lower bound "
               f"{meta.get('arena_lower_bound')} bytes)")
