@@ -56,3 +56,17 @@ def test_sqzc_info_prints_the_split(library: Path) -> None:
     out = subprocess.run([*sqzc_command(), "info", str(library)], capture_output=True,
                          text=True, check=True).stdout
     assert re.search(r"^sections:   code [\d,]+, weights [\d,]+, other data", out, re.M), out
+
+
+def test_the_body_is_not_cloned(tmp_path: Path) -> None:
+    """``sqz_body`` is ``noduplicate``: LLVM's function specialization would otherwise
+    clone it for the callers that pass worker 0 (14 KB of code on SqueezeNet 1.0)."""
+    from sqzc.driver import CompileOptions
+    from sqzc.tools.zoo import build
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(build("squeezenet1.1").SerializeToString())
+    asm = tmp_path / "m.s"
+    sqzc.compile(model, asm, CompileOptions(emit="asm", target_cpu="znver4"))
+    text = asm.read_text()
+    assert "sqz_body:" in text and "sqz_body.specialized" not in text
