@@ -138,6 +138,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"weights:   {s['weights_bytes']} bytes")
         print(f"kernels:   {s['nodes']}")
         print(f"time:      {format_times(dict(s['seconds']))}")  # type: ignore[call-overload]
+        if args.output and args.emit == "so":
+            from sqzc.tools.elf import size_summary
+
+            print(f"library:   {Path(args.output).stat().st_size:,} bytes: "
+                  f"{size_summary(args.output, int(s['weights_bytes']))}")  # type: ignore[call-overload]
+        from sqzc.weights.analysis import format_report, weight_report
+
+        print("weights by tensor (library bytes today; the source tensor's zero-order bound "
+              "and best lossless coding):")
+        print(format_report(weight_report(result.graph)))
     return 0
 
 
