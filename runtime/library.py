@@ -28,8 +28,10 @@ from typing import Any
 import numpy as np
 
 from sqzc.errors import LibraryError
+from sqzc.runtime.cpu import missing_features
 
-__all__ = ["ABI_VERSION", "TensorSpec", "open_library", "parse_metadata", "read_metadata"]
+__all__ = ["ABI_VERSION", "TensorSpec", "check_cpu", "open_library", "parse_metadata",
+           "read_metadata"]
 
 #: The only ``abi_version`` (metadata key) this runtime can call.
 ABI_VERSION = 2
@@ -139,6 +141,22 @@ def read_metadata(lib: ctypes.CDLL, path: str) -> dict[str, Any]:
             f"this runtime supports {ABI_VERSION}"
         )
     return meta
+
+
+def check_cpu(meta: dict[str, Any], path: str) -> None:
+    """Refuse a library built for CPU features this machine lacks (it would die of
+    SIGILL at its first such instruction), naming them (:mod:`sqzc.runtime.cpu`)."""
+    target = meta.get("target")
+    features = target.get("features") if isinstance(target, dict) else None
+    if not isinstance(features, str):
+        return  # nothing recorded: nothing to check
+    missing = missing_features(features)
+    if missing:
+        cpu = target.get("cpu", "?")
+        raise LibraryError(
+            f"{path} was compiled for {cpu} and needs CPU features this machine lacks: "
+            f"{', '.join(missing)}; recompile it here (--target-cpu host) or for a CPU "
+            "this machine has (sqzc compile --target-cpu ...)")
 
 
 def _bad_meta(path: str, problem: str) -> LibraryError:

@@ -30,7 +30,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sqzc.errors import CallError, LibraryError, UsageError
-from sqzc.runtime.library import TensorSpec, open_library, parse_metadata, read_metadata
+from sqzc.runtime.library import (
+    TensorSpec,
+    check_cpu,
+    open_library,
+    parse_metadata,
+    read_metadata,
+)
 
 __all__ = ["CompiledModel", "load"]
 
@@ -42,6 +48,7 @@ _RUN_ERRORS: dict[int, str] = {
     1: "SQZ_ERR_BATCH: batch < 1, or batch != 1 for a static-batch model",
     2: "SQZ_ERR_NULL: an input/output pointer (or a needed workspace) is NULL",
     3: "SQZ_ERR_ALIGN: workspace is not 64-byte aligned",
+    4: "SQZ_ERR_CPU: this CPU lacks an instruction-set extension the library was built for",
 }
 
 
@@ -98,8 +105,8 @@ class CompiledModel:
         Raises:
             UsageError: ``path`` is not a path (str, bytes or os.PathLike), or
                 ``threads`` is not ``None`` or an int >= 1.
-            LibraryError: the file cannot be loaded, is not a sqzc library, or was built
-                for another ABI version.
+            LibraryError: the file cannot be loaded, is not a sqzc library, was built
+                for another ABI version, or needs CPU features this machine lacks.
         """
         path = _library_path(path)
         if threads is not None and (
@@ -113,6 +120,7 @@ class CompiledModel:
         self.path = os.path.abspath(path)
         self._lib = open_library(self.path)
         self.metadata = read_metadata(self._lib, self.path)
+        check_cpu(self.metadata, self.path)  # before any call that runs the library's code
         self.dynamic_batch, self.input_specs, self.output_specs = parse_metadata(
             self.metadata, self.path)
         self.workspace_size = int(self._lib.sqz_workspace_size())

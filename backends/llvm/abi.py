@@ -16,13 +16,15 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from sqzc.backends.llvm.cpu_check import emit_cpu_check
+from sqzc.backends.llvm.target import Target
 from sqzc.backends.llvm.cg import I8, I32, I64, PTR, for_range, i64, opaque_ptr
 from sqzc.backends.llvm.kernel import WORK_BYTES_PER_KERNEL, WORK_SITE_BYTES
 from sqzc.backends.llvm.threads import CTX, MAX_THREADS, build_barrier, build_pool
 from sqzc.ir import Graph
 from sqzc.memory import ALIGN, MemoryPlan, View
 
-ERR_BATCH, ERR_NULL, ERR_ALIGN = 1, 2, 3
+ERR_BATCH, ERR_NULL, ERR_ALIGN, ERR_CPU = 1, 2, 3, 4
 #: Bytes after the arena holding the barrier (counter, generation), one cache line each.
 BARRIER_BYTES = 2 * ALIGN
 
@@ -70,7 +72,7 @@ def _field(b: ir.IRBuilder, ctx: ir.Value, i: int, ty: ir.Type, name: str) -> ir
 
 def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
                        views: dict[str, View], kernels: list[tuple[str, ir.Function, int]],
-                       weights: ir.GlobalVariable, metadata_json: str,
+                       weights: ir.GlobalVariable, metadata_json: str, target: Target,
                        profile: bool = False) -> None:
     """Add the exported functions (and the internal worker) to ``module``."""
     meta = _cstring(module, "sqz_metadata_json", metadata_json)
@@ -90,7 +92,8 @@ def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
               for k, (_, _, sites) in enumerate(kernels) for s in range(sites)]
     if profile:
         zeroed += [profile_offset(plan, len(kernels)) + 8 * k for k in range(len(kernels))]
-    _build_runs(module, graph, plan, body, create, destroy, dispatch, zeroed)
+    cpu_ok = emit_cpu_check(module, target)
+    _build_runs(module, graph, plan, body, create, destroy, dispatch, zeroed, cpu_ok)
 
 
 def _build_body(module: ir.Module, graph: Graph, plan: MemoryPlan, views: dict[str, View],
@@ -180,10 +183,11 @@ def _now(module: ir.Module, b: ir.IRBuilder, clock: ir.Value) -> ir.Value:
 
 def _validate_and_prepare(b: ir.IRBuilder, run: ir.Function, graph: Graph, plan: MemoryPlan,
                           inputs: ir.Value, outputs: ir.Value, workspace: ir.Value,
-                          batch: ir.Value, zeroed: list[int]) -> ir.Value:
-    """The argument checks both run functions share (returning the ABI error codes),
-    then the barrier and the ``zeroed`` workspace words reset and the run context on the
-    stack."""
+                          batch: ir.Value, zeroed: list[int], cpu_ok: ir.Function) -> ir.Value:
+    """The CPU check (first: nothing before it may use a vector instruction) and the
+    argument checks both run functions share (returning the ABI error codes), then the
+    barrier and the ``zeroed`` workspace words reset and the run context on the stack."""
+    _return_if(b, b.not_(b.call(cpu_ok, [])), ERR_CPU, "cpu")
     if graph.dynamic_batch:
         bad = b.icmp_signed("<", batch, i64(1), name="batch.bad")
     else:
@@ -215,7 +219,7 @@ def _validate_and_prepare(b: ir.IRBuilder, run: ir.Function, graph: Graph, plan:
 
 
 def _run_entry(module: ir.Module, graph: Graph, plan: MemoryPlan, name: str,
-               args: list[tuple[str, ir.Type]], zeroed: list[int]
+               args: list[tuple[str, ir.Type]], zeroed: list[int], cpu_ok: ir.Function
                ) -> tuple[ir.Function, ir.IRBuilder, dict[str, ir.Value], ir.Value]:
     """An exported run function: named arguments, the shared checks, the run context."""
     fn = ir.Function(module, ir.FunctionType(I32, [t for _, t in args]), name)
@@ -225,7 +229,7 @@ def _run_entry(module: ir.Module, graph: Graph, plan: MemoryPlan, name: str,
         named[arg_name] = a
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     ctx = _validate_and_prepare(b, fn, graph, plan, named["inputs"], named["outputs"],
-                                named["workspace"], named["batch"], zeroed)
+                                named["workspace"], named["batch"], zeroed, cpu_ok)
     return fn, b, named, ctx
 
 
@@ -242,11 +246,12 @@ def _unless_alone(b: ir.IRBuilder, fn: ir.Function, alone: ir.Value, body: ir.Fu
 
 def _build_runs(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Function,
                 create: ir.Function, destroy: ir.Function, dispatch: ir.Function,
-                zeroed: list[int]) -> None:
+                zeroed: list[int], cpu_ok: ir.Function) -> None:
     """``sqz_run`` (threads per call) and ``sqz_run_pool`` (a caller-owned pool)."""
     null = ir.Constant(PTR, None)
     io = [("inputs", PTR), ("outputs", PTR), ("workspace", PTR), ("batch", I64)]
-    fn, b, a, ctx = _run_entry(module, graph, plan, "sqz_run", io + [("threads", I32)], zeroed)
+    fn, b, a, ctx = _run_entry(module, graph, plan, "sqz_run", io + [("threads", I32)], zeroed,
+                               cpu_ok)
     _unless_alone(b, fn, b.icmp_signed("<=", a["threads"], ir.Constant(I32, 1)), body, ctx)
     pool = b.call(create, [a["threads"]], name="pool")
     _unless_alone(b, fn, b.icmp_unsigned("==", pool, null), body, ctx)  # no memory: alone
@@ -255,11 +260,11 @@ def _build_runs(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Func
     b.ret(ir.Constant(I32, 0))
 
     fn, b, a, ctx = _run_entry(module, graph, plan, "sqz_run_pool", [("pool", PTR)] + io,
-                               zeroed)
+                               zeroed, cpu_ok)
     _unless_alone(b, fn, b.icmp_unsigned("==", a["pool"], null), body, ctx)
     b.call(dispatch, [a["pool"], ctx])
     b.ret(ir.Constant(I32, 0))
 
 
-__all__ = ["ERR_ALIGN", "ERR_BATCH", "ERR_NULL", "MAX_THREADS", "build_entry_points",
+__all__ = ["ERR_ALIGN", "ERR_BATCH", "ERR_CPU", "ERR_NULL", "MAX_THREADS", "build_entry_points",
            "workspace_bytes"]

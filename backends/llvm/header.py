@@ -26,7 +26,7 @@ def render_header(meta: dict[str, object]) -> str:
         f"#define SQZ_WORKSPACE_BYTES {meta['workspace_bytes']}ULL",
         "#define SQZ_WORKSPACE_ALIGN 64", "",
         "#define SQZ_OK 0", "#define SQZ_ERR_BATCH 1", "#define SQZ_ERR_NULL 2",
-        "#define SQZ_ERR_ALIGN 3", "",
+        "#define SQZ_ERR_ALIGN 3", "#define SQZ_ERR_CPU 4", "",
     ]
     for kind in ("inputs", "outputs"):
         specs = meta[kind]

@@ -166,7 +166,8 @@ def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
         if key not in shared:
             shared[key] = emit_kernel(module, graph, nid, views, target)
         kernels.append((nid, *shared[key]))
-    build_entry_points(module, graph, plan, views, kernels, wglobal, metadata_json, profile)
+    build_entry_points(module, graph, plan, views, kernels, wglobal, metadata_json, target,
+                       profile)
     text = str(module)
     if inline_weights:
         return LoweredModule(text, weights, [k.name for _, k, _ in kernels])

@@ -226,11 +226,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``sqzc info``: metadata and sizes of a compiled library."""
-    from sqzc.runtime import load
+    from sqzc.runtime.cpu import missing_features
+    from sqzc.runtime.library import open_library, parse_metadata, read_metadata
     from sqzc.tools.elf import size_summary
 
-    m = load(args.library)
-    meta = dict(m.metadata)
+    # no CompiledModel: info also describes a library this CPU cannot run
+    path = os.path.abspath(args.library)
+    meta = dict(read_metadata(open_library(path), path))
+    dynamic, input_specs, output_specs = parse_metadata(meta, path)
     if args.json:
         print(json.dumps(meta, indent=1, sort_keys=True))
         return 0
@@ -239,11 +242,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"compiler:   {meta.get('compiler')} (ABI {meta.get('abi_version')}, "
           f"-O{meta.get('opt_level')})")
     print(f"model:      {meta.get('model_name')} sha256 {meta.get('model_sha256')}")
-    for s in m.input_specs:
+    for s in input_specs:
         print(f"input:      {s}")
-    for s in m.output_specs:
+    for s in output_specs:
         print(f"output:     {s}")
-    print(f"batch:      {'dynamic (any N >= 1)' if m.dynamic_batch else 'static'}")
+    print(f"batch:      {'dynamic (any N >= 1)' if dynamic else 'static'}")
     print(f"weights:    {meta.get('weights_bytes')} bytes")
     try:
         print(f"sections:   {size_summary(args.library, int(meta.get('weights_bytes') or 0))}")
@@ -258,6 +261,9 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"{meta.get('arena_lower_bound')} bytes)")
     target = meta.get("target", {})
     print(f"target:     {target.get('cpu')} (vector width {target.get('vector_width')} floats)")
+    missing = missing_features(str(target.get("features", "")))
+    if missing:
+        print(f"this CPU:   cannot run it (lacks {', '.join(missing)})")
     return 0
 
 

@@ -132,8 +132,9 @@ int main(int argc, char **argv) {
     void *ws = NULL;
     if (ws_bytes && posix_memalign(&ws, 64, ws_bytes) != 0) { perror("memalign"); return 2; }
     /* Error returns first: they must not touch anything (memcheck sees any access). */
-    if (run((const void *const *)ins, outs, ws, 0, threads) != 1) {
-        fprintf(stderr, "batch 0 not refused\n"); return 1;
+    int32_t first = run((const void *const *)ins, outs, ws, 0, threads);
+    if (first != 1) {
+        fprintf(stderr, "batch 0 not refused (sqz_run returned %d)\n", first); return 1;
     }
     if (ws_bytes && run((const void *const *)ins, outs, (char *)ws + 8, batch, threads) != 3) {
         fprintf(stderr, "misaligned workspace not refused\n"); return 1;

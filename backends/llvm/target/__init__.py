@@ -85,6 +85,13 @@ class Target:
         which decides its pooling summation order (``sqzc.ort.orders``)."""
         return x86_64.mlas_nchwc_block(self.features)
 
+    @property
+    def cpuid_requirements(self) -> tuple[dict[tuple[int, int, int], int], int]:
+        """What the library checks at run time before its first kernel: the cpuid bits of
+        its features ({(leaf, subleaf, register): mask}) and the XCR0 state the OS must
+        have enabled (``backends/llvm/cpu_check.py``)."""
+        return x86_64.cpuid_requirements(self.features)
+
     def pair_dot(self, lanes: int) -> tuple[int, str]:
         """(width in 32-bit lanes, LLVM intrinsic) of the ``pmaddwd`` the pair kernel
         uses for ``lanes``-lane vectors."""

@@ -111,3 +111,58 @@ def pair_dot(features: str, lanes: int) -> tuple[int, str]:
     if lanes >= 8 and "+avx2" in flags:
         return 8, "llvm.x86.avx2.pmadd.wd"
     return 4, "llvm.x86.sse2.pmadd.wd"
+
+
+#: LLVM feature -> (cpuid leaf, subleaf, register 0-3 = eax/ebx/ecx/edx, bit) that reports
+#: it (Intel SDM vol. 2A, CPUID; AMD APM vol. 3): what the library checks at run time
+#: before its first kernel (``backends/llvm/cpu_check.py``). Features without an entry
+#: (tuning hints, system features) are not checked.
+CPUID_BITS: dict[str, tuple[int, int, int, int]] = {
+    "sse3": (1, 0, 2, 0), "ssse3": (1, 0, 2, 9), "fma": (1, 0, 2, 12), "cx16": (1, 0, 2, 13),
+    "sse4.1": (1, 0, 2, 19), "sse4.2": (1, 0, 2, 20), "crc32": (1, 0, 2, 20),
+    "movbe": (1, 0, 2, 22), "popcnt": (1, 0, 2, 23), "aes": (1, 0, 2, 25),
+    "xsave": (1, 0, 2, 26), "avx": (1, 0, 2, 28), "f16c": (1, 0, 2, 29),
+    "rdrnd": (1, 0, 2, 30), "pclmul": (1, 0, 2, 1),
+    "cx8": (1, 0, 3, 8), "cmov": (1, 0, 3, 15), "mmx": (1, 0, 3, 23), "fxsr": (1, 0, 3, 24),
+    "sse": (1, 0, 3, 25), "sse2": (1, 0, 3, 26),
+    "fsgsbase": (7, 0, 1, 0), "bmi": (7, 0, 1, 3), "avx2": (7, 0, 1, 5), "bmi2": (7, 0, 1, 8),
+    "avx512f": (7, 0, 1, 16), "evex512": (7, 0, 1, 16), "avx512dq": (7, 0, 1, 17),
+    "rdseed": (7, 0, 1, 18), "adx": (7, 0, 1, 19), "avx512ifma": (7, 0, 1, 21),
+    "clflushopt": (7, 0, 1, 23), "clwb": (7, 0, 1, 24), "avx512cd": (7, 0, 1, 28),
+    "sha": (7, 0, 1, 29), "avx512bw": (7, 0, 1, 30), "avx512vl": (7, 0, 1, 31),
+    "avx512vbmi": (7, 0, 2, 1), "avx512vbmi2": (7, 0, 2, 6), "gfni": (7, 0, 2, 8),
+    "vaes": (7, 0, 2, 9), "vpclmulqdq": (7, 0, 2, 10), "avx512vnni": (7, 0, 2, 11),
+    "avx512bitalg": (7, 0, 2, 12), "avx512vpopcntdq": (7, 0, 2, 14), "rdpid": (7, 0, 2, 22),
+    "movdiri": (7, 0, 2, 27), "movdir64b": (7, 0, 2, 28),
+    "avx512vp2intersect": (7, 0, 3, 8), "serialize": (7, 0, 3, 14),
+    "amx-bf16": (7, 0, 3, 22), "avx512fp16": (7, 0, 3, 23), "amx-tile": (7, 0, 3, 24),
+    "amx-int8": (7, 0, 3, 25),
+    "avxvnni": (7, 1, 0, 4), "avx512bf16": (7, 1, 0, 5), "avxifma": (7, 1, 0, 23),
+    "avxvnniint8": (7, 1, 3, 4), "avxneconvert": (7, 1, 3, 5),
+    "sahf": (0x80000001, 0, 2, 0), "lzcnt": (0x80000001, 0, 2, 5),
+    "sse4a": (0x80000001, 0, 2, 6), "prfchw": (0x80000001, 0, 2, 8),
+    "xop": (0x80000001, 0, 2, 11), "fma4": (0x80000001, 0, 2, 16), "tbm": (0x80000001, 0, 2, 21),
+    "64bit": (0x80000001, 0, 3, 29),
+}
+#: XCR0 state components the OS must have enabled (XGETBV) for a feature's registers:
+#: SSE|AVX (ymm) for AVX and up, plus opmask|ZMM_Hi256|Hi16_ZMM for AVX-512.
+XCR0_AVX = 0x6
+XCR0_AVX512 = 0xE6
+
+
+def cpuid_requirements(features: str) -> tuple[dict[tuple[int, int, int], int], int]:
+    """The cpuid bits a feature string needs, as {(leaf, subleaf, register): mask}, and
+    the XCR0 bits the OS must have enabled (0: no XGETBV check)."""
+    masks: dict[tuple[int, int, int], int] = {}
+    xcr0 = 0
+    for name in sorted(f for f in _flags(features) if f.startswith("+")):
+        feat = name[1:]
+        if feat not in CPUID_BITS:
+            continue
+        leaf, sub, reg, bit = CPUID_BITS[feat]
+        masks[(leaf, sub, reg)] = masks.get((leaf, sub, reg), 0) | (1 << bit)
+        if feat.startswith("avx512") or feat == "evex512":
+            xcr0 |= XCR0_AVX512
+        elif feat.startswith(("avx", "fma", "f16c", "vaes", "vpclmulqdq", "xop")):
+            xcr0 |= XCR0_AVX
+    return masks, xcr0
