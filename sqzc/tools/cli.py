@@ -9,7 +9,6 @@ only with ``--debug``. Output files are written atomically by the stages themsel
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 from sqzc import __version__
 from sqzc.errors import SqzcError, UsageError
 
+from sqzc.tools.cli_reports import cmd_info, print_compile_stats
 from sqzc.tools.cli_files import (check_dump_dir, check_output_path, npz_bytes, read_arrays,
                                   run_feeds)
 from sqzc.tools.demo import DEMO_IMAGE, DEMO_MODEL, LABELS, cmd_demo
@@ -127,41 +127,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     check_output_path(args.output)
     result = driver.compile(args.model, args.output, compile_options(args, args.emit))
     if args.stats:
-        s = result.stats
-        # CompileResult.stats['workspace_bytes'] is the planned arena; what a call needs
-        # (arena + runtime scratch, as `sqzc info` prints) is the metadata's workspace_bytes
-        print(f"arena:     {s['workspace_bytes']} bytes (liveness lower bound "
-              f"{s['arena_lower_bound']} bytes)")
-        workspace = result.metadata.get("workspace_bytes")
-        if workspace is not None:
-            print(f"workspace: {workspace} bytes (arena + runtime scratch)")
-        print(f"weights:   {s['weights_bytes']} bytes")
-        print(f"kernels:   {s['nodes']}")
-        print(f"time:      {format_times(dict(s['seconds']))}")  # type: ignore[call-overload]
-        if args.output and args.emit == "so":
-            from sqzc.tools.elf import size_summary
-
-            print(f"library:   {Path(args.output).stat().st_size:,} bytes: "
-                  f"{size_summary(args.output, int(s['weights_bytes']))}")  # type: ignore[call-overload]
-        from sqzc.weights.analysis import format_report, weight_report
-
-        print("weights by tensor (library bytes today; the source tensor's zero-order bound "
-              "and best lossless coding):")
-        print(format_report(weight_report(result.graph)))
+        print_compile_stats(result, args.output, args.emit)
     return 0
-
-
-def format_times(seconds: dict[str, float]) -> str:
-    """The ``--stats`` time line: parts that do not overlap, then the total. The driver's
-    ``codegen`` clock starts with ``llvm`` (lowering + LLVM optimization), so codegen is
-    shown without it (machine-code emission alone)."""
-    parts = {k: v for k, v in seconds.items() if k != "total"}
-    if "codegen" in parts and "llvm" in parts:
-        parts["codegen"] = max(0.0, parts["codegen"] - parts["llvm"])
-    text = ", ".join(f"{k} {v:.2f}s" for k, v in parts.items())
-    if "total" in seconds:
-        text += f"; total {seconds['total']:.2f}s"
-    return text
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -221,49 +188,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             buf = io.BytesIO()
             np.save(buf, next(iter(outputs.values())))
             write_atomically(out, buf.getvalue())
-    return 0
-
-
-def cmd_info(args: argparse.Namespace) -> int:
-    """``sqzc info``: metadata and sizes of a compiled library."""
-    from sqzc.runtime.cpu import missing_features
-    from sqzc.runtime.library import open_library, parse_metadata, read_metadata
-    from sqzc.tools.elf import size_summary
-
-    # no CompiledModel: info also describes a library this CPU cannot run
-    path = os.path.abspath(args.library)
-    meta = dict(read_metadata(open_library(path), path))
-    dynamic, input_specs, output_specs = parse_metadata(meta, path)
-    if args.json:
-        print(json.dumps(meta, indent=1, sort_keys=True))
-        return 0
-    size = Path(args.library).stat().st_size
-    print(f"library:    {args.library} ({size} bytes)")
-    print(f"compiler:   {meta.get('compiler')} (ABI {meta.get('abi_version')}, "
-          f"-O{meta.get('opt_level')})")
-    print(f"model:      {meta.get('model_name')} sha256 {meta.get('model_sha256')}")
-    for s in input_specs:
-        print(f"input:      {s}")
-    for s in output_specs:
-        print(f"output:     {s}")
-    print(f"batch:      {'dynamic (any N >= 1)' if dynamic else 'static'}")
-    print(f"weights:    {meta.get('weights_bytes')} bytes")
-    try:
-        print(f"sections:   {size_summary(args.library, int(meta.get('weights_bytes') or 0))}")
-    except SqzcError as e:  # a library sqzc can load but whose sections it cannot read
-        print(f"sections:   unknown ({e})")
-    if meta.get("arena_bytes") is not None:
-        print(f"arena:      {meta.get('arena_bytes')} bytes (liveness lower bound "
-              f"{meta.get('arena_lower_bound')} bytes)")
-        print(f"workspace:  {meta.get('workspace_bytes')} bytes (arena + runtime scratch)")
-    else:  # libraries from before arena_bytes was recorded
-        print(f"workspace:  {meta.get('workspace_bytes')} bytes (liveness lower bound "
-              f"{meta.get('arena_lower_bound')} bytes)")
-    target = meta.get("target", {})
-    print(f"target:     {target.get('cpu')} (vector width {target.get('vector_width')} floats)")
-    missing = missing_features(str(target.get("features", "")))
-    if missing:
-        print(f"this CPU:   cannot run it (lacks {', '.join(missing)})")
     return 0
 
 
