@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +50,7 @@ _RUN_ERRORS: dict[int, str] = {
     2: "SQZ_ERR_NULL: an input/output pointer (or a needed workspace) is NULL",
     3: "SQZ_ERR_ALIGN: workspace is not 64-byte aligned",
     4: "SQZ_ERR_CPU: this CPU lacks an instruction-set extension the library was built for",
+    5: "SQZ_ERR_WEIGHTS: the compressed weights failed to decode (damaged library)",
 }
 
 
@@ -123,6 +125,7 @@ class CompiledModel:
         check_cpu(self.metadata, self.path)  # before any call that runs the library's code
         self.dynamic_batch, self.input_specs, self.output_specs = parse_metadata(
             self.metadata, self.path)
+        self.decode_seconds = _init_weights(self._lib, self.path)
         self.workspace_size = int(self._lib.sqz_workspace_size())
         declared = self.metadata.get("workspace_bytes")
         if declared is not None and declared != self.workspace_size:
@@ -375,6 +378,22 @@ def _destroy_pool(lib: ctypes.CDLL, pool: int, pid: int) -> None:
     """Stop a pool's workers (only in the process that started them)."""
     if os.getpid() == pid:
         lib.sqz_pool_destroy(pool)
+
+
+def _init_weights(lib: object, path: str) -> float:
+    """Run the library's ``sqz_init`` (decodes compressed weights, once per process) and
+    return the seconds it took; libraries from before ``sqz_init`` need nothing."""
+    init = getattr(lib, "sqz_init", None)
+    if init is None:
+        return 0.0
+    init.argtypes, init.restype = [], ctypes.c_int32
+    start = time.perf_counter()
+    code = init()
+    if code != 0:
+        raise LibraryError(f"{path}: its weights failed to decode (sqz_init returned {code}: "
+                           f"{_RUN_ERRORS.get(code, 'unknown error code')}); the file is "
+                           "damaged, rebuild it")
+    return time.perf_counter() - start
 
 
 def load(path: str | os.PathLike[str], threads: int | None = None) -> CompiledModel:

@@ -27,6 +27,8 @@ from sqzc.memory import MemoryPlan, naive_arena, schedule
 from sqzc.passes.manager import Instrumentation, PassContext, PassRecord, run_pipeline
 
 EMIT_KINDS = ("so", "obj", "llvm", "asm", "header")
+#: ``--weights`` values (``CompileOptions.weights``).
+WEIGHT_MODES = ("raw", "compressed", "auto")
 #: The largest workspace (arena) a compiled model may need (README "Safety and limits").
 MAX_WORKSPACE_BYTES = 1 << 32
 ABI_VERSION = 2
@@ -48,6 +50,10 @@ class CompileOptions:
     #: with session.qdqisint8allowed=1 (its default on Arm); --no-fuse-int8-qdq fuses only
     #: what onnxruntime's default x86-64 session fuses and runs the others its float way
     fuse_int8_qdq: bool = True
+    #: how the library stores its weights: ``raw`` (the kernels' layout in .rodata) or
+    #: ``compressed`` (each tensor's source, losslessly coded, decoded once per process
+    #: by sqz_init into the same image; issue 21). ``auto`` is ``raw`` for now.
+    weights: str = "raw"
 
     def check(self) -> None:
         """Reject invalid values early, with a usage error naming the option: API callers
@@ -75,6 +81,9 @@ class CompileOptions:
         if not isinstance(self.instrumentation, Instrumentation):
             raise UsageError(f"instrumentation must be a sqzc.passes.manager.Instrumentation, "
                              f"got {type(self.instrumentation).__name__}")
+        if self.weights not in WEIGHT_MODES:
+            raise UsageError(f"--weights must be one of {', '.join(WEIGHT_MODES)}, "
+                             f"got {self.weights!r}")
         for flag in ("verify_ir", "profile", "winograd", "fuse_int8_qdq"):
             if not isinstance(getattr(self, flag), bool):
                 raise UsageError(f"{flag} must be True or False, got "
@@ -287,9 +296,16 @@ def build_library(graph: Graph, plan: MemoryPlan, output: str | os.PathLike[str]
 
     seconds = seconds if seconds is not None else {}
     target = resolve_target(options.target_cpu)
-    weights, _ = pack_weights(graph)
+    weights, const_offsets = pack_weights(graph)
+    wplan = None
+    if options.weights == "compressed":
+        from sqzc.backends.llvm.weights_init import plan_compressed
+
+        wplan = plan_compressed(graph, const_offsets)
     meta = build_metadata(graph, plan, model_sha256, len(weights), target, options.opt_level,
                           options.profile)
+    meta["weights_storage"] = "compressed" if wplan is not None else "raw"
+    meta["weights_stored_bytes"] = len(wplan.container) if wplan is not None else len(weights)
     result = CompileResult(graph, plan, meta, Path(output) if output else None, [], seconds)
     if output is None:
         return result
@@ -304,7 +320,7 @@ def build_library(graph: Graph, plan: MemoryPlan, output: str | os.PathLike[str]
         wpath = Path(tmp) / "weights.bin"
         meta_json = json.dumps(meta, sort_keys=True)
         lowered = lower(graph, plan, target, meta_json, str(wpath), options.profile,
-                        inline_weights=options.emit == "llvm")
+                        inline_weights=options.emit == "llvm", compressed=wplan)
         wpath.write_bytes(lowered.weights)
         if options.emit == "llvm":
             write_atomically(out, lowered.ir_text)

@@ -73,7 +73,7 @@ def _field(b: ir.IRBuilder, ctx: ir.Value, i: int, ty: ir.Type, name: str) -> ir
 def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
                        views: dict[str, View], kernels: list[tuple[str, ir.Function, int]],
                        weights: ir.GlobalVariable, metadata_json: str, target: Target,
-                       profile: bool = False) -> None:
+                       init: ir.Function, profile: bool = False) -> None:
     """Add the exported functions (and the internal worker) to ``module``."""
     meta = _cstring(module, "sqz_metadata_json", metadata_json)
     fn = ir.Function(module, ir.FunctionType(PTR, []), "sqz_metadata")
@@ -93,7 +93,7 @@ def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
     if profile:
         zeroed += [profile_offset(plan, len(kernels)) + 8 * k for k in range(len(kernels))]
     cpu_ok = emit_cpu_check(module, target)
-    _build_runs(module, graph, plan, body, create, destroy, dispatch, zeroed, cpu_ok)
+    _build_runs(module, graph, plan, body, create, destroy, dispatch, zeroed, cpu_ok, init)
 
 
 def _build_body(module: ir.Module, graph: Graph, plan: MemoryPlan, views: dict[str, View],
@@ -183,11 +183,18 @@ def _now(module: ir.Module, b: ir.IRBuilder, clock: ir.Value) -> ir.Value:
 
 def _validate_and_prepare(b: ir.IRBuilder, run: ir.Function, graph: Graph, plan: MemoryPlan,
                           inputs: ir.Value, outputs: ir.Value, workspace: ir.Value,
-                          batch: ir.Value, zeroed: list[int], cpu_ok: ir.Function) -> ir.Value:
+                          batch: ir.Value, zeroed: list[int], cpu_ok: ir.Function,
+                          init: ir.Function) -> ir.Value:
     """The CPU check (first: nothing before it may use a vector instruction) and the
     argument checks both run functions share (returning the ABI error codes), then the
     barrier and the ``zeroed`` workspace words reset and the run context on the stack."""
     _return_if(b, b.not_(b.call(cpu_ok, [])), ERR_CPU, "cpu")
+    weights_rc = b.call(init, [], name="init")  # once per process (compressed weights)
+    failed, ready = run.append_basic_block("init.fail"), run.append_basic_block("init.ok")
+    b.cbranch(b.icmp_unsigned("!=", weights_rc, ir.Constant(I32, 0)), failed, ready)
+    b.position_at_end(failed)
+    b.ret(weights_rc)
+    b.position_at_end(ready)
     if graph.dynamic_batch:
         bad = b.icmp_signed("<", batch, i64(1), name="batch.bad")
     else:
@@ -219,7 +226,8 @@ def _validate_and_prepare(b: ir.IRBuilder, run: ir.Function, graph: Graph, plan:
 
 
 def _run_entry(module: ir.Module, graph: Graph, plan: MemoryPlan, name: str,
-               args: list[tuple[str, ir.Type]], zeroed: list[int], cpu_ok: ir.Function
+               args: list[tuple[str, ir.Type]], zeroed: list[int], cpu_ok: ir.Function,
+               init: ir.Function
                ) -> tuple[ir.Function, ir.IRBuilder, dict[str, ir.Value], ir.Value]:
     """An exported run function: named arguments, the shared checks, the run context."""
     fn = ir.Function(module, ir.FunctionType(I32, [t for _, t in args]), name)
@@ -229,7 +237,7 @@ def _run_entry(module: ir.Module, graph: Graph, plan: MemoryPlan, name: str,
         named[arg_name] = a
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     ctx = _validate_and_prepare(b, fn, graph, plan, named["inputs"], named["outputs"],
-                                named["workspace"], named["batch"], zeroed, cpu_ok)
+                                named["workspace"], named["batch"], zeroed, cpu_ok, init)
     return fn, b, named, ctx
 
 
@@ -246,12 +254,12 @@ def _unless_alone(b: ir.IRBuilder, fn: ir.Function, alone: ir.Value, body: ir.Fu
 
 def _build_runs(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Function,
                 create: ir.Function, destroy: ir.Function, dispatch: ir.Function,
-                zeroed: list[int], cpu_ok: ir.Function) -> None:
+                zeroed: list[int], cpu_ok: ir.Function, init: ir.Function) -> None:
     """``sqz_run`` (threads per call) and ``sqz_run_pool`` (a caller-owned pool)."""
     null = ir.Constant(PTR, None)
     io = [("inputs", PTR), ("outputs", PTR), ("workspace", PTR), ("batch", I64)]
     fn, b, a, ctx = _run_entry(module, graph, plan, "sqz_run", io + [("threads", I32)], zeroed,
-                               cpu_ok)
+                               cpu_ok, init)
     _unless_alone(b, fn, b.icmp_signed("<=", a["threads"], ir.Constant(I32, 1)), body, ctx)
     pool = b.call(create, [a["threads"]], name="pool")
     _unless_alone(b, fn, b.icmp_unsigned("==", pool, null), body, ctx)  # no memory: alone
@@ -260,7 +268,7 @@ def _build_runs(module: ir.Module, graph: Graph, plan: MemoryPlan, body: ir.Func
     b.ret(ir.Constant(I32, 0))
 
     fn, b, a, ctx = _run_entry(module, graph, plan, "sqz_run_pool", [("pool", PTR)] + io,
-                               zeroed, cpu_ok)
+                               zeroed, cpu_ok, init)
     _unless_alone(b, fn, b.icmp_unsigned("==", a["pool"], null), body, ctx)
     b.call(dispatch, [a["pool"], ctx])
     b.ret(ir.Constant(I32, 0))

@@ -26,7 +26,7 @@ def render_header(meta: dict[str, object]) -> str:
         f"#define SQZ_WORKSPACE_BYTES {meta['workspace_bytes']}ULL",
         "#define SQZ_WORKSPACE_ALIGN 64", "",
         "#define SQZ_OK 0", "#define SQZ_ERR_BATCH 1", "#define SQZ_ERR_NULL 2",
-        "#define SQZ_ERR_ALIGN 3", "#define SQZ_ERR_CPU 4", "",
+        "#define SQZ_ERR_ALIGN 3", "#define SQZ_ERR_CPU 4", "#define SQZ_ERR_WEIGHTS 5", "",
     ]
     for kind in ("inputs", "outputs"):
         specs = meta[kind]
@@ -53,6 +53,9 @@ def render_header(meta: dict[str, object]) -> str:
     lines += [
         "const char *sqz_metadata(void);",
         "uint64_t sqz_workspace_size(void);",
+        "/* Decode compressed weights once per process (thread-safe, idempotent; sqz_run",
+        " * calls it lazily). Returns 0 or SQZ_ERR_WEIGHTS. Call it before fork(). */",
+        "int32_t sqz_init(void);",
         "int32_t sqz_run(const void *const *inputs, void *const *outputs, void *workspace,",
         "                int64_t batch, int32_t threads);",
         "void *sqz_pool_create(int32_t threads);",

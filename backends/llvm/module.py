@@ -18,6 +18,7 @@ from sqzc.backends.llvm.abi import build_entry_points
 from sqzc.backends.llvm.cg import PTR
 from sqzc.backends.llvm.kernel import KernelContext, Operand, kernel_signature
 from sqzc.backends.llvm.target import Target
+from sqzc.backends.llvm.weights_init import WeightPlan, build_init
 from sqzc.errors import InternalError, SqzcError
 from sqzc.ir import Graph
 from sqzc.memory import ALIGN, MemoryPlan, View, align_up, resolve_views, schedule
@@ -140,8 +141,8 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
 
 
 def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
-          weights_path: str, profile: bool = False, inline_weights: bool = False
-          ) -> LoweredModule:
+          weights_path: str, profile: bool = False, inline_weights: bool = False,
+          compressed: WeightPlan | None = None) -> LoweredModule:
     """Build the module for ``graph``; ``weights_path`` is the file ``.incbin`` will read.
 
     ``inline_weights`` spells the weights out as an IR constant instead (``--emit llvm``:
@@ -156,9 +157,11 @@ def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
     wglobal = ir.GlobalVariable(module, ir.ArrayType(ir.IntType(8), len(weights)), WEIGHTS_SYMBOL)
     wglobal.visibility = "hidden"
     wglobal.align = ALIGN
-    if inline_weights:
+    wplan = compressed  # the stored container and load-time steps, or raw weights
+    if inline_weights and wplan is None:
         wglobal.global_constant = True
         wglobal.initializer = ir.Constant(wglobal.value_type, bytearray(weights))
+    init = build_init(module, target, wglobal, len(weights), wplan)
     kernels = []
     shared: dict[str, tuple[ir.Function, int]] = {}
     for nid in schedule(graph):
@@ -167,9 +170,9 @@ def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
             shared[key] = emit_kernel(module, graph, nid, views, target)
         kernels.append((nid, *shared[key]))
     build_entry_points(module, graph, plan, views, kernels, wglobal, metadata_json, target,
-                       profile)
+                       init, profile)
     text = str(module)
-    if inline_weights:
+    if inline_weights or wplan is not None:  # no .incbin: inline, or a .bss image
         return LoweredModule(text, weights, [k.name for _, k, _ in kernels])
     path = weights_path.replace("\\", "\\\\").replace('"', '\\"')
     asm = [

@@ -33,6 +33,7 @@ __all__ = ["emit_pack_conv", "emit_pack_qconv", "emit_winograd"]
 def _fn(module: ir.Module, name: str, n_sizes: int) -> tuple[ir.Function, ir.IRBuilder]:
     fn = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR] + [I64] * n_sizes), name)
     fn.linkage = "internal"
+    fn.attributes.add("noinline")  # one copy per library, however many tensors call it
     return fn, ir.IRBuilder(fn.append_basic_block("entry"))
 
 

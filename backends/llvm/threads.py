@@ -78,12 +78,12 @@ def _at(b: ir.IRBuilder, base: ir.Value, offset: int | ir.Value, name: str = "")
     return b.gep(base, [off], source_etype=I8, name=name)
 
 
-def _futex(module: ir.Module, b: ir.IRBuilder, word: ir.Value, op: int, val: ir.Value) -> None:
+def futex(module: ir.Module, b: ir.IRBuilder, word: ir.Value, op: int, val: ir.Value) -> None:
     null = ir.Constant(PTR, None)
     b.call(_syscall(module), [i64(SYS_FUTEX), word, i64(op), val, null, null, i64(0)])
 
 
-def _wait_for_change(module: ir.Module, fn: ir.Function, b: ir.IRBuilder, word: ir.Value,
+def wait_for_change(module: ir.Module, fn: ir.Function, b: ir.IRBuilder, word: ir.Value,
                      old: ir.Value, name: str) -> ir.Value:
     """Spin until the i64 at ``word`` differs from ``old``, then sleep on its low 32 bits
     (FUTEX_WAIT) until it does; returns the new value. The writer must FUTEX_WAKE after
@@ -105,7 +105,7 @@ def _wait_for_change(module: ir.Module, fn: ir.Function, b: ir.IRBuilder, word: 
     b.position_at_end(sleep)
     # FUTEX_WAIT returns at once if the word already changed, so no wake-up is lost;
     # spurious returns go back to the check (spins stays past the limit).
-    _futex(module, b, word, FUTEX_WAIT_PRIVATE, b.and_(old, i64(0xFFFFFFFF)))
+    futex(module, b, word, FUTEX_WAIT_PRIVATE, b.and_(old, i64(0xFFFFFFFF)))
     spins.add_incoming(i64(SPINS_BEFORE_SLEEP), sleep)
     b.branch(spin)
     b.position_at_end(done)
@@ -141,7 +141,7 @@ def build_barrier(module: ir.Module) -> ir.Function:
     b.atomic_rmw("xchg", gen_ptr, b.add(gen, i64(1)), "seq_cst")
     sleeping = b.atomic_rmw("add", waiters, i64(0), "seq_cst", name="sleeping")
     with b.if_then(b.icmp_signed("!=", sleeping, i64(0))):
-        _futex(module, b, gen_ptr, FUTEX_WAKE_PRIVATE, i64(0x7FFFFFFF))
+        futex(module, b, gen_ptr, FUTEX_WAKE_PRIVATE, i64(0x7FFFFFFF))
     b.ret_void()
 
     b.position_at_end(spin)
@@ -163,7 +163,7 @@ def build_barrier(module: ir.Module) -> ir.Function:
     cur2 = b.load_atomic(gen_ptr, "seq_cst", 8, typ=I64)
     b.cbranch(b.icmp_signed("!=", cur2, gen), woken, wait)
     b.position_at_end(wait)
-    _futex(module, b, gen_ptr, FUTEX_WAIT_PRIVATE, b.and_(gen, i64(0xFFFFFFFF)))
+    futex(module, b, gen_ptr, FUTEX_WAIT_PRIVATE, b.and_(gen, i64(0xFFFFFFFF)))
     b.branch(check)
     b.position_at_end(woken)
     b.atomic_rmw("sub", waiters, i64(1), "seq_cst")
@@ -220,7 +220,7 @@ def _build_pool_worker(module: ir.Module, body: ir.Function) -> ir.Function:
     b.position_at_end(loop)
     last = b.phi(I64, name="last")
     last.add_incoming(i64(0), entry)
-    gen = _wait_for_change(module, fn, b, gen_ptr, last, "job")
+    gen = wait_for_change(module, fn, b, gen_ptr, last, "job")
     quit_ = b.load_atomic(_at(b, pool, POOL_QUIT), "acquire", 8, typ=I64, name="quit")
     run, leave = fn.append_basic_block("job.run"), fn.append_basic_block("leave")
     b.cbranch(b.icmp_signed("!=", quit_, i64(0)), leave, run)
@@ -306,7 +306,7 @@ def _build_destroy(module: ir.Module) -> ir.Function:
     b.atomic_rmw("xchg", _at(b, pool, POOL_QUIT), i64(1), "seq_cst")
     gen_ptr = _at(b, pool, POOL_GEN)
     b.atomic_rmw("add", gen_ptr, i64(1), "seq_cst")
-    _futex(module, b, gen_ptr, FUTEX_WAKE_PRIVATE, i64(0x7FFFFFFF))
+    futex(module, b, gen_ptr, FUTEX_WAKE_PRIVATE, i64(0x7FFFFFFF))
     join = _libc(module, "pthread_join", I32, [I64, PTR])
     workers = b.load(_at(b, pool, POOL_WORKERS), typ=I64)
     with for_range(b, 1, b.add(workers, i64(1)), name="join") as t:
@@ -358,7 +358,7 @@ def _build_dispatch(module: ir.Module, body: ir.Function) -> ir.Function:
     b.store(ctx, _at(b, pool, POOL_CTX))
     gen_ptr = _at(b, pool, POOL_GEN)
     b.atomic_rmw("add", gen_ptr, i64(1), "seq_cst")
-    _futex(module, b, gen_ptr, FUTEX_WAKE_PRIVATE, i64(0x7FFFFFFF))
+    futex(module, b, gen_ptr, FUTEX_WAKE_PRIVATE, i64(0x7FFFFFFF))
     b.call(body, [ctx, i64(0)])
     # every worker has passed the last barrier; wait until each has also left ``body``
     # (it may still be touching the barrier in the workspace) before returning

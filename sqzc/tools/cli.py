@@ -114,7 +114,8 @@ def compile_options(args: argparse.Namespace, emit: str = "so") -> object:
     return CompileOptions(opt_level=args.opt_level, target_cpu=args.target_cpu,
                           input_shapes=shapes, emit=emit, instrumentation=inst,
                           verify_ir=args.verify_each, winograd=args.winograd,
-                          fuse_int8_qdq=args.fuse_int8_qdq)
+                          fuse_int8_qdq=args.fuse_int8_qdq,
+                          weights=getattr(args, "weights", "raw"))
 
 
 # ----------------------------------------------------------------------------- commands
@@ -283,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--stats", action="store_true",
                    help="print arena, workspace, weights and timings")
     add_compile_options(c)
+    c.add_argument("--weights", choices=("raw", "compressed", "auto"), default="raw",
+                   help="store the weights as the kernels read them (raw, the default; "
+                        "auto is raw for now) or losslessly compressed, decoded once per "
+                        "process at the first call or sqz_init (compressed)")
     c.set_defaults(fn=cmd_compile)
 
     d = sub.add_parser("dump", parents=[common], help="print the optimized IR")

@@ -27,14 +27,16 @@ def print_compile_stats(result: Any, output: str | None, emit: str) -> None:
     workspace = result.metadata.get("workspace_bytes")
     if workspace is not None:
         print(f"workspace: {workspace} bytes (arena + runtime scratch)")
-    print(f"weights:   {s['weights_bytes']} bytes")
+    print(f"weights:   {s['weights_bytes']} bytes"
+          + (f", stored compressed in {result.metadata['weights_stored_bytes']}"
+             if result.metadata.get("weights_storage") == "compressed" else ""))
     print(f"kernels:   {s['nodes']}")
     print(f"time:      {format_times(dict(s['seconds']))}")  # type: ignore[call-overload]
     if output and emit == "so":
         from sqzc.tools.elf import size_summary
 
         print(f"library:   {Path(output).stat().st_size:,} bytes: "
-              f"{size_summary(output, int(s['weights_bytes']))}")  # type: ignore[call-overload]
+              f"{size_summary(output, int(result.metadata['weights_stored_bytes']))}")
     from sqzc.weights.analysis import format_report, weight_report
 
     print("weights by tensor (library bytes today; the source tensor's zero-order bound "
@@ -78,9 +80,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     for s in output_specs:
         print(f"output:     {s}")
     print(f"batch:      {'dynamic (any N >= 1)' if dynamic else 'static'}")
-    print(f"weights:    {meta.get('weights_bytes')} bytes")
+    storage = meta.get("weights_storage", "raw")
+    if storage == "compressed":
+        print(f"weights:    {meta.get('weights_bytes')} bytes, stored compressed in "
+              f"{meta.get('weights_stored_bytes')} (decoded once per process by sqz_init)")
+    else:
+        print(f"weights:    {meta.get('weights_bytes')} bytes")
     try:
-        print(f"sections:   {size_summary(args.library, int(meta.get('weights_bytes') or 0))}")
+        stored = int(meta.get("weights_stored_bytes") or meta.get("weights_bytes") or 0)
+        print(f"sections:   {size_summary(args.library, stored)}")
     except SqzcError as e:  # a library sqzc can load but whose sections it cannot read
         print(f"sections:   unknown ({e})")
     if meta.get("arena_bytes") is not None:
