@@ -46,6 +46,10 @@ pytestmark = [
 ]
 
 
+
+#: A sweep (28 library runs under valgrind, about 30 s): exhaustive tier, which .ci/run
+#: runs too; the default tier keeps the setup check and the AVX-512 pin below.
+@pytest.mark.exhaustive
 def test_valgrind_check_script_is_clean() -> None:
     proc = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True,
                           timeout=1800, check=False)

@@ -47,8 +47,13 @@ def _model(name: str, shared_dir: Path, tmp: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name, cpu", [("squeezenet1.1", "host"), ("squeezenet1.1", "haswell"),
-                                       (QOP, "host"), (DEEPCOMP, "host")])
+#: the 8-channel-block and int8 cases are a sweep over the same code (exhaustive tier,
+#: which .ci/run runs too); the default tier keeps fp32 Winograd and the paper's model
+@pytest.mark.parametrize("name, cpu", [
+    ("squeezenet1.1", "host"),
+    pytest.param("squeezenet1.1", "haswell", marks=pytest.mark.exhaustive),
+    pytest.param(QOP, "host", marks=pytest.mark.exhaustive),
+    (DEEPCOMP, "host")])
 def test_compressed_build_is_bit_identical(name: str, cpu: str, shared_dir: Path,
                                            tmp_path: Path) -> None:
     raw, packed = _both(_model(name, shared_dir, tmp_path), tmp_path, cpu)
