@@ -82,21 +82,38 @@ class KernelContext:
     aliased_inputs: frozenset[int] = frozenset()  # Concat operands already in their slice
     parallel: bool = False  # set when the emitter split its work across threads
     sites: int = 0  # work counters used by parallel_for so far (<= MAX_WORK_SITES)
+    #: A kernel shared by layers that differ only in some extents (``shared_kernel``):
+    #: the run-time argument of each such extent, and its largest value in the group.
+    runtime_extents: dict[str, ir.Value] | None = None
+    extent_caps: dict[str, int] | None = None
 
     @property
     def work(self) -> ir.Value:
         """This kernel's work counters (MAX_WORK_SITES cache lines, zero on entry)."""
-        return self.fn.args[-3]
+        return self.fn.args[len(self.ins) + 1]
 
     @property
     def tid(self) -> ir.Value:
         """This worker's index (0 .. nthreads-1)."""
-        return self.fn.args[-2]
+        return self.fn.args[len(self.ins) + 2]
 
     @property
     def nthreads(self) -> ir.Value:
         """Number of workers running this kernel together."""
-        return self.fn.args[-1]
+        return self.fn.args[len(self.ins) + 3]
+
+    def extent(self, name: str, value: int) -> ir.Value:
+        """An extent (a channel count, a stride) as an IR value: the constant ``value``
+        in a kernel of its own, the argument ``name`` in a kernel shared across layers.
+        Python-level decisions must not use ``value`` for a shared extent: only the
+        emitter's ``Sharing.extents`` vary within a group."""
+        if self.runtime_extents is None:
+            return i64(value)
+        return self.runtime_extents[name]
+
+    def extent_cap(self, name: str, value: int) -> int:
+        """The largest value ``extent(name)`` takes in this kernel's group (stack sizes)."""
+        return value if self.extent_caps is None else self.extent_caps[name]
 
     def split_range(self, lo: int, hi: int) -> tuple[ir.Value, ir.Value]:
         """This worker's contiguous share of ``[lo, hi)`` (balanced to within one)."""
@@ -164,7 +181,8 @@ WORK_SITE_BYTES = 64
 WORK_BYTES_PER_KERNEL = MAX_WORK_SITES * WORK_SITE_BYTES
 
 
-def kernel_signature(n_inputs: int) -> ir.FunctionType:
+def kernel_signature(n_inputs: int, n_extents: int = 0) -> ir.FunctionType:
     """``void (ptr in0, ..., ptr out, ptr work, i64 tid, i64 nthreads)``: every worker
-    calls every kernel; kernels that do not split their work run on worker 0 only."""
-    return ir.FunctionType(ir.VoidType(), [PTR] * (n_inputs + 2) + [I64] * 2)
+    calls every kernel; kernels that do not split their work run on worker 0 only. A
+    kernel shared across layers takes its run-time extents after these (``i64`` each)."""
+    return ir.FunctionType(ir.VoidType(), [PTR] * (n_inputs + 2) + [I64] * (2 + n_extents))

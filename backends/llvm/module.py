@@ -57,8 +57,8 @@ def pack_weights(graph: Graph) -> tuple[bytes, dict[str, int]]:
     return bytes(blob), offsets
 
 
-def _kernel_name(module: ir.Module, nid: str) -> str:
-    return module.get_unique_name("k_" + nid.replace(".", "_"))
+def _kernel_name(module: ir.Module, nid: str, prefix: str = "k_") -> str:
+    return module.get_unique_name(prefix + nid.replace(".", "_"))
 
 
 def aliased_positions(graph: Graph, nid: str) -> frozenset[int]:
@@ -96,14 +96,22 @@ def code_attrs(attrs: object) -> object:
 
 
 def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View],
-                target: Target) -> tuple[ir.Function, int]:
+                target: Target, caps: dict[str, int] | None = None
+                ) -> tuple[ir.Function, int]:
     """Emit ``k_<nid>`` through the registry, with errors naming the node; returns it
-    with the number of work counters it uses."""
+    with the number of work counters it uses. With ``caps`` (extent name -> largest
+    value) it is the shared kernel ``ks_<nid>`` of a group, taking those extents as
+    trailing ``i64`` arguments (``emit_shared_call`` makes each member's ``k_``)."""
     op = graph.op(nid)
     where = f"node '{op.origin_str}' ({op_name(op)})"
-    fn = ir.Function(module, kernel_signature(len(op.inputs)), _kernel_name(module, nid))
+    names = sorted(caps) if caps else []
+    fn = ir.Function(module, kernel_signature(len(op.inputs), len(names)),
+                     _kernel_name(module, nid, "ks_" if caps else "k_"))
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
+    if caps:  # one copy for the group: not inlined into, nor cloned for, its callers
+        fn.attributes.add("noinline")
+        fn.attributes.add("noduplicate")
     n_ptr = len(op.inputs) + 1
     for arg in fn.args[:n_ptr]:
         arg.add_attribute("noalias")
@@ -118,10 +126,16 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
     fn.args[n_ptr - 1].name = "out"
     fn.args[n_ptr].name = "work"
     fn.args[n_ptr + 1].name, fn.args[n_ptr + 2].name = "tid", "nthreads"
+    runtime = None
+    if caps:
+        runtime = dict(zip(names, fn.args[n_ptr + 3:]))
+        for name, arg in runtime.items():
+            arg.name = name
     dtype = op.inputs and graph.op(op.inputs[0]).out.dtype or op.out.dtype
     emitter = emit.lookup(op, dtype, "blocked" if op.block else "plain", where)
     aliased = aliased_positions(graph, nid) if op.kind is OpKind.CONCAT else frozenset()
-    ctx = KernelContext(module, fn, b, nid, op, ins, out, target, aliased)
+    ctx = KernelContext(module, fn, b, nid, op, ins, out, target, aliased,
+                        runtime_extents=runtime, extent_caps=caps)
     try:
         emitter(ctx)
     except SqzcError:
@@ -138,6 +152,74 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
                    body, done)
         ir.IRBuilder(done).ret_void()
     return fn, ctx.sites
+
+
+def emit_shared_call(module: ir.Module, shared: ir.Function, n_inputs: int, nid: str,
+                     extents: dict[str, int]) -> ir.Function:
+    """``k_<nid>``: the shared kernel called with this layer's extents (inlined into the
+    caller, so the call costs what a direct one does)."""
+    fn = ir.Function(module, kernel_signature(n_inputs), _kernel_name(module, nid))
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    fn.attributes.add("alwaysinline")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b.call(shared, [*fn.args, *(ir.Constant(ir.IntType(64), extents[name])
+                                for name in sorted(extents))])
+    b.ret_void()
+    return fn
+
+
+def sharing_key(graph: Graph, nid: str, views: dict[str, View], target: Target
+                ) -> tuple[str, dict[str, int]] | None:
+    """(group key, extents) of a node whose emitter lets layers share a kernel: nodes with
+    equal group keys differ only in the extents (``emit.registry.SharingRule``)."""
+    op = graph.op(nid)
+    dtype = op.inputs and graph.op(op.inputs[0]).out.dtype or op.out.dtype
+    rule = emit.sharing_rule(op, dtype, "blocked" if op.block else "plain")
+    if rule is None:
+        return None
+    structure, extents = rule(op, [views[s] for s in op.inputs], views[nid], target)
+    key = repr((op.kind, op.block, [graph.op(s).out.dtype for s in op.inputs],
+                op.out.dtype, structure, sorted(extents)))
+    return key, extents
+
+
+def emit_kernels(module: ir.Module, graph: Graph, views: dict[str, View], target: Target
+                 ) -> list[tuple[str, ir.Function, int]]:
+    """(node, kernel, work counters) in schedule order. Nodes with equal ``kernel_key``
+    share a function outright; layers that differ only in extents their emitter takes
+    at run time (Winograd convs of one spatial size, different channel counts) share
+    one ``ks_`` function called with constants, which keeps the library small."""
+    order = schedule(graph)
+    full = {nid: kernel_key(graph, nid, views) for nid in order}
+    group_of: dict[str, str] = {}
+    groups: dict[str, dict[str, dict[str, int]]] = {}  # group -> full key -> extents
+    for nid in order:
+        share = sharing_key(graph, nid, views, target)
+        if share is not None:
+            group_of[nid] = share[0]
+            groups.setdefault(share[0], {}).setdefault(full[nid], share[1])
+    made: dict[str, tuple[ir.Function, int]] = {}
+    shared: dict[str, tuple[ir.Function, int]] = {}
+    kernels = []
+    for nid in order:
+        key = full[nid]
+        if key not in made:
+            group = group_of.get(nid)
+            members = groups[group] if group is not None else {}
+            if len(members) > 1:
+                assert group is not None
+                if group not in shared:
+                    caps = {name: max(e[name] for e in members.values())
+                            for name in members[key]}
+                    shared[group] = emit_kernel(module, graph, nid, views, target, caps)
+                fn, sites = shared[group]
+                made[key] = (emit_shared_call(module, fn, len(graph.op(nid).inputs), nid,
+                                              members[key]), sites)
+            else:
+                made[key] = emit_kernel(module, graph, nid, views, target)
+        kernels.append((nid, *made[key]))
+    return kernels
 
 
 def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
@@ -162,13 +244,7 @@ def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
         wglobal.global_constant = True
         wglobal.initializer = ir.Constant(wglobal.value_type, bytearray(weights))
     init = build_init(module, target, wglobal, len(weights), wplan)
-    kernels = []
-    shared: dict[str, tuple[ir.Function, int]] = {}
-    for nid in schedule(graph):
-        key = kernel_key(graph, nid, views)
-        if key not in shared:
-            shared[key] = emit_kernel(module, graph, nid, views, target)
-        kernels.append((nid, *shared[key]))
+    kernels = emit_kernels(module, graph, views, target)
     build_entry_points(module, graph, plan, views, kernels, wglobal, metadata_json, target,
                        init, profile)
     text = str(module)

@@ -11,6 +11,6 @@ from sqzc.backends.llvm.emit import (  # noqa: F401  (imported for registration)
     quantize,
     softmax,
 )
-from sqzc.backends.llvm.emit.registry import EMITTERS, emits, lookup
+from sqzc.backends.llvm.emit.registry import EMITTERS, emits, lookup, sharing_rule
 
-__all__ = ["EMITTERS", "emits", "lookup"]
+__all__ = ["EMITTERS", "emits", "lookup", "sharing_rule"]

@@ -18,23 +18,33 @@ have; ``tests/unit/test_opdefs.py`` checks they are exactly the registered ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 
 from sqzc.backends.llvm.kernel import KernelContext
+from sqzc.backends.llvm.target import Target
 from sqzc.errors import InternalError
+from sqzc.memory import View
 from sqzc.ops import DEFAULT_VARIANT, FLOAT_DTYPES, OpKind, OpNode, op_name, variant_of
 
 Emitter = Callable[[KernelContext], None]
+#: Which layers may share one kernel: ``(op, input views, output view, target) ->
+#: (structure, extents)``. Layers of one kind whose dtypes and ``structure`` (every
+#: attribute and view property the code depends on, other than the extents) are equal
+#: share one function that takes ``extents`` (name -> value) as run-time arguments; the
+#: emitter reads them through ``KernelContext.extent`` and must not branch on them.
+SharingRule = Callable[[OpNode, Sequence[View], View, Target],
+                       tuple[Hashable, dict[str, int]]]
 #: The variant of every kind that has only one kernel per dtype class and layout.
 DEFAULT = DEFAULT_VARIANT
 EMITTERS: dict[tuple[OpKind, str, str, str], Emitter] = {}
+SHARING: dict[tuple[OpKind, str, str, str], SharingRule] = {}
 
 
-def emits(kind: OpKind, dtype_class: str, layout: str = "plain", variant: str = DEFAULT
-          ) -> Callable[[Emitter], Emitter]:
+def emits(kind: OpKind, dtype_class: str, layout: str = "plain", variant: str = DEFAULT,
+          shared: SharingRule | None = None) -> Callable[[Emitter], Emitter]:
     """Register the decorated function as the emitter for ``kind`` on ``dtype_class``
     producing a ``layout`` (``plain`` or ``blocked``) output, for ops of ``variant``
-    (``variant_of``)."""
+    (``variant_of``); ``shared`` lets layers of one structure share its kernel."""
 
     def register(fn: Emitter) -> Emitter:
         key = (kind, dtype_class, layout, variant)
@@ -42,6 +52,8 @@ def emits(kind: OpKind, dtype_class: str, layout: str = "plain", variant: str = 
             raise InternalError(f"two emitters for {kind.value}({dtype_class}, {layout}, "
                                 f"{variant})")
         EMITTERS[key] = fn
+        if shared is not None:
+            SHARING[key] = shared
         return fn
 
     return register
@@ -50,6 +62,16 @@ def emits(kind: OpKind, dtype_class: str, layout: str = "plain", variant: str = 
 def dtype_class(dtype: str) -> str:
     """The registry's dtype class of an IR dtype."""
     return "float" if dtype in FLOAT_DTYPES else dtype
+
+
+def sharing_rule(op: OpNode, dtype: str, layout: str) -> SharingRule | None:
+    """The sharing rule of the emitter ``lookup`` finds, if it has one."""
+    variant = variant_of(op)
+    for key in ((op.kind, dtype_class(dtype), layout, variant),
+                (op.kind, "any", layout, variant)):
+        if key in EMITTERS:
+            return SHARING.get(key)
+    return None
 
 
 def lookup(op: OpNode, dtype: str, layout: str, where: str) -> Emitter:

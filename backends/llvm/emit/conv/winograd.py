@@ -20,7 +20,8 @@ Rows of output tiles are shared among the workers (``parallel_for``). For each t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from dataclasses import replace
 
 from llvmlite import ir
 
@@ -36,7 +37,9 @@ from sqzc.backends.llvm.emit.common.vec import (
 from sqzc.backends.llvm.emit.common.vecops import apply_activation, vec_ops
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
-from sqzc.ops import ConvAttrs, OpKind
+from sqzc.backends.llvm.target import Target
+from sqzc.memory import View
+from sqzc.ops import ConvAttrs, OpKind, OpNode
 from sqzc.winograd import matrices
 
 
@@ -64,7 +67,23 @@ def _clamp(b: ir.IRBuilder, v: ir.Value, hi: int) -> ir.Value:
     return b.select(b.icmp_signed(">", v, i64(hi)), i64(hi), v)
 
 
-@emits(OpKind.CONV, "float", layout="blocked", variant="winograd")
+def winograd_sharing(op: OpNode, ins: Sequence[View], out: View, target: Target
+                     ) -> tuple[Hashable, dict[str, int]]:
+    """Winograd convs of one spatial geometry share a kernel whatever their channel
+    counts: those enter only as loop bounds and strides (the run-time ``extents``), so
+    SqueezeNet 1.0's fire5, fire6/7 and fire8 (all 27x27) run one function. The register
+    tile's split of the output-channel blocks is structure, so it is part of the key."""
+    x, wu = ins[0], ins[1]
+    ocb = out.shape[1]
+    jmax = target.winograd_tile(x.shape[4]).blocks
+    assert isinstance(op.attrs, ConvAttrs)
+    structure = (replace(op.attrs, out_channels=0), x.shape[0], x.shape[2:], x.strides[1:],
+                 out.shape[0], out.shape[2:], out.strides[1:], ocb % jmax, ocb >= jmax)
+    return structure, {"icb": x.shape[1], "ic": wu.shape[2], "ocb": ocb,
+                       "x_batch_stride": x.strides[0], "y_batch_stride": out.strides[0]}
+
+
+@emits(OpKind.CONV, "float", layout="blocked", variant="winograd", shared=winograd_sharing)
 def emit_conv_winograd(ctx: KernelContext) -> None:
     """Winograd convolution (see module docstring)."""
     a = ctx.op.attrs
@@ -77,17 +96,22 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
     blk = a.packed
     vt = vtype(blk)
     fma = mul_add(ctx.module, ctx.target, blk)
-    n_batch, ocb_total, oh_len, ow_len, _ = y.shape
-    ic_total = wu.shape[2]
-    icb_total, h_len, w_len = x.shape[1], x.shape[2], x.shape[3]
+    n_batch, ocb_n, oh_len, ow_len, _ = y.shape
+    h_len, w_len = x.shape[2], x.shape[3]
     th_n, tw_n = -(-oh_len // m), -(-ow_len // m)
-    icp = icb_total * blk
     tile = ctx.target.winograd_tile(blk)
     rmax, jmax = tile.pixels, tile.blocks
+    ocb_rem = ocb_n % jmax  # structure (``winograd_sharing``), unlike the extents below
+    icb_total = ctx.extent("icb", x.shape[1])
+    ic_total = ctx.extent("ic", wu.shape[2])
+    ocb_total = ctx.extent("ocb", ocb_n)
+    x_batch, y_batch = ctx.extent("x_batch_stride", x.strides[0]), \
+        ctx.extent("y_batch_stride", y.strides[0])
+    icp = b.mul(icb_total, i64(blk), name="icp")
     zero = vconst(0.0, blk)
 
     # vector-typed buffers, so the stack slots get the vector's 64-byte alignment
-    v_raw = entry_alloca(b, vt, "wino.v", count=xi_n * tw_n * icb_total)
+    v_raw = entry_alloca(b, vt, "wino.v", count=xi_n * tw_n * ctx.extent_cap("icb", x.shape[1]))
     m_raw = entry_alloca(b, vt, "wino.m", count=xi_n * rmax * jmax)
     accs = [entry_alloca(b, vt, f"acc{k}") for k in range(rmax * jmax)]
     vbuf, mbuf = opaque_ptr(b, v_raw), opaque_ptr(b, m_raw)
@@ -98,7 +122,7 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
     def input_transform(n: ir.Value, th: ir.Value) -> None:
         with for_range(b, 0, tw_n, name="tw") as tw:
             with for_range(b, 0, icb_total, name="icb") as icb:
-                base = at_f32(x.ptr, b.add(b.mul(n, i64(x.strides[0])),
+                base = at_f32(x.ptr, b.add(b.mul(n, x_batch),
                                            b.mul(icb, i64(x.strides[1]))))
                 d: list[list[ir.Value]] = []
                 for i in range(al):
@@ -119,7 +143,7 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
                 for i in range(al):
                     for j in range(al):
                         v = _lincomb(b, fma, bt[j], t[i], blk)
-                        idx = b.add(b.mul(b.add(i64((i * al + j) * tw_n), tw), i64(icp)),
+                        idx = b.add(b.mul(b.add(i64((i * al + j) * tw_n), tw), icp),
                                     b.mul(icb, i64(blk)))
                         b.store(v, at_f32(vbuf, idx), align=4)
 
@@ -128,15 +152,15 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
             live = [r * jmax + j for r in range(rr) for j in range(jn)]
             for k in live:
                 b.store(zero, accs[k])
-            vrow = b.mul(b.add(b.mul(xi, i64(tw_n)), tw0), i64(icp))
-            wrow = b.mul(b.add(b.mul(xi, i64(ocb_total)), ocb), i64(ic_total * blk))
+            vrow = b.mul(b.add(b.mul(xi, i64(tw_n)), tw0), icp)
+            wrow = b.mul(b.add(b.mul(xi, ocb_total), ocb), b.mul(ic_total, i64(blk)))
             with for_range(b, 0, ic_total, name="ic") as ic:
-                wv = [b.load(at_f32(wu.ptr, b.add(wrow, b.add(i64(j * ic_total * blk),
+                wv = [b.load(at_f32(wu.ptr, b.add(wrow, b.add(b.mul(ic_total, i64(j * blk)),
                                                              b.mul(ic, i64(blk))))),
                              typ=vt, align=4) for j in range(jn)]
                 vals = {k: b.load(accs[k], typ=vt) for k in live}
                 for r in range(rr):
-                    s = b.load(at_f32(vbuf, b.add(vrow, b.add(i64(r * icp), ic))), typ=F32)
+                    s = b.load(at_f32(vbuf, b.add(vrow, b.add(b.mul(icp, i64(r)), ic))), typ=F32)
                     sv = splat(b, s, blk)
                     for j in range(jn):
                         k = r * jmax + j
@@ -153,7 +177,7 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
         """Tiles are a loop (not unrolled): the transform is hundreds of instructions."""
         for j in range(jn):
             bvec = b.load(at_f32(bias.ptr, b.mul(b.add(ocb, i64(j)), i64(blk))), typ=vt, align=4)
-            ybase = at_f32(y.ptr, b.add(b.mul(n, i64(y.strides[0])),
+            ybase = at_f32(y.ptr, b.add(b.mul(n, y_batch),
                                         b.mul(b.add(ocb, i64(j)), i64(y.strides[1]))))
             with for_range(b, 0, rr, name=f"otile{j}") as r:
                 slot = b.add(b.mul(r, i64(jmax)), i64(j))
@@ -188,9 +212,9 @@ def emit_conv_winograd(ctx: KernelContext) -> None:
     with ctx.parallel_for(n_batch * th_n, name="tilerow") as idx:
         n, th = b.sdiv(idx, i64(th_n), name="n"), b.srem(idx, i64(th_n), name="th")
         input_transform(n, th)
-        full_ocb = ocb_total - ocb_total % jmax
-        if full_ocb:
+        full_ocb = b.sub(ocb_total, i64(ocb_rem))
+        if ocb_n >= jmax:
             with for_range(b, 0, full_ocb, step=jmax, name="ocb") as ocb:
                 tiles(n, th, ocb, jmax)
-        if ocb_total % jmax:
-            tiles(n, th, i64(full_ocb), ocb_total % jmax)
+        if ocb_rem:
+            tiles(n, th, full_ocb, ocb_rem)
