@@ -12,6 +12,7 @@ never asserted in tests; this is the only place sqzc measures speed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import tempfile
@@ -47,6 +48,9 @@ class BenchResult:
     macs: int
     peer_times: dict[str, list[float]] = field(default_factory=dict)  # e.g. "openvino"
     peer_problems: dict[str, str] = field(default_factory=dict)  # peers that could not run
+    weights_storage: str = "raw"
+    weights_stored_bytes: int = 0
+    decode_seconds: float = 0.0  # sqz_init at load (compressed weights), once per process
 
     def peer_ms(self, name: str) -> float:
         """Median time of a peer in milliseconds."""
@@ -146,12 +150,14 @@ def check_bench_args(threads: int, rounds: int, warmup: int) -> None:
 def run_bench(model: str, threads: int = 1, batch: int | None = None, rounds: int = 200,
               warmup: int = 20, opt_level: int = 3, target_cpu: str = "host",
               profile: bool = False, winograd: bool = True, openvino: bool = False,
-              fuse_int8_qdq: bool = True
+              fuse_int8_qdq: bool = True, weights: str = "auto", compare_raw: bool = False
               ) -> tuple[BenchResult, list[dict[str, object]] | None]:
     """Compile ``model``, then time the engines in turn ``rounds`` times.
 
     ``batch`` (default 1) applies to models with a symbolic batch; a model with a static
-    batch runs its own, and any other ``batch`` is a ``UsageError``.
+    batch runs its own, and any other ``batch`` is a ``UsageError``. ``compare_raw``:
+    when the library stores its weights compressed, a raw-weights build of the model is
+    timed too (peer ``sqzc raw weights``): issue 21 wants the two within 3%.
     """
     check_bench_args(threads, rounds, warmup)
     try:
@@ -166,7 +172,7 @@ def run_bench(model: str, threads: int = 1, batch: int | None = None, rounds: in
         t0 = time.perf_counter()
         options = driver.CompileOptions(opt_level=opt_level, target_cpu=target_cpu,
                                         profile=profile, winograd=winograd,
-                                        fuse_int8_qdq=fuse_int8_qdq)
+                                        fuse_int8_qdq=fuse_int8_qdq, weights=weights)
         options.check()
         graph = driver.load_graph(model, options)
         batch = resolve_batch(graph, batch, str(model))  # before the slow part
@@ -188,6 +194,12 @@ def run_bench(model: str, threads: int = 1, batch: int | None = None, rounds: in
         engines: dict[str, Callable[[], object]] = {
             "sqzc": lambda: m.run(feeds), "onnxruntime": lambda: sess.run(None, feeds)}
         problems: dict[str, str] = {}
+        storage = str(result.metadata.get("weights_storage", "raw"))
+        if compare_raw and storage == "compressed":
+            raw_lib = Path(tmp) / "bench-raw.so"
+            driver.build_library(graph, plan, raw_lib, dataclasses.replace(options, weights="raw"))
+            raw_model = load(raw_lib, threads=threads)
+            engines["sqzc raw weights"] = lambda: raw_model.run(feeds)
         if openvino:
             try:
                 engines["openvino"] = openvino_runner(str(model), feeds, threads)
@@ -214,27 +226,32 @@ def run_bench(model: str, threads: int = 1, batch: int | None = None, rounds: in
     # a static-batch graph's MACs cover its whole batch; the report counts per sample
     per_sample = count_macs(result.graph) // (fixed_batch(result.graph) or 1)
     bench = BenchResult(str(model), threads, batch, times["sqzc"], times["onnxruntime"],
-                        compile_s, per_sample, peers, problems)
+                        compile_s, per_sample, peers, problems, storage,
+                        int(result.metadata.get("weights_stored_bytes", 0)), m.decode_seconds)
     return bench, layers
 
 
 def format_report(b: BenchResult, layers: list[dict[str, object]] | None) -> str:
     """The table ``sqzc bench`` prints."""
     r = b.row()
+    w = max([12, *(len(name) for name in [*b.peer_times, *b.peer_problems])])
     lines = [
         f"model {Path(b.model).name}, batch {b.batch}, threads {b.threads}, "
         f"{len(b.sqzc_times)} interleaved rounds; {cpu_name()} ({os.cpu_count()} CPUs)",
         f"compile time {b.compile_seconds:.2f} s; {b.macs / 1e6:.0f} M MACs per sample",
-        f"{'engine':<12} {'median ms':>10} {'p90 ms':>9} {'GFLOP/s':>9}",
-        f"{'sqzc':<12} {r['sqzc_ms']:>10.3f} {r['sqzc_p90_ms']:>9.3f} {r['sqzc_gflops']:>9.1f}",
-        f"{'onnxruntime':<12} {r['ort_ms']:>10.3f} {r['ort_p90_ms']:>9.3f} {r['ort_gflops']:>9.1f}",
+        f"weights {b.weights_storage}, {b.weights_stored_bytes:,} bytes stored"
+        + (f"; decoded at load in {b.decode_seconds * 1e3:.1f} ms (once per process)"
+           if b.weights_storage == "compressed" else ""),
+        f"{'engine':<{w}} {'median ms':>10} {'p90 ms':>9} {'GFLOP/s':>9}",
+        f"{'sqzc':<{w}} {r['sqzc_ms']:>10.3f} {r['sqzc_p90_ms']:>9.3f} {r['sqzc_gflops']:>9.1f}",
+        f"{'onnxruntime':<{w}} {r['ort_ms']:>10.3f} {r['ort_p90_ms']:>9.3f} {r['ort_gflops']:>9.1f}",
     ]
     for name, ts in b.peer_times.items():
         med, p90 = float(np.median(ts)), float(np.percentile(ts, 90))
         gf = 2 * b.macs * b.batch / med / 1e9
-        lines.append(f"{name:<12} {med * 1e3:>10.3f} {p90 * 1e3:>9.3f} {gf:>9.1f}")
+        lines.append(f"{name:<{w}} {med * 1e3:>10.3f} {p90 * 1e3:>9.3f} {gf:>9.1f}")
     for name, why in b.peer_problems.items():
-        lines.append(f"{name:<12} cannot run this model ({why})")
+        lines.append(f"{name:<{w}} cannot run this model ({why})")
     lines.append(f"ratio sqzc/onnxruntime (median): {r['ratio']:.3f}")
     for name in b.peer_times:
         lines.append(f"ratio sqzc/{name} (median): "

@@ -82,6 +82,11 @@ def add_compile_options(p: argparse.ArgumentParser) -> None:
                    help=FUSE_INT8_QDQ_HELP)
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
                    help="fix an input's shape (needed for symbolic non-batch dims)")
+    g.add_argument("--weights", choices=("auto", "raw", "compressed"), default="auto",
+                   help="store the weights as the kernels read them (raw), or losslessly "
+                        "compressed and decoded once per process by sqz_init (compressed); "
+                        "auto (the default) compresses when that makes the library smaller "
+                        "by at least 5%% or 4 KB net of the decoder")
     d = p.add_argument_group("pass instrumentation")
     d.add_argument("--print-after-all", action="store_true", help="print the IR after each pass")
     d.add_argument("--print-before", action="append", metavar="PASS[,..]",
@@ -115,7 +120,7 @@ def compile_options(args: argparse.Namespace, emit: str = "so") -> object:
                           input_shapes=shapes, emit=emit, instrumentation=inst,
                           verify_ir=args.verify_each, winograd=args.winograd,
                           fuse_int8_qdq=args.fuse_int8_qdq,
-                          weights=getattr(args, "weights", "raw"))
+                          weights=args.weights)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -200,7 +205,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                               rounds=args.rounds, warmup=args.warmup, opt_level=args.opt_level,
                               target_cpu=args.target_cpu, profile=args.profile,
                               winograd=args.winograd, openvino=args.openvino,
-                              fuse_int8_qdq=args.fuse_int8_qdq)
+                              fuse_int8_qdq=args.fuse_int8_qdq, weights=args.weights,
+                              compare_raw=args.compare_raw)
     print(format_report(bench, layers))
     return 0
 
@@ -259,7 +265,8 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     if args.batch != "dynamic" and not args.batch.isdigit():
         raise UsageError(f"--batch must be a positive integer or 'dynamic', got '{args.batch}'")
     batch = None if args.batch == "dynamic" else int(args.batch)
-    model = build(args.name, opset=args.opset, seed=args.seed, batch=batch, dtype=args.dtype)
+    model = build(args.name, opset=args.opset, seed=args.seed, batch=batch, dtype=args.dtype,
+                  density=args.density, codebook_bits=args.codebook_bits)
     write_atomically(Path(args.output), model.SerializeToString())
     print(f"wrote {args.output} ({args.name}, opset {args.opset}, seed {args.seed})")
     return 0
@@ -284,10 +291,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--stats", action="store_true",
                    help="print arena, workspace, weights and timings")
     add_compile_options(c)
-    c.add_argument("--weights", choices=("raw", "compressed", "auto"), default="raw",
-                   help="store the weights as the kernels read them (raw, the default; "
-                        "auto is raw for now) or losslessly compressed, decoded once per "
-                        "process at the first call or sqz_init (compressed)")
     c.set_defaults(fn=cmd_compile)
 
     d = sub.add_parser("dump", parents=[common], help="print the optimized IR")
@@ -334,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help=FUSE_INT8_QDQ_HELP)
     bn.add_argument("--openvino", action="store_true",
                     help="also time OpenVINO (if installed) as a second peer")
+    bn.add_argument("--weights", choices=("auto", "raw", "compressed"), default="auto",
+                    help="weight storage of the library (default auto, as sqzc compile)")
+    bn.add_argument("--compare-raw", action="store_true",
+                    help="when the weights are stored compressed, also time a raw-weights "
+                         "build of the same model, interleaved")
     bn.set_defaults(fn=cmd_bench)
 
     v = sub.add_parser("verify", parents=[common],
@@ -372,6 +380,10 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--seed", type=int, default=0)
     z.add_argument("--batch", default="1", help="batch size or 'dynamic' (default 1)")
     z.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    z.add_argument("--density", type=float, default=1.0,
+                   help="prune each conv weight to this share of nonzeros (default 1)")
+    z.add_argument("--codebook-bits", type=int, default=0,
+                   help="share each conv weight's values: 2**BITS - 1 levels (default 0: no)")
     z.add_argument("--list", action="store_true", help="list the available models")
     z.set_defaults(fn=cmd_zoo)
 

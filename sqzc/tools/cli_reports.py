@@ -27,9 +27,11 @@ def print_compile_stats(result: Any, output: str | None, emit: str) -> None:
     workspace = result.metadata.get("workspace_bytes")
     if workspace is not None:
         print(f"workspace: {workspace} bytes (arena + runtime scratch)")
+    compressed = result.metadata.get("weights_storage") == "compressed"
     print(f"weights:   {s['weights_bytes']} bytes"
           + (f", stored compressed in {result.metadata['weights_stored_bytes']}"
-             if result.metadata.get("weights_storage") == "compressed" else ""))
+             if compressed else "")
+          + (decode_time(output) if compressed and output and emit == "so" else ""))
     print(f"kernels:   {s['nodes']}")
     print(f"time:      {format_times(dict(s['seconds']))}")  # type: ignore[call-overload]
     if output and emit == "so":
@@ -42,6 +44,18 @@ def print_compile_stats(result: Any, output: str | None, emit: str) -> None:
     print("weights by tensor (library bytes today; the source tensor's zero-order bound "
           "and best lossless coding):")
     print(format_report(weight_report(result.graph)))
+
+
+def decode_time(library: str) -> str:
+    """``; decoded in X ms ...``: a library with compressed weights loaded in this process
+    (its first load, so ``sqz_init`` decodes), or why it cannot run here."""
+    from sqzc.runtime import load
+
+    try:
+        seconds = load(library, threads=1).decode_seconds
+    except SqzcError as e:
+        return f"; decode time unknown: {str(e).splitlines()[0]}"
+    return f"; decoded at load in {seconds * 1e3:.1f} ms (sqz_init, once per process, this CPU)"
 
 
 def format_times(seconds: dict[str, float]) -> str:
@@ -81,9 +95,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"output:     {s}")
     print(f"batch:      {'dynamic (any N >= 1)' if dynamic else 'static'}")
     storage = meta.get("weights_storage", "raw")
+    target = meta.get("target", {})
+    missing = missing_features(str(target.get("features", "")))
     if storage == "compressed":
         print(f"weights:    {meta.get('weights_bytes')} bytes, stored compressed in "
-              f"{meta.get('weights_stored_bytes')} (decoded once per process by sqz_init)")
+              f"{meta.get('weights_stored_bytes')}"
+              + (decode_time(path) if not missing else
+                 " (decoded once per process by sqz_init)"))
     else:
         print(f"weights:    {meta.get('weights_bytes')} bytes")
     try:
@@ -98,9 +116,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:  # libraries from before arena_bytes was recorded
         print(f"workspace:  {meta.get('workspace_bytes')} bytes (liveness lower bound "
               f"{meta.get('arena_lower_bound')} bytes)")
-    target = meta.get("target", {})
     print(f"target:     {target.get('cpu')} (vector width {target.get('vector_width')} floats)")
-    missing = missing_features(str(target.get("features", "")))
     if missing:
         print(f"this CPU:   cannot run it (lacks {', '.join(missing)})")
     return 0

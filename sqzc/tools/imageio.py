@@ -105,3 +105,31 @@ def squeezenet_input(rgb: np.ndarray, dtype: str = "float32") -> np.ndarray:
     """The Caffe-lineage SqueezeNet convention: NCHW, BGR, raw 0..255, no mean/std."""
     bgr = rgb[:, :, ::-1].astype(np.float32)
     return np.ascontiguousarray(bgr.transpose(2, 0, 1)[None]).astype(dtype)
+
+
+#: The Caffe SqueezeNet's per-channel mean, in BGR order (the Deep Compression model's
+#: preprocessing, ../shared/models/deepcomp/MANIFEST.md).
+CAFFE_MEAN_BGR = (104.0, 117.0, 123.0)
+
+
+def caffe_input(path: str | Path, crop: int = 227, short_side: int = 256,
+                mean_bgr: tuple[float, float, float] = CAFFE_MEAN_BGR) -> np.ndarray:
+    """Caffe preprocessing: resize the short side to ``short_side`` (bilinear), crop the
+    centre ``crop`` x ``crop``, BGR 0..255 minus ``mean_bgr``; float32 NCHW [1, 3, crop,
+    crop]. Resizing needs Pillow."""
+    p = Path(path)
+    try:
+        from PIL import Image
+    except ImportError:
+        raise UsageError(f"{p}: Caffe preprocessing resizes the image, which needs Pillow "
+                         "(pip install pillow)") from None
+    with Image.open(p) as im:
+        im = im.convert("RGB")
+        scale = short_side / min(im.size)
+        size = (max(crop, round(im.size[0] * scale)), max(crop, round(im.size[1] * scale)))
+        rgb = np.asarray(im.resize(size, Image.BILINEAR), dtype=np.uint8)
+    top, left = (rgb.shape[0] - crop) // 2, (rgb.shape[1] - crop) // 2
+    bgr = rgb[top:top + crop, left:left + crop, ::-1].astype(np.float32)
+    bgr -= np.asarray(mean_bgr, np.float32)
+    return np.ascontiguousarray(bgr.transpose(2, 0, 1)[None])
+

@@ -9,6 +9,7 @@ that source's density and alphabet, its zero-order bound and the size the best c
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,44 @@ import numpy as np
 from sqzc.ir import Graph
 from sqzc.memory import schedule
 from sqzc.ops import ConstAttrs
-from sqzc.weights.codecs import encode_tensor, zero_order_bound
+from sqzc.weights.codecs import bit_patterns, encode_tensor
+
+
+@dataclass(frozen=True)
+class TensorBound:
+    """The per-tensor zero-order bound of docs/plans/compression.md §1.2, in bytes.
+
+    ``values`` = nnz * H(empirical distribution of the nonzero values) / 8,
+    ``positions`` = n * H_b(nnz / n) / 8, and ``codebook`` = itemsize bytes (4 for float32,
+    2 for float16, 1 for int8) per distinct value, zero included when the tensor has one.
+    "Zero" is the all-zero bit pattern, as in the codecs (so -0.0 is a nonzero value).
+    """
+
+    n: int
+    nnz: int
+    distinct_nonzero: int
+    values: float
+    positions: float
+    codebook: int
+
+    @property
+    def total(self) -> float:
+        return self.values + self.positions + self.codebook
+
+
+def zero_order_bound(a: np.ndarray) -> TensorBound:
+    """The bound of one tensor (float32, float16, int8 or any other 1/2/4/8-byte dtype)."""
+    a = np.asarray(a)
+    bits = bit_patterns(a)
+    n = bits.size
+    counts = np.unique(bits[bits != 0], return_counts=True)[1].astype(np.float64)
+    nnz = int(counts.sum())
+    values = (nnz * math.log2(nnz) - float((counts * np.log2(counts)).sum())) if nnz else 0.0
+    d = nnz / n if n else 0.0
+    h_b = 0.0 if d in (0.0, 1.0) else -d * math.log2(d) - (1 - d) * math.log2(1 - d)
+    distinct = counts.size + (nnz < n)
+    return TensorBound(n, nnz, counts.size, values / 8, n * h_b / 8,
+                       a.dtype.itemsize * distinct)
 
 
 @dataclass(frozen=True)

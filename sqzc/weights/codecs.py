@@ -399,8 +399,13 @@ def _add_positions(stream: _Stream, marked: np.ndarray, code: PosCode, k: int) -
 
 
 def _codebook_encoding(codec: Codec, keys: np.ndarray, code: int, shape: tuple[int, ...],
-                       nnz: int) -> tuple[EncodedTensor, _Stream] | None:
-    """DENSE_CB or SPARSE_CB for the element keys, None if the alphabet is over 4096."""
+                       nnz: int, beat_bits: float = math.inf
+                       ) -> tuple[EncodedTensor, _Stream] | None:
+    """DENSE_CB or SPARSE_CB for the element keys, None if the alphabet is over 4096 or
+    its size cannot be under ``beat_bits`` (the best option's so far): with the codebook coded,
+    the record, padding and values at their entropy already reach it. No prefix code beats the entropy,
+    so that test (numpy) spares the code-length search (Python) on dense float tensors,
+    whose codebooks never win: it was 2 of the 2.3 s a dense SqueezeNet spent here."""
     nonzero = keys != to_keys(np.zeros(1, np.uint64), code)[0]
     coded = np.arange(keys.size) if codec is Codec.DENSE_CB else np.flatnonzero(nonzero)
     uniq, index = np.unique(keys[coded], return_inverse=True)
@@ -408,6 +413,12 @@ def _codebook_encoding(codec: Codec, keys: np.ndarray, code: int, shape: tuple[i
         return None
     stream = _Stream()
     flags, k_cb = _add_codebook(stream, uniq, code)
+    counts = np.bincount(index.reshape(-1), minlength=uniq.size).astype(np.float64)
+    total = float(counts.sum())
+    entropy = total * math.log2(total) - float((counts * np.log2(counts)).sum()) if total \
+        else 0.0
+    if 8 * (RECORD_BYTES + PAD_BYTES) + sum(stream.bits.values()) + entropy >= beat_bits:
+        return None
     _add_values(stream, coded, index.reshape(-1), uniq.size)
     k_pos = 0
     if codec is Codec.SPARSE_CB:    # mark the nonzeros or the zeros, whichever is cheaper
@@ -443,7 +454,11 @@ def encode_tensor(a: np.ndarray, codec: Codec | None = None) -> EncodedTensor:
     if code in CODEBOOK_CODES and 0 < a.size < 1 << 32:
         keys = to_keys(bit_patterns(a), code)
         for kind in (Codec.DENSE_CB, Codec.SPARSE_CB):
-            option = _codebook_encoding(kind, keys, code, shape, nnz)
+            if codec is None and kind is Codec.SPARSE_CB and nnz == a.size:
+                continue  # no zeros: the sparse coding is the dense one plus flags
+            best = min(o[0].size.total for o in options)
+            option = _codebook_encoding(kind, keys, code, shape, nnz,
+                                        math.inf if codec is not None else 8 * best)
             if option is not None:
                 options.append(option)
     if codec is not None:
@@ -457,42 +472,3 @@ def encode_tensor(a: np.ndarray, codec: Codec | None = None) -> EncodedTensor:
     enc = dataclasses.replace(enc, payload=stream.pack())
     assert RECORD_BYTES + len(enc.payload) == enc.size.total
     return enc
-
-
-# ----------------------------------------------------------------------------- analysis
-
-@dataclass(frozen=True)
-class TensorBound:
-    """The per-tensor zero-order bound of docs/plans/compression.md §1.2, in bytes.
-
-    ``values`` = nnz * H(empirical distribution of the nonzero values) / 8,
-    ``positions`` = n * H_b(nnz / n) / 8, and ``codebook`` = itemsize bytes (4 for float32,
-    2 for float16, 1 for int8) per distinct value, zero included when the tensor has one.
-    "Zero" is the all-zero bit pattern, as in the codecs (so -0.0 is a nonzero value).
-    """
-
-    n: int
-    nnz: int
-    distinct_nonzero: int
-    values: float
-    positions: float
-    codebook: int
-
-    @property
-    def total(self) -> float:
-        return self.values + self.positions + self.codebook
-
-
-def zero_order_bound(a: np.ndarray) -> TensorBound:
-    """The bound of one tensor (float32, float16, int8 or any other 1/2/4/8-byte dtype)."""
-    a = np.asarray(a)
-    bits = bit_patterns(a)
-    n = bits.size
-    counts = np.unique(bits[bits != 0], return_counts=True)[1].astype(np.float64)
-    nnz = int(counts.sum())
-    values = (nnz * math.log2(nnz) - float((counts * np.log2(counts)).sum())) if nnz else 0.0
-    d = nnz / n if n else 0.0
-    h_b = 0.0 if d in (0.0, 1.0) else -d * math.log2(d) - (1 - d) * math.log2(1 - d)
-    distinct = counts.size + (nnz < n)
-    return TensorBound(n, nnz, counts.size, values / 8, n * h_b / 8,
-                       a.dtype.itemsize * distinct)

@@ -18,7 +18,8 @@ from sqzc.weights import container
 from sqzc.weights.codecs import (
     FLAG_MARKS_ZEROS, FLAG_POS_SHIFT, MAX_ALPHABET, PAD_BYTES, RECORD_BYTES, RICE_QMAX,
     Codec, PosCode, canonical_codes, code_lengths, decode_table, encode_tensor,
-    from_key, pack_fields, to_keys, zero_order_bound, zrice_fields)
+    from_key, pack_fields, to_keys, zrice_fields)
+from sqzc.weights.analysis import zero_order_bound
 from sqzc.weights.reference_decoder import BitReader, decode, decode_tensor
 
 ROOT = Path(__file__).resolve().parents[2]
