@@ -10,6 +10,12 @@ tests, examples and benchmarks need no downloads and no network access:
 * ``squeezenet1.0-simple-bypass`` / ``squeezenet1.0-complex-bypass``: the residual variants
   of Iandola et al. 2016, section 6 / figure 2.
 
+Any of them can be made the way Deep Compression leaves a model (``density``,
+``codebook_bits``; ``deep_compress``): magnitude-pruned to a density per conv weight and
+weight-shared to a codebook of ``2**bits - 1`` nonzero values per tensor, so the tests of
+compressed weights (issue 21) have pruned and shared models of every size without
+downloads.
+
 The graphs copy the real models' structure and naming (input ``data_0``, output
 ``softmaxout_1`` of shape ``[N, classes, 1, 1]``, nodes ``fire2/squeeze1x1`` ...), so code
 that works on a zoo model works on the real one. Weights are random (He-normal, seeded) and
@@ -114,10 +120,13 @@ class _GraphBuilder:
     the in-place ReLU after it; weights are ``<layer>_w_0`` / ``<layer>_b_0``.
     """
 
-    def __init__(self, opset: int, seed: int, np_dtype: type) -> None:
+    def __init__(self, opset: int, seed: int, np_dtype: type, density: float = 1.0,
+                 codebook_bits: int = 0) -> None:
         self.opset = opset
         self.rng = np.random.default_rng(seed)
         self.np_dtype = np_dtype
+        self.density = density
+        self.codebook_bits = codebook_bits
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
 
@@ -133,6 +142,7 @@ class _GraphBuilder:
         fan_in = cin * kernel * kernel
         w = self.rng.standard_normal((cout, cin, kernel, kernel)) * (gain * np.sqrt(2.0 / fan_in))
         b = self.rng.standard_normal(cout) * _BIAS_STD
+        w = deep_compress(w, self.density, self.codebook_bits)
         inputs = [x, self._const(f"{layer}_w_0", w), self._const(f"{layer}_b_0", b)]
         out = f"{layer}_1"
         self.nodes.append(helper.make_node(
@@ -193,16 +203,35 @@ class _GraphBuilder:
         return out
 
 
+def deep_compress(w: np.ndarray, density: float = 1.0, codebook_bits: int = 0) -> np.ndarray:
+    """``w`` as Deep Compression leaves it: the ``density`` share of largest magnitudes kept
+    (ties kept too), the rest 0; then, with ``codebook_bits``, each kept weight replaced by
+    the nearest of ``2**bits - 1`` levels at evenly spaced quantiles of the kept weights
+    (the paper trains its centroids; quantiles give the same alphabet sizes)."""
+    keep = np.ones(w.shape, bool)
+    if density < 1.0:
+        k = max(1, round(density * w.size))
+        magnitude = np.abs(w).reshape(-1)
+        keep = np.abs(w) >= np.partition(magnitude, w.size - k)[w.size - k]
+    out = np.where(keep, w, 0.0)
+    if codebook_bits:
+        n = 2 ** codebook_bits - 1
+        levels = np.unique(np.quantile(w[keep], (np.arange(n) + 0.5) / n))
+        nearest = np.searchsorted((levels[1:] + levels[:-1]) / 2, w)
+        out = np.where(keep, levels[nearest], 0.0)
+    return out
+
+
 def _tensor_type(elem: int, batch: int | None, dims: list[int]) -> onnx.TypeProto:
     return helper.make_tensor_type_proto(elem, ["N" if batch is None else batch, *dims])
 
 
 def _build_arch(
     name: str, arch: _Arch, *, opset: int, seed: int, batch: int | None, dtype: str,
-    num_classes: int, image_size: int,
+    num_classes: int, image_size: int, density: float = 1.0, codebook_bits: int = 0,
 ) -> onnx.ModelProto:  # fmt: skip
     elem, np_dtype = _DTYPES[dtype]
-    g = _GraphBuilder(opset, seed, np_dtype)
+    g = _GraphBuilder(opset, seed, np_dtype, density, codebook_bits)
     k = arch.conv1_kernel
     if image_size < k:
         raise UsageError(f"image_size={image_size} is too small for {name}")
@@ -245,12 +274,17 @@ def _build_arch(
     # listed as graph inputs (they are constants, not things a caller may override).
     model.ir_version = max(4, helper.find_min_ir_version_for(opset_ids))
     model.doc_string = f"{name}: {_ARCHS[name][1]} Random weights (seed={seed}), not trained."
-    helper.set_model_props(model, {"sqzc.zoo.name": name, "sqzc.zoo.seed": str(seed)})
+    props = {"sqzc.zoo.name": name, "sqzc.zoo.seed": str(seed)}
+    if density < 1.0 or codebook_bits:
+        model.doc_string += (f" Deep-compressed: density {density}, "
+                             f"{codebook_bits or 'no'} codebook bits.")
+        props |= {"sqzc.zoo.density": str(density), "sqzc.zoo.codebook_bits": str(codebook_bits)}
+    helper.set_model_props(model, props)
     return model
 
 
 def _validate(name: str, opset: int, batch: int | None, dtype: str, num_classes: int,
-              seed: int = 0) -> None:
+              seed: int = 0, density: float = 1.0, codebook_bits: int = 0) -> None:
     if name not in _ARCHS:
         raise UsageError(f"unknown zoo model {name!r}; valid names: {', '.join(_ARCHS)}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
@@ -263,22 +297,32 @@ def _validate(name: str, opset: int, batch: int | None, dtype: str, num_classes:
         raise UsageError(f"num_classes must be positive, got {num_classes}")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise UsageError(f"seed must be an integer >= 0, got {seed!r}")
+    if not isinstance(density, numbers.Real) or not 0.0 < density <= 1.0:
+        raise UsageError(f"density must be in (0, 1], got {density!r}")
+    if isinstance(codebook_bits, bool) or not isinstance(codebook_bits, numbers.Integral) \
+            or not 0 <= codebook_bits <= 12:
+        raise UsageError(f"codebook bits must be an integer 0..12 (0: no sharing), "
+                         f"got {codebook_bits!r}")
 
 
 def build(
     name: str, *, opset: int = 13, seed: int = 0, batch: int | None = 1,
     dtype: str = "float32", num_classes: int = 1000, image_size: int = 224,
+    density: float = 1.0, codebook_bits: int = 0,
 ) -> onnx.ModelProto:  # fmt: skip
     """Build zoo model ``name`` (see ``ZOO``) with seeded random weights.
 
     ``batch=None`` gives a symbolic batch dimension ``N``; ``dtype`` ("float32"/"float16")
     applies to weights, input and output alike. Same arguments -> byte-identical model, so
-    tests and benchmarks are reproducible. Raises ``UsageError`` on bad arguments.
+    tests and benchmarks are reproducible. ``density`` < 1 and ``codebook_bits`` > 0 prune
+    and weight-share the conv weights (``deep_compress``). Raises ``UsageError`` on bad
+    arguments.
     """
-    _validate(name, opset, batch, dtype, num_classes, seed)
+    _validate(name, opset, batch, dtype, num_classes, seed, density, codebook_bits)
     return _build_arch(
         name, _ARCHS[name][0], opset=opset, seed=seed, batch=batch, dtype=dtype,
-        num_classes=num_classes, image_size=image_size,
+        num_classes=num_classes, image_size=image_size, density=density,
+        codebook_bits=codebook_bits,
     )  # fmt: skip
 
 
