@@ -266,7 +266,11 @@ def test_shared_qoperator_bit_exact(shared_qoperator: Compiled,
         assert _top1(got[OUTPUT]) == TOP1[name]
 
 
-@pytest.mark.parametrize("target_cpu", ["skylake-avx512", "haswell", "generic"])
+# generic (SSE2, int16 pairs on 8-lane vectors) in the default tier; the AVX-512 and AVX2
+# pair kernels are the same code at other widths (exhaustive tier)
+@pytest.mark.parametrize("target_cpu", [
+    pytest.param("skylake-avx512", marks=pytest.mark.exhaustive),
+    pytest.param("haswell", marks=pytest.mark.exhaustive), "generic"])
 def test_shared_qoperator_bit_exact_without_vnni(shared_dir: Path,
                                                  exposed_models: ExposedModels,
                                                  images: dict[str, np.ndarray],
@@ -433,8 +437,15 @@ def test_zoo_qdq_s8_layer_by_layer_within_one_step_of_ort_x86_default(
     assert summarize(layer_diffs)[1] <= 1, _explain(layer_diffs)
 
 
-@pytest.mark.parametrize("fused", QDQ_MODES)
-@pytest.mark.parametrize("cfg", S8_QDQ, ids=lambda c: c.id)
+#: every QInt8 model in both modes; the float path's library build and bit-exact check for
+#: every other model is a sweep over the same code (exhaustive tier, which .ci/run runs)
+_FUSE_CASES = [pytest.param(cfg, mode.values[0], id=f"{cfg.id}-{mode.id}",
+                            marks=[pytest.mark.exhaustive] if i % 2 and not mode.values[0]
+                            else [])
+               for i, cfg in enumerate(S8_QDQ) for mode in QDQ_MODES]
+
+
+@pytest.mark.parametrize("cfg, fused", _FUSE_CASES)
 def test_zoo_qdq_s8_fuses_what_onnxruntime_fuses(cfg: QuantConfig, fused: bool,
                                                  exposed_models: ExposedModels,
                                                  tmp_path: Path) -> None:
@@ -464,7 +475,10 @@ def test_zoo_qdq_s8_fuses_what_onnxruntime_fuses(cfg: QuantConfig, fused: bool,
         assert got[OUTPUT].tobytes() == want[OUTPUT].tobytes(), "softmax not bit-exact"
 
 
-@pytest.mark.parametrize("cfg", S8_QDQ[::2], ids=lambda c: c.id)  # one per model
+# one per model; SqueezeNet 1.0's (the same kernels on other shapes) is the exhaustive tier's
+@pytest.mark.parametrize("cfg", [
+    pytest.param(c, marks=[pytest.mark.exhaustive] if c.id.startswith("squeezenet1.0") else [])
+    for c in S8_QDQ[::2]], ids=lambda c: c.id)
 def test_zoo_qdq_s8_ort_x86_float_path_bit_exact(cfg: QuantConfig,
                                                  exposed_models: ExposedModels) -> None:
     """``--no-fuse-int8-qdq``: the exposed QInt8 models (where onnxruntime's x86-64
