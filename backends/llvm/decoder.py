@@ -17,9 +17,8 @@ big. It returns ``DECODE_OK`` (0) or one of:
 
 * ``ERR_HEADER`` (1): container shorter than its header, wrong magic, version or record
   size, ``image_size`` different from ``image_bytes``, or records past the container's end;
-* ``ERR_RECORD`` (2): a record's payload outside the container or its tensor outside the
-  image, an unknown codec or dtype, ``nnz > n``, ``alphabet > 4096``, ``k > 31`` or
-  unknown flag bits;
+* ``ERR_RECORD`` (2): a record's payload or tensor out of bounds, an unknown codec or dtype,
+  ``nnz > n``, ``alphabet > 4096`` (or > 0 for SPARSE_RAW), ``k > 31`` or unknown flags;
 * ``ERR_STREAM`` (3): a bitstream read past its end or into its padding, code lengths over
   12 or over-subscribed, an invalid Huffman code, a codebook key out of range, a position
   past the tensor's end, a value with an empty codebook or runs without a run code;
@@ -36,6 +35,7 @@ walk over the elements.
 The walk is a loop over *marks* (run-coded elements) each followed by a *fill* of values:
 marking nonzeros fills the one element after each run, marking zeros fills the ``run``
 elements before each zero and then the rest, and DENSE_CB is "no marks, then the rest".
+A value is a Huffman symbol's codebook entry, or for SPARSE_RAW the next ``width`` bits.
 Every field costs one unaligned little-endian 8-byte load (the container's bit order,
 ``sqzc.weights.codecs``); a Huffman symbol costs one u16 lookup. Table entries are
 ``symbol | length << 12`` with 0xFFFF marking an unused code; a one-entry codebook uses a
@@ -278,7 +278,7 @@ def emit_decoder(module: ir.Module, name: str = "sqz_decode_weights") -> ir.Func
     # codebook records: check the fields
     dsmall = b.and_(dtype, _c(15))
     bit = b.lshr(_c(_VALID), dsmall)
-    bad_kind = b.or_(u("<", codec, _c(Codec.DENSE_CB)), u(">", codec, _c(Codec.SPARSE_CB)))
+    bad_kind = b.or_(u("<", codec, _c(Codec.DENSE_CB)), u(">", codec, _c(Codec.SPARSE_RAW)))
     bad_kind = b.or_(bad_kind, b.or_(u(">", dtype, _c(15)),
                                      u("==", b.and_(bit, _c(1)), _c(0))))
     e.fail_if(bad_kind, ERR_RECORD)
@@ -289,6 +289,8 @@ def emit_decoder(module: ir.Module, name: str = "sqz_decode_weights") -> ir.Func
     bad = b.or_(bad, u(">", alphabet, _c(MAX_ALPHABET)))
     bad = b.or_(bad, u(">", b.or_(k_pos, k_cb), _c(MAX_K)))
     bad = b.or_(bad, u(">", flags, _c(15)))
+    raw_values = u("==", codec, _c(Codec.SPARSE_RAW))   # values in full, no codebook
+    bad = b.or_(bad, b.and_(raw_values, u("!=", alphabet, _c(0))))
     e.fail_if(bad, ERR_RECORD)
 
     e.src = src
@@ -380,6 +382,7 @@ def emit_decoder(module: ir.Module, name: str = "sqz_decode_weights") -> ir.Func
     base = e.addr(e.img, dst)
     marks_head, fill_head, tail = e.block("marks"), e.block("fill"), e.block("tail")
     lo_slot, hi_slot, last_slot = e.var("lo"), e.var("hi"), e.var("last")
+    value_slot = e.var("value")
     b.branch(marks_head)
 
     # one mark: a run, then the values it implies
@@ -437,8 +440,14 @@ def emit_decoder(module: ir.Module, name: str = "sqz_decode_weights") -> ir.Func
     body, after = e.block("fill.value"), e.block("fill.end")
     b.cbranch(u("<", lo, e.get(hi_slot)), body, after)
     b.position_at_end(body)
-    sym = e.huffman(bitpos, vtable)
-    value = b.load(e.addr(codebook, b.shl(sym, _c(2))), typ=I32, align=4)
+    with b.if_else(raw_values) as (in_full, coded):
+        with in_full:
+            e.set(value_slot, e.read(bitpos, width))
+        with coded:
+            sym = e.huffman(bitpos, vtable)
+            e.set(value_slot, b.zext(b.load(e.addr(codebook, b.shl(sym, _c(2))), typ=I32,
+                                            align=4), I64))
+    value = b.trunc(e.get(value_slot), I32)
     out = e.addr(base, b.shl(lo, log2))
     e.set(lo_slot, b.add(lo, _c(1)))
     s4, s2, s1 = e.block("store4"), e.block("store2"), e.block("store1")

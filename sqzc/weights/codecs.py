@@ -10,7 +10,10 @@ needs the fewest bytes:
   element's codebook index;
 * ``SPARSE_CB``: the same, for the nonzero elements only, plus their positions as run
   lengths. "Zero" means the all-zero bit pattern, so -0.0 is an ordinary codebook value and
-  every tensor round-trips bit for bit (NaN payloads and denormals too).
+  every tensor round-trips bit for bit (NaN payloads and denormals too);
+* ``SPARSE_RAW``: the positions as in ``SPARSE_CB``, and each nonzero element's bit
+  pattern in full (no codebook): a pruned tensor whose values are all distinct (pruned,
+  not weight-shared), where a codebook would cost more than the values.
 
 Bit order (the native decoder depends on it; ``pack_fields`` writes, and
 ``reference_decoder.BitReader`` reads). Every bitstream is LSB-first: a field of
@@ -65,6 +68,7 @@ class Codec(IntEnum):
     RAW = 0
     DENSE_CB = 1
     SPARSE_CB = 2
+    SPARSE_RAW = 3
 
 
 class PosCode(IntEnum):
@@ -421,23 +425,41 @@ def _codebook_encoding(codec: Codec, keys: np.ndarray, code: int, shape: tuple[i
         return None
     _add_values(stream, coded, index.reshape(-1), uniq.size)
     k_pos = 0
-    if codec is Codec.SPARSE_CB:    # mark the nonzeros or the zeros, whichever is cheaper
-        polarities = [(0, coded), (FLAG_MARKS_ZEROS, np.flatnonzero(~nonzero))]
-        (_, pos, k_pos), marks, marked = min(((_positions_cost(m), f, m) for f, m in polarities),
-                                             key=lambda o: o[0][0])
-        flags |= marks | pos << FLAG_POS_SHIFT
-        _add_positions(stream, marked, pos, k_pos)
+    if codec is Codec.SPARSE_CB:
+        marks, k_pos = _add_sparse_positions(stream, nonzero)
+        flags |= marks
     enc = EncodedTensor(codec, code, shape, keys.size, nnz, stream.size(), b"", uniq.size,
                         flags, k_pos, k_cb)
     return enc, stream
+
+
+def _add_sparse_positions(stream: _Stream, nonzero: np.ndarray) -> tuple[int, int]:
+    """Mark the nonzeros or the zeros, whichever is cheaper; returns (flags, k_pos)."""
+    polarities = [(0, np.flatnonzero(nonzero)), (FLAG_MARKS_ZEROS, np.flatnonzero(~nonzero))]
+    (_, pos, k_pos), marks, marked = min(((_positions_cost(m), f, m) for f, m in polarities),
+                                         key=lambda o: o[0][0])
+    _add_positions(stream, marked, pos, k_pos)
+    return marks | pos << FLAG_POS_SHIFT, k_pos
+
+
+def _sparse_raw_encoding(bits: np.ndarray, code: int, shape: tuple[int, ...], nnz: int
+                         ) -> tuple[EncodedTensor, _Stream]:
+    """SPARSE_RAW: run-coded positions and the nonzero bit patterns in full."""
+    nonzero = bits != 0
+    coded = np.flatnonzero(nonzero)
+    stream = _Stream()
+    stream.add_data("values", 4 * coded + 2, bits[coded], 8 * ITEMSIZE[code])
+    flags, k_pos = _add_sparse_positions(stream, nonzero)
+    return EncodedTensor(Codec.SPARSE_RAW, code, shape, bits.size, nnz, stream.size(), b"", 0,
+                         flags, k_pos, 0), stream
 
 
 def encode_tensor(a: np.ndarray, codec: Codec | None = None) -> EncodedTensor:
     """The smallest encoding of ``a`` (ties go to the simpler codec), or the given codec.
 
     Codebook codecs need a dtype of at most 32 bits (``CODEBOOK_CODES``), 1 <= n < 2**32,
-    and at most 4096 codebook entries. Otherwise the tensor is stored raw, and asking for
-    a codebook codec raises ValueError.
+    and at most 4096 codebook entries; SPARSE_RAW the same dtypes and sizes. Otherwise
+    the tensor is stored raw, and asking for another codec raises ValueError.
     """
     a = np.asarray(a)
     if a.dtype.hasobject or a.dtype.fields is not None:
@@ -461,6 +483,8 @@ def encode_tensor(a: np.ndarray, codec: Codec | None = None) -> EncodedTensor:
                                         math.inf if codec is not None else 8 * best)
             if option is not None:
                 options.append(option)
+        if codec is Codec.SPARSE_RAW or codec is None and nnz < a.size:
+            options.append(_sparse_raw_encoding(bit_patterns(a), code, shape, nnz))
     if codec is not None:
         options = [o for o in options if o[0].codec is codec]
         if not options:

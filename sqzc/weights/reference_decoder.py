@@ -130,11 +130,13 @@ def decode_record(buf: bytes, record: tuple[int, ...], image: bytearray) -> None
             raise ValueError("raw record outside the image")
         image[dst:dst + nbytes] = buf[src:src + nbytes]
         return
-    if codec not in (Codec.DENSE_CB, Codec.SPARSE_CB) or dtype not in CODEBOOK_CODES:
+    if codec not in (Codec.DENSE_CB, Codec.SPARSE_CB, Codec.SPARSE_RAW) \
+            or dtype not in CODEBOOK_CODES:
         raise ValueError(f"unknown codec {codec} or dtype {dtype}")
     size = ITEMSIZE[dtype]
+    raw_values = codec == Codec.SPARSE_RAW
     if (dst + n * size > len(image) or nnz > n or alphabet > MAX_ALPHABET
-            or max(k_pos, k_cb) > MAX_K or flags >> 4):
+            or max(k_pos, k_cb) > MAX_K or flags >> 4 or raw_values and alphabet):
         raise ValueError("record fields out of range")
     reader = BitReader(buf, src, src + nbytes)
     codebook = _read_codebook(reader, dtype, alphabet, k_cb, flags & FLAG_RAW_CODEBOOK)
@@ -145,6 +147,8 @@ def decode_record(buf: bytes, record: tuple[int, ...], image: bytearray) -> None
         if pos_code == PosCode.HUFFMAN else None
 
     def value() -> bytes:
+        if raw_values:
+            return reader.read(8 * size).to_bytes(size, "little")
         if values is None:
             if not alphabet:
                 raise ValueError("a value with an empty codebook")

@@ -6,8 +6,8 @@ its values (``sqzc.tools.zoo.deep_compress``). For such a model the default buil
 per-tensor zero-order bound (conv weights at their bound, everything else raw, as issue 21
 states it), and give outputs bit-identical to the raw build and within the float tolerance
 of onnxruntime. Densities 0.1-1.0 with 4-8-bit codebooks; the default tier takes one
-case, the exhaustive tier the rest. (Pruned but not shared float weights, whose values
-are all distinct, are stored raw today: no codec keeps positions with raw values yet.)
+case, the exhaustive tier the rest, a pruned model without shared values included (its
+values are all distinct: positions plus the values in full, the SPARSE_RAW codec).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sqzc.weights.analysis import kernel_constants, zero_order_bound
     pytest.param(1.0, 4, marks=pytest.mark.exhaustive),
     pytest.param(0.1, 4, marks=pytest.mark.exhaustive),
     pytest.param(0.6, 8, marks=pytest.mark.exhaustive),
+    pytest.param(0.3, 0, marks=pytest.mark.exhaustive),     # pruned only: SPARSE_RAW
 ], ids=lambda v: str(v))
 def test_deep_compressed_zoo_model(density: float, bits: int, tmp_path: Path) -> None:
     model = build("squeezenet1.1", density=density, codebook_bits=bits, seed=5)

@@ -240,6 +240,8 @@ def _codebook_ok(a: np.ndarray, codec: Codec) -> bool:
     a = np.asarray(a)
     if DTYPE_CODES.get(a.dtype.newbyteorder("<")) not in CODEBOOK_CODES or not a.size:
         return False
+    if codec is Codec.SPARSE_RAW:     # no codebook: any size of alphabet
+        return True
     bits = bit_patterns(a.astype(a.dtype.newbyteorder("<")))
     coded = bits if codec is Codec.DENSE_CB else bits[bits != 0]
     return np.unique(coded).size <= MAX_ALPHABET
@@ -250,10 +252,10 @@ def _features(records: list[container.Placed]) -> set[tuple]:
     for r in records:
         e = r.encoded
         out.add(("codec", e.codec))
-        if e.codec is Codec.SPARSE_CB:
+        if e.codec in (Codec.SPARSE_CB, Codec.SPARSE_RAW):
             out.add(("positions", PosCode((e.flags >> FLAG_POS_SHIFT) & 3),
                      bool(e.flags & FLAG_MARKS_ZEROS)))
-        if e.codec is not Codec.RAW:
+        if e.codec in (Codec.DENSE_CB, Codec.SPARSE_CB):
             out.add(("raw codebook", bool(e.flags & FLAG_RAW_CODEBOOK)))
             out.add(("alphabet", min(e.alphabet, 2)))
             out.add(("dtype", e.dtype))
@@ -284,7 +286,7 @@ def test_special_tensors_exercise_the_rare_paths() -> None:
 #: every special tensor with the default choice and each codec that can hold it (a
 #: codebook codec cannot hold an alphabet above 4096: those pairs are not generated)
 SPECIAL_CASES = [(name, codec) for name in sorted(SPECIAL)
-                 for codec in (None, Codec.RAW, Codec.DENSE_CB, Codec.SPARSE_CB)
+                 for codec in (None, Codec.RAW, Codec.DENSE_CB, Codec.SPARSE_CB, Codec.SPARSE_RAW)
                  if codec in (None, Codec.RAW) or _codebook_ok(SPECIAL[name], codec)]
 
 
@@ -310,7 +312,7 @@ def test_random_containers(native: Native) -> None:
         seen |= _features(records)
         rc, got = native(data, len(image))
         assert rc == DECODE_OK and got == image, trial
-        for codec in (Codec.DENSE_CB, Codec.SPARSE_CB):
+        for codec in (Codec.DENSE_CB, Codec.SPARSE_CB, Codec.SPARSE_RAW):
             ok = [(o, a) for o, a in placed if _codebook_ok(a, codec)]
             data, records = container.encode_report(image, ok, codec)
             seen |= _features(records)
@@ -352,11 +354,12 @@ def _small_container() -> tuple[bytes, int]:
         SPECIAL["rice_escape"],
         np.full(6, 0.5, F32),
         rng.standard_normal(3).astype(F32),
+        np.where(rng.random(30) < 0.3, rng.standard_normal(30), 0).astype(F16),  # pruned only
     ]
     image, placed = _layout(tensors, rng, align=4)
     data, records = container.encode_report(image, placed)
     assert {("positions", p, False) for p in (PosCode.HUFFMAN, PosCode.RICE)} | \
-        {("positions", PosCode.RICE, True)} <= _features(records)
+        {("positions", PosCode.RICE, True), ("codec", Codec.SPARSE_RAW)} <= _features(records)
     return data, len(image)
 
 

@@ -253,7 +253,8 @@ TENSORS = _tensors()
 
 
 @pytest.mark.parametrize("name", sorted(TENSORS))
-@pytest.mark.parametrize("codec", [None, Codec.RAW, Codec.DENSE_CB, Codec.SPARSE_CB])
+@pytest.mark.parametrize("codec", [None, Codec.RAW, Codec.DENSE_CB, Codec.SPARSE_CB,
+                                   Codec.SPARSE_RAW])
 def test_tensor_round_trip(name: str, codec: Codec | None) -> None:
     a = TENSORS[name]
     if (name, codec) == ("alphabet_4096_sparse", Codec.DENSE_CB):   # 4097 with the zero
@@ -276,6 +277,15 @@ def test_codec_choice() -> None:
     assert best["all_zero_f32"].codec is Codec.SPARSE_CB and best["all_zero_f32"].payload == b""
     assert best["one_value_dense"].codec is Codec.DENSE_CB and best["one_value_dense"].alphabet == 1
     assert best["shared_pruned_f32"].codec is Codec.SPARSE_CB
+    # pruned, not shared: every value distinct, so positions plus the values in full
+    rng = np.random.default_rng(4)
+    pruned = np.where(rng.random(20000) < 0.3, rng.standard_normal(20000), 0).astype(np.float32)
+    enc = encode_tensor(pruned)
+    assert enc.codec is Codec.SPARSE_RAW and enc.alphabet == 0
+    d = enc.nnz / enc.n      # values in full, positions within 2% of their entropy
+    entropy = -enc.n * (d * np.log2(d) + (1 - d) * np.log2(1 - d)) / 8
+    assert enc.size.values == 4 * enc.nnz and enc.size.positions <= 1.02 * entropy
+    assert _same(pruned, decode_tensor(enc))
     assert best["alphabet_4096"].codec is not Codec.RAW
     assert best["alphabet_4096_sparse"].alphabet == 4096
     over = np.arange(1, MAX_ALPHABET + 2, dtype=np.float32)      # 4097 distinct nonzeros
