@@ -23,8 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_matrix import FLOAT_PATH_S8S8, models  # noqa: E402
 
 from sqzc.runtime import load  # noqa: E402
-from sqzc.tools.bench import BLOCK_RUNS, SETTLE_SECONDS, cpu_name  # noqa: E402
+from sqzc.tools.bench import cpu_name, time_engines  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,26 +52,6 @@ def build(tree: Path, model: Path, out: Path, fuse_int8_qdq: bool) -> None:
         args.append("--no-fuse-int8-qdq")
     env = dict(os.environ, PYTHONPATH=str(tree))
     subprocess.run(args, check=True, env=env, cwd=tree, capture_output=True)
-
-
-def time_engines(engines: dict[str, Callable[[], object]], threads: int, rounds: int,
-                 warmup: int = 20) -> dict[str, list[float]]:
-    """Seconds per run of each engine, interleaved."""
-    for _ in range(warmup):
-        for run in engines.values():
-            run()
-    times: dict[str, list[float]] = {name: [] for name in engines}
-    block = BLOCK_RUNS if threads > 1 else 1
-    for _ in range(-(-rounds // block)):
-        for name, run in engines.items():
-            if block > 1:
-                time.sleep(SETTLE_SECONDS)
-                run()
-            for _ in range(block):
-                t = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - t)
-    return times
 
 
 def main() -> int:

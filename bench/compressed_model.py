@@ -32,7 +32,7 @@ import numpy as np
 
 import sqzc
 from sqzc.driver import CompileOptions
-from sqzc.tools.bench import cpu_name
+from sqzc.tools.bench import cpu_name, time_engines
 from sqzc.tools.elf import read_sections
 from sqzc.tools.imageio import caffe_input
 from sqzc.weights.analysis import zero_order_bound
@@ -116,15 +116,7 @@ def main() -> int:
         ort_top1 = {name: int(np.argmax(sess.run(None, {"data": p})[0])) for name, p in
                     photos.items()}
         engines["onnxruntime"] = lambda: sess.run(None, {"data": x})
-        for _ in range(20):
-            for run in engines.values():
-                run()
-        times: dict[str, list[float]] = {k: [] for k in engines}
-        for _ in range(args.rounds):
-            for k, run in engines.items():
-                t = time.perf_counter()
-                run()
-                times[k].append(time.perf_counter() - t)
+        times = time_engines(engines, 1, args.rounds)
     ms = {k: statistics.median(v) * 1e3 for k, v in times.items()}
     bound = paper_bound()
     paper = PAPER_FILE.stat().st_size if PAPER_FILE.exists() else 675_763

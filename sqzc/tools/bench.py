@@ -147,6 +147,29 @@ def check_bench_args(threads: int, rounds: int, warmup: int) -> None:
             raise UsageError(f"{option} must be an integer >= {least}, got {value!r}")
 
 
+def time_engines(engines: dict[str, Callable[[], object]], threads: int, rounds: int,
+                 warmup: int = 20) -> dict[str, list[float]]:
+    """Seconds per run of each engine, ``rounds`` runs each, interleaved after ``warmup``
+    untimed rounds. With several threads each engine runs blocks of ``BLOCK_RUNS`` after a
+    pause and one untimed run, so the other engine's spinning workers have gone to sleep
+    and this one's are awake (``sqzc bench``, bench/compare_revisions.py)."""
+    for _ in range(warmup):
+        for run in engines.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in engines}
+    block = BLOCK_RUNS if threads > 1 else 1
+    for _ in range(-(-rounds // block)):
+        for name, run in engines.items():
+            if block > 1:
+                time.sleep(SETTLE_SECONDS)
+                run()
+            for _ in range(block):
+                t = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - t)
+    return times
+
+
 def run_bench(model: str, threads: int = 1, batch: int | None = None, rounds: int = 200,
               warmup: int = 20, opt_level: int = 3, target_cpu: str = "host",
               profile: bool = False, winograd: bool = True, openvino: bool = False,
@@ -205,20 +228,7 @@ def run_bench(model: str, threads: int = 1, batch: int | None = None, rounds: in
                 engines["openvino"] = openvino_runner(str(model), feeds, threads)
             except Exception as e:  # noqa: BLE001 - any failure means "cannot run it"
                 problems["openvino"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
-        for _ in range(warmup):
-            for run in engines.values():
-                run()
-        times: dict[str, list[float]] = {name: [] for name in engines}
-        block = BLOCK_RUNS if threads > 1 else 1
-        for _ in range(-(-rounds // block)):
-            for name, run in engines.items():
-                if block > 1:  # let the other engine's spinning workers go to sleep
-                    time.sleep(SETTLE_SECONDS)
-                    run()  # untimed: wakes this engine's workers
-                for _ in range(block):
-                    t = time.perf_counter()
-                    run()
-                    times[name].append(time.perf_counter() - t)
+        times = time_engines(engines, threads, rounds, warmup)
         layers = m.profile() if profile else None
         if layers and result.graph.dynamic_batch:  # times cover every sample of the call
             layers = [dict(x, macs=int(x["macs"]) * batch) for x in layers]  # type: ignore[call-overload]
