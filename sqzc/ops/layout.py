@@ -1,7 +1,7 @@
 """Weight layouts of the packed kernels, and their inverses for reference semantics.
 
 A float conv in the channel-blocked layout NCHW[b]c reads its weight as
-[OC/b, IC, KH, KW, b] (``pack_conv_weight``); a Winograd conv reads the transformed
+[OC/b, IC, KH, KW, b] (``sqzc.ops.packing.pack_conv_weight``); a Winograd conv reads the transformed
 weight (``sqzc.winograd``); an int8 conv reads [OC/b, IC/g, KH, KW, b, g] quads or pairs
 plus a table of corrected biases and multipliers (``pack_qconv``). assign-layout and
 select-winograd pack at compile time; the ``unpack_*`` functions give the plain op a
@@ -17,15 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from sqzc.ops.attrs import ConvAttrs, QConvAttrs
+from sqzc.ops.packing import pack_qconv_weight
 from sqzc.winograd import untransform_weights
-
-def pack_conv_weight(w: np.ndarray, block: int) -> np.ndarray:
-    """OIHW -> [OC/b, I, H, W, b] with output channels zero-padded to a multiple of b."""
-    oc = w.shape[0]
-    ocb = -(-oc // block)
-    padded = np.zeros((ocb * block,) + w.shape[1:], dtype=w.dtype)
-    padded[:oc] = w
-    return np.ascontiguousarray(padded.reshape((ocb, block) + w.shape[1:]).transpose(0, 2, 3, 4, 1))
 
 
 def unpack_conv(a: ConvAttrs, ins: Sequence[np.ndarray]) -> tuple[ConvAttrs, np.ndarray, np.ndarray, np.ndarray]:
@@ -44,17 +37,6 @@ def qconv_input_offset(x_dtype: str, x_zp: int) -> int:
     """The constant c with ``sum((x - x_zp) * w) = sum(u * w) - c * sum(w)`` where ``u`` is
     the unsigned byte the VNNI kernel multiplies (int8 activations are shifted by +128)."""
     return x_zp + (128 if x_dtype == "int8" else 0)
-
-
-def pack_qconv_weight(w: np.ndarray, block: int, group: int) -> np.ndarray:
-    """int8 OIHW weights -> [OC/b, IC/g, KH, KW, b, g], zero padded: int8 quads (``group``
-    4, ``vpdpbusd``) or int16 pairs (``group`` 2, ``pmaddwd``)."""
-    oc, ic, kh, kw = w.shape
-    ocb, icq = -(-oc // block), -(-ic // group)
-    padded = np.zeros((ocb * block, icq * group, kh, kw), np.int8 if group == 4 else np.int16)
-    padded[:oc, :ic] = w
-    packed = padded.reshape(ocb, block, icq, group, kh, kw).transpose(0, 2, 4, 5, 1, 3)
-    return np.ascontiguousarray(packed)
 
 
 def pack_qconv(a: QConvAttrs, x_dtype: str, w: np.ndarray, b: np.ndarray | None, block: int,

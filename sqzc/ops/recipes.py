@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sqzc.ops.layout import pack_conv_weight, pack_qconv_weight
+from sqzc.ops.packing import pack_conv_weight, pack_qconv_weight
 from sqzc.winograd import transform_weights
 
 

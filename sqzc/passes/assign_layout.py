@@ -18,7 +18,8 @@ from sqzc.ops import (
     kinds_tagged,
     opdef,
 )
-from sqzc.ops.layout import pack_conv_weight, pack_qconv
+from sqzc.ops.layout import pack_qconv
+from sqzc.ops.packing import pack_conv_weight
 from sqzc.ops.recipes import PackConv, PackQConv, PadTo, recipe_of
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 

@@ -273,24 +273,17 @@ def test_standalone(act: Act, shape: list[int], tmp_path: Path) -> None:
 # ---------------------------------------------------------------- 2-4. fused into a conv
 
 
+@pytest.mark.parametrize("opt_level, blocked", [(1, False), (3, True)],
+                         ids=["O1-plain", "O3-blocked"])
 @pytest.mark.parametrize("act", ACTIVE)
-def test_conv_act_O1_plain_fused(act: Act, tmp_path: Path) -> None:
+def test_conv_act_fused(act: Act, opt_level: int, blocked: bool, tmp_path: Path) -> None:
     """-O1 runs fuse-conv-activation but not assign-layout: a plain direct conv with the
-    activation as its epilogue."""
+    activation as its epilogue. -O3: packed weights, NCHW[b]c output with padding lanes
+    (12 channels), the activation fused, then a reorder back to NCHW for the output."""
     model = conv_act(act)
-    lib, dump = compile_with_dump(model, tmp_path, opt_level=1)
-    assert_fused_into_conv(dump, blocked=False)
-    check_against_ort(lib, model, {"x": rand((1, 3, 7, 9), 21, 2.0)})
-
-
-@pytest.mark.parametrize("act", ACTIVE)
-def test_conv_act_O3_blocked_fused(act: Act, tmp_path: Path) -> None:
-    """-O3: packed weights, NCHW[b]c output with padding lanes (12 channels), the
-    activation fused, then a reorder back to NCHW for the graph output."""
-    model = conv_act(act)
-    lib, dump = compile_with_dump(model, tmp_path, opt_level=3)
-    assert_fused_into_conv(dump, blocked=True)
-    check_against_ort(lib, model, {"x": rand((1, 3, 7, 9), 22, 2.0)})
+    lib, dump = compile_with_dump(model, tmp_path, opt_level=opt_level)
+    assert_fused_into_conv(dump, blocked=blocked)
+    check_against_ort(lib, model, {"x": rand((1, 3, 7, 9), 20 + (opt_level + 1) // 2, 2.0)})
 
 
 @pytest.mark.parametrize("act", ACTIVE)

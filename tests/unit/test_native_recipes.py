@@ -19,7 +19,7 @@ from onnx import numpy_helper
 from sqzc.backends.llvm.link import parse_and_optimize
 from sqzc.backends.llvm.recipes import emit_pack_conv, emit_pack_qconv, emit_winograd
 from sqzc.backends.llvm.target import host_target
-from sqzc.ops.layout import pack_conv_weight, pack_qconv_weight
+from sqzc.ops.packing import pack_conv_weight, pack_qconv_weight
 from sqzc.winograd import transform_weights
 
 _ENGINES: list[object] = []

@@ -133,6 +133,24 @@ def qladd_kernel(x: np.ndarray, sx: np.float32, zx: int, y: np.ndarray, sy: np.f
     return sat_pack(cvtps_epi32(t), dtype)
 
 
+def _qbinary_prologue(op: str, a: np.ndarray, a_scale: np.ndarray | float,
+                      a_zero_point: np.ndarray | int | None, b: np.ndarray,
+                      b_scale: np.ndarray | float, b_zero_point: np.ndarray | int | None,
+                      c_scale: np.ndarray | float, c_zero_point: np.ndarray | int | None
+                      ) -> tuple[np.dtype, tuple[np.float32, ...], tuple[int, ...],
+                                 np.ndarray, np.ndarray, int]:
+    """What QLinearAdd and QLinearMul share: the 8-bit dtype check, the scalar scales
+    (sA, sB, sC) and zero points (zA, zB, zC), and the broadcast operands with ORT's span
+    case (``_binary_operands``)."""
+    a = np.asarray(a)
+    if a.dtype not in QTYPES:
+        raise TypeError(f"{op} supports uint8/int8 here")
+    scales = (scalar_f32(a_scale), scalar_f32(b_scale), scalar_f32(c_scale))
+    zero_points = (scalar_int(a_zero_point), scalar_int(b_zero_point), scalar_int(c_zero_point))
+    ab, bb, case = _binary_operands(a, np.asarray(b))
+    return a.dtype, scales, zero_points, ab, bb, case
+
+
 def qlinear_add(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.ndarray | int | None,
                 b: np.ndarray, b_scale: np.ndarray | float, b_zero_point: np.ndarray | int | None,
                 c_scale: np.ndarray | float, c_zero_point: np.ndarray | int | None) -> np.ndarray:
@@ -156,13 +174,8 @@ def qlinear_add(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.nda
     saturates to the *lowest* value (0 / -128). Missing zero points are 0; the output dtype
     is A's dtype.
     """
-    a = np.asarray(a)
-    dtype = a.dtype
-    if dtype not in QTYPES:
-        raise TypeError("QLinearAdd supports uint8/int8 here")
-    sa, sb, sc = scalar_f32(a_scale), scalar_f32(b_scale), scalar_f32(c_scale)
-    za, zb, zc = scalar_int(a_zero_point), scalar_int(b_zero_point), scalar_int(c_zero_point)
-    ab, bb, case = _binary_operands(a, np.asarray(b))
+    dtype, (sa, sb, sc), (za, zb, zc), ab, bb, case = _qbinary_prologue(
+        "QLinearAdd", a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, c_zero_point)
     if case == 0:  # A is the repeated value: ORT passes (B, A) to MlasQLinearAdd
         return qladd_kernel(bb, sb, zb, ab, sa, za, sc, zc, dtype)
     return qladd_kernel(ab, sa, za, bb, sb, zb, sc, zc, dtype)
@@ -186,13 +199,8 @@ def qlinear_mul(a: np.ndarray, a_scale: np.ndarray | float, a_zero_point: np.nda
     broadcast A does not change anything (the product is commutative). |t| >= 2**31 gives
     INT32_MIN -> lowest value. Output dtype is A's dtype.
     """
-    a = np.asarray(a)
-    dtype = a.dtype
-    if dtype not in QTYPES:
-        raise TypeError("QLinearMul supports uint8/int8 here")
-    sa, sb, sc = scalar_f32(a_scale), scalar_f32(b_scale), scalar_f32(c_scale)
-    za, zb, zc = scalar_int(a_zero_point), scalar_int(b_zero_point), scalar_int(c_zero_point)
-    ab, bb, _ = _binary_operands(a, np.asarray(b))
+    dtype, (sa, sb, sc), (za, zb, zc), ab, bb, _ = _qbinary_prologue(
+        "QLinearMul", a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, c_zero_point)
     ratio = qlmul_ratio(sa, sb, sc)
     p = (ab.astype(np.int64) - za) * (bb.astype(np.int64) - zb)
     with np.errstate(over="ignore", invalid="ignore"):

@@ -22,7 +22,7 @@ from sqzc.ort.rules import ort_fuses_qdq_conv
 from sqzc.ort.passes.fold_qdq_contrib import CONTRIB_FOLDERS
 from sqzc.ort.passes.fold_qdq_matmul import fold_matmul
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
-from sqzc.ort.passes.qdq_match import dequantized, sole_quantize_reader
+from sqzc.ort.passes.qdq_match import dequantized, sole_quantize_reader, sole_reader_pairs
 from sqzc.ops.defs.conv import conv_multipliers
 
 
@@ -203,14 +203,8 @@ def _push_quantize_through_maxpool(g: Graph) -> bool:
     """Q(MaxPool(y)) -> MaxPool(Q(y)): quantization is monotonic, so it commutes with max
     (padding never wins a max), and the pool then runs on 8-bit values."""
     changed = False
-    for nid in list(g.nodes()):
-        if nid not in g or g.op(nid).kind is not OpKind.QUANTIZE:
-            continue
-        q = g.op(nid)
-        pool = q.inputs[0]
-        pop = g.op(pool)
-        if pop.kind is not OpKind.MAXPOOL or len(g.consumers(pool)) != 1 or \
-                pool in g.output_nodes() or not q.attrs.per_tensor:  # type: ignore[attr-defined]
+    for nid, q, pool, pop in sole_reader_pairs(g, OpKind.QUANTIZE):
+        if pop.kind is not OpKind.MAXPOOL or not q.attrs.per_tensor:  # type: ignore[attr-defined]
             continue
         inner = g.add_op(OpKind.QUANTIZE, q.attrs, [pop.inputs[0]], nid + "_pre", q.origin)
         new = g.add_op(OpKind.MAXPOOL, pop.attrs, [inner], nid + "_pool", pop.origin)
@@ -231,14 +225,9 @@ def fold_requantize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     reader becomes that conv's second epilogue stage (written straight into its slice).
     """
     changed = _push_quantize_through_maxpool(g)
-    for nid in list(g.nodes()):
-        if nid not in g or g.op(nid).kind is not OpKind.QUANTIZE:
-            continue
-        q = g.op(nid)
+    for nid, q, src, sop in sole_reader_pairs(g, OpKind.QUANTIZE):
         assert isinstance(q.attrs, QuantAttrs)
-        src = q.inputs[0]
-        sop = g.op(src)
-        if not q.attrs.per_tensor or len(g.consumers(src)) != 1 or src in g.output_nodes():
+        if not q.attrs.per_tensor:
             continue
         if sop.kind is OpKind.DEQUANTIZE and sop.attrs.per_tensor and \
                 sop.attrs.dtype != "int32":  # type: ignore[attr-defined]
@@ -262,14 +251,8 @@ def fold_requantize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
         g.remove(nid)
         changed = True
     g.remove_dead()  # the replaced DequantizeLinear nodes must not count as readers below
-    for nid in list(g.nodes()):
-        if nid not in g or g.op(nid).kind is not OpKind.REQUANTIZE:
-            continue
-        r = g.op(nid)
-        src = r.inputs[0]
-        conv = g.op(src)
-        if conv.kind is not OpKind.QCONV or len(g.consumers(src)) != 1 or \
-                src in g.output_nodes() or conv.attrs.requant is not None \
+    for nid, r, src, conv in sole_reader_pairs(g, OpKind.REQUANTIZE):
+        if conv.kind is not OpKind.QCONV or conv.attrs.requant is not None \
                 or r.attrs.x != conv.attrs.out:  # type: ignore[attr-defined]
             continue
         attrs = dataclasses.replace(conv.attrs, requant=r.attrs.y)  # type: ignore[attr-defined,type-var]

@@ -6,6 +6,7 @@ import dataclasses
 
 from sqzc.ir import Graph
 from sqzc.ops import ConvAttrs, OpKind, QuantAttrs
+from sqzc.ort.passes.qdq_match import sole_reader_pairs
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 
@@ -20,16 +21,10 @@ def fuse_conv_quantize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     output. Runs after unsign-activations, so a shifted (uint8) Q is fused as such.
     """
     changed = False
-    for nid in list(g.nodes()):
-        if nid not in g or g.op(nid).kind is not OpKind.QUANTIZE:
-            continue
-        q = g.op(nid)
-        src = q.inputs[0]
-        conv = g.op(src)
+    for nid, q, src, conv in sole_reader_pairs(g, OpKind.QUANTIZE):
         a = conv.attrs
         if conv.kind is not OpKind.CONV or not isinstance(a, ConvAttrs) or not a.ort_order \
-                or a.quantize is not None or len(g.consumers(src)) != 1 \
-                or src in g.output_nodes():
+                or a.quantize is not None:
             continue
         assert isinstance(q.attrs, QuantAttrs)
         if not q.attrs.per_tensor:

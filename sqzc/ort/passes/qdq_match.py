@@ -3,8 +3,10 @@ alone reads its result (shared by ``fold_qdq`` and ``fold_qdq_contrib``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from sqzc.ir import Graph
-from sqzc.ops import OpKind, QuantAttrs
+from sqzc.ops import OpKind, OpNode, QuantAttrs
 
 
 def dequantized(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
@@ -27,3 +29,17 @@ def sole_quantize_reader(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
             or not q.attrs.per_tensor:
         return None
     return users[0], q.attrs
+
+
+def sole_reader_pairs(g: Graph, kind: OpKind) -> Iterator[tuple[str, OpNode, str, OpNode]]:
+    """(node, op, source, source op) for each ``kind`` node whose first input it alone
+    reads and that is no graph output: the shape of every fusion of a node into its
+    producer. The graph may change between items: each is checked when it is reached."""
+    for nid in list(g.nodes()):
+        if nid not in g or g.op(nid).kind is not kind:
+            continue
+        op = g.op(nid)
+        src = op.inputs[0]
+        if len(g.consumers(src)) != 1 or src in g.output_nodes():
+            continue
+        yield nid, op, src, g.op(src)
