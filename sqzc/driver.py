@@ -29,6 +29,8 @@ from sqzc.passes.manager import Instrumentation, PassContext, PassRecord, run_pi
 EMIT_KINDS = ("so", "obj", "llvm", "asm", "header")
 #: ``--weights`` values (``CompileOptions.weights``).
 WEIGHT_MODES = ("raw", "compressed", "auto")
+#: ``--optimize`` goals (``CompileOptions.optimize``).
+OPTIMIZE_GOALS = ("speed", "size")
 #: The largest workspace (arena) a compiled model may need (README "Safety and limits").
 MAX_WORKSPACE_BYTES = 1 << 32
 ABI_VERSION = 2
@@ -52,8 +54,12 @@ class CompileOptions:
     fuse_int8_qdq: bool = True
     #: how the library stores its weights: ``raw`` (the kernels' layout in .rodata) or
     #: ``compressed`` (each tensor's source, losslessly coded, decoded once per process
-    #: by sqz_init into the same image; issue 21); ``auto`` chooses (``weights_pay``).
+    #: by sqz_init into the same image; issue 21); ``auto`` chooses (``compression_pays``).
     weights: str = "auto"
+    #: ``size`` (``--optimize size``, for flash-limited devices): no Winograd, one shared
+    #: run-time-geometry kernel for the float convs (select-compact-conv), LLVM's
+    #: ``optsize``, no symbol table; ``speed`` (the default) specializes every layer
+    optimize: str = "speed"
 
     def check(self) -> None:
         """Reject invalid values early, with a usage error naming the option: API callers
@@ -81,6 +87,9 @@ class CompileOptions:
         if not isinstance(self.instrumentation, Instrumentation):
             raise UsageError(f"instrumentation must be a sqzc.passes.manager.Instrumentation, "
                              f"got {type(self.instrumentation).__name__}")
+        if self.optimize not in OPTIMIZE_GOALS:
+            raise UsageError(f"--optimize must be one of {', '.join(OPTIMIZE_GOALS)}, "
+                             f"got {self.optimize!r}")
         if self.weights not in WEIGHT_MODES:
             raise UsageError(f"--weights must be one of {', '.join(WEIGHT_MODES)}, "
                              f"got {self.weights!r}")
@@ -170,12 +179,13 @@ class CompileResult:
 
 def pass_context(options: CompileOptions) -> PassContext:
     """What the passes read besides the graph: the target's layout facts (channel block,
-    VNNI) and the options ``--no-winograd`` and ``--no-fuse-int8-qdq``."""
+    VNNI) and the options ``--no-winograd``, ``--no-fuse-int8-qdq`` and ``--optimize``."""
     from sqzc.backends.llvm.target import resolve_target
 
     target = resolve_target(options.target_cpu)
     return PassContext(target_block=target.channel_block, target_vnni=target.vnni_blocks,
-                       allow_winograd=options.winograd, fuse_int8_qdq=options.fuse_int8_qdq)
+                       allow_winograd=options.winograd, fuse_int8_qdq=options.fuse_int8_qdq,
+                       optimize_size=options.optimize == "size")
 
 
 def optimize(graph: Graph, options: CompileOptions) -> tuple[MemoryPlan, list[PassRecord]]:
@@ -329,6 +339,7 @@ def build_library(graph: Graph, plan: MemoryPlan, output: str | os.PathLike[str]
             wplan = None
     meta = build_metadata(graph, plan, model_sha256, len(weights), target, options.opt_level,
                           options.profile)
+    meta["optimize"] = options.optimize
     meta["weights_storage"] = "compressed" if wplan is not None else "raw"
     meta["weights_stored_bytes"] = len(wplan.container) if wplan is not None else len(weights)
     result = CompileResult(graph, plan, meta, Path(output) if output else None, [], seconds)
@@ -345,7 +356,8 @@ def build_library(graph: Graph, plan: MemoryPlan, output: str | os.PathLike[str]
         wpath = Path(tmp) / "weights.bin"
         meta_json = json.dumps(meta, sort_keys=True)
         lowered = lower(graph, plan, target, meta_json, str(wpath), options.profile,
-                        inline_weights=options.emit == "llvm", compressed=wplan)
+                        inline_weights=options.emit == "llvm", compressed=wplan,
+                        optimize_size=options.optimize == "size")
         wpath.write_bytes(lowered.weights)
         if options.emit == "llvm":
             write_atomically(out, lowered.ir_text)
@@ -361,7 +373,7 @@ def build_library(graph: Graph, plan: MemoryPlan, output: str | os.PathLike[str]
             write_atomically(out, obj)
             return result
         t3 = time.perf_counter()
-        link_shared(obj, out, Path(tmp))
+        link_shared(obj, out, Path(tmp), strip=options.optimize == "size")
         seconds["link"] = time.perf_counter() - t3
     return result
 

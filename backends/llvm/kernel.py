@@ -115,19 +115,17 @@ class KernelContext:
         """The largest value ``extent(name)`` takes in this kernel's group (stack sizes)."""
         return value if self.extent_caps is None else self.extent_caps[name]
 
-    def split_range(self, lo: int, hi: int) -> tuple[ir.Value, ir.Value]:
+    def split_range(self, lo: int, hi: int | ir.Value) -> tuple[ir.Value, ir.Value]:
         """This worker's contiguous share of ``[lo, hi)`` (balanced to within one)."""
         self.parallel = True
-        b, n = self.b, hi - lo
-        start = b.sdiv(b.mul(self.tid, ir.Constant(ir.IntType(64), n)), self.nthreads)
-        stop = b.sdiv(b.mul(b.add(self.tid, ir.Constant(ir.IntType(64), 1)),
-                            ir.Constant(ir.IntType(64), n)), self.nthreads)
-        base = ir.Constant(ir.IntType(64), lo)
-        return b.add(start, base, name="part.lo"), b.add(stop, base, name="part.hi")
-
+        b = self.b
+        n = i64(hi - lo) if isinstance(hi, int) else b.sub(hi, i64(lo))
+        start = b.sdiv(b.mul(self.tid, n), self.nthreads)
+        stop = b.sdiv(b.mul(b.add(self.tid, i64(1)), n), self.nthreads)
+        return b.add(start, i64(lo), name="part.lo"), b.add(stop, i64(lo), name="part.hi")
 
     @contextmanager
-    def parallel_for(self, count: int, name: str = "work", chunk: int = 1,
+    def parallel_for(self, count: int | ir.Value, name: str = "work", chunk: int = 1,
                      grain: int = 0) -> Iterator[ir.Value]:
         """``for i in range(count)`` shared dynamically among the workers: each claims
         ``chunk`` indices at a time from an atomic counter until none are left, so a
@@ -135,7 +133,7 @@ class KernelContext:
         take its share. With one thread the whole range is claimed at once. Every index is
         run by exactly one worker, the same code whichever it is, so results do not depend
         on the thread count. Past MAX_WORK_SITES call sites it falls back to
-        ``split_range``.
+        ``split_range``. ``count`` may be a run-time value (a kernel shared across layers).
 
         ``grain``: elements one index touches, for light loops (copies, reorders): claims
         then cover at least ``MIN_CLAIM_ELEMENTS``, since two workers taking turns on the
@@ -143,8 +141,9 @@ class KernelContext:
         element per index, took 24 us at 2 threads instead of 1)."""
         b = self.b
         self.parallel = True
-        if count <= 0:
+        if isinstance(count, int) and count <= 0:
             return
+        total = i64(count) if isinstance(count, int) else count
         if grain > 0:
             chunk = max(chunk, -(-MIN_CLAIM_ELEMENTS // grain))
         if self.sites >= MAX_WORK_SITES:
@@ -156,17 +155,17 @@ class KernelContext:
                      name=f"{name}.counter")
         self.sites += 1
         single = b.icmp_signed("==", self.nthreads, i64(1))
-        step = b.select(single, i64(count), i64(chunk), name=f"{name}.step")
+        step = b.select(single, total, i64(chunk), name=f"{name}.step")
         claim = b.append_basic_block(f"{name}.claim")
         run = b.append_basic_block(f"{name}.run")
         done = b.append_basic_block(f"{name}.done")
         b.branch(claim)
         b.position_at_end(claim)
         start = b.atomic_rmw("add", slot, step, "monotonic", name=f"{name}.start")
-        b.cbranch(b.icmp_signed("<", start, i64(count)), run, done)
+        b.cbranch(b.icmp_signed("<", start, total), run, done)
         b.position_at_end(run)
         end = b.add(start, step)
-        stop = b.select(b.icmp_signed("<", end, i64(count)), end, i64(count))
+        stop = b.select(b.icmp_signed("<", end, total), end, total)
         with for_range(b, start, stop, name=name) as i:
             yield i
         b.branch(claim)

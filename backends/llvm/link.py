@@ -56,14 +56,18 @@ def find_linker() -> str:
                          "$CC, cc, gcc, clang); install one, e.g. 'apt-get install gcc'")
 
 
-def link_shared(obj: bytes, out_path: Path, workdir: Path) -> None:
-    """Link ``obj`` into a shared library at ``out_path`` (atomically)."""
+def link_shared(obj: bytes, out_path: Path, workdir: Path, strip: bool = False) -> None:
+    """Link ``obj`` into a shared library at ``out_path`` (atomically); ``strip`` drops the
+    symbol table (``--optimize size``: the exported ``sqz_*`` symbols stay in .dynsym, only
+    the names of internal kernels, which profilers show, go)."""
     cc = find_linker()
     obj_path = workdir / "model.o"
     obj_path.write_bytes(obj)
     tmp_so = workdir / "model.so"
     cmd = [cc, "-shared", "-o", str(tmp_so), str(obj_path), "-lm", "-pthread", "-Wl,-z,noexecstack",
            "-Wl,--hash-style=gnu", "-Wl,--build-id=sha1"]
+    if strip:
+        cmd.append("-Wl,--strip-all")
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ToolchainError(f"linking failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")

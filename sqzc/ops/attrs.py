@@ -74,6 +74,8 @@ class ConvAttrs:
     packed: int = 0  # b > 0: weight is pre-packed [OC/b, IC, KH, KW, b], bias padded to b
     out_channels: int = 0  # the true OC when packed (the packed weight is padded)
     winograd: int = 0  # m > 0: packed weight is U of F(m x m, 3x3), [alpha^2, OC/b, IC, b]
+    #: one kernel for all layers, geometry at run time (select-compact-conv, --optimize size)
+    compact: bool = False
     #: ``sgemm/s``: sum in onnxruntime's MLAS float order (im2col taps in (ic, kh, kw)
     #: order, fused multiply-adds from zero in chunks of s taps, each chunk added to the
     #: output, then bias); set by fold-qdq on the QDQ convs onnxruntime runs in float

@@ -29,7 +29,7 @@ def unpack_conv(a: ConvAttrs, ins: Sequence[np.ndarray]) -> tuple[ConvAttrs, np.
     else:
         ocb, ic, kh, kw, blk = wp.shape
         w = wp.transpose(0, 4, 1, 2, 3).reshape(ocb * blk, ic, kh, kw)[:a.out_channels]
-    plain = dataclasses.replace(a, packed=0, out_channels=0, winograd=0)
+    plain = dataclasses.replace(a, packed=0, out_channels=0, winograd=0, compact=False)
     return plain, x, np.ascontiguousarray(w), bp[:a.out_channels]
 
 

@@ -33,6 +33,8 @@ class PassContext:
     target_block: int = 16  # channel block of the NCHW[b]c layouts assign-layout makes
     target_vnni: bool = False  # blocked integer convs use AVX512-VNNI's 4-byte groups
     allow_winograd: bool = True  # select-winograd may run (--no-winograd clears it)
+    #: ``--optimize size``: no Winograd, one shared run-time-geometry kernel per conv kind
+    optimize_size: bool = False
     fuse_int8_qdq: bool = True  # fold-qdq fuses int8 QDQ groups too (--no-fuse-int8-qdq)
 
 

@@ -17,6 +17,7 @@ from sqzc.passes.fold_constants import fold_constants
 from sqzc.passes.fuse_activation import fuse_conv_activation
 from sqzc.passes.manager import PassInfo
 from sqzc.passes.plan_memory import plan_memory
+from sqzc.passes.select_compact_conv import select_compact_conv
 from sqzc.passes.select_winograd import select_winograd
 from sqzc.passes.unsign_activations import unsign_activations
 
@@ -30,6 +31,7 @@ PIPELINE: tuple[PassInfo, ...] = (
     *FUSE_CONV_QUANTIZE,
     PassInfo("assign-layout", assign_layout, min_level=2),
     PassInfo("select-winograd", select_winograd, min_level=2),
+    PassInfo("select-compact-conv", select_compact_conv, min_level=2),
     PassInfo("eliminate-concat", eliminate_concat),
     PassInfo("plan-memory", plan_memory),
 )

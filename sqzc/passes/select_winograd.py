@@ -29,9 +29,10 @@ def select_winograd(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     channel-blocked input (the kernel reads b input channels per vector). The filter
     transform ``G g G^T`` is folded into the weights here; ``winograd.choose_tile``
     compares direct, F(2x2) and F(4x4) by estimated vector operations. Off with
-    ``--no-winograd`` (the context's ``allow_winograd``).
+    ``--no-winograd`` (the context's ``allow_winograd``) and with ``--optimize size``
+    (its transformed weights are 1.8-4x the filter and its kernels larger).
     """
-    if not ctx.allow_winograd:
+    if not ctx.allow_winograd or ctx.optimize_size:
         return False
     changed = False
     for nid in list(g.nodes()):

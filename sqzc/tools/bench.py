@@ -173,8 +173,8 @@ def time_engines(engines: dict[str, Callable[[], object]], threads: int, rounds:
 def run_bench(model: str, threads: int = 1, batch: int | None = None, rounds: int = 200,
               warmup: int = 20, opt_level: int = 3, target_cpu: str = "host",
               profile: bool = False, winograd: bool = True, openvino: bool = False,
-              fuse_int8_qdq: bool = True, weights: str = "auto", compare_raw: bool = False
-              ) -> tuple[BenchResult, list[dict[str, object]] | None]:
+              fuse_int8_qdq: bool = True, weights: str = "auto", compare_raw: bool = False,
+              optimize: str = "speed") -> tuple[BenchResult, list[dict[str, object]] | None]:
     """Compile ``model``, then time the engines in turn ``rounds`` times.
 
     ``batch`` (default 1) applies to models with a symbolic batch; a model with a static
@@ -195,7 +195,8 @@ def run_bench(model: str, threads: int = 1, batch: int | None = None, rounds: in
         t0 = time.perf_counter()
         options = driver.CompileOptions(opt_level=opt_level, target_cpu=target_cpu,
                                         profile=profile, winograd=winograd,
-                                        fuse_int8_qdq=fuse_int8_qdq, weights=weights)
+                                        fuse_int8_qdq=fuse_int8_qdq, weights=weights,
+                                        optimize=optimize)
         options.check()
         graph = driver.load_graph(model, options)
         batch = resolve_batch(graph, batch, str(model))  # before the slow part

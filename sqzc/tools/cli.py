@@ -39,6 +39,10 @@ FUSE_INT8_QDQ_HELP = ("integer kernels for int8-activation QDQ convs and matmuls
                       "onnxruntime's session.qdqisint8allowed=1 (the default); "
                       "--no-fuse-int8-qdq runs the ones onnxruntime's default x86-64 session "
                       "runs in float its float way (its results bit for bit, slower)")
+OPTIMIZE_HELP = ("speed (the default): kernels specialized per layer, Winograd for 3x3; "
+                 "size: for flash-limited devices, one run-time-geometry kernel shared by "
+                 "the float convs, no Winograd, LLVM optsize, no symbol table (same outputs "
+                 "as --no-winograd, slower)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,6 +84,7 @@ def add_compile_options(p: argparse.ArgumentParser) -> None:
                    help="direct 3x3 convolutions only (no Winograd F(2x2)/F(4x4))")
     g.add_argument("--fuse-int8-qdq", action=argparse.BooleanOptionalAction, default=True,
                    help=FUSE_INT8_QDQ_HELP)
+    g.add_argument("--optimize", choices=("speed", "size"), default="speed", help=OPTIMIZE_HELP)
     g.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x3x224x224",
                    help="fix an input's shape (needed for symbolic non-batch dims)")
     g.add_argument("--weights", choices=("auto", "raw", "compressed"), default="auto",
@@ -120,7 +125,7 @@ def compile_options(args: argparse.Namespace, emit: str = "so") -> object:
                           input_shapes=shapes, emit=emit, instrumentation=inst,
                           verify_ir=args.verify_each, winograd=args.winograd,
                           fuse_int8_qdq=args.fuse_int8_qdq,
-                          weights=args.weights)
+                          weights=args.weights, optimize=args.optimize)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -206,7 +211,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                               target_cpu=args.target_cpu, profile=args.profile,
                               winograd=args.winograd, openvino=args.openvino,
                               fuse_int8_qdq=args.fuse_int8_qdq, weights=args.weights,
-                              compare_raw=args.compare_raw)
+                              compare_raw=args.compare_raw, optimize=args.optimize)
     print(format_report(bench, layers))
     return 0
 
@@ -235,7 +240,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                           rtol=args.rtol, atol=args.atol, opt_level=args.opt_level,
                           per_layer=args.per_layer, target_cpu=args.target_cpu,
                           low=args.low, high=args.high, winograd=args.winograd,
-                          fuse_int8_qdq=args.fuse_int8_qdq)
+                          fuse_int8_qdq=args.fuse_int8_qdq, optimize=args.optimize)
     print(format_report(report, args.rtol, args.atol))
     return 0 if report.ok else 1
 
@@ -335,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="direct 3x3 convolutions only")
     bn.add_argument("--fuse-int8-qdq", action=argparse.BooleanOptionalAction, default=True,
                     help=FUSE_INT8_QDQ_HELP)
+    bn.add_argument("--optimize", choices=("speed", "size"), default="speed",
+                    help=OPTIMIZE_HELP)
     bn.add_argument("--openvino", action="store_true",
                     help="also time OpenVINO (if installed) as a second peer")
     bn.add_argument("--weights", choices=("auto", "raw", "compressed"), default="auto",
@@ -365,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--target-cpu", default="host", help=TARGET_CPU_HELP)
     v.add_argument("--no-winograd", dest="winograd", action="store_false",
                    help="direct 3x3 convolutions only")
+    v.add_argument("--optimize", choices=("speed", "size"), default="speed",
+                   help=OPTIMIZE_HELP)
     v.add_argument("--fuse-int8-qdq", action=argparse.BooleanOptionalAction, default=True,
                    help=FUSE_INT8_QDQ_HELP + "; compared with onnxruntime run the same way "
                         "(session.qdqisint8allowed=1 when fused)")

@@ -87,7 +87,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     size = Path(args.library).stat().st_size
     print(f"library:    {args.library} ({size} bytes)")
     print(f"compiler:   {meta.get('compiler')} (ABI {meta.get('abi_version')}, "
-          f"-O{meta.get('opt_level')})")
+          f"-O{meta.get('opt_level')}"
+          + (", --optimize size" if meta.get("optimize") == "size" else "") + ")")
     print(f"model:      {meta.get('model_name')} sha256 {meta.get('model_sha256')}")
     for s in input_specs:
         print(f"input:      {s}")

@@ -178,7 +178,7 @@ class Exporter:
         out: dict[str, object] = {
             "kernel_shape": list(a.kernel), "strides": list(a.strides), "pads": list(a.pads),
             "dilations": list(a.dilations), "group": a.group, "packed": a.packed,
-            "out_channels": a.out_channels, "winograd": a.winograd,
+            "out_channels": a.out_channels, "winograd": a.winograd, "compact": int(a.compact),
             "ort_order": str(a.ort_order or "")}
         out.update(cls._act_attrs(a.act))
         if a.quantize is not None:

@@ -195,7 +195,7 @@ def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0
                  opt_level: int = 3, per_layer: bool = False, target_cpu: str = "host",
                  low: float = 0.0, high: float = 255.0, int_tolerance: int = 0,
                  fault: str | None = None, winograd: bool = True,
-                 fuse_int8_qdq: bool = True) -> VerifyReport:
+                 fuse_int8_qdq: bool = True, optimize: str = "speed") -> VerifyReport:
     """Compile ``model`` (optionally a per-layer debug build), run both engines, compare.
     With ``fuse_int8_qdq`` (the default) onnxruntime runs with
     ``session.qdqisint8allowed=1``, the configuration whose results sqzc then reproduces;
@@ -208,7 +208,8 @@ def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0
 
     model = Path(model)
     options = driver.CompileOptions(opt_level=opt_level, target_cpu=target_cpu,
-                                    winograd=winograd, fuse_int8_qdq=fuse_int8_qdq)
+                                    winograd=winograd, fuse_int8_qdq=fuse_int8_qdq,
+                                    optimize=optimize)
     graph = driver.load_graph(model, options)
     batch = resolve_batch(graph, batch, str(model))
     plan, _ = driver.optimize(graph, options)

@@ -369,6 +369,10 @@ BAD_COMPILE_ARGS: list = [
                  ["instrumentation"], id="instrumentation-None"),
     pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(verify_ir="no")),
                  ["verify_ir", "'no'"], id="flag-str"),
+    pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(optimize="small")),
+                 ["--optimize", "'small'", "speed, size"], id="optimize-unknown"),
+    pytest.param(lambda m, d: (m, d / "lib.so", CompileOptions(weights="zip")),
+                 ["--weights", "'zip'"], id="weights-unknown"),
 ]
 
 

@@ -149,3 +149,27 @@ def test_the_callers_rounding_mode_does_not_change_the_weights(
         libm.fesetround(0)
     x = _input(sqzc.load(raw))
     assert sqzc.load(copy)(x).tobytes() == sqzc.load(raw)(x).tobytes()
+
+
+#: issue 21's target for the paper's model built with ``--optimize size``
+SIZE_OPTIMIZED_BYTES = 600_000
+
+
+def test_the_papers_model_size_optimized(shared_dir: Path, tmp_path: Path) -> None:
+    """``--optimize size`` (one shared run-time-geometry conv kernel, no Winograd, optsize,
+    no symbol table) on the paper's model: ≤ 600,000 bytes with its weights compressed,
+    within float32 tolerance of onnxruntime, the same top-1 on the photos. (Bit identity
+    of the compact kernel with the direct one: tests/ops/test_conv_compact.py.)"""
+    from sqz_testing import assert_close, ort_run
+
+    model = shared_dir / "models" / DEEPCOMP
+    lib = tmp_path / "size.so"
+    sqzc.compile(model, lib, CompileOptions(optimize="size"))
+    assert lib.stat().st_size <= SIZE_OPTIMIZED_BYTES, lib.stat().st_size
+    m = sqzc.load(lib, threads=1)
+    assert m.metadata["weights_storage"] == "compressed"
+    assert m.metadata["optimize"] == "size"
+    x = _input(m)
+    assert_close(m(x), ort_run(model, {m.input_specs[0].name: x})[0])
+    photos = shared_dir / "data" / "images"
+    assert {f: int(np.argmax(m(caffe_input(photos / f)))) for f in PAPER_TOP1} == PAPER_TOP1

@@ -111,11 +111,14 @@ def _conv_macs(a: ConvAttrs, ins: Sequence[TensorType], out: TensorType) -> int:
 
 def _conv_variant(a: ConvAttrs) -> str:
     """``winograd`` (select-winograd transformed its weights), ``mlas`` (fold-qdq gave it
-    onnxruntime's MLAS summation order) or ``direct``."""
+    onnxruntime's MLAS summation order), ``compact`` (select-compact-conv: one kernel
+    with run-time geometry, for ``--optimize size``) or ``direct``."""
     if a.winograd:
         return "winograd"
     if a.ort_order is not None:
         return "mlas"
+    if a.compact:
+        return "compact"
     return "direct"
 
 
@@ -200,6 +203,7 @@ define(OpDef(OpKind.CONV, ConvAttrs, arity=(2, 3), operands="float", shape=conv_
              reference=_ref_conv_op, macs=_conv_macs, variant=_conv_variant,
              kernels=frozenset({("float", "plain", "direct"), ("float", "plain", "mlas"),
                                 ("float", "blocked", "direct"),
+                                ("float", "blocked", "compact"),
                                 ("float", "blocked", "winograd")})))
 define(OpDef(OpKind.QCONV, QConvAttrs, arity=(2, 3), operands="int8", shape=_qconv_shape,
              reference=lambda a, ins: ref_qconv(a, ins[0], ins[1],
