@@ -95,6 +95,14 @@ def code_attrs(attrs: object) -> object:
     return attrs
 
 
+def emitter_dtype_layout(graph: Graph, nid: str) -> tuple[str, str]:
+    """The (dtype, layout) the registry looks a node's emitter up by: its first input's
+    dtype (its own for nodes without inputs) and whether its output is channel-blocked."""
+    op = graph.op(nid)
+    dtype = op.inputs and graph.op(op.inputs[0]).out.dtype or op.out.dtype
+    return dtype, "blocked" if op.block else "plain"
+
+
 def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View],
                 target: Target, caps: dict[str, int] | None = None
                 ) -> tuple[ir.Function, int]:
@@ -131,8 +139,7 @@ def emit_kernel(module: ir.Module, graph: Graph, nid: str, views: dict[str, View
         runtime = dict(zip(names, fn.args[n_ptr + 3:]))
         for name, arg in runtime.items():
             arg.name = name
-    dtype = op.inputs and graph.op(op.inputs[0]).out.dtype or op.out.dtype
-    emitter = emit.lookup(op, dtype, "blocked" if op.block else "plain", where)
+    emitter = emit.lookup(op, *emitter_dtype_layout(graph, nid), where)
     aliased = aliased_positions(graph, nid) if op.kind is OpKind.CONCAT else frozenset()
     ctx = KernelContext(module, fn, b, nid, op, ins, out, target, aliased,
                         runtime_extents=runtime, extent_caps=caps)
@@ -174,8 +181,7 @@ def sharing_key(graph: Graph, nid: str, views: dict[str, View], target: Target
     """(group key, extents) of a node whose emitter lets layers share a kernel: nodes with
     equal group keys differ only in the extents (``emit.registry.SharingRule``)."""
     op = graph.op(nid)
-    dtype = op.inputs and graph.op(op.inputs[0]).out.dtype or op.out.dtype
-    rule = emit.sharing_rule(op, dtype, "blocked" if op.block else "plain")
+    rule = emit.sharing_rule(op, *emitter_dtype_layout(graph, nid))
     if rule is None:
         return None
     structure, extents = rule(op, [views[s] for s in op.inputs], views[nid], target)

@@ -64,23 +64,29 @@ def dtype_class(dtype: str) -> str:
     return "float" if dtype in FLOAT_DTYPES else dtype
 
 
-def sharing_rule(op: OpNode, dtype: str, layout: str) -> SharingRule | None:
-    """The sharing rule of the emitter ``lookup`` finds, if it has one."""
+def _registered_key(op: OpNode, dtype: str, layout: str
+                    ) -> tuple[OpKind, str, str, str] | None:
+    """The registry key serving ``op``: its dtype class first, then ``any``."""
     variant = variant_of(op)
     for key in ((op.kind, dtype_class(dtype), layout, variant),
                 (op.kind, "any", layout, variant)):
         if key in EMITTERS:
-            return SHARING.get(key)
+            return key
     return None
+
+
+def sharing_rule(op: OpNode, dtype: str, layout: str) -> SharingRule | None:
+    """The sharing rule of the emitter ``lookup`` finds, if it has one."""
+    key = _registered_key(op, dtype, layout)
+    return SHARING.get(key) if key is not None else None
 
 
 def lookup(op: OpNode, dtype: str, layout: str, where: str) -> Emitter:
     """The emitter for ``op`` on input ``dtype`` and output ``layout`` (and the op's
     ``variant_of``); a missing one names the node."""
+    key = _registered_key(op, dtype, layout)
+    if key is not None:
+        return EMITTERS[key]
     variant = variant_of(op)
-    for key in ((op.kind, dtype_class(dtype), layout, variant),
-                (op.kind, "any", layout, variant)):
-        if key in EMITTERS:
-            return EMITTERS[key]
     shown = "" if variant == DEFAULT else f", {variant}"
     raise InternalError(f"no emitter for {op_name(op)}({dtype}, {layout}{shown}) at {where}")
