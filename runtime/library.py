@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import platform
 import struct
 import tempfile
 import threading
@@ -29,9 +30,10 @@ import numpy as np
 
 from sqzc.errors import LibraryError
 from sqzc.runtime.cpu import missing_features
+from sqzc.runtime.elf import METADATA_SECTION, elf_machine, section_bytes
 
-__all__ = ["ABI_VERSION", "TensorSpec", "check_cpu", "open_library", "parse_metadata",
-           "read_metadata"]
+__all__ = ["ABI_VERSION", "TensorSpec", "check_cpu", "decode_metadata", "is_foreign",
+           "open_library", "parse_metadata", "read_metadata", "read_metadata_file"]
 
 #: The only ``abi_version`` (metadata key) this runtime can call.
 ABI_VERSION = 2
@@ -120,6 +122,28 @@ def read_metadata(lib: ctypes.CDLL, path: str) -> dict[str, Any]:
     raw = lib.sqz_metadata()
     if raw is None:
         raise LibraryError(f"{path} is not a sqzc library (sqz_metadata returned NULL)")
+    return decode_metadata(raw, path)
+
+
+def read_metadata_file(path: str) -> dict[str, Any]:
+    """The metadata of a library read from its file (its ``.sqz_metadata`` section),
+    without loading it: how a library built for another architecture is described."""
+    raw = section_bytes(path, METADATA_SECTION)
+    return decode_metadata(raw.split(b"\0", 1)[0], path)
+
+
+def is_foreign(path: str) -> bool:
+    """True when the library at ``path`` is for another CPU architecture than this
+    process's (a cross build: it runs under an emulator, never through dlopen). A file
+    that is not ELF is not foreign: ``open_library`` says what is wrong with it."""
+    try:
+        return elf_machine(path) != platform.machine()
+    except (LibraryError, OSError):
+        return False
+
+
+def decode_metadata(raw: bytes, path: str) -> dict[str, Any]:
+    """Parse metadata JSON and check the ABI version before anything else."""
     try:
         meta = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -234,6 +258,10 @@ def _elf_problem(path: str) -> str | None:
                 return "not a 64-bit little-endian ELF file"
             if struct.unpack_from("<H", head, 16)[0] != 3:
                 return "not an ELF shared object"
+            machine = elf_machine(path)
+            if machine != platform.machine():
+                return (f"it is built for {machine}, this machine is {platform.machine()}: "
+                        f"'sqzc info' describes it, 'sqzc run' runs it under an emulator")
             phoff, = struct.unpack_from("<Q", head, 32)
             phentsize, phnum = struct.unpack_from("<HH", head, 54)
             if phentsize < 56 or phoff + phnum * phentsize > size:

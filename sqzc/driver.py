@@ -42,6 +42,9 @@ class CompileOptions:
 
     opt_level: int = 3
     target_cpu: str = "host"
+    #: the triple to build for: ``host`` (this machine) or another architecture's, such
+    #: as ``aarch64-linux-gnu`` (a cross build: ``--target-cpu`` must then name a CPU)
+    target: str = "host"
     input_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
     emit: str = "so"
     instrumentation: Instrumentation = field(default_factory=Instrumentation)
@@ -70,9 +73,10 @@ class CompileOptions:
         if not isinstance(self.emit, str) or self.emit not in EMIT_KINDS:
             raise UsageError(f"--emit must be one of {', '.join(EMIT_KINDS)}, "
                              f"got {self.emit!r}")
-        if not isinstance(self.target_cpu, str):
-            raise UsageError(f"target_cpu must be a string, got "
-                             f"{type(self.target_cpu).__name__}")
+        for name in ("target_cpu", "target"):
+            if not isinstance(getattr(self, name), str):
+                raise UsageError(f"{name} must be a string, got "
+                                 f"{type(getattr(self, name)).__name__}")
         if not isinstance(self.input_shapes, Mapping):
             raise UsageError(f"input_shapes must be a mapping of input name to shape, got "
                              f"{type(self.input_shapes).__name__}")
@@ -182,7 +186,7 @@ def pass_context(options: CompileOptions) -> PassContext:
     VNNI) and the options ``--no-winograd``, ``--no-fuse-int8-qdq`` and ``--optimize``."""
     from sqzc.backends.llvm.target import resolve_target
 
-    target = resolve_target(options.target_cpu)
+    target = resolve_target(options.target_cpu, options.target)
     return PassContext(target_block=target.channel_block, target_vnni=target.vnni_blocks,
                        allow_winograd=options.winograd, fuse_int8_qdq=options.fuse_int8_qdq,
                        optimize_size=options.optimize == "size")
@@ -211,11 +215,11 @@ def optimize(graph: Graph, options: CompileOptions) -> tuple[MemoryPlan, list[Pa
 
 def load_graph(model: str | os.PathLike[str], options: CompileOptions) -> Graph:
     """Import an ONNX file with the user's input shapes. The target is resolved first, so
-    an unknown ``--target-cpu`` is reported before the model is read."""
+    an unknown ``--target`` or ``--target-cpu`` is reported before the model is read."""
     from sqzc.backends.llvm.target import resolve_target
     from sqzc.frontends.onnx.importer import ImportOptions, import_model
 
-    resolve_target(options.target_cpu)
+    resolve_target(options.target_cpu, options.target)
     return import_model(model, ImportOptions(dict(options.input_shapes)))
 
 
@@ -295,8 +299,9 @@ def compile(model: str | os.PathLike[str], output: str | os.PathLike[str] | None
     t0 = time.perf_counter()
     if output is not None and options.emit == "so":
         from sqzc.backends.llvm.link import find_linker
+        from sqzc.backends.llvm.target import resolve_target
 
-        find_linker()
+        find_linker(resolve_target(options.target_cpu, options.target))
     model_bytes = Path(model).read_bytes() if Path(model).is_file() else b""
     graph = load_graph(model, options)
     seconds = {"import": time.perf_counter() - t0}
@@ -327,7 +332,7 @@ def build_library(graph: Graph, plan: MemoryPlan, output: str | os.PathLike[str]
     from sqzc.backends.llvm.target import resolve_target
 
     seconds = seconds if seconds is not None else {}
-    target = resolve_target(options.target_cpu)
+    target = resolve_target(options.target_cpu, options.target)
     weights, const_offsets = pack_weights(graph)
     wplan = None
     if options.weights == "compressed" or \
@@ -355,9 +360,14 @@ def build_library(graph: Graph, plan: MemoryPlan, output: str | os.PathLike[str]
     with tempfile.TemporaryDirectory(prefix="sqzc-") as tmp:
         wpath = Path(tmp) / "weights.bin"
         meta_json = json.dumps(meta, sort_keys=True)
+        # a cross build's assembly (the weights' .incbin) cannot go through llvmlite, which
+        # parses only the native architecture's: the linker assembles it (--emit so), or
+        # the weights become an IR constant (--emit obj / asm, self-contained)
+        cross = not target.is_native
         lowered = lower(graph, plan, target, meta_json, str(wpath), options.profile,
-                        inline_weights=options.emit == "llvm", compressed=wplan,
-                        optimize_size=options.optimize == "size")
+                        inline_weights=options.emit == "llvm" or (cross and options.emit != "so"),
+                        compressed=wplan, optimize_size=options.optimize == "size",
+                        separate_weights_asm=cross and options.emit == "so")
         wpath.write_bytes(lowered.weights)
         if options.emit == "llvm":
             write_atomically(out, lowered.ir_text)
@@ -373,7 +383,12 @@ def build_library(graph: Graph, plan: MemoryPlan, output: str | os.PathLike[str]
             write_atomically(out, obj)
             return result
         t3 = time.perf_counter()
-        link_shared(obj, out, Path(tmp), strip=options.optimize == "size")
+        extra = []
+        if lowered.weights_asm:
+            extra.append(Path(tmp) / "weights.s")
+            extra[0].write_text(lowered.weights_asm)
+        link_shared(obj, out, Path(tmp), target, strip=options.optimize == "size",
+                    extra_inputs=extra)
         seconds["link"] = time.perf_counter() - t3
     return result
 

@@ -18,6 +18,7 @@ from llvmlite import ir
 
 from sqzc.backends.llvm.cpu_check import emit_cpu_check
 from sqzc.backends.llvm.target import Target
+from sqzc.runtime.elf import METADATA_SECTION
 from sqzc.backends.llvm.cg import I8, I32, I64, PTR, for_range, i64, opaque_ptr
 from sqzc.backends.llvm.kernel import WORK_BYTES_PER_KERNEL, WORK_SITE_BYTES
 from sqzc.backends.llvm.threads import CTX, MAX_THREADS, build_barrier, build_pool
@@ -76,6 +77,7 @@ def build_entry_points(module: ir.Module, graph: Graph, plan: MemoryPlan,
                        init: ir.Function, profile: bool = False) -> None:
     """Add the exported functions (and the internal worker) to ``module``."""
     meta = _cstring(module, "sqz_metadata_json", metadata_json)
+    meta.section = METADATA_SECTION  # found by name in a file that cannot be loaded here
     fn = ir.Function(module, ir.FunctionType(PTR, []), "sqz_metadata")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     b.ret(b.gep(meta, [i64(0), i64(0)], source_etype=meta.value_type))

@@ -11,19 +11,24 @@ in a global (CPUID can cost microseconds under a hypervisor). ``sqz_run`` and
 ``sqz_run_pool`` call it first, before any code that could use a vector instruction. The
 check itself is integer code; it is ``noinline`` so that nothing of the caller is
 scheduled above it.
+
+On Arm64 there is no CPUID for user code; the kernel reports the CPU's features in the
+``AT_HWCAP`` word of the auxiliary vector, which ``getauxval`` returns
+(``Target.hwcap_requirements``: NEON, the dot-product extension, fp16 arithmetic).
 """
 
 from __future__ import annotations
 
 from llvmlite import ir
 
-from sqzc.backends.llvm.cg import I32
+from sqzc.backends.llvm.cg import I32, I64
 from sqzc.backends.llvm.target import Target
 
 I1 = ir.IntType(1)
 _REGS = ir.LiteralStructType([I32, I32, I32, I32])
 _OSXSAVE = (1, 0, 2, 27)  # CPUID.1:ECX bit 27: XGETBV is enabled by the OS
 _EXTENDED = 0x80000000
+AT_HWCAP = 16  # the auxiliary-vector entry of the CPU's feature bits (Linux)
 
 
 def _cpuid(b: ir.IRBuilder, leaf: int, sub: int) -> list[ir.Value]:
@@ -46,6 +51,13 @@ def emit_cpu_check(module: ir.Module, target: Target) -> ir.Function:
     fn.attributes.add("noinline")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     masks, xcr0 = target.cpuid_requirements
+    hwcap = target.hwcap_requirements
+    if hwcap:
+        getauxval = ir.Function(module, ir.FunctionType(I64, [I64]), "getauxval")
+        words = b.call(getauxval, [ir.Constant(I64, AT_HWCAP)])
+        mask = ir.Constant(I64, hwcap)
+        b.ret(b.icmp_unsigned("==", b.and_(words, mask), mask))
+        return fn
     if not masks and not xcr0:
         b.ret(ir.Constant(I1, 1))
         return fn

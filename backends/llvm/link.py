@@ -1,16 +1,19 @@
 """From LLVM IR text to a standalone shared library: optimize, emit object, link.
 
 The system C compiler driver (``cc``) links the object into a ``.so`` that needs only
-libc and libm. Outputs are written to a temporary file in the target directory and
+libc and libm; for another architecture, zig's ``cc`` from the ``ziglang`` wheel does. Outputs are written to a temporary file in the target directory and
 renamed into place, so a failure never leaves a partial file.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -47,28 +50,44 @@ def emit_assembly(mod: llvm.ModuleRef, target: Target, opt_level: int) -> str:
     return target.machine(opt_level).emit_assembly(mod)
 
 
-def find_linker() -> str:
-    """The C compiler driver used as linker, or a clear error if there is none."""
+def find_linker(target: Target | None = None) -> list[str]:
+    """The command that links an object for ``target`` into a shared library, or a clear
+    error if there is none: the system C compiler driver for this machine's architecture;
+    for another one (a cross build) zig's bundled clang and libc stubs from PyPI's
+    ``ziglang`` wheel (``pip install 'sqzc[cross]'``), so no system cross toolchain is
+    needed."""
+    if target is not None and not target.is_native:
+        if importlib.util.find_spec("ziglang") is None:
+            raise ToolchainError(
+                f"linking for {target.triple} needs a cross linker: install the ziglang "
+                f"wheel with pip install 'sqzc[cross]' (or pip install ziglang)")
+        zig_target = target.triple.replace("-unknown-", "-")
+        return [sys.executable, "-m", "ziglang", "cc", "-target", zig_target]
     for name in (os.environ.get("CC", ""), "cc", "gcc", "clang"):
         if name and shutil.which(name):
-            return shutil.which(name)  # type: ignore[return-value]
+            return [shutil.which(name)]  # type: ignore[list-item]
     raise ToolchainError("no C compiler driver found to link the shared library (looked for "
                          "$CC, cc, gcc, clang); install one, e.g. 'apt-get install gcc'")
 
 
-def link_shared(obj: bytes, out_path: Path, workdir: Path, strip: bool = False) -> None:
+def link_shared(obj: bytes, out_path: Path, workdir: Path, target: Target | None = None,
+                strip: bool = False, extra_inputs: Sequence[Path] = ()) -> None:
     """Link ``obj`` into a shared library at ``out_path`` (atomically); ``strip`` drops the
     symbol table (``--optimize size``: the exported ``sqz_*`` symbols stay in .dynsym, only
     the names of internal kernels, which profilers show, go)."""
-    cc = find_linker()
+    cc = find_linker(target)
     obj_path = workdir / "model.o"
     obj_path.write_bytes(obj)
     tmp_so = workdir / "model.so"
-    cmd = [cc, "-shared", "-o", str(tmp_so), str(obj_path), "-lm", "-pthread", "-Wl,-z,noexecstack",
-           "-Wl,--hash-style=gnu", "-Wl,--build-id=sha1"]
+    cmd = [*cc, "-shared", "-o", str(tmp_so), str(obj_path), *map(str, extra_inputs),
+           "-lm", "-pthread",
+           "-Wl,-z,noexecstack", "-Wl,--hash-style=gnu", "-Wl,--build-id=sha1"]
     if strip:
         cmd.append("-Wl,--strip-all")
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if len(cc) > 1:  # zig keeps a cache of its libc stubs; give it a writable one
+        env.setdefault("ZIG_GLOBAL_CACHE_DIR", str(Path(tempfile.gettempdir()) / "sqzc-zig"))
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         raise ToolchainError(f"linking failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")
     write_atomically(out_path, tmp_so.read_bytes())

@@ -34,6 +34,10 @@ class LoweredModule:
     ir_text: str
     weights: bytes
     kernel_names: list[str]
+    #: the assembly embedding the weights, when it cannot be module asm of the IR (a
+    #: cross build: llvmlite parses assembly of the native architecture only); the
+    #: linker assembles it beside the object
+    weights_asm: str = ""
 
 
 def pack_weights(graph: Graph) -> tuple[bytes, dict[str, int]]:
@@ -230,12 +234,15 @@ def emit_kernels(module: ir.Module, graph: Graph, views: dict[str, View], target
 
 def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
           weights_path: str, profile: bool = False, inline_weights: bool = False,
-          compressed: WeightPlan | None = None, optimize_size: bool = False) -> LoweredModule:
+          compressed: WeightPlan | None = None, optimize_size: bool = False,
+          separate_weights_asm: bool = False) -> LoweredModule:
     """Build the module for ``graph``; ``weights_path`` is the file ``.incbin`` will read.
 
     ``inline_weights`` spells the weights out as an IR constant instead (``--emit llvm``:
     a self-contained, reproducible text file, slow to parse but never used for builds).
-    ``optimize_size`` marks every function ``optsize`` (``--optimize size``): LLVM then
+    ``separate_weights_asm`` returns the ``.incbin`` assembly apart (``weights_asm``)
+    instead of appending it as module asm (cross builds). ``optimize_size`` marks every
+    function ``optsize`` (``--optimize size``): LLVM then
     does not unroll loops or duplicate code for speed. (``minsize`` saves 4 KB more on the
     paper's SqueezeNet but makes it 1.4x slower: it gives up the conv loops' scheduling.)
     """
@@ -275,6 +282,10 @@ def lower(graph: Graph, plan: MemoryPlan, target: Target, metadata_json: str,
         f".size {WEIGHTS_SYMBOL}, {len(weights)}",
         ".text",
     ]
+    if separate_weights_asm:
+        wglobal.linkage = "external"  # defined by the assembly file
+        return LoweredModule(str(module), weights, [k.name for _, k, _ in kernels],
+                             "\n".join(asm) + "\n")
     text += "\n" + "\n".join(f'module asm "{line.replace(chr(34), chr(92) + "22")}"'
                              for line in asm) + "\n"
     return LoweredModule(text, weights, [k.name for _, k, _ in kernels])

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from sqzc.backends.llvm.cg import I8, I32, I64, PTR, for_range, i64, opaque_ptr
+from sqzc.backends.llvm.cg import I8, I32, I64, PTR, declare_intrinsic, for_range, i64, opaque_ptr
+from sqzc.backends.llvm.target import module_arch
 
 #: The largest thread count a call or pool accepts (more is clamped).
 MAX_THREADS = 256
@@ -34,7 +35,7 @@ MAX_THREADS = 256
 #: (futex): short waits stay cheap, and an oversubscribed machine does not burn the
 #: core the other worker needs.
 SPINS_BEFORE_SLEEP = 4096
-SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129
+FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 128, 129  # the futex number is a target fact
 #: CPUs a pool can place workers on (the size of glibc's ``cpu_set_t``).
 MAX_CPUS = 1024
 
@@ -70,7 +71,12 @@ def _syscall(module: ir.Module) -> ir.Function:
 
 
 def _pause(b: ir.IRBuilder) -> None:
-    b.asm(ir.FunctionType(ir.VoidType(), []), "pause", "", [], side_effect=True)
+    """The target's spin-wait hint (x86 ``pause``, Arm ``yield``), as an intrinsic: inline
+    assembly would need the target's assembly parser, which llvmlite has only for the
+    native architecture."""
+    name, args = module_arch(b.module).SPIN_HINT
+    fn = declare_intrinsic(b.module, name, ir.VoidType(), [I32] * len(args))
+    b.call(fn, [ir.Constant(I32, a) for a in args])
 
 
 def _at(b: ir.IRBuilder, base: ir.Value, offset: int | ir.Value, name: str = "") -> ir.Value:
@@ -80,7 +86,8 @@ def _at(b: ir.IRBuilder, base: ir.Value, offset: int | ir.Value, name: str = "")
 
 def futex(module: ir.Module, b: ir.IRBuilder, word: ir.Value, op: int, val: ir.Value) -> None:
     null = ir.Constant(PTR, None)
-    b.call(_syscall(module), [i64(SYS_FUTEX), word, i64(op), val, null, null, i64(0)])
+    number = module_arch(module).SYS_FUTEX
+    b.call(_syscall(module), [i64(number), word, i64(op), val, null, null, i64(0)])
 
 
 def wait_for_change(module: ir.Module, fn: ir.Function, b: ir.IRBuilder, word: ir.Value,

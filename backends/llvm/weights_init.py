@@ -14,9 +14,9 @@ constant. The result is the raw build's image byte for byte (tests compare outpu
 
 ``sqz_init`` is exported by every build (a raw build's returns 0). It runs once per
 process, thread-safely: a state word (0 new, 1 decoding, 2 ready, 3 failed) taken by
-compare-and-swap; the winner decodes with the floating-point environment pinned (MXCSR
-0x1F80: round to nearest, no flush-to-zero, so the Winograd transform rounds as at
-compile time whatever the host set) and wakes the others, who wait on the word (spin,
+compare-and-swap; the winner decodes with the floating-point environment pinned (round to
+nearest, no flush-to-zero: ``fpenv.py``, so the Winograd transform rounds as at compile
+time whatever the host set) and wakes the others, who wait on the word (spin,
 then futex). ``sqz_run`` and ``sqz_run_pool`` call it first and return its error.
 """
 
@@ -30,6 +30,7 @@ from llvmlite import ir
 
 from sqzc.backends.llvm.cg import I8, I32, I64, PTR, declare_intrinsic, i64
 from sqzc.backends.llvm.decoder import DECODER_SCRATCH_BYTES, emit_decoder
+from sqzc.backends.llvm.fpenv import pin_default_fp_environment
 from sqzc.backends.llvm.recipes import emit_pack_conv, emit_pack_qconv, emit_winograd
 from sqzc.backends.llvm.target import Target
 from sqzc.backends.llvm.threads import FUTEX_WAKE_PRIVATE, futex, wait_for_change
@@ -42,7 +43,6 @@ from sqzc.weights import container
 #: ``sqz_init``'s (and the run functions') error when the weights fail to decode.
 ERR_WEIGHTS = 5
 _STATE_NEW, _STATE_BUSY, _STATE_READY, _STATE_FAILED = 0, 1, 2, 3
-_MXCSR_DEFAULT = 0x1F80
 
 
 @dataclass(frozen=True)
@@ -166,13 +166,7 @@ def build_init(module: ir.Module, target: Target, weights: ir.GlobalVariable,
                    ir.Constant(I32, ERR_WEIGHTS)))
 
     b.position_at_end(work)
-    mxcsr = b.alloca(I32, name="mxcsr")
-    stmxcsr = declare_intrinsic(module, "llvm.x86.sse.stmxcsr", ir.VoidType(), [PTR])
-    ldmxcsr = declare_intrinsic(module, "llvm.x86.sse.ldmxcsr", ir.VoidType(), [PTR])
-    pinned = b.alloca(I32, name="mxcsr.pinned")
-    b.call(stmxcsr, [mxcsr])
-    b.store(ir.Constant(I32, _MXCSR_DEFAULT), pinned)
-    b.call(ldmxcsr, [pinned])
+    restore_fp_environment = pin_default_fp_environment(module, b)
 
     def at(g: ir.GlobalVariable, offset: int) -> ir.Value:
         return b.gep(g, [i64(0), i64(offset)], source_etype=g.value_type)
@@ -220,7 +214,7 @@ def build_init(module: ir.Module, target: Target, weights: ir.GlobalVariable,
     ok = b.phi(ir.IntType(1))
     ok.add_incoming(ir.Constant(ir.IntType(1), 0), decoded)
     ok.add_incoming(ir.Constant(ir.IntType(1), 1), steps_end)
-    b.call(ldmxcsr, [mxcsr])
+    restore_fp_environment(b)
     b.store_atomic(b.select(ok, i64(_STATE_READY), i64(_STATE_FAILED)), state, "release", 8)
     futex(module, b, state, FUTEX_WAKE_PRIVATE, i64(0x7FFFFFFF))
     b.ret(b.select(ok, ir.Constant(I32, 0), ir.Constant(I32, ERR_WEIGHTS)))

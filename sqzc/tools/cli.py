@@ -17,6 +17,7 @@ import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqzc import __version__
 from sqzc.errors import SqzcError, UsageError
@@ -33,8 +34,13 @@ __all__ = ["DEMO_IMAGE", "DEMO_MODEL", "LABELS", "build_parser", "main"]
 #: tests/cli checks that the two agree).
 TARGET_CPUS = ("haswell", "icelake-server", "skylake-avx512", "znver2", "znver3", "znver4",
                "znver5")
-TARGET_CPU_HELP = ("host (default: this machine's CPU), generic (baseline x86-64) or one of "
-                   + ", ".join(TARGET_CPUS))
+#: The same for ``--target aarch64-linux-gnu``.
+AARCH64_TARGET_CPUS = ("cortex-a53", "cortex-a72", "cortex-a76", "neoverse-n1")
+TARGET_CPU_HELP = ("host (default: this machine's CPU), generic (the architecture's baseline) "
+                   "or one of " + ", ".join(TARGET_CPUS) + " (x86-64), "
+                   + ", ".join(AARCH64_TARGET_CPUS) + " (with --target aarch64-linux-gnu)")
+TARGET_HELP = ("host (default: this machine) or aarch64-linux-gnu (Arm64 Linux: a cross build, "
+               "linked with the ziglang wheel, pip install 'sqzc[cross]')")
 FUSE_INT8_QDQ_HELP = ("integer kernels for int8-activation QDQ convs and matmuls too, as "
                       "onnxruntime's session.qdqisint8allowed=1 (the default); "
                       "--no-fuse-int8-qdq runs the ones onnxruntime's default x86-64 session "
@@ -79,6 +85,7 @@ def add_compile_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("compilation")
     g.add_argument("-O", dest="opt_level", type=int, default=3, choices=range(4),
                    metavar="LEVEL", help="optimization level 0-3 (0: no passes; default 3)")
+    g.add_argument("--target", default="host", metavar="TRIPLE", help=TARGET_HELP)
     g.add_argument("--target-cpu", default="host", help=TARGET_CPU_HELP)
     g.add_argument("--no-winograd", dest="winograd", action="store_false",
                    help="direct 3x3 convolutions only (no Winograd F(2x2)/F(4x4))")
@@ -122,6 +129,7 @@ def compile_options(args: argparse.Namespace, emit: str = "so") -> object:
         verify_each=args.verify_each, disabled=_names(args.disable_pass))
     shapes = dict(parse_shape_arg(s) for s in args.input_shape)
     return CompileOptions(opt_level=args.opt_level, target_cpu=args.target_cpu,
+                          target=args.target,
                           input_shapes=shapes, emit=emit, instrumentation=inst,
                           verify_ir=args.verify_each, winograd=args.winograd,
                           fuse_int8_qdq=args.fuse_int8_qdq,
@@ -177,9 +185,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from sqzc.runtime import load
+    from sqzc.runtime.library import is_foreign
 
     out = check_output_path(args.output) if args.output else None
-    m = load(args.library, threads=args.threads)
+    if is_foreign(args.library):  # a cross build: under qemu-user, one process per call
+        from sqzc.tools.emulate import EmulatedModel
+
+        m: Any = EmulatedModel(args.library, threads=args.threads)
+    else:
+        m = load(args.library, threads=args.threads)
     outs = [s.name for s in m.output_specs]
     if out is not None and out.suffix != ".npz" and len(outs) > 1:
         raise UsageError(f"-o {args.output}: the model has {len(outs)} outputs "

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqzc.errors import SqzcError
+from sqzc.errors import LibraryError, SqzcError
 
 
 def print_compile_stats(result: Any, output: str | None, emit: str) -> None:
@@ -74,12 +74,17 @@ def format_times(seconds: dict[str, float]) -> str:
 def cmd_info(args: argparse.Namespace) -> int:
     """``sqzc info``: metadata and sizes of a compiled library."""
     from sqzc.runtime.cpu import missing_features
-    from sqzc.runtime.library import open_library, parse_metadata, read_metadata
+    from sqzc.runtime.library import (is_foreign, open_library, parse_metadata, read_metadata,
+                                      read_metadata_file)
     from sqzc.tools.elf import size_summary
 
-    # no CompiledModel: info also describes a library this CPU cannot run
+    # no CompiledModel: info also describes a library this CPU cannot run, and one built
+    # for another architecture (read from its file, never loaded)
     path = os.path.abspath(args.library)
-    meta = dict(read_metadata(open_library(path), path))
+    if not os.path.exists(path):
+        raise LibraryError(f"{args.library}: no such file")
+    foreign = is_foreign(path)
+    meta = dict(read_metadata_file(path) if foreign else read_metadata(open_library(path), path))
     dynamic, input_specs, output_specs = parse_metadata(meta, path)
     if args.json:
         print(json.dumps(meta, indent=1, sort_keys=True))
@@ -97,11 +102,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"batch:      {'dynamic (any N >= 1)' if dynamic else 'static'}")
     storage = meta.get("weights_storage", "raw")
     target = meta.get("target", {})
-    missing = missing_features(str(target.get("features", "")))
+    missing = [] if foreign else missing_features(str(target.get("features", "")))
     if storage == "compressed":
         print(f"weights:    {meta.get('weights_bytes')} bytes, stored compressed in "
               f"{meta.get('weights_stored_bytes')}"
-              + (decode_time(path) if not missing else
+              + (decode_time(path) if not missing and not foreign else
                  " (decoded once per process by sqz_init)"))
     else:
         print(f"weights:    {meta.get('weights_bytes')} bytes")
@@ -117,7 +122,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     else:  # libraries from before arena_bytes was recorded
         print(f"workspace:  {meta.get('workspace_bytes')} bytes (liveness lower bound "
               f"{meta.get('arena_lower_bound')} bytes)")
-    print(f"target:     {target.get('cpu')} (vector width {target.get('vector_width')} floats)")
+    print(f"target:     {target.get('cpu')} (vector width {target.get('vector_width')} floats"
+          + (f", {target.get('triple')}" if foreign else "") + ")")
+    if foreign:
+        print("this CPU:   another architecture: sqzc run and sqzc verify --target run it "
+              "under qemu")
     if missing:
         print(f"this CPU:   cannot run it (lacks {', '.join(missing)})")
     return 0

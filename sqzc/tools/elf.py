@@ -1,60 +1,19 @@
-"""Section sizes of an ELF shared library, read with ``struct`` (for ``sqzc info``).
+"""Section sizes of an ELF shared library (for ``sqzc info`` and ``--stats``).
 
 ``sqzc info`` explains where a library's bytes go (code, weights, the rest) without
 running ``size`` or ``readelf``, which a user may not have (and which would not read a
-cross-compiled library's format on every host). Only the section header table is read:
-ELF64, either byte order.
+cross-compiled library's format on every host). The section table comes from
+``sqzc.runtime.elf`` (ELF64, either byte order), which the runtime also reads a foreign
+library's metadata with.
 """
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
 from pathlib import Path
 
-from sqzc.errors import UsageError
+from sqzc.runtime.elf import Section, read_sections
 
-_SHF_ALLOC = 0x2
-_SHF_EXECINSTR = 0x4
-_SHT_NOBITS = 8
-
-
-@dataclass(frozen=True)
-class Section:
-    """One section: its name, size in bytes, and whether it is loaded / executable /
-    occupies file bytes (``.bss`` does not)."""
-
-    name: str
-    size: int
-    alloc: bool
-    exec: bool
-    in_file: bool
-
-
-def read_sections(path: str | Path) -> list[Section]:
-    """The sections of the ELF64 file at ``path``; a UsageError names what is wrong."""
-    data = Path(path).read_bytes()
-    if data[:4] != b"\x7fELF" or len(data) < 64 or data[4] != 2:
-        raise UsageError(f"{path} is not a 64-bit ELF file")
-    order = "<" if data[5] == 1 else ">"
-    shoff, = struct.unpack_from(order + "Q", data, 0x28)
-    shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x3A)
-    if shentsize < 64 or shoff + shnum * shentsize > len(data) or shstrndx >= max(shnum, 1):
-        raise UsageError(f"{path}: its ELF section header table is damaged")
-    raw = []
-    for i in range(shnum):
-        name, kind, flags, _addr, offset, size = struct.unpack_from(
-            order + "IIQQQQ", data, shoff + i * shentsize)
-        raw.append((name, kind, flags, offset, size))
-    _, _, _, str_off, str_size = raw[shstrndx]
-    strtab = data[str_off:str_off + str_size]
-    sections = []
-    for name, kind, flags, _offset, size in raw[1:]:
-        end = strtab.find(b"\0", name)
-        sections.append(Section(strtab[name:end].decode("ascii", "replace"), size,
-                                bool(flags & _SHF_ALLOC), bool(flags & _SHF_EXECINSTR),
-                                kind != _SHT_NOBITS))
-    return sections
+__all__ = ["Section", "read_sections", "size_summary"]
 
 
 def size_summary(path: str | Path, weights_bytes: int) -> str:

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import sqzc
-from sqzc.errors import UsageError
+from sqzc.errors import LibraryError
 from sqzc.tools.elf import read_sections, size_summary
 
 
@@ -43,10 +43,10 @@ def test_sections_add_up_to_the_file(library: Path) -> None:
     assert parts[0] >= text_size > 0
 
 
-def test_a_file_that_is_not_elf_is_a_usage_error(tmp_path: Path) -> None:
+def test_a_file_that_is_not_elf_is_a_library_error(tmp_path: Path) -> None:
     bad = tmp_path / "x.so"
     bad.write_bytes(b"not an elf file at all" * 4)
-    with pytest.raises(UsageError, match="not a 64-bit ELF"):
+    with pytest.raises(LibraryError, match="not a 64-bit ELF"):
         read_sections(bad)
 
 

@@ -3,33 +3,62 @@ the emitters derive from it.
 
 Emitters branch on ``Target`` fields and facts in one place (vector width, FMA, VNNI,
 register tiles, channel block), never on llvmlite host queries or feature strings, so a
-cross-target build (``--target-cpu generic``) is as testable as a host build. What a
-feature string means is architecture knowledge and lives in ``x86_64`` (the only
-architecture today); this module resolves CPU names and exposes the facts.
+cross-target build (``--target-cpu generic``, ``--target aarch64-linux-gnu``) is as
+testable as a host build. What a feature string means is architecture knowledge and
+lives in one module per architecture (``x86_64``, ``aarch64``: the same functions and
+constants, chosen by the triple through ``ARCHES``); this module resolves target names
+and exposes the facts. A new architecture is a new module here plus its entry in
+``ARCHES`` (and kernels where generic vector IR is not enough).
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from types import ModuleType
 
 import llvmlite.binding as llvm
 
-from sqzc.backends.llvm.target import x86_64
+from sqzc.backends.llvm.target import aarch64, x86_64
 from sqzc.backends.llvm.target.tiles import TileShape
 from sqzc.errors import UsageError
 
-__all__ = ["KNOWN_CPUS", "Target", "TileShape", "host_target", "init_llvm", "resolve_target"]
+__all__ = ["ARCHES", "KNOWN_CPUS", "Target", "TileShape", "arch_of", "host_target",
+           "init_llvm", "module_arch", "resolve_target"]
 
+#: Architecture name (a triple's first field) -> its target description module.
+ARCHES: dict[str, ModuleType] = {"x86_64": x86_64, "aarch64": aarch64}
 KNOWN_CPUS = x86_64.KNOWN_CPUS
+
+
+def arch_of(triple: str) -> ModuleType:
+    """The target description of ``triple``'s architecture."""
+    arch = triple.split("-", 1)[0]
+    if arch not in ARCHES:
+        raise UsageError(f"unsupported target '{triple}'; choose one of "
+                         f"{', '.join(t for a in ARCHES.values() for t in a.TRIPLES[:1])}")
+    return ARCHES[arch]
+
+
+def module_arch(module: object) -> ModuleType:
+    """The target description of an ``llvmlite.ir.Module`` (its ``triple``; a module
+    without one is for this machine), for runtime code built without a ``Target``."""
+    triple = getattr(module, "triple", "")
+    if not triple or triple.startswith("unknown"):  # llvmlite's default
+        triple = llvm.get_process_triple()
+    return arch_of(triple)
 
 
 @functools.cache
 def init_llvm() -> None:
-    """Initialize LLVM's native target once per process."""
+    """Initialize LLVM's targets once per process: the native one (and its assembly
+    parser: the weights' module asm ``.incbin`` needs it) and every other one, for
+    cross builds."""
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
-    llvm.initialize_native_asmparser()  # module asm (.incbin of the weights) needs it
+    llvm.initialize_native_asmparser()
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
 
 
 @dataclass(frozen=True)
@@ -43,20 +72,35 @@ class Target:
     has_vnni: bool
 
     @property
+    def arch(self) -> ModuleType:
+        """This target's architecture description (``x86_64`` or ``aarch64``)."""
+        return arch_of(self.triple)
+
+    @property
+    def is_native(self) -> bool:
+        """True when this process's CPU architecture runs the code (no emulator)."""
+        return self.arch is arch_of(llvm.get_process_triple())
+
+    @property
     def has_fma(self) -> bool:
         """True if fused multiply-add is an instruction (without it ``llvm.fma`` becomes a
         call to the C library's exact, slow ``fmaf``)."""
-        return x86_64.has_fma(self.features)
+        return self.arch.has_fma(self.features)
+
+    @property
+    def has_dotprod(self) -> bool:
+        """True with Arm's dot-product extension (SDOT/UDOT)."""
+        return self.arch.has_dotprod(self.features)
 
     @property
     def is_generic(self) -> bool:
-        """True for the baseline x86-64 target (no ISA extensions assumed)."""
-        return self.cpu in x86_64.GENERIC_CPUS
+        """True for an architecture's baseline target (no ISA extensions assumed)."""
+        return self.cpu in self.arch.GENERIC_CPUS
 
     @property
     def channel_block(self) -> int:
         """Channels per block of the NCHW[b]c layouts the layout pass assigns."""
-        return x86_64.channel_block(self.vector_width)
+        return self.arch.channel_block(self.vector_width)
 
     @property
     def vnni_blocks(self) -> bool:
@@ -67,35 +111,40 @@ class Target:
     def conv_tile(self, block: int) -> TileShape:
         """Register tile of the direct blocked float convolution on ``block``-channel
         blocks."""
-        return x86_64.conv_tile(self.vector_width, block)
+        return self.arch.conv_tile(self.vector_width, block)
 
     def winograd_tile(self, block: int) -> TileShape:
         """Register tile of the Winograd convolution's transformed-domain product."""
-        return x86_64.winograd_tile(self.vector_width, block)
+        return self.arch.winograd_tile(self.vector_width, block)
 
     def qconv_tile(self, block: int, group: int) -> TileShape:
-        """Register tile of the blocked integer convolution: VNNI's when input channels
-        come in 4-byte groups (``vpdpbusd``), else (int16 pairs) the float kernel's, which
-        fits the target's vector registers (16 ymm on AVX2)."""
-        return x86_64.VNNI_TILE if group == 4 else self.conv_tile(block)
+        """Register tile of the blocked integer convolution for input-channel groups of
+        ``group`` bytes (4: VNNI, 2: int16 pairs)."""
+        return self.arch.qconv_tile(self.vector_width, block, group)
 
     @property
     def ort_nchwc_block(self) -> int:
         """The channel block of onnxruntime's NCHWc transformer on this CPU (0: none),
         which decides its pooling summation order (``sqzc.ort.orders``)."""
-        return x86_64.mlas_nchwc_block(self.features)
+        return self.arch.mlas_nchwc_block(self.features)
 
     @property
     def cpuid_requirements(self) -> tuple[dict[tuple[int, int, int], int], int]:
-        """What the library checks at run time before its first kernel: the cpuid bits of
-        its features ({(leaf, subleaf, register): mask}) and the XCR0 state the OS must
-        have enabled (``backends/llvm/cpu_check.py``)."""
-        return x86_64.cpuid_requirements(self.features)
+        """What an x86 library checks at run time before its first kernel: the cpuid bits
+        of its features ({(leaf, subleaf, register): mask}) and the XCR0 state the OS must
+        have enabled (``backends/llvm/cpu_check.py``); empty elsewhere."""
+        return self.arch.cpuid_requirements(self.features)
+
+    @property
+    def hwcap_requirements(self) -> int:
+        """The Linux ``AT_HWCAP`` bits an Arm64 library checks instead (0 elsewhere)."""
+        return self.arch.hwcap_requirements(self.features)
 
     def pair_dot(self, lanes: int) -> tuple[int, str]:
-        """(width in 32-bit lanes, LLVM intrinsic) of the ``pmaddwd`` the pair kernel
-        uses for ``lanes``-lane vectors."""
-        return x86_64.pair_dot(self.features, lanes)
+        """(width in 32-bit lanes, LLVM intrinsic) of the int16-pair dot product the pair
+        kernel uses for ``lanes``-lane vectors; an empty name: build it from widening
+        multiplies (``qconv_blocked._pair_dot``)."""
+        return self.arch.pair_dot(self.features, lanes)
 
     def to_json(self) -> dict[str, object]:
         """The target as recorded in a library's metadata."""
@@ -111,8 +160,8 @@ class Target:
 
 
 def _target(triple: str, cpu: str, features: str) -> Target:
-    return Target(triple, cpu, features, x86_64.vector_width(features),
-                  x86_64.has_vnni(features))
+    arch = arch_of(triple)
+    return Target(triple, cpu, features, arch.vector_width(features), arch.has_vnni(features))
 
 
 def host_target() -> Target:
@@ -122,15 +171,28 @@ def host_target() -> Target:
     return _target(llvm.get_process_triple(), llvm.get_host_cpu_name(), feats)
 
 
-def resolve_target(cpu: str) -> Target:
-    """``host``, ``generic`` (baseline x86-64) or an LLVM CPU name such as ``znver4``."""
+def resolve_target(cpu: str, triple: str = "host") -> Target:
+    """The target of ``--target TRIPLE --target-cpu CPU``: this machine (``host``), an
+    architecture's baseline (``generic``) or a named CPU of its description's table
+    (``znver4``, ``cortex-a76`` ...). ``host`` as the CPU of another architecture is an
+    error: there is no host CPU of it to ask."""
     init_llvm()
+    native = llvm.get_process_triple()
+    if triple == "host" or arch_of(triple) is arch_of(native):
+        if cpu == "host":
+            return host_target()
+        triple = native
+    arch = arch_of(triple)
+    triple = arch.TRIPLE if triple != native else triple
     if cpu == "host":
-        return host_target()
-    triple = llvm.get_process_triple()
-    if cpu in x86_64.GENERIC_CPUS:
-        return Target(triple, "x86-64", "", 4, False)
-    if cpu not in KNOWN_CPUS:
-        raise UsageError(f"unknown target CPU '{cpu}'; choose host, generic or one of "
-                         f"{', '.join(sorted(KNOWN_CPUS))}")
-    return _target(triple, cpu, KNOWN_CPUS[cpu])
+        raise UsageError(f"--target {triple} is not this machine: name its CPU with "
+                         f"--target-cpu (generic or one of "
+                         f"{', '.join(sorted(arch.KNOWN_CPUS))})")
+    if cpu in arch.GENERIC_CPUS:
+        return _target(triple, "generic" if arch is not x86_64 else "x86-64",
+                       arch.GENERIC_FEATURES)
+    if cpu not in arch.KNOWN_CPUS:
+        raise UsageError(f"unknown target CPU '{cpu}' for {arch.TRIPLE}; choose "
+                         f"{'host, ' if arch is arch_of(native) else ''}generic or one of "
+                         f"{', '.join(sorted(arch.KNOWN_CPUS))}")
+    return _target(triple, cpu, arch.KNOWN_CPUS[cpu])

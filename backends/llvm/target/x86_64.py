@@ -26,6 +26,19 @@ KNOWN_CPUS = {
 
 #: LLVM's names of baseline x86-64 (no ISA extension assumed).
 GENERIC_CPUS = ("generic", "x86-64")
+GENERIC_FEATURES = ""
+#: The triple of an x86-64 Linux (glibc) library.
+TRIPLE = "x86_64-unknown-linux-gnu"
+#: Triples ``--target`` accepts for this architecture.
+TRIPLES = ("x86_64-linux-gnu", TRIPLE)
+
+#: What a waiting worker executes between polls: ``pause`` (intrinsic, arguments).
+SPIN_HINT: tuple[str, tuple[int, ...]] = ("llvm.x86.sse2.pause", ())
+#: ``futex`` in the x86-64 Linux system call table.
+SYS_FUTEX = 202
+#: The floating-point control register and its default (round to nearest, every
+#: exception masked, no flush-to-zero): what ``sqz_init`` pins (``backends/llvm/fpenv.py``).
+FP_CONTROL = ("mxcsr", 0x1F80)
 
 
 def _flags(features: str) -> set[str]:
@@ -66,6 +79,16 @@ def has_vnni(features: str) -> bool:
     return "+avx512vnni" in _flags(features)
 
 
+def has_dotprod(features: str) -> bool:
+    """Arm's dot-product extension does not exist here (x86's is ``has_vnni``)."""
+    return False
+
+
+def hwcap_requirements(features: str) -> int:
+    """x86 checks CPUID (``cpuid_requirements``), not ``AT_HWCAP``."""
+    return 0
+
+
 def channel_block(vector_width: int) -> int:
     """Channels per block of the NCHW[b]c layouts: one 16-float vector on AVX-512, else 8
     (one AVX2 vector, two SSE ones)."""
@@ -99,6 +122,13 @@ def winograd_tile(vector_width: int, block: int) -> TileShape:
 #: (measured on the int8 SqueezeNet 1.1 against 14 x 2, 12 x 2, 10 x 2, 9 x 3 and 8 x 3:
 #: 1.1x faster than 14 x 2, since each input broadcast feeds three vpdpbusd).
 VNNI_TILE = TileShape(7, 3)
+
+
+def qconv_tile(vector_width: int, block: int, group: int) -> TileShape:
+    """Register tile of the blocked integer convolution: VNNI's when input channels come
+    in 4-byte groups (``vpdpbusd``), else (int16 pairs) the float kernel's, which fits
+    the target's vector registers (16 ymm on AVX2)."""
+    return VNNI_TILE if group == 4 else conv_tile(vector_width, block)
 
 
 def pair_dot(features: str, lanes: int) -> tuple[int, str]:

@@ -52,6 +52,24 @@ def _vnni_dot(module: ir.Module, vi: ir.VectorType) -> Dot:
     return lambda b, acc, x, w: b.call(fn, [acc, x, w])
 
 
+def _widening_pair_dot(lanes: int) -> Dot:
+    """The pair dot product in portable vector IR, for targets without a ``pmaddwd``
+    (Arm64 without the dot-product extension: LLVM selects widening multiplies and
+    pairwise adds): sign-extend both int16 halves to int32, multiply, add each lane's
+    even and odd products. Exact, as ``pmaddwd`` is (|x * w| < 2^15 * 2^7)."""
+    vi = ir.VectorType(I32, lanes)
+    halves = ir.VectorType(ir.IntType(16), 2 * lanes)
+    wide = ir.VectorType(I32, 2 * lanes)
+    even = ir.Constant(vi, [ir.Constant(I32, 2 * k) for k in range(lanes)])
+    odd = ir.Constant(vi, [ir.Constant(I32, 2 * k + 1) for k in range(lanes)])
+
+    def dot(b: ir.IRBuilder, acc: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
+        prod = b.mul(b.sext(b.bitcast(x, halves), wide), b.sext(b.bitcast(w, halves), wide))
+        pairs = b.add(b.shuffle_vector(prod, prod, even), b.shuffle_vector(prod, prod, odd))
+        return b.add(acc, pairs)
+    return dot
+
+
 def _pair_dot(module: ir.Module, target: Target, lanes: int) -> Dot:
     """``acc += x0 * w0 + x1 * w1`` per 32-bit lane holding two int16 (x: zero-extended
     bytes, w: sign-extended int8), exact in int32: one ``pmaddwd`` per register (AVX-512BW,
@@ -59,6 +77,8 @@ def _pair_dot(module: ir.Module, target: Target, lanes: int) -> Dot:
     add."""
     vi = ir.VectorType(I32, lanes)
     width, name = target.pair_dot(lanes)
+    if not name:
+        return _widening_pair_dot(lanes)
     part_i = ir.VectorType(I32, width)
     part_w = ir.VectorType(ir.IntType(16), 2 * width)
     fn = declare_intrinsic(module, name, part_i, [part_w, part_w])
