@@ -254,7 +254,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                           rtol=args.rtol, atol=args.atol, opt_level=args.opt_level,
                           per_layer=args.per_layer, target_cpu=args.target_cpu,
                           low=args.low, high=args.high, winograd=args.winograd,
-                          fuse_int8_qdq=args.fuse_int8_qdq, optimize=args.optimize)
+                          fuse_int8_qdq=args.fuse_int8_qdq, optimize=args.optimize,
+                          target=args.target)
     print(format_report(report, args.rtol, args.atol))
     return 0 if report.ok else 1
 
@@ -383,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--atol", type=float, default=1e-6, help="absolute tolerance")
     v.add_argument("-O", dest="opt_level", type=int, default=3, choices=range(4),
                    metavar="LEVEL", help="optimization level (default 3)")
+    v.add_argument("--target", default="host", metavar="TRIPLE",
+                   help=TARGET_HELP + "; another architecture's library runs under qemu-user")
     v.add_argument("--target-cpu", default="host", help=TARGET_CPU_HELP)
     v.add_argument("--no-winograd", dest="winograd", action="store_false",
                    help="direct 3x3 convolutions only")

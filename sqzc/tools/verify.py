@@ -16,6 +16,7 @@ import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -195,21 +196,25 @@ def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0
                  opt_level: int = 3, per_layer: bool = False, target_cpu: str = "host",
                  low: float = 0.0, high: float = 255.0, int_tolerance: int = 0,
                  fault: str | None = None, winograd: bool = True,
-                 fuse_int8_qdq: bool = True, optimize: str = "speed") -> VerifyReport:
+                 fuse_int8_qdq: bool = True, optimize: str = "speed",
+                 target: str = "host") -> VerifyReport:
     """Compile ``model`` (optionally a per-layer debug build), run both engines, compare.
     With ``fuse_int8_qdq`` (the default) onnxruntime runs with
     ``session.qdqisint8allowed=1``, the configuration whose results sqzc then reproduces;
     without it (``--no-fuse-int8-qdq``), with its default x86-64 session options.
     ``batch`` (default 1) is the random input's batch for a model with a symbolic batch;
-    a static-batch model takes only its own (``bench.resolve_batch``)."""
+    a static-batch model takes only its own (``bench.resolve_batch``). With ``target``
+    another architecture's triple (``--target aarch64-linux-gnu``), the library is
+    cross-built and run under qemu-user (``sqzc.tools.emulate``); onnxruntime runs here."""
     import sqzc.driver as driver
     from sqzc.tools.bench import resolve_batch
     from sqzc.runtime import load
+    from sqzc.runtime.library import is_foreign
 
     model = Path(model)
     options = driver.CompileOptions(opt_level=opt_level, target_cpu=target_cpu,
                                     winograd=winograd, fuse_int8_qdq=fuse_int8_qdq,
-                                    optimize=optimize)
+                                    optimize=optimize, target=target)
     graph = driver.load_graph(model, options)
     batch = resolve_batch(graph, batch, str(model))
     plan, _ = driver.optimize(graph, options)
@@ -220,7 +225,12 @@ def verify_model(model: str | Path, input_path: str | None = None, seed: int = 0
     with tempfile.TemporaryDirectory(prefix="sqzc-verify-") as tmp:
         lib = Path(tmp) / "verify.so"
         driver.build_library(graph, plan, lib, options)
-        m = load(lib)
+        if is_foreign(str(lib)):
+            from sqzc.tools.emulate import EmulatedModel
+
+            m: Any = EmulatedModel(lib)
+        else:
+            m = load(lib)
         feeds = make_inputs(m.input_specs, input_path, seed, batch, low, high)
         got = m.run(feeds)
     # The verdict on the model's outputs always comes from onnxruntime running the model

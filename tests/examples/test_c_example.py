@@ -177,3 +177,25 @@ def test_header_macros_stay_distinct_when_names_collide(tmp_path: Path) -> None:
     proc = subprocess.run([CC, "-c", "-Werror", f"-I{tmp_path}", str(src), "-o",
                            str(tmp_path / "t.o")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.exhaustive
+def test_the_example_cross_built_for_arm64_runs_under_qemu(tmp_path: Path) -> None:
+    """``make run ARCH=aarch64``: the library and the program cross-built for Arm64
+    (Cortex-A76, zig's cc), run under qemu-user: the same top-1 (issue 24)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ziglang") is None or shutil.which("qemu-aarch64") is None \
+            or not Path("/usr/aarch64-linux-gnu/lib").is_dir() or shutil.which("make") is None:
+        pytest.skip("needs make, the ziglang wheel, qemu-user and libc6-arm64-cross")
+    from sqz_testing import sqzc_command
+
+    sqzc_cmd = " ".join(sqzc_command())
+    proc = subprocess.run(["make", "-s", "-C", str(EXAMPLE), "run", "ARCH=aarch64",
+                           f"BUILD={tmp_path}", f"SQZC={sqzc_cmd}", f"PYTHON={sys.executable}"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = top5(proc.stdout)
+    assert rows[0][1] == 281 and rows[0][2].startswith("tabby"), proc.stdout
+    head = (tmp_path / "classify").read_bytes()[:20]
+    assert head[18] == 183, "not an Arm64 program"  # e_machine EM_AARCH64

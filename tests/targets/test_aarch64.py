@@ -169,3 +169,26 @@ def test_the_portable_pair_dot_equals_pmaddwd(shared_dir: Path, tmp_path: Path,
     x = (np.random.default_rng(3).random(a.input_specs[0].concrete_shape(1)) * 255
          ).astype(np.float32)
     assert a(x).tobytes() == b(x).tobytes()
+
+
+@needs_emulation
+@pytest.mark.exhaustive
+@pytest.mark.parametrize("model, cpu, batch", [
+    ("derived/squeezenet1.0-7-fp32.derived.onnx", "neoverse-n1", None),
+    ("derived/squeezenet1.0-12-int8-qdq.derived.onnx", "cortex-a53", None),
+    ("derived/squeezenet1.0-12-int8-qoperator.derived.onnx", "cortex-a76", None),
+    ("zoo:squeezenet1.1", "generic", 2),  # dynamic batch
+])
+def test_models_under_qemu_match_onnxruntime(model: str, cpu: str, batch: int | None,
+                                             shared_dir: Path, tmp_path: Path) -> None:
+    """``sqzc verify --target aarch64-linux-gnu``: fp32 within 1e-4 x max|ref|, int8
+    exact (the QDQ model with onnxruntime's int8 fusion, as onnxruntime runs it on Arm)."""
+    from sqzc.tools.verify import verify_model
+
+    if model.startswith("zoo:"):
+        path = tmp_path / "m.onnx"
+        path.write_bytes(build(model[4:], batch=None).SerializeToString())
+    else:
+        path = shared_dir / "models" / model
+    report = verify_model(path, target=ARM, target_cpu=cpu, batch=batch)
+    assert report.ok, [(d.name, d.max_abs, d.max_rel) for d in report.outputs]
