@@ -188,6 +188,7 @@ def pass_context(options: CompileOptions) -> PassContext:
 
     target = resolve_target(options.target_cpu, options.target)
     return PassContext(target_block=target.channel_block, target_vnni=target.vnni_blocks,
+                       target_sdot=target.sdot_blocks,
                        allow_winograd=options.winograd, fuse_int8_qdq=options.fuse_int8_qdq,
                        optimize_size=options.optimize == "size")
 

@@ -77,7 +77,8 @@ def attr_items(op: OpNode) -> list[tuple[str, object]]:
         items += [(f.name, getattr(v, f.name)) for f in dataclasses.fields(v)]
     # shown only when set
     optional = {"act": Activation(), "packed": 0, "out_channels": 0, "winograd": 0,
-                "compact": False, "ort_order": None, "quantize": None, "source": "matmul", "bias": ()}
+                "compact": False, "ort_order": None, "quantize": None, "source": "matmul", "bias": (),
+                "signed_dot": False}
     items = [(k, v) for k, v in items if not (k in optional and v == optional[k])]
     return sorted(items)
 

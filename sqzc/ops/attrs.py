@@ -188,6 +188,10 @@ class QConvAttrs:
     multiplier: tuple[float, ...]
     out: QuantAttrs
     requant: QuantAttrs | None = None  # fused Q(DQ(y)): the result is re-quantized to this
+    #: the packed kernel multiplies signed activation bytes (Arm SDOT: int8 x int8), not
+    #: unsigned ones (x86 VNNI u8 x s8, and the int16 pairs): which constant the packed
+    #: bias folds in (``sqzc.ops.layout.qconv_input_offset``); set by assign-layout
+    signed_dot: bool = False
 
 
 @dataclass(frozen=True, slots=True)

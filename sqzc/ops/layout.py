@@ -33,18 +33,23 @@ def unpack_conv(a: ConvAttrs, ins: Sequence[np.ndarray]) -> tuple[ConvAttrs, np.
     return plain, x, np.ascontiguousarray(w), bp[:a.out_channels]
 
 
-def qconv_input_offset(x_dtype: str, x_zp: int) -> int:
+def qconv_input_offset(x_dtype: str, x_zp: int, signed: bool = False) -> int:
     """The constant c with ``sum((x - x_zp) * w) = sum(u * w) - c * sum(w)`` where ``u`` is
-    the unsigned byte the VNNI kernel multiplies (int8 activations are shifted by +128)."""
+    the byte the packed kernel multiplies: unsigned for VNNI and the int16 pairs (int8
+    activations are shifted by +128), signed for Arm's SDOT (``signed``: uint8 activations
+    are shifted by -128)."""
+    if signed:
+        return x_zp - (128 if x_dtype == "uint8" else 0)
     return x_zp + (128 if x_dtype == "int8" else 0)
 
 
 def pack_qconv(a: QConvAttrs, x_dtype: str, w: np.ndarray, b: np.ndarray | None, block: int,
-               group: int = 4) -> tuple[np.ndarray, np.ndarray]:
+               group: int = 4, signed: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Weights [OC, IC, KH, KW] -> [OC/b, IC/g, KH, KW, b, g] (zero padded): int8 quads
     (``group`` 4) for ``vpdpbusd``, or int16 pairs (``group`` 2) for ``pmaddwd`` on
-    targets without VNNI; and a [2, OC padded] int32 table: the bias with the zero-point
-    correction folded in, then the float32 requantization multipliers as bits (data the
+    targets without VNNI (``signed``: for Arm's SDOT, quads multiplied as signed bytes);
+    and a [2, OC padded] int32 table: the bias with the zero-point correction folded in,
+    then the float32 requantization multipliers as bits (data the
     kernel reads, so layers of equal geometry share code)."""
     oc, ic, kh, kw = w.shape
     ocb = -(-oc // block)
@@ -52,7 +57,7 @@ def pack_qconv(a: QConvAttrs, x_dtype: str, w: np.ndarray, b: np.ndarray | None,
     bias = np.zeros(ocb * block, np.int64)
     if b is not None:
         bias[:oc] = b
-    c = qconv_input_offset(x_dtype, a.x_zp)
+    c = qconv_input_offset(x_dtype, a.x_zp, signed)
     bias[:oc] -= c * w.astype(np.int64).reshape(oc, -1).sum(axis=1)
     mult = np.zeros(ocb * block, np.float32)
     mult[:oc] = np.asarray(a.multiplier, np.float32)  # one value (per tensor) or one per oc
@@ -66,8 +71,9 @@ def unpack_qconv(a: QConvAttrs, x: np.ndarray, wp: np.ndarray, bp: np.ndarray | 
     ocb, icq, kh, kw, blk, group = wp.shape
     oc, ic = a.conv.out_channels, x.shape[1]
     w = wp.transpose(0, 4, 1, 5, 2, 3).reshape(ocb * blk, icq * group, kh, kw)[:oc, :ic]
-    c = qconv_input_offset(x.dtype.name, a.x_zp)
+    c = qconv_input_offset(x.dtype.name, a.x_zp, a.signed_dot)
     assert bp is not None
     b = bp[0, :oc].astype(np.int64) + c * w.astype(np.int64).reshape(oc, -1).sum(axis=1)
-    plain = dataclasses.replace(a, conv=dataclasses.replace(a.conv, packed=0, out_channels=0))
+    plain = dataclasses.replace(a, conv=dataclasses.replace(a.conv, packed=0, out_channels=0),
+                                signed_dot=False)
     return plain, np.ascontiguousarray(w), b.astype(np.int32)

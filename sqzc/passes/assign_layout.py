@@ -56,9 +56,10 @@ def _pack_conv(g: Graph, nid: str, block: int) -> bool:
     return True
 
 
-def _pack_qconv(g: Graph, nid: str, block: int, vnni: bool) -> bool:
+def _pack_qconv(g: Graph, nid: str, block: int, vnni: bool, sdot: bool = False) -> bool:
     """Pack an integer conv for the blocked integer kernel: int8 quads for ``vpdpbusd``
-    on AVX512-VNNI targets, int16 pairs for ``pmaddwd`` on the others."""
+    on AVX512-VNNI targets or for ``sdot`` on Arm with the dot-product extension (which
+    multiplies signed bytes: ``signed_dot``), int16 pairs on the others."""
     op = g.op(nid)
     a = op.attrs
     assert isinstance(a, QConvAttrs)
@@ -70,9 +71,9 @@ def _pack_qconv(g: Graph, nid: str, block: int, vnni: bool) -> bool:
         return False
     x = op.inputs[0]
     xop = g.op(x)
-    group, kind = (4, "vnni") if vnni else (2, "pairs")
+    group, kind = (4, "vnni") if vnni else (4, "sdot") if sdot else (2, "pairs")
     wp, bp = pack_qconv(a, xop.out.dtype, g.const_value(w),
-                        g.const_value(b) if b is not None else None, block, group)
+                        g.const_value(b) if b is not None else None, block, group, sdot)
     pw = g.add_const(wp, f"{w}_{kind}{block}", op.origin,
                      recipe_of(g.const_value(w), PackQConv(block, group)))
     pb = g.add_const(bp, f"{b or nid + '_bias'}_{kind}{block}", op.origin)
@@ -80,7 +81,8 @@ def _pack_qconv(g: Graph, nid: str, block: int, vnni: bool) -> bool:
         x = g.add_op(OpKind.REORDER, NoAttrs(), [x], f"{x}_nchw{block}c", op.origin)
         g.set_op(x, dataclasses.replace(g.op(x), block=block))
     conv = dataclasses.replace(a.conv, packed=block, out_channels=op.out.shape[1])
-    g.set_op(nid, dataclasses.replace(op, attrs=dataclasses.replace(a, conv=conv),
+    g.set_op(nid, dataclasses.replace(op, attrs=dataclasses.replace(a, conv=conv,
+                                                                    signed_dot=sdot),
                                       inputs=(x, pw, pb), block=block))
     return True
 
@@ -150,7 +152,7 @@ def assign_layout(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
         if op.kind is OpKind.CONV:
             changed |= _pack_conv(g, nid, block)
         elif op.kind is OpKind.QCONV:
-            changed |= _pack_qconv(g, nid, block, ctx.target_vnni)
+            changed |= _pack_qconv(g, nid, block, ctx.target_vnni, ctx.target_sdot)
         elif op.kind not in (OpKind.CONST, OpKind.INPUT) and not op.block \
                 and _can_block(g, nid, block):
             g.set_op(nid, dataclasses.replace(op, block=block))

@@ -32,6 +32,7 @@ class PassContext:
 
     target_block: int = 16  # channel block of the NCHW[b]c layouts assign-layout makes
     target_vnni: bool = False  # blocked integer convs use AVX512-VNNI's 4-byte groups
+    target_sdot: bool = False  # ... or Arm's signed dot product (SDOT) on 4-byte groups
     allow_winograd: bool = True  # select-winograd may run (--no-winograd clears it)
     #: ``--optimize size``: no Winograd, one shared run-time-geometry kernel per conv kind
     optimize_size: bool = False

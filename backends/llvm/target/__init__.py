@@ -108,6 +108,12 @@ class Target:
         and 16-channel blocks); else int16 pairs (``pmaddwd``)."""
         return self.has_vnni and self.channel_block == 16
 
+    @property
+    def sdot_blocks(self) -> bool:
+        """True if integer convs on blocked tensors use Arm's SDOT on 4-byte groups of
+        signed bytes (the dot-product extension); else int16 pairs."""
+        return self.has_dotprod
+
     def conv_tile(self, block: int) -> TileShape:
         """Register tile of the direct blocked float convolution on ``block``-channel
         blocks."""

@@ -95,8 +95,9 @@ def mlas_nchwc_block(features: str) -> int:
 
 
 def pair_dot(features: str, lanes: int) -> tuple[int, str]:
-    """No pair-dot instruction: the integer kernels build it from widening multiplies
-    (the empty intrinsic name asks for the portable form)."""
+    """No pair-dot instruction: without the dot-product extension the integer kernels
+    build it from widening multiplies (the empty intrinsic name asks for the portable
+    form); with it they use SDOT on 4-byte groups (``Target.sdot_blocks``)."""
     return lanes, ""
 
 

@@ -14,7 +14,10 @@ The packed bias operand is two rows, the int32 biases and the float32 requantiza
 multipliers (as bits), so the code holds no per-layer data and Fire modules of equal
 geometry share one kernel (``kernel_key``).
 
-Targets without VNNI run the same kernel on pairs: weights packed as int16
+Arm64 with the dot-product extension (Cortex-A76, Neoverse N1) runs the same quads with
+SDOT, which multiplies signed by signed bytes: uint8 activations are shifted by -128
+instead (``QConvAttrs.signed_dot``; the fold's constant is ``qconv_input_offset``'s), and
+an 8-lane block is two 4-lane SDOTs. Targets without either run the same kernel on pairs: weights packed as int16
 [OC/b, IC/2, KH, KW, b, 2], the two input bytes zero-extended into one 32-bit word, and
 ``pmaddwd`` (two exact int16 products summed into int32) in place of ``vpdpbusd``, with
 the float kernel's register tile for the target (AVX2 has 16 vector registers).
@@ -50,6 +53,32 @@ def _vnni_dot(module: ir.Module, vi: ir.VectorType) -> Dot:
     """``acc += sum of 4 u8 x s8 products`` per 32-bit lane: one ``vpdpbusd``."""
     fn = declare_intrinsic(module, "llvm.x86.avx512.vpdpbusd.512", vi, [vi, vi, vi])
     return lambda b, acc, x, w: b.call(fn, [acc, x, w])
+
+
+def _sdot(module: ir.Module, vi: ir.VectorType) -> Dot:
+    """``acc += sum of 4 s8 x s8 products`` per 32-bit lane: Arm's SDOT (the dot-product
+    extension), 4 lanes a register, so a wider block runs one per 4-lane quarter."""
+    q_i = ir.VectorType(I32, 4)
+    q_b = ir.VectorType(ir.IntType(8), 16)
+    fn = declare_intrinsic(module, "llvm.aarch64.neon.sdot.v4i32.v16i8", q_i, [q_i, q_b, q_b])
+    lanes = vi.count
+
+    def dot(b: ir.IRBuilder, acc: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
+        if lanes == 4:
+            return b.call(fn, [acc, b.bitcast(x, q_b), b.bitcast(w, q_b)])
+        parts = []
+        undef = ir.Constant(vi, ir.Undefined)
+        for lo in range(0, lanes, 4):
+            sel = ir.Constant(q_i, [ir.Constant(I32, lo + k) for k in range(4)])
+            a, xs, ws = (b.shuffle_vector(v, undef, sel) for v in (acc, x, w))
+            parts.append(b.call(fn, [a, b.bitcast(xs, q_b), b.bitcast(ws, q_b)]))
+        while len(parts) > 1:  # concatenate the quarters back into one vector
+            n = 2 * parts[0].type.count
+            both = ir.Constant(ir.VectorType(I32, n), [ir.Constant(I32, i) for i in range(n)])
+            parts = [b.shuffle_vector(parts[i], parts[i + 1], both)
+                     for i in range(0, len(parts), 2)]
+        return parts[0]
+    return dot
 
 
 def _widening_pair_dot(lanes: int) -> Dot:
@@ -109,14 +138,18 @@ def _emit_qconv_vnni(ctx: KernelContext) -> None:
     vf = ir.VectorType(F32, blk)
     group = wp.shape[5]  # input channels per 32-bit word: 4 bytes (VNNI) or 2 int16
     per_block = blk // group  # words per channel block of the input
-    dot = _vnni_dot(ctx.module, vi) if group == 4 else _pair_dot(ctx.module, ctx.target, blk)
+    if group == 2:
+        dot = _pair_dot(ctx.module, ctx.target, blk)
+    else:
+        dot = _sdot(ctx.module, vi) if a.signed_dot else _vnni_dot(ctx.module, vi)
     rint = declare_intrinsic(ctx.module, f"llvm.rint.v{blk}f32", vf, [vf])
     n_batch, ocb_total, oh_len, ow_len, _ = y.shape
     icq_total, kh_len, kw_len = wp.shape[1], wp.shape[2], wp.shape[3]
     h_len, w_len = x.shape[2], x.shape[3]
     (sh, sw), (dh, dw) = c.strides, c.dilations
-    shift = x.dtype == "int8"
-    offset = qconv_input_offset(x.dtype, a.x_zp)
+    # the bytes the dot product multiplies: unsigned (VNNI, pairs), or signed (SDOT)
+    shift = x.dtype == ("uint8" if a.signed_dot else "int8")
+    offset = qconv_input_offset(x.dtype, a.x_zp, a.signed_dot)
     pad_word = (offset & 0xFF) * (0x01010101 if group == 4 else 0x00010001)
     pad_vec = _vec(I32, blk, int.from_bytes(pad_word.to_bytes(4, "little"), "little", signed=True))
     rows = row_groups(oh_len, h_len, kh_len, sh, dh, c.pads[0])
