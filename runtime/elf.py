@@ -32,7 +32,8 @@ _SHT_NOBITS = 8
 @dataclass(frozen=True)
 class Section:
     """One section: its name, size in bytes, and whether it is loaded / executable /
-    occupies file bytes (``.bss`` does not); ``offset`` is where its bytes start."""
+    occupies file bytes (``.bss`` does not); ``offset`` is where its bytes start in the
+    file, ``address`` where they are mapped (relative to the load base)."""
 
     name: str
     size: int
@@ -40,6 +41,7 @@ class Section:
     exec: bool
     in_file: bool
     offset: int = 0
+    address: int = 0
 
 
 def _header(data: bytes, path: str | Path) -> str:
@@ -68,17 +70,17 @@ def read_sections(path: str | Path) -> list[Section]:
         raise LibraryError(f"{path}: its ELF section header table is damaged")
     raw = []
     for i in range(shnum):
-        name, kind, flags, _addr, offset, size = struct.unpack_from(
+        name, kind, flags, addr, offset, size = struct.unpack_from(
             order + "IIQQQQ", data, shoff + i * shentsize)
-        raw.append((name, kind, flags, offset, size))
-    _, _, _, str_off, str_size = raw[shstrndx]
+        raw.append((name, kind, flags, addr, offset, size))
+    _, _, _, _, str_off, str_size = raw[shstrndx]
     strtab = data[str_off:str_off + str_size]
     sections = []
-    for name, kind, flags, offset, size in raw[1:]:
+    for name, kind, flags, addr, offset, size in raw[1:]:
         end = strtab.find(b"\0", name)
         sections.append(Section(strtab[name:end].decode("ascii", "replace"), size,
                                 bool(flags & _SHF_ALLOC), bool(flags & _SHF_EXECINSTR),
-                                kind != _SHT_NOBITS, offset))
+                                kind != _SHT_NOBITS, offset, addr))
     return sections
 
 

@@ -6,7 +6,10 @@
  *
  * Each input file holds one input's raw C-order bytes (metadata order); each output is
  * written as BYTES raw bytes. Exit status: 0, the sqz_run error code (1-5), or 10 and up
- * for the runner's own failures, with a message on stderr. */
+ * for the runner's own failures, with a message on stderr. With SQZ_RUNNER_BASE set in the
+ * environment it first prints the library's load address ("base 0x...") on stdout, so
+ * that an emulator's trace can be mapped back into the library (instruction mix). */
+#define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +51,12 @@ int main(int argc, char **argv) {
     init_fn init = (init_fn)dlsym(lib, "sqz_init");
     run_fn run = (run_fn)dlsym(lib, "sqz_run");
     if (!ws_size || !init || !run) { fprintf(stderr, "not a sqzc library\n"); return 11; }
+    if (getenv("SQZ_RUNNER_BASE")) {
+        Dl_info info;
+        if (!dladdr((void *)run, &info)) { fprintf(stderr, "dladdr failed\n"); return 11; }
+        printf("base %p\n", info.dli_fbase);
+        fflush(stdout);
+    }
     const void **inputs = calloc((size_t)n_in + 1, sizeof(void *));
     void **outputs = calloc((size_t)n_out + 1, sizeof(void *));
     size_t *out_bytes = calloc((size_t)n_out + 1, sizeof(size_t));

@@ -18,7 +18,11 @@ from sqzc.errors import LibraryError, SqzcError
 
 
 def print_compile_stats(result: Any, output: str | None, emit: str) -> None:
-    """The ``--stats`` report of a compile (``result``: the driver's CompileResult)."""
+    """The ``--stats`` report of a compile (``result``: the driver's CompileResult). For
+    a library of another architecture it adds the instruction mix of one run under qemu
+    (``sqzc.tools.instruction_mix``) in place of the decode time."""
+    from sqzc.runtime.library import is_foreign
+
     s = result.stats
     # CompileResult.stats['workspace_bytes'] is the planned arena; what a call needs
     # (arena + runtime scratch, as `sqzc info` prints) is the metadata's workspace_bytes
@@ -28,10 +32,12 @@ def print_compile_stats(result: Any, output: str | None, emit: str) -> None:
     if workspace is not None:
         print(f"workspace: {workspace} bytes (arena + runtime scratch)")
     compressed = result.metadata.get("weights_storage") == "compressed"
+    built = output and emit == "so"
+    foreign = bool(built) and is_foreign(str(output))
     print(f"weights:   {s['weights_bytes']} bytes"
           + (f", stored compressed in {result.metadata['weights_stored_bytes']}"
              if compressed else "")
-          + (decode_time(output) if compressed and output and emit == "so" else ""))
+          + (decode_time(output) if compressed and built and not foreign else ""))
     print(f"kernels:   {s['nodes']}")
     print(f"time:      {format_times(dict(s['seconds']))}")  # type: ignore[call-overload]
     if output and emit == "so":
@@ -39,6 +45,14 @@ def print_compile_stats(result: Any, output: str | None, emit: str) -> None:
 
         print(f"library:   {Path(output).stat().st_size:,} bytes: "
               f"{size_summary(output, int(result.metadata['weights_stored_bytes']))}")
+    if foreign:  # no hardware to time it on: what its kernels execute, under qemu
+        from sqzc.tools.bench import count_macs
+        from sqzc.tools.instruction_mix import measure
+
+        try:
+            print(f"mix:       {measure(str(output)).format(count_macs(result.graph))}")
+        except SqzcError as e:
+            print(f"mix:       unknown ({str(e).splitlines()[0]})")
     from sqzc.weights.analysis import format_report, weight_report
 
     print("weights by tensor (library bytes today; the source tensor's zero-order bound "

@@ -192,3 +192,47 @@ def test_models_under_qemu_match_onnxruntime(model: str, cpu: str, batch: int | 
         path = shared_dir / "models" / model
     report = verify_model(path, target=ARM, target_cpu=cpu, batch=batch)
     assert report.ok, [(d.name, d.max_abs, d.max_rel) for d in report.outputs]
+
+
+def test_dot_product_words_are_recognized() -> None:
+    """qemu 7.2 prints SDOT/UDOT as ``.byte``: the encodings are matched on the word."""
+    from sqzc.tools.instruction_mix import _weight
+
+    assert _weight(0x4E839498, ".byte", "") == ("dot", 16)  # sdot v24.4s, v4.16b, v3.16b
+    assert _weight(0x6E839498, ".byte", "") == ("dot", 16)  # udot
+    assert _weight(0x4F80E000, ".byte", "") == ("dot", 16)  # sdot v0.4s, v0.16b, v0.4b[0]
+    assert _weight(0x0E839498, ".byte", "") == ("dot", 8)   # 2 lanes
+    assert _weight(0x4E20CC20, "fmla", "v0.4s, v1.4s, v0.4s") == ("vector_fma", 4)
+    assert _weight(0x9B000000, "madd", "x0, x0, x0, x0") is None  # address arithmetic
+    assert _weight(0x9B000000, "mul", "x0, x1, x2") is None
+    assert _weight(0x1F000000, "fmadd", "s0, s1, s2, s3") == ("scalar_fma", 1)
+
+
+@needs_emulation
+def test_instruction_mix_counts_every_conv_mac(tmp_path: Path) -> None:
+    """A 3x3 conv (8 -> 16 channels, pad 1, 10x10, plain input: the direct kernel) does
+    16 x 8 x 28 x 28 multiply-accumulates once the padded taps are skipped (28 valid
+    (row, tap) pairs per axis): the mix must count exactly those, all in NEON fmla."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from sqzc.tools.instruction_mix import measure
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((16, 8, 3, 3))
+                                .astype(np.float32), "w")
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+                          "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                              [1, 8, 10, 10])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                         [1, 16, 10, 10])], [w])
+    model = tmp_path / "conv.onnx"
+    model.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+                      .SerializeToString())
+    lib = tmp_path / "conv.so"
+    sqzc.compile(model, lib, CompileOptions(target=ARM, target_cpu="cortex-a76"))
+    mix = measure(lib)
+    assert mix.vector_macs == 16 * 8 * 28 * 28, mix
+    assert mix.scalar_fma == 0 and mix.dot == 0 and mix.vector_share == 1.0
+    out = subprocess.run([*sqzc_command(), "compile", str(model), "--target", ARM,
+                          "--target-cpu", "cortex-a76", "--stats", "-o", str(lib)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "mix:" in out and "100,352 multiply-accumulates" in out, out
