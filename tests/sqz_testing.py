@@ -44,6 +44,11 @@ TOL: dict[str, tuple[float, float]] = {
 #: Compiled libraries are cached per test process only: a cache that outlived a compiler
 #: change would test stale code.
 _CACHE = Path(tempfile.mkdtemp(prefix="sqzc-test-"))
+#: ``TRIPLE:CPU`` (e.g. ``aarch64-linux-gnu:cortex-a76``): ``compile_and_load`` then
+#: cross-builds for that target and runs the library under qemu (``sqzc.tools.emulate``),
+#: so the op tests that go through it check another architecture against onnxruntime on
+#: this host (.ci/run's Arm64 op tier). Tests that pin their own ``target_cpu`` stay here.
+TEST_TARGET = os.environ.get("SQZC_TEST_TARGET", "")
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
@@ -121,7 +126,23 @@ def model_path(model: onnx.ModelProto | str | Path, tmp: Path | None = None) -> 
 
 def compile_and_load(model: onnx.ModelProto | str | Path, opt_level: int = 3,
                      target_cpu: str = "host", **kw: object) -> sqzc.CompiledModel:
-    """Compile (cached by model bytes + options) and load a library."""
+    """Compile (cached by model bytes + options) and load a library (under qemu for
+    ``SQZC_TEST_TARGET``)."""
+    if TEST_TARGET and target_cpu == "host":
+        from sqzc.tools.emulate import EmulatedModel
+
+        triple, _, cpu = TEST_TARGET.partition(":")
+        kw = {**kw, "target": triple}
+        target_cpu = cpu or "generic"
+        path = model_path(model)
+        key = hashlib.sha256(path.read_bytes() + repr((opt_level, target_cpu, sorted(kw.items())))
+                             .encode()).hexdigest()[:20]
+        lib = _CACHE / f"lib-{key}.so"
+        if not lib.exists():
+            _CACHE.mkdir(parents=True, exist_ok=True)
+            sqzc.compile(path, lib, CompileOptions(opt_level=opt_level, target_cpu=target_cpu,
+                                                   verify_ir=True, **kw))  # type: ignore[arg-type]
+        return EmulatedModel(lib)  # type: ignore[return-value]
     path = model_path(model)
     key = hashlib.sha256(path.read_bytes() + repr((opt_level, target_cpu, sorted(kw.items())))
                          .encode()).hexdigest()[:20]

@@ -102,8 +102,10 @@ class EmulatedModel:
         self.program, self.sysroot = emulator(self.arch)
 
     def _batch(self, feeds: Mapping[str, np.ndarray]) -> int:
+        if not self.input_specs or not self.dynamic_batch:  # a model of constants has none
+            return 1
         first = feeds[self.input_specs[0].name]
-        return int(first.shape[0]) if self.dynamic_batch and first.ndim else 1
+        return int(first.shape[0]) if first.ndim else 1
 
     def _check(self, spec: TensorSpec, value: object, batch: int) -> np.ndarray:
         arr = np.asarray(value)
