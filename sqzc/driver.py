@@ -214,7 +214,7 @@ def _spec(graph: Graph, nid: str, name: str) -> dict[str, object]:
     shape: list[int | None] = list(t.shape)
     if graph.dynamic_batch:
         shape[0] = None
-    return {"name": name, "dtype": t.dtype, "shape": shape}
+    return {"name": name, "dtype": graph.nibbles.get(name, t.dtype), "shape": shape}
 
 
 def workspace_bytes(plan: MemoryPlan, graph: Graph, profile: bool) -> int:
