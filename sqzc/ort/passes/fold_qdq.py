@@ -49,8 +49,7 @@ def _ort_fuses(g: Graph, nid: str, q: str, yp: QuantAttrs, ctx: PassContext) -> 
         w = dequantized(g, g.op(nid).inputs[1])
         return x_type == yp.dtype and (x_type != "int8" or (w is not None
                                                              and w[1].dtype == "int8"))
-    w = dequantized(g, g.op(nid).inputs[1])
-    return ort_fuses_qdq_conv(g, nid, q) and (w is None or w[1].bits == 8)
+    return ort_fuses_qdq_conv(g, nid, q)
 
 
 def _fold_conv(g: Graph, nid: str, qid: str) -> bool:
