@@ -35,6 +35,7 @@ from sqzc.backends.llvm.cg import I8, I32, I64, PTR, declare_intrinsic, i64
 from sqzc.backends.llvm.decoder import DECODER_SCRATCH_BYTES, emit_decoder
 from sqzc.backends.llvm.recipes import (
     emit_dequantize,
+    emit_dequantize_blocked,
     emit_pack_conv,
     emit_pack_qconv,
     emit_winograd,
@@ -67,8 +68,8 @@ class Step:
     group: int = 0
     m: int = 0
     #: a Dequantize first (the source holds codes): (scales, zero points, outer, axis
-    #: length, inner, signed); the step then reads the float32 tensor it makes
-    dq: tuple[tuple[float, ...], tuple[int, ...], int, int, int, bool] | None = None
+    #: length, inner, signed, block); the step then reads the float32 tensor it makes
+    dq: tuple[tuple[float, ...], tuple[int, ...], int, int, int, bool, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,14 @@ class WeightPlan:
     scratch_bytes: int
     steps: tuple[Step, ...]
     dq_bytes: int = 0  #: the float buffer a Dequantize feeds a further step through
+
+    @property
+    def stored_bytes(self) -> int:
+        """The container plus the Dequantize steps' scale and zero-point tables (read-only
+        data beside it): what the weights cost in the library."""
+        return len(self.container) + sum(
+            4 * len(st.dq[0]) + (1 if st.dq[6] else 4) * len(st.dq[1])
+            for st in self.steps if st.dq is not None)
 
 
 def plan_compressed(graph: Graph, const_offsets: dict[str, int]) -> WeightPlan:
@@ -133,24 +142,29 @@ def plan_compressed(graph: Graph, const_offsets: dict[str, int]) -> WeightPlan:
 
 
 def _dq_args(step: Dequantize, codes: np.ndarray
-             ) -> tuple[tuple[float, ...], tuple[int, ...], int, int, int, bool]:
+             ) -> tuple[tuple[float, ...], tuple[int, ...], int, int, int, bool, int]:
     """``sqz_dequantize``'s loop bounds for ``step`` on ``codes``: one scale per axis
-    index (outer x axis x inner), or the whole tensor as one row."""
+    index (outer x axis x inner), or the whole tensor as one row; blocked: the same
+    bounds, and ``step.block``."""
     shape = codes.shape
-    if len(step.scale) == 1:
+    if len(step.scale) == 1 and not step.block:
         outer, alen, inner = 1, 1, codes.size
     else:
         outer = int(np.prod(shape[:step.axis], dtype=np.int64))
         alen, inner = shape[step.axis], int(np.prod(shape[step.axis + 1:], dtype=np.int64))
-    return (step.scale, step.zero_point, outer, alen, inner, codes.dtype == np.int8)
+    return (step.scale, step.zero_point, outer, alen, inner, codes.dtype == np.int8,
+            step.block)
 
 
 def _dq_tables(module: ir.Module, key: int, scales: tuple[float, ...],
-               zps: tuple[int, ...]) -> tuple[ir.GlobalVariable, ir.GlobalVariable]:
-    """One tensor's scales (float32) and zero points (int32) as constant tables."""
+               zps: tuple[int, ...], zp_type: ir.IntType
+               ) -> tuple[ir.GlobalVariable, ir.GlobalVariable]:
+    """One tensor's scales (float32) and zero points (``zp_type``: int32 per axis, the
+    codes' byte when blocked) as constant tables."""
     out = []
     for name, ty, vals in (("s", ir.FloatType(), [float(v) for v in scales]),
-                           ("z", I32, [int(v) for v in zps])):
+                           ("z", zp_type, [int(v) - 256 if zp_type.width == 8 and v > 127
+                                           else int(v) for v in zps])):
         g = ir.GlobalVariable(module, ir.ArrayType(ty, len(vals)), f"sqz_dq{name}_{key}")
         g.linkage, g.global_constant = "internal", True
         g.initializer = ir.Constant(g.value_type, vals)
@@ -244,11 +258,17 @@ def build_init(module: ir.Module, target: Target, weights: ir.GlobalVariable,
     for s in plan.steps:
         src, dst = at(staging, s.src), at(weights, s.dst)
         if s.dq is not None:  # codes -> float32: into the image, or the buffer a step reads
-            scales, zps, outer, alen, inner, signed = s.dq
-            tables = _dq_tables(module, s.dst, scales, zps)
+            scales, zps, outer, alen, inner, signed, block = s.dq
+            tables = _dq_tables(module, s.dst, scales, zps, I8 if block else I32)
             out = dst if s.kind == "copy" else at(dq_buf, 0)  # type: ignore[arg-type]
-            b.call(get(f"dq{signed}", lambda signed=signed: emit_dequantize(module, signed)),
-                   [src, out, i64(outer), i64(alen), i64(inner), *tables])
+            if block:
+                b.call(get(f"dqb{signed}",
+                           lambda signed=signed: emit_dequantize_blocked(module, signed)),
+                       [src, out, i64(outer), i64(alen), i64(inner), i64(block), *tables])
+            else:
+                b.call(get(f"dq{signed}",
+                           lambda signed=signed: emit_dequantize(module, signed)),
+                       [src, out, i64(outer), i64(alen), i64(inner), *tables])
             if s.kind == "copy":
                 continue
             src = out

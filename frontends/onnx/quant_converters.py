@@ -18,6 +18,7 @@ from sqzc.frontends.onnx.attr_helpers import (
 from sqzc.frontends.onnx.quant_params import (
     block_size_of,
     blocked_params,
+    blocked_weights,
     check_axis_length,
     elementwise,
     quant_params,
@@ -133,9 +134,8 @@ def dequantize_linear(cx: ImportContext) -> None:
     """DequantizeLinear from uint8/int8/uint4/int4/int32 with constant scale and zero point
     (per tensor, per axis, or blocked); onnxruntime's com.microsoft one has the same
     meaning (``quantize_static`` writes it for int4 weights below opset 21)."""
-    x = cx.input(0)
+    x, bits = cx.input(0), cx.input_bits(0)
     t = cx.type_of(x)
-    bits = cx.input_bits(0)
     if t.dtype not in ("uint8", "int8", "int32"):
         raise cx.unsupported(f"DequantizeLinear of {t.dtype}")
     if block_size_of(cx, t.shape):
@@ -144,7 +144,9 @@ def dequantize_linear(cx: ImportContext) -> None:
         q = blocked_params(cx, t.shape, t.dtype, bits)
         if q.dtype != t.dtype:
             raise cx.error(f"zero point dtype {q.dtype} differs from input dtype {t.dtype}")
-        cx.bind(0, elementwise(cx, OpKind.DEQUANTIZE, q, x))
+        # constant weights: the library stores the codes (blocked_weights)
+        cx.bind(0, blocked_weights(cx, x) if cx.graph.is_const(x)
+                else elementwise(cx, OpKind.DEQUANTIZE, q, x))
         return
     q = quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(t.shape), t.dtype, bits)
     check_axis_length(cx, q, t.shape)

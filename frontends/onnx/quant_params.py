@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sqzc.ops import OpKind, QuantAttrs, ReshapeAttrs
+from sqzc.ops.recipes import Dequantize, recipe_of
 
 if TYPE_CHECKING:
     from sqzc.frontends.onnx.context import ImportContext
@@ -102,3 +103,19 @@ def block_size_of(cx: ImportContext, shape: tuple[int, ...]) -> int:
     if block and not shape:
         raise cx.error("blocked quantization needs a tensor of rank >= 1")
     return block
+
+
+def blocked_weights(cx: ImportContext, x: str) -> str:
+    """A blocked DequantizeLinear of constant codes (validated by ``blocked_params``),
+    evaluated here into a float32 constant whose recipe keeps the codes and the blocked
+    scales (``Dequantize`` with ``block``): a compressed library stores the codes and
+    dequantizes them at load, as it would a per-axis one (fold-constants)."""
+    assert cx.node is not None
+    axis = cx.rank_axis(cx.int_attr("axis", 1), len(cx.type_of(x).shape))
+    codes = cx.graph.const_value(x)
+    scale = np.asarray(cx.const(1), np.float32)
+    zp = np.asarray(cx.const(2)) if cx.has_input(2) else np.zeros(scale.shape, codes.dtype)
+    step = Dequantize(tuple(float(v) for v in scale.reshape(-1)),
+                      tuple(int(v) for v in zp.reshape(-1)), axis, cx.int_attr("block_size", 0))
+    return cx.graph.add_const(step.apply(codes), cx.node.output[0], cx.origin,
+                              recipe_of(codes, step))

@@ -81,10 +81,25 @@ class Dequantize:
     scale: tuple[float, ...]
     zero_point: tuple[int, ...]
     axis: int
+    #: > 0: blocked (opset 21 ``block_size``): ``scale`` / ``zero_point`` are the C-order
+    #: values of tensors shaped like the codes but ``ceil(dim / block)`` along ``axis``
+    block: int = 0
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        return dequantize_linear(x, np.asarray(self.scale, np.float32),
-                                 np.asarray(self.zero_point, np.int64), self.axis)
+        if not self.block:
+            return dequantize_linear(x, np.asarray(self.scale, np.float32),
+                                     np.asarray(self.zero_point, np.int64), self.axis)
+        scale, zp = (np.repeat(np.asarray(v).reshape(self.params_shape(x.shape)), self.block,
+                               axis=self.axis).take(range(x.shape[self.axis]), axis=self.axis)
+                     for v in (np.asarray(self.scale, np.float32), self.zero_point))
+        return dequantize_linear(x.reshape(-1), scale.reshape(-1),  # per element
+                                 zp.reshape(-1).astype(np.int64), 0).reshape(x.shape)
+
+    def params_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The blocked scale's shape for codes of ``shape``."""
+        out = list(shape)
+        out[self.axis] = -(-shape[self.axis] // self.block)
+        return tuple(out)
 
 
 Step = PackConv | PadTo | Winograd | PackQConv | Dequantize
