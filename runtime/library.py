@@ -39,7 +39,11 @@ __all__ = ["ABI_VERSION", "TensorSpec", "check_cpu", "decode_metadata", "is_fore
 ABI_VERSION = 2
 
 #: dtype names the ABI allows in metadata.
-_ABI_DTYPES = frozenset({"float32", "float16", "uint8", "int8", "int32", "int64"})
+_ABI_DTYPES = frozenset({"float32", "float16", "uint8", "int8", "int32", "int64", "int4",
+                         "uint4"})
+#: 4-bit boundary dtypes -> (8-bit container the library reads and writes, value range).
+NIBBLE_DTYPES: dict[str, tuple[str, tuple[int, int]]] = {
+    "int4": ("int8", (-8, 7)), "uint4": ("uint8", (0, 15))}
 
 #: The symbols every sqzc library exports.
 _SYMBOLS = ("sqz_metadata", "sqz_workspace_size", "sqz_run", "sqz_run_pool",
@@ -51,11 +55,14 @@ class TensorSpec:
     """Name, shape and dtype of one model input or output, as the library's metadata says.
 
     ``None`` in ``shape`` marks the dynamic batch dimension (only ever the leading one).
+    ``nibble`` is "int4" / "uint4" for a 4-bit tensor, whose ``dtype`` is then its
+    container (int8 / uint8, one value per byte).
     """
 
     name: str
     shape: tuple[int | None, ...]
     dtype: np.dtype
+    nibble: str = ""
 
     def shape_str(self) -> str:
         """The shape as ``[N,3,224,224]``, with ``N`` for the dynamic batch dimension."""
@@ -66,7 +73,7 @@ class TensorSpec:
         return tuple(batch if d is None else d for d in self.shape)
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.dtype}{self.shape_str()}"
+        return f"{self.name}: {self.nibble or self.dtype}{self.shape_str()}"
 
 
 def open_library(path: str) -> ctypes.CDLL:
@@ -240,7 +247,11 @@ def _parse_specs(meta: dict[str, Any], key: str, dynamic: bool, path: str
                 path,
                 f"{key} {name!r} must have a null leading dimension in a dynamic-batch model"
             )
-        specs.append(TensorSpec(name, tuple(shape), np.dtype(dtype_name)))
+        if dtype_name in NIBBLE_DTYPES:
+            specs.append(TensorSpec(name, tuple(shape), np.dtype(NIBBLE_DTYPES[dtype_name][0]),
+                                    dtype_name))
+        else:
+            specs.append(TensorSpec(name, tuple(shape), np.dtype(dtype_name)))
     return specs
 
 

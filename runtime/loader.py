@@ -32,6 +32,7 @@ from numpy.typing import ArrayLike
 
 from sqzc.errors import CallError, LibraryError, UsageError
 from sqzc.runtime.library import (
+    NIBBLE_DTYPES,
     TensorSpec,
     check_cpu,
     open_library,
@@ -267,6 +268,8 @@ class CompiledModel:
                     f"input {spec.name!r}: cannot convert {type(value).__name__} to an "
                     f"array: {exc}"
                 ) from exc
+        if spec.nibble:
+            arr = CompiledModel._nibbles(spec, arr)
         if arr.dtype != spec.dtype:
             hint = ""
             if not isinstance(value, np.ndarray):
@@ -282,6 +285,20 @@ class CompiledModel:
                 f"input {spec.name!r}: expected shape {spec.shape_str()}, "
                 f"got {_shape_str(arr.shape)}"
             )
+        return arr
+
+    @staticmethod
+    def _nibbles(spec: TensorSpec, arr: np.ndarray) -> np.ndarray:
+        """A 4-bit input as its 8-bit container: an ml_dtypes int4/uint4 array (recognized
+        by its dtype name, ml_dtypes is no dependency) is converted value by value (its
+        bytes are not the container's: -1 is 0x0F); a container array must hold only
+        values of the 4-bit range."""
+        lo, hi = NIBBLE_DTYPES[spec.nibble][1]
+        if arr.dtype.name == spec.nibble:
+            return arr.astype(spec.dtype)
+        if arr.dtype == spec.dtype and arr.size and (arr.min() < lo or arr.max() > hi):
+            raise CallError(f"input {spec.name!r} is {spec.nibble}: its {spec.dtype} values "
+                            f"must lie in [{lo}, {hi}]")
         return arr
 
     @staticmethod

@@ -229,7 +229,7 @@ def _spec(graph: Graph, nid: str, name: str) -> dict[str, object]:
     shape: list[int | None] = list(t.shape)
     if graph.dynamic_batch:
         shape[0] = None
-    return {"name": name, "dtype": t.dtype, "shape": shape}
+    return {"name": name, "dtype": graph.nibbles.get(name, t.dtype), "shape": shape}
 
 
 def workspace_bytes(plan: MemoryPlan, graph: Graph, profile: bool) -> int:
@@ -341,13 +341,13 @@ def build_library(graph: Graph, plan: MemoryPlan, output: str | os.PathLike[str]
         from sqzc.backends.llvm.weights_init import plan_compressed
 
         wplan = plan_compressed(graph, const_offsets)
-        if options.weights == "auto" and not compression_pays(len(weights), len(wplan.container)):
+        if options.weights == "auto" and not compression_pays(len(weights), wplan.stored_bytes):
             wplan = None
     meta = build_metadata(graph, plan, model_sha256, len(weights), target, options.opt_level,
                           options.profile)
     meta["optimize"] = options.optimize
     meta["weights_storage"] = "compressed" if wplan is not None else "raw"
-    meta["weights_stored_bytes"] = len(wplan.container) if wplan is not None else len(weights)
+    meta["weights_stored_bytes"] = wplan.stored_bytes if wplan is not None else len(weights)
     result = CompileResult(graph, plan, meta, Path(output) if output else None, [], seconds)
     if output is None:
         return result

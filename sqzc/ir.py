@@ -66,6 +66,9 @@ class Graph:
         self.input_names: dict[str, str] = {}  # INPUT node id -> ONNX name
         self.outputs: list[GraphOutput] = []
         self.dynamic_batch = False
+        #: ONNX input/output name -> "int4" / "uint4" where the boundary tensor is 4-bit
+        #: (the library takes and returns it in an int8 / uint8 container, a value a byte)
+        self.nibbles: dict[str, str] = {}
         self.memory_plan: Any = None  # a sqzc.memory.MemoryPlan once plan-memory ran
         # node id -> the ONNX tensor it computes (moves with rewrites; `sqzc verify` uses it)
         self.tensor_names: dict[str, str] = {}
@@ -215,6 +218,7 @@ class Graph:
         new.input_names = dict(self.input_names)
         new.outputs = [GraphOutput(o.name, o.node) for o in self.outputs]
         new.dynamic_batch = self.dynamic_batch
+        new.nibbles = dict(self.nibbles)
         new.tensor_names = dict(self.tensor_names)
         new._order = itertools.count(max(nx.get_node_attributes(self.g, "order").values(),
                                          default=-1) + 1)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 _C_TYPES = {"float32": "float", "float16": "uint16_t (IEEE half)", "int8": "int8_t",
-            "uint8": "uint8_t", "int32": "int32_t", "int64": "int64_t"}
+            "uint8": "uint8_t", "int32": "int32_t", "int64": "int64_t",
+            "int4": "int8_t (one value in -8..7 a byte)",
+            "uint4": "uint8_t (one value in 0..15 a byte)"}
 
 
 def _ident(name: str) -> str:

@@ -6,6 +6,11 @@ source tensors, bit for bit as the compiler built them (``sqzc.ops.recipes``).
   destination's padding lanes are left as they are (the image starts zeroed).
 * ``sqz_pack_qconv``: int8 OIHW -> [OC/b, IC/g, KH, KW, b, g], int8 quads (g = 4) or
   sign-extended int16 pairs (g = 2) (``PackQConv``).
+* ``sqz_dequantize_{s8,u8}``: int8 / uint8 codes -> float32 ``float(int32(q) - zp) *
+  scale`` per index of an axis (``Dequantize``), from per-tensor tables of scales and zero
+  points; one ``sitofp`` and one ``fmul``, as ``onnx_ops.dequantize_linear`` rounds.
+  ``sqz_dequantize_blocked_{s8,u8}``: the same with opset 21's blocks (one scale and 8-bit
+  zero point per ``block`` indices of the axis and per index of the other dims).
 * ``sqz_winograd_m{2,4}``: channel-blocked 3x3 float32 filters [OC/b, IC, 3, 3, b] ->
   ``U`` [alpha^2, OC/b, IC, b] (``Winograd``). ``b`` output channels at a time, as two
   4-double halves per 8 lanes: each ``U[i, j]`` is ``acc = +0.0``, then for ``k``, ``l``
@@ -27,7 +32,7 @@ from llvmlite import ir
 from sqzc.backends.llvm.cg import F32, F64, I8, I16, I32, I64, PTR, VOID, for_range, i64
 from sqzc.winograd import matrices
 
-__all__ = ["emit_pack_conv", "emit_pack_qconv", "emit_winograd"]
+__all__ = ["emit_dequantize", "emit_dequantize_blocked", "emit_pack_conv", "emit_pack_qconv", "emit_winograd"]
 
 
 def _fn(module: ir.Module, name: str, n_sizes: int) -> tuple[ir.Function, ir.IRBuilder]:
@@ -72,6 +77,63 @@ def emit_pack_qconv(module: ir.Module, block: int, group: int) -> ir.Function:
                                                     t), i64(block)), lane), i64(group)), ig)
                 b.store(v if elem is I8 else b.sext(v, I16),
                         b.gep(dst, [idx], source_etype=elem))
+    b.ret_void()
+    return fn
+
+
+def emit_dequantize(module: ir.Module, signed: bool) -> ir.Function:
+    """``void sqz_dequantize_{s8,u8}(const i8 *src, float *dst, i64 outer, i64 A, i64 inner,
+    const float *scale, const i32 *zp)``: dst[(o * A + a) * inner + i] =
+    float(int32(src[same]) - zp[a]) * scale[a]."""
+    name = f"sqz_dequantize_{'s8' if signed else 'u8'}"
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR, I64, I64, I64, PTR, PTR]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    src, dst, outer, alen, inner, scales, zps = fn.args
+    with for_range(b, 0, outer, name="o") as o:
+        with for_range(b, 0, alen, name="a") as a:
+            scale = b.load(b.gep(scales, [a], source_etype=F32), typ=F32)
+            zp = b.load(b.gep(zps, [a], source_etype=I32), typ=I32)
+            row = b.mul(b.add(b.mul(o, alen), a), inner)
+            with for_range(b, 0, inner, name="i") as i:
+                at = b.add(row, i)
+                q = b.load(b.gep(src, [at], source_etype=I8), typ=I8)
+                wide = b.sext(q, I32) if signed else b.zext(q, I32)
+                v = b.fmul(b.sitofp(b.sub(wide, zp), F32), scale)
+                b.store(v, b.gep(dst, [at], source_etype=F32))
+    b.ret_void()
+    return fn
+
+
+def emit_dequantize_blocked(module: ir.Module, signed: bool) -> ir.Function:
+    """``void sqz_dequantize_blocked_{s8,u8}(const i8 *src, float *dst, i64 outer, i64 A,
+    i64 inner, i64 block, const float *scale, const i8 *zp)``: with ``p = (o * ceil(A /
+    block) + a / block) * inner + i``, dst[(o * A + a) * inner + i] =
+    float(int32(src[same]) - zp[p]) * scale[p]."""
+    name = f"sqz_dequantize_blocked_{'s8' if signed else 'u8'}"
+    fn = ir.Function(module, ir.FunctionType(VOID, [PTR, PTR, I64, I64, I64, I64, PTR, PTR]),
+                     name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    src, dst, outer, alen, inner, block, scales, zps = fn.args
+
+    def widen(v: ir.Value) -> ir.Value:
+        return b.sext(v, I32) if signed else b.zext(v, I32)
+
+    blocks = b.sdiv(b.add(alen, b.sub(block, i64(1))), block)
+    with for_range(b, 0, outer, name="o") as o:
+        with for_range(b, 0, alen, name="a") as a:
+            row = b.mul(b.add(b.mul(o, alen), a), inner)
+            prow = b.mul(b.add(b.mul(o, blocks), b.sdiv(a, block)), inner)
+            with for_range(b, 0, inner, name="i") as i:
+                at, p = b.add(row, i), b.add(prow, i)
+                scale = b.load(b.gep(scales, [p], source_etype=F32), typ=F32)
+                zp = widen(b.load(b.gep(zps, [p], source_etype=I8), typ=I8))
+                q = widen(b.load(b.gep(src, [at], source_etype=I8), typ=I8))
+                b.store(b.fmul(b.sitofp(b.sub(q, zp), F32), scale),
+                        b.gep(dst, [at], source_etype=F32))
     b.ret_void()
     return fn
 

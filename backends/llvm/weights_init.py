@@ -10,7 +10,9 @@ transform), which is what compresses (sparse, few distinct values). ``@sqz_weigh
 zero-filled ``.bss`` array of the image's size, and ``sqz_init`` decodes the container
 into a ``.bss`` staging area (``backends/llvm/decoder.py``) and then runs each constant's
 layout steps into the image (``backends/llvm/recipes.py``), one straight-line call per
-constant. The result is the raw build's image byte for byte (tests compare outputs).
+constant. A source of integer codes (a weight-only QDQ model's folded weights: recipe
+``Dequantize`` first) is dequantized first, straight into the image or, when a packing
+or Winograd step follows, into a ``.bss`` float buffer that step reads. The result is the raw build's image byte for byte (tests compare outputs).
 
 ``sqz_init`` is exported by every build (a raw build's returns 0). It runs once per
 process, thread-safely: a state word (0 new, 1 decoding, 2 ready, 3 failed) taken by
@@ -22,6 +24,7 @@ then futex). ``sqz_run`` and ``sqz_run_pool`` call it first and return its error
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,13 +34,19 @@ from llvmlite import ir
 from sqzc.backends.llvm.cg import I8, I32, I64, PTR, declare_intrinsic, i64
 from sqzc.backends.llvm.decoder import DECODER_SCRATCH_BYTES, emit_decoder
 from sqzc.backends.llvm.fpenv import pin_default_fp_environment
-from sqzc.backends.llvm.recipes import emit_pack_conv, emit_pack_qconv, emit_winograd
+from sqzc.backends.llvm.recipes import (
+    emit_dequantize,
+    emit_dequantize_blocked,
+    emit_pack_conv,
+    emit_pack_qconv,
+    emit_winograd,
+)
 from sqzc.backends.llvm.target import Target
 from sqzc.backends.llvm.threads import FUTEX_WAKE_PRIVATE, futex, wait_for_change
 from sqzc.ir import Graph
 from sqzc.memory import align_up
 from sqzc.ops import ConstAttrs
-from sqzc.ops.recipes import PackConv, PackQConv, PadTo, Winograd, recipe_matches
+from sqzc.ops.recipes import Dequantize, PackConv, PackQConv, PadTo, Winograd, recipe_matches
 from sqzc.weights import container
 
 #: ``sqz_init``'s (and the run functions') error when the weights fail to decode.
@@ -58,6 +67,9 @@ class Step:
     block: int = 0
     group: int = 0
     m: int = 0
+    #: a Dequantize first (the source holds codes): (scales, zero points, outer, axis
+    #: length, inner, signed, block); the step then reads the float32 tensor it makes
+    dq: tuple[tuple[float, ...], tuple[int, ...], int, int, int, bool, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,15 @@ class WeightPlan:
     staging_bytes: int
     scratch_bytes: int
     steps: tuple[Step, ...]
+    dq_bytes: int = 0  #: the float buffer a Dequantize feeds a further step through
+
+    @property
+    def stored_bytes(self) -> int:
+        """The container plus the Dequantize steps' scale and zero-point tables (read-only
+        data beside it): what the weights cost in the library."""
+        return len(self.container) + sum(
+            4 * len(st.dq[0]) + (1 if st.dq[6] else 4) * len(st.dq[1])
+            for st in self.steps if st.dq is not None)
 
 
 def plan_compressed(graph: Graph, const_offsets: dict[str, int]) -> WeightPlan:
@@ -75,14 +96,22 @@ def plan_compressed(graph: Graph, const_offsets: dict[str, int]) -> WeightPlan:
     staging = bytearray()
     placed: list[tuple[int, np.ndarray]] = []
     steps: list[Step] = []
-    scratch = 0
+    scratch = dq_bytes = 0
     for nid, dst in const_offsets.items():
         attrs = graph.op(nid).attrs
         assert isinstance(attrs, ConstAttrs)
         recipe = attrs.recipe
         value = np.ascontiguousarray(attrs.value)
-        if recipe is not None and len(recipe.steps) == 1 and recipe_matches(recipe, value):
-            source, step = np.ascontiguousarray(recipe.source), recipe.steps[0]
+        chain = recipe.steps if recipe is not None else ()
+        first = chain[0] if chain and isinstance(chain[0], Dequantize) else None
+        rest = chain[1:] if first is not None else chain
+        dq = None
+        if recipe is not None and chain and len(rest) <= 1 and recipe_matches(recipe, value):
+            source, step = np.ascontiguousarray(recipe.source), (rest[0] if rest else None)
+            if first is not None:
+                dq = _dq_args(first, source)
+                if step is not None:
+                    dq_bytes = max(dq_bytes, source.size * 4)
         else:  # stored as it is
             source, step = value, None
         src = align_up(len(staging))
@@ -105,9 +134,42 @@ def plan_compressed(graph: Graph, const_offsets: dict[str, int]) -> WeightPlan:
         else:  # identity or PadTo: the source bytes lead the destination; padding stays 0
             assert step is None or isinstance(step, PadTo)
             steps.append(Step("copy", src, dst, source.nbytes))
+        if dq is not None:
+            steps[-1] = dataclasses.replace(steps[-1], dq=dq)
     staging.extend(b"\0" * (align_up(max(len(staging), 1)) - len(staging)))
     return WeightPlan(container.encode(bytes(staging), placed), len(staging), scratch,
-                      tuple(steps))
+                      tuple(steps), dq_bytes)
+
+
+def _dq_args(step: Dequantize, codes: np.ndarray
+             ) -> tuple[tuple[float, ...], tuple[int, ...], int, int, int, bool, int]:
+    """``sqz_dequantize``'s loop bounds for ``step`` on ``codes``: one scale per axis
+    index (outer x axis x inner), or the whole tensor as one row; blocked: the same
+    bounds, and ``step.block``."""
+    shape = codes.shape
+    if len(step.scale) == 1 and not step.block:
+        outer, alen, inner = 1, 1, codes.size
+    else:
+        outer = int(np.prod(shape[:step.axis], dtype=np.int64))
+        alen, inner = shape[step.axis], int(np.prod(shape[step.axis + 1:], dtype=np.int64))
+    return (step.scale, step.zero_point, outer, alen, inner, codes.dtype == np.int8,
+            step.block)
+
+
+def _dq_tables(module: ir.Module, key: int, scales: tuple[float, ...],
+               zps: tuple[int, ...], zp_type: ir.IntType
+               ) -> tuple[ir.GlobalVariable, ir.GlobalVariable]:
+    """One tensor's scales (float32) and zero points (``zp_type``: int32 per axis, the
+    codes' byte when blocked) as constant tables."""
+    out = []
+    for name, ty, vals in (("s", ir.FloatType(), [float(v) for v in scales]),
+                           ("z", zp_type, [int(v) - 256 if zp_type.width == 8 and v > 127
+                                           else int(v) for v in zps])):
+        g = ir.GlobalVariable(module, ir.ArrayType(ty, len(vals)), f"sqz_dq{name}_{key}")
+        g.linkage, g.global_constant = "internal", True
+        g.initializer = ir.Constant(g.value_type, vals)
+        out.append(g)
+    return out[0], out[1]
 
 
 def _bss(module: ir.Module, name: str, size: int) -> ir.GlobalVariable:
@@ -186,8 +248,24 @@ def build_init(module: ir.Module, target: Target, weights: ir.GlobalVariable,
 
     memcpy = declare_intrinsic(module, "llvm.memcpy.p0.p0.i64", ir.VoidType(),
                                [PTR, PTR, I64, ir.IntType(1)])
+    dq_buf = _bss(module, "sqz_wdq", plan.dq_bytes) if plan.dq_bytes else None
     for s in plan.steps:
         src, dst = at(staging, s.src), at(weights, s.dst)
+        if s.dq is not None:  # codes -> float32: into the image, or the buffer a step reads
+            scales, zps, outer, alen, inner, signed, block = s.dq
+            tables = _dq_tables(module, s.dst, scales, zps, I8 if block else I32)
+            out = dst if s.kind == "copy" else at(dq_buf, 0)  # type: ignore[arg-type]
+            if block:
+                b.call(get(f"dqb{signed}",
+                           lambda signed=signed: emit_dequantize_blocked(module, signed)),
+                       [src, out, i64(outer), i64(alen), i64(inner), i64(block), *tables])
+            else:
+                b.call(get(f"dq{signed}",
+                           lambda signed=signed: emit_dequantize(module, signed)),
+                       [src, out, i64(outer), i64(alen), i64(inner), *tables])
+            if s.kind == "copy":
+                continue
+            src = out
         if s.kind == "copy":
             b.call(memcpy, [dst, src, i64(s.nbytes), ir.Constant(ir.IntType(1), 0)])
         elif s.kind == "pack_conv":

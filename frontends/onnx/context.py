@@ -24,6 +24,9 @@ class ImportContext:
     values: dict[str, str] = field(default_factory=dict)  # ONNX tensor name -> node id
     used: set[str] = field(default_factory=set)  # tensor names read by a node or output
     node: onnx.NodeProto | None = None
+    #: ONNX tensor name -> "int4" / "uint4" for the tensors shape inference types INT4 /
+    #: UINT4 (the IR holds them widened to int8 / uint8, one value per byte)
+    nibbles: dict[str, str] = field(default_factory=dict)
 
     # -------- node-local helpers used by converters
 
@@ -66,6 +69,12 @@ class ImportContext:
         if name not in self.values:
             raise self.error(f"input '{name}' is not produced by any node or initializer")
         return self.values[name]
+
+    def input_bits(self, i: int) -> int:
+        """4 when input ``i`` is an ONNX INT4/UINT4 tensor (held in an 8-bit container),
+        else 8."""
+        assert self.node is not None
+        return 4 if self.has_input(i) and self.node.input[i] in self.nibbles else 8
 
     def float_input(self, i: int) -> str:
         """Input ``i`` as float32 (float16 is widened with a Cast the folder may remove)."""

@@ -47,7 +47,16 @@ ONNX_DTYPES: dict[int, str] = {
     onnx.TensorProto.INT8: "int8",
     onnx.TensorProto.UINT8: "uint8",
     onnx.TensorProto.BOOL: "bool",
+    # one value per byte, sign- / zero-extended (``ImportContext.nibbles`` keeps the width)
+    onnx.TensorProto.INT4: "int8",
+    onnx.TensorProto.UINT4: "uint8",
 }
+#: ONNX's 4-bit integer types -> their names at the library boundary.
+NIBBLE_TYPES: dict[int, str] = {onnx.TensorProto.INT4: "int4", onnx.TensorProto.UINT4: "uint4"}
+#: Ops that take or produce INT4/UINT4 tensors: the quantizers, and data movement, which
+#: is exact on the 8-bit container (ONNX allows int4 for these).
+NIBBLE_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Identity", "Reshape",
+                        "Flatten", "Squeeze", "Unsqueeze", "Transpose"})
 #: dtypes a compiled library can take or return.
 BOUNDARY_DTYPES = frozenset({"float32", "float16", "uint8", "int8", "int32"})
 
@@ -135,6 +144,13 @@ def import_proto(model: onnx.ModelProto, label: str, options: ImportOptions | No
     graph = Graph(model.graph.name or fallback_name)
     graph.dynamic_batch = dynamic
     cx = ImportContext(graph, label, opsets)
+    for vi in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
+        if vi.type.tensor_type.elem_type in NIBBLE_TYPES:
+            cx.nibbles[vi.name] = NIBBLE_TYPES[vi.type.tensor_type.elem_type]
+    cx.nibbles |= {t.name: NIBBLE_TYPES[t.data_type] for t in model.graph.initializer
+                   if t.data_type in NIBBLE_TYPES}
+    graph.nibbles = {vi.name: cx.nibbles[vi.name] for vi in [*real_inputs, *model.graph.output]
+                     if vi.name in cx.nibbles}
     cx.used = {name for node in model.graph.node for name in node.input if name}
     cx.used |= {vo.name for vo in model.graph.output}
     for vi in real_inputs:
@@ -204,6 +220,8 @@ def _tensor_value(t: onnx.TensorProto, label: str) -> np.ndarray:
         value = numpy_helper.to_array(t)
     except Exception as e:
         raise ModelError(f"{label}: initializer '{t.name}' cannot be decoded: {e}") from None
+    if t.data_type in NIBBLE_TYPES:  # ml_dtypes' int4 byte holds -1 as 0x0F: convert, no view
+        value = np.asarray(value).astype(ONNX_DTYPES[t.data_type])
     if value.size != n:
         raise ModelError(f"{label}: initializer '{t.name}' holds {value.size} values, its dims "
                          f"{dims} say {n}")
@@ -235,6 +253,11 @@ def convert_node(cx: ImportContext, node: onnx.NodeProto) -> None:
     if node.op_type in FOLD_ONLY and dom == "":
         raise cx.unsupported(f"'{node.op_type}' on a runtime tensor (sqzc folds it only when its "
                              "inputs are compile-time constants)")
+    nibbles = [n for n in (*node.input, *node.output) if n in cx.nibbles]
+    if nibbles and node.op_type not in NIBBLE_OPS:
+        raise cx.unsupported(f"{cx.nibbles[nibbles[0]]} tensor '{nibbles[0]}' (sqzc takes "
+                             f"INT4/UINT4 only in QuantizeLinear / DequantizeLinear and data "
+                             f"movement)")
     fn = select_converter(dom, node.op_type, cx.opsets[dom])
     assert fn is not None  # find_unsupported ran first
     if dom == "com.microsoft":

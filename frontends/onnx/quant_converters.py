@@ -15,6 +15,14 @@ from sqzc.frontends.onnx.attr_helpers import (
     require_2d_spatial,
     resolve_pads,
 )
+from sqzc.frontends.onnx.quant_params import (
+    block_size_of,
+    blocked_params,
+    blocked_weights,
+    check_axis_length,
+    elementwise,
+    quant_params,
+)
 from sqzc.frontends.onnx.registry import converter
 
 from sqzc.ops import (
@@ -61,6 +69,8 @@ CONTRIB_INPUTS: dict[str, tuple[bool, ...]] = {
     "QLinearLeakyRelu": (True, True, False, True, False),
     "QLinearGlobalAveragePool": (True, True, True, True, True),
     "QLinearAveragePool": (True, True, False, True, False),
+    "QuantizeLinear": (True, True, False),
+    "DequantizeLinear": (True, True, False),
 }
 
 
@@ -84,51 +94,33 @@ def check_contrib_signature(cx: ImportContext) -> None:
 
 
 
-def _quant_params(cx: ImportContext, scale_i: int, zp_i: int, axis: int, rank: int,
-                  default_dtype: str = "uint8") -> QuantAttrs:
-    """Constant scale/zero point inputs as QuantAttrs (runtime scales are unsupported)."""
-    scale = np.asarray(cx.const(scale_i), dtype=np.float32).reshape(-1)
-    if cx.has_input(zp_i):
-        zp_arr = np.asarray(cx.const(zp_i))
-        dtype = zp_arr.dtype.name
-        zp = zp_arr.reshape(-1)
-    else:
-        dtype, zp = default_dtype, np.zeros(1, np.int64)
-    if dtype not in ("uint8", "int8", "int32"):
-        raise cx.unsupported(f"zero point dtype {dtype}")
-    if zp.size not in (1, scale.size):
-        raise cx.error(f"{scale.size} scales but {zp.size} zero points")
-    if zp.size == 1 and scale.size > 1:
-        zp = np.repeat(zp, scale.size)
-    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
-        raise cx.error("quantization scales must be positive and finite")
-    if np.asarray(cx.const(scale_i)).ndim > 1:
-        raise cx.error(f"scale must be a scalar or 1-D, got shape "
-                       f"{list(np.asarray(cx.const(scale_i)).shape)}")
-    ax = cx.rank_axis(axis, max(rank, 1)) if scale.size > 1 else 1
-    return QuantAttrs(tuple(float(v) for v in scale), tuple(int(v) for v in zp), dtype, ax)
-
-
-def _check_axis_length(cx: ImportContext, q: QuantAttrs, shape: tuple[int, ...]) -> None:
-    """Per-axis parameters need one scale per index of the axis (onnxruntime refuses
-    others at run time; the kernels would read past the scales)."""
-    if not q.per_tensor and (q.axis >= len(shape) or shape[q.axis] != len(q.scale)):
-        dim = shape[q.axis] if q.axis < len(shape) else "no"
-        raise cx.error(f"{len(q.scale)} per-axis scales for axis {q.axis} of size {dim}")
+#: output_dtype codes QuantizeLinear takes: ONNX type -> (IR dtype, bits).
+_Q_OUTPUT = {2: ("uint8", 8), 3: ("int8", 8), 21: ("uint8", 4), 22: ("int8", 4)}
 
 
 @converter("QuantizeLinear", 10, 13, 19, 21)
+@converter("QuantizeLinear", 1, domain="com.microsoft")
 def quantize_linear(cx: ImportContext) -> None:
-    """QuantizeLinear to uint8/int8 with constant scale and zero point."""
+    """QuantizeLinear to uint8/int8/uint4/int4 with constant scale and zero point (per
+    tensor, per axis, or blocked); onnxruntime's com.microsoft one has the same meaning."""
     x = cx.float_input(0)
-    if cx.int_attr("block_size", 0):
-        raise cx.unsupported("blocked quantization (block_size)")
+    shape = cx.type_of(x).shape
     out_dtype = cx.int_attr("output_dtype", 0)  # opset 21: the type without a zero point
-    if out_dtype and out_dtype not in (2, 3):
+    if out_dtype and out_dtype not in _Q_OUTPUT:
         raise cx.unsupported(f"QuantizeLinear to dtype code {out_dtype}")
-    out_type = "int8" if out_dtype == 3 else "uint8"
-    q = _quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(cx.type_of(x).shape), out_type)
-    _check_axis_length(cx, q, cx.type_of(x).shape)
+    assert cx.node is not None
+    bits = 4 if cx.node.output[0] in cx.nibbles else 8
+    out_type = _Q_OUTPUT[out_dtype][0] if out_dtype else "uint8"
+    if out_dtype and _Q_OUTPUT[out_dtype][1] != bits:
+        raise cx.error(f"output_dtype {out_dtype} disagrees with the output's type")
+    if block_size_of(cx, shape):
+        q = blocked_params(cx, shape, out_type, bits)
+        if out_dtype and q.dtype != out_type:
+            raise cx.error(f"output_dtype says {out_type} but the zero point is {q.dtype}")
+        cx.bind(0, elementwise(cx, OpKind.QUANTIZE, q, x))
+        return
+    q = quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(shape), out_type, bits)
+    check_axis_length(cx, q, shape)
     if out_dtype and q.dtype != out_type:
         raise cx.error(f"output_dtype says {out_type} but the zero point is {q.dtype}")
     if q.dtype not in INT_DTYPES:
@@ -137,16 +129,27 @@ def quantize_linear(cx: ImportContext) -> None:
 
 
 @converter("DequantizeLinear", 10, 13, 19, 21)
+@converter("DequantizeLinear", 1, domain="com.microsoft")
 def dequantize_linear(cx: ImportContext) -> None:
-    """DequantizeLinear from uint8/int8/int32 with constant scale and zero point."""
-    x = cx.input(0)
+    """DequantizeLinear from uint8/int8/uint4/int4/int32 with constant scale and zero point
+    (per tensor, per axis, or blocked); onnxruntime's com.microsoft one has the same
+    meaning (``quantize_static`` writes it for int4 weights below opset 21)."""
+    x, bits = cx.input(0), cx.input_bits(0)
     t = cx.type_of(x)
     if t.dtype not in ("uint8", "int8", "int32"):
         raise cx.unsupported(f"DequantizeLinear of {t.dtype}")
-    if cx.int_attr("block_size", 0):
-        raise cx.unsupported("blocked quantization (block_size)")
-    q = _quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(t.shape), t.dtype)
-    _check_axis_length(cx, q, t.shape)
+    if block_size_of(cx, t.shape):
+        if t.dtype == "int32":
+            raise cx.unsupported("blocked DequantizeLinear of int32")
+        q = blocked_params(cx, t.shape, t.dtype, bits)
+        if q.dtype != t.dtype:
+            raise cx.error(f"zero point dtype {q.dtype} differs from input dtype {t.dtype}")
+        # constant weights: the library stores the codes (blocked_weights)
+        cx.bind(0, blocked_weights(cx, x) if cx.graph.is_const(x)
+                else elementwise(cx, OpKind.DEQUANTIZE, q, x))
+        return
+    q = quant_params(cx, 1, 2, cx.int_attr("axis", 1), len(t.shape), t.dtype, bits)
+    check_axis_length(cx, q, t.shape)
     if q.dtype != t.dtype:
         raise cx.error(f"zero point dtype {q.dtype} differs from input dtype {t.dtype}")
     cx.bind(0, cx.emit(OpKind.DEQUANTIZE, q, [x]))
@@ -162,9 +165,9 @@ def qlinear_conv(cx: ImportContext) -> None:
     require_2d_spatial(cx, x)
     if len(wt.shape) != 4:
         raise cx.error(f"weight must be 4-D, got {list(wt.shape)}")
-    xq = _quant_params(cx, 1, 2, 1, 4, xt.dtype)
-    wq = _quant_params(cx, 4, 5, 0, 4, wt.dtype)
-    yq = _quant_params(cx, 6, 7, 1, 4, xt.dtype)
+    xq = quant_params(cx, 1, 2, 1, 4, xt.dtype)
+    wq = quant_params(cx, 4, 5, 0, 4, wt.dtype)
+    yq = quant_params(cx, 6, 7, 1, 4, xt.dtype)
     if not xq.per_tensor or not yq.per_tensor:
         raise cx.unsupported("per-channel activation quantization")
     oc = wt.shape[0]
@@ -199,8 +202,8 @@ def qlinear_global_avgpool(cx: ImportContext) -> None:
     t = cx.type_of(x)
     if t.dtype not in INT_DTYPES or len(t.shape) < 3:
         raise cx.unsupported(f"QLinearGlobalAveragePool on {t}")
-    xq = _quant_params(cx, 1, 2, 1, 4, t.dtype)
-    yq = _quant_params(cx, 3, 4, 1, 4, t.dtype)
+    xq = quant_params(cx, 1, 2, 1, 4, t.dtype)
+    yq = quant_params(cx, 3, 4, 1, 4, t.dtype)
     cx.bind(0, cx.emit(OpKind.QGLOBAL_AVGPOOL, QPoolAttrs(xq, yq), [x]))
 
 
@@ -221,7 +224,7 @@ def _eight_bit(cx: ImportContext, i: int, what: str) -> tuple[str, TensorType]:
 def _tensor_quant(cx: ImportContext, scale_i: int, zp_i: int, dtype: str, what: str
                   ) -> QuantAttrs:
     """Per-tensor constant quantization of a ``dtype`` tensor (missing zero point = 0)."""
-    q = _quant_params(cx, scale_i, zp_i, 1, 1, dtype)
+    q = quant_params(cx, scale_i, zp_i, 1, 1, dtype)
     if not q.per_tensor:
         raise cx.unsupported(f"per-axis quantization of {what}")
     if q.dtype != dtype:

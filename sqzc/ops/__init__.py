@@ -62,6 +62,7 @@ from sqzc.ops.kinds import (
     OpNode,
     Placement,
     TensorType,
+    quant_range,
 )
 from sqzc.ops.opdef import (
     DEFAULT_VARIANT,
@@ -106,6 +107,7 @@ __all__ = [
     "FLOAT_DTYPES",
     "INT_DTYPES",
     "INT_RANGE",
+    "quant_range",
     "IntConvAttrs",
     "IntMatMulAttrs",
     "LookupAttrs",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sqzc.ops.activations import NO_ACTIVATION, Activation
+from sqzc.ops.kinds import quant_range
 
 if TYPE_CHECKING:
     from sqzc.ops.recipes import Recipe
@@ -157,13 +158,23 @@ class QuantAttrs:
     """Affine quantization ``real = (q - zero_point) * scale`` of an integer tensor.
 
     One scale/zero point (per tensor) or one per index of ``axis`` (per axis);
-    ``dtype`` is the integer type (uint8, int8, or int32 for biases).
+    ``dtype`` is the integer type (uint8, int8, or int32 for biases). ``bits`` is 4 for
+    ONNX INT4/UINT4 tensors, which the IR holds one value per byte in an int8/uint8
+    container: it narrows QuantizeLinear's saturation to [-8, 7] / [0, 15] and makes the
+    parameters differ from an 8-bit tensor's (passes that fold a QuantizeLinear into an
+    8-bit kernel leave a 4-bit one alone).
     """
 
     scale: tuple[float, ...]
     zero_point: tuple[int, ...]
     dtype: str
     axis: int = 1
+    bits: int = 8
+
+    @property
+    def qrange(self) -> tuple[int, int]:
+        """The saturation bounds of the quantized values (``quant_range``)."""
+        return quant_range(self.dtype, self.bits)
 
     @property
     def per_tensor(self) -> bool:

@@ -76,6 +76,14 @@ INT_RANGE: dict[str, tuple[int, int]] = {
     "uint8": (0, 255), "int8": (-128, 127), "int32": (-(2**31), 2**31 - 1)}
 
 
+def quant_range(dtype: str, bits: int = 8) -> tuple[int, int]:
+    """Saturation bounds of a ``bits``-wide value held in ``dtype``: INT_RANGE for 8 bits
+    and more, [-8, 7] / [0, 15] for INT4 / UINT4 in their 8-bit containers."""
+    if bits >= 8 or dtype == "int32":
+        return INT_RANGE[dtype]
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if dtype == "int8" else (0, (1 << bits) - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class TensorType:
     """A static shape and a dtype (numpy name). The batch axis is always concrete here."""

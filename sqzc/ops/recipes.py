@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sqzc.ops.packing import pack_conv_weight, pack_qconv_weight
+from sqzc.ort.oracles.onnx_ops import dequantize_linear
 from sqzc.winograd import transform_weights
 
 
@@ -68,7 +69,40 @@ class PackQConv:
         return pack_qconv_weight(x, self.block, self.group)
 
 
-Step = PackConv | PadTo | Winograd | PackQConv
+@dataclass(frozen=True, slots=True)
+class Dequantize:
+    """int8 / uint8 codes -> float32 ``float32(int32(q) - zp) * scale`` (DequantizeLinear,
+    ``onnx_ops.dequantize_linear``: what fold-constants computed), one scale and zero point
+    per index of ``axis`` or one for the tensor. A weight-only QDQ model's folded float
+    weights derive from their codes this way, so a compressed library stores the codes
+    (at most 16 values for int4) and dequantizes them at load; always a recipe's first
+    step."""
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int
+    #: > 0: blocked (opset 21 ``block_size``): ``scale`` / ``zero_point`` are the C-order
+    #: values of tensors shaped like the codes but ``ceil(dim / block)`` along ``axis``
+    block: int = 0
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        if not self.block:
+            return dequantize_linear(x, np.asarray(self.scale, np.float32),
+                                     np.asarray(self.zero_point, np.int64), self.axis)
+        scale, zp = (np.repeat(np.asarray(v).reshape(self.params_shape(x.shape)), self.block,
+                               axis=self.axis).take(range(x.shape[self.axis]), axis=self.axis)
+                     for v in (np.asarray(self.scale, np.float32), self.zero_point))
+        return dequantize_linear(x.reshape(-1), scale.reshape(-1),  # per element
+                                 zp.reshape(-1).astype(np.int64), 0).reshape(x.shape)
+
+    def params_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The blocked scale's shape for codes of ``shape``."""
+        out = list(shape)
+        out[self.axis] = -(-shape[self.axis] // self.block)
+        return tuple(out)
+
+
+Step = PackConv | PadTo | Winograd | PackQConv | Dequantize
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -95,6 +129,15 @@ def recipe_of(source: np.ndarray, *steps: Step) -> Recipe:
     src = np.array(source, order="C")
     src.setflags(write=False)
     return Recipe(src, tuple(steps))
+
+
+def derived(recipe: Recipe | None, value: np.ndarray, step: Step) -> Recipe:
+    """The recipe of ``step`` applied to a constant of ``value`` that has ``recipe``: the
+    constant's own steps continue when it derives from dequantized codes (``Dequantize``
+    first), so the codes stay the stored source; else ``value`` is the source."""
+    if recipe is not None and recipe.steps and isinstance(recipe.steps[0], Dequantize):
+        return Recipe(recipe.source, recipe.steps + (step,))
+    return recipe_of(value, step)
 
 
 def recipe_matches(recipe: Recipe, value: np.ndarray) -> bool:

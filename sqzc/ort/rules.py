@@ -81,7 +81,14 @@ def s8_pair_becomes_u8(g: Graph, q: str, dq: str) -> bool:
 def ort_fuses_qdq_conv(g: Graph, conv: str, q_out: str) -> bool:
     """Whether onnxruntime (x86-64, default session) fuses the group
     ``DQ(x) -> conv -> q_out`` into a QLinearConv: after the S8->U8 rewrites its input and
-    its output must both be uint8 (see the module docstring)."""
+    its output must both be uint8 (see the module docstring), and its weights 8-bit:
+    onnxruntime 1.32 fuses no conv with int4 / uint4 weights (its optimized graph of a
+    quantize_static QInt4 model keeps DequantizeLinear -> Conv -> QuantizeLinear, and the
+    MLAS-order float path is bit-exact with it on all eight QInt4 / QUInt4, opset 13 / 21,
+    per-channel / per-tensor settings of tests/models/test_int4_models.py)."""
+    w = g.op(g.op(conv).inputs[1])
+    if w.kind is OpKind.DEQUANTIZE and getattr(w.attrs, "bits", 8) != 8:
+        return False
     types = ort_group_types(g, [g.op(conv).inputs[0]], q_out, int8_allowed=False)
     return types is not None and types[1] == "uint8"
 

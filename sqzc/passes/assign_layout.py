@@ -20,7 +20,7 @@ from sqzc.ops import (
 )
 from sqzc.ops.layout import pack_qconv
 from sqzc.ops.packing import pack_conv_weight
-from sqzc.ops.recipes import PackConv, PackQConv, PadTo, recipe_of
+from sqzc.ops.recipes import PackConv, PackQConv, PadTo, derived, recipe_of
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 
 #: Kinds whose blocked kernel maps each channel block of the input to the same block of
@@ -46,7 +46,7 @@ def _pack_conv(g: Graph, nid: str, block: int) -> bool:
     if b is not None:
         bias[:oc] = g.const_value(b)
     pw = g.add_const(packed, f"{w}_packed{block}", op.origin,
-                     recipe_of(g.const_value(w), PackConv(block)))
+                     derived(g.op(w).attrs.recipe, g.const_value(w), PackConv(block)))  # type: ignore[attr-defined]
     pb = g.add_const(bias, f"{b or nid + '_bias'}_padded{block}", op.origin,
                      recipe_of(g.const_value(b), PadTo(bias.shape[0])) if b is not None
                      else None)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqzc.errors import ModelError
 from sqzc.ir import Graph
-from sqzc.ops import NoAttrs, OpKind
+from sqzc.ops import NoAttrs, OpKind, OpNode, QuantAttrs
+from sqzc.ops.recipes import Dequantize, Recipe, recipe_of
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 from sqzc.ops import reference
 
@@ -23,6 +24,20 @@ def _runtime_dequantized_weight(g: Graph, nid: str) -> bool:
         g.op(u).kind is OpKind.CONV and getattr(g.op(u).attrs, "ort_order", None)
         and g.op(u).inputs[1] == nid and nid not in (g.op(u).inputs[0], *g.op(u).inputs[2:])
         for u in users)
+
+
+def _codes_recipe(g: Graph, op: OpNode) -> Recipe | None:
+    """A folded DequantizeLinear of 8-bit (or int4) codes, per tensor or per axis, derives
+    from its codes (``Dequantize``): the compressed library stores them, not the floats.
+    Per-element parameters (blocked Q/DQ) would cost more than the floats: none."""
+    if op.kind is not OpKind.DEQUANTIZE:
+        return None
+    q, src = op.attrs, g.op(op.inputs[0])
+    assert isinstance(q, QuantAttrs)
+    if src.out.dtype not in ("int8", "uint8") or len(src.out.shape) < 2 \
+            or (not q.per_tensor and len(q.scale) >= src.out.size):
+        return None
+    return recipe_of(g.const_value(op.inputs[0]), Dequantize(q.scale, q.zero_point, q.axis))
 
 
 def fold_constants(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
@@ -51,7 +66,7 @@ def fold_constants(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
         except (ModelError, ValueError, FloatingPointError):
             continue
         value = value.astype(op.out.dtype, copy=False).reshape(op.out.shape)
-        new = g.add_const(value, nid + "_folded", op.origin)
+        new = g.add_const(value, nid + "_folded", op.origin, _codes_recipe(g, op))
         was_output = [o for o in g.outputs if o.node == nid]
         g.replace_uses(nid, new)
         for o in was_output:

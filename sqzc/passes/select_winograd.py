@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from sqzc.ops.layout import unpack_conv
-from sqzc.ops.recipes import Winograd, recipe_of
+from sqzc.ops.recipes import Dequantize, PackConv, Recipe, Winograd, recipe_of
 from sqzc.ir import Graph
 from sqzc.ops import ConvAttrs, OpKind
 from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
@@ -54,8 +54,12 @@ def select_winograd(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
                                      g.const_value(op.inputs[2])])
         u = transform_weights(w, m, a.packed)
         assert u.shape[0] == matrices(m).alpha ** 2
-        wu = g.add_const(u, f"{op.inputs[1]}_winograd{m}", op.origin,
-                         recipe_of(w, Winograd(m, a.packed)))
+        packed = g.op(op.inputs[1]).attrs.recipe  # type: ignore[attr-defined]
+        recipe = recipe_of(w, Winograd(m, a.packed))
+        if packed is not None and len(packed.steps) == 2 and \
+                isinstance(packed.steps[0], Dequantize) and packed.steps[1] == PackConv(a.packed):
+            recipe = Recipe(packed.source, (packed.steps[0], Winograd(m, a.packed)))
+        wu = g.add_const(u, f"{op.inputs[1]}_winograd{m}", op.origin, recipe)
         attrs = dataclasses.replace(a, winograd=m)
         g.set_op(nid, dataclasses.replace(op, attrs=attrs,
                                           inputs=(op.inputs[0], wu, op.inputs[2])))

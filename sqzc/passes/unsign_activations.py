@@ -26,7 +26,8 @@ def _shift(q: QuantAttrs) -> QuantAttrs:
 def _candidates(g: Graph) -> set[str]:
     """int8 activation tensors whose every producer and reader can take the shift."""
     cand = {n for n in g.nodes() if g.op(n).out.dtype == "int8"
-            and g.op(n).kind in PRODUCERS | FOLLOWERS}
+            and g.op(n).kind in PRODUCERS | FOLLOWERS
+            and getattr(g.op(n).attrs, "bits", 8) == 8}  # an int4 Q keeps its range
     changed = True
     while changed:
         changed = False

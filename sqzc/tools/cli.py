@@ -286,7 +286,8 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         raise UsageError(f"--batch must be a positive integer or 'dynamic', got '{args.batch}'")
     batch = None if args.batch == "dynamic" else int(args.batch)
     model = build(args.name, opset=args.opset, seed=args.seed, batch=batch, dtype=args.dtype,
-                  density=args.density, codebook_bits=args.codebook_bits)
+                  density=args.density, codebook_bits=args.codebook_bits,
+                  weight_qdq="" if args.weight_qdq == "none" else args.weight_qdq)
     write_atomically(Path(args.output), model.SerializeToString())
     print(f"wrote {args.output} ({args.name}, opset {args.opset}, seed {args.seed})")
     return 0
@@ -410,6 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="prune each conv weight to this share of nonzeros (default 1)")
     z.add_argument("--codebook-bits", type=int, default=0,
                    help="share each conv weight's values: 2**BITS - 1 levels (default 0: no)")
+    z.add_argument("--weight-qdq", default="none",
+                   choices=["none", "int8", "int4", "int4-blocked"],
+                   help="store conv weights as DequantizeLinear of int8 / int4 codes (per "
+                        "output channel) or int4 blocks of 16 input channels (needs "
+                        "--opset 21 for int4)")
     z.add_argument("--list", action="store_true", help="list the available models")
     z.set_defaults(fn=cmd_zoo)
 

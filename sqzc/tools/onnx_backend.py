@@ -16,7 +16,9 @@ options) reuses its library; the folder is removed when the interpreter exits.
 Nothing here hides a sqzc failure: an unsupported op or dtype raises the
 ``sqzc.SqzcError`` the compiler raised (with a note naming the model), so a test harness
 reports it as a failure or error rather than a silent skip. Inputs are passed to the
-library unchanged -- sqzc never casts implicitly, so a wrong dtype is an error, too.
+library unchanged -- sqzc never casts implicitly, so a wrong dtype is an error, too
+(the one conversion: INT4/UINT4 tensors, ml_dtypes arrays here, travel in an int8/uint8
+container, a value a byte, and outputs are converted back).
 """
 
 from __future__ import annotations
@@ -105,7 +107,18 @@ class SqzcBackendRep(BackendRep):
         compatibility and ignored.
         """
         results = self.compiled.run(self._feeds(inputs))
-        return self._outputs_type(*(results[name] for name in self.output_names))
+        return self._outputs_type(*(self._onnx_typed(name, results[name])
+                                    for name in self.output_names))
+
+    def _onnx_typed(self, name: str, value: np.ndarray) -> np.ndarray:
+        """An INT4/UINT4 output (an int8/uint8 container, a value a byte) as the ml_dtypes
+        array onnx's references hold, so that comparisons see one dtype."""
+        nibble = next((s.nibble for s in self.compiled.output_specs if s.name == name), "")
+        if not nibble:
+            return value
+        import ml_dtypes  # onnx's own dependency, for its 4-bit types
+
+        return value.astype(getattr(ml_dtypes, nibble))
 
 
 @dataclass

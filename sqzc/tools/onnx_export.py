@@ -187,9 +187,12 @@ class Exporter:
 
     @staticmethod
     def _quant_attrs(prefix: str, q: QuantAttrs) -> dict[str, object]:
-        return {f"{prefix}scale": [float(s) for s in q.scale],
-                f"{prefix}zero_point": [int(z) for z in q.zero_point],
-                f"{prefix}dtype": q.dtype, f"{prefix}axis": q.axis}
+        out: dict[str, object] = {f"{prefix}scale": [float(s) for s in q.scale],
+                                  f"{prefix}zero_point": [int(z) for z in q.zero_point],
+                                  f"{prefix}dtype": q.dtype, f"{prefix}axis": q.axis}
+        if q.bits != 8:  # an int4 value range in the 8-bit container
+            out[f"{prefix}bits"] = q.bits
+        return out
 
     def _quant_params(self, nid: str, q: QuantAttrs, scale_dtype: str) -> list[str]:
         """Scale and zero-point initializers for QuantizeLinear/DequantizeLinear."""
@@ -264,7 +267,8 @@ class Exporter:
         elif k is OpKind.QUANTIZE:
             assert isinstance(a, QuantAttrs)
             x_dtype = g.op(op.inputs[0]).out.dtype
-            if a.dtype in ("uint8", "int8") and x_dtype in ("float32", "float16"):
+            if a.dtype in ("uint8", "int8") and a.bits == 8 and \
+                    x_dtype in ("float32", "float16"):
                 self._emit(nid, "QuantizeLinear", ins + self._quant_params(nid, a, x_dtype),
                            axis=None if a.per_tensor else a.axis)
             else:

@@ -14,7 +14,10 @@ Any of them can be made the way Deep Compression leaves a model (``density``,
 ``codebook_bits``; ``deep_compress``): magnitude-pruned to a density per conv weight and
 weight-shared to a codebook of ``2**bits - 1`` nonzero values per tensor, so the tests of
 compressed weights (issue 21) have pruned and shared models of every size without
-downloads.
+downloads. ``weight_qdq`` (``quantize_weights``) stores every conv weight as a
+DequantizeLinear of integer codes, weight-only QDQ: ``int8`` or ``int4`` symmetric per output
+channel, or ``int4-blocked`` (opset 21 ``block_size``, blocks of ``QDQ_BLOCK`` input
+channels); combined with ``density`` that is an int8 QDQ of a pruned model.
 
 The graphs copy the real models' structure and naming (input ``data_0``, output
 ``softmaxout_1`` of shape ``[N, classes, 1, 1]``, nodes ``fire2/squeeze1x1`` ...), so code
@@ -121,8 +124,9 @@ class _GraphBuilder:
     """
 
     def __init__(self, opset: int, seed: int, np_dtype: type, density: float = 1.0,
-                 codebook_bits: int = 0) -> None:
+                 codebook_bits: int = 0, weight_qdq: str = "") -> None:
         self.opset = opset
+        self.weight_qdq = weight_qdq
         self.rng = np.random.default_rng(seed)
         self.np_dtype = np_dtype
         self.density = density
@@ -143,13 +147,30 @@ class _GraphBuilder:
         w = self.rng.standard_normal((cout, cin, kernel, kernel)) * (gain * np.sqrt(2.0 / fan_in))
         b = self.rng.standard_normal(cout) * _BIAS_STD
         w = deep_compress(w, self.density, self.codebook_bits)
-        inputs = [x, self._const(f"{layer}_w_0", w), self._const(f"{layer}_b_0", b)]
+        w_name = self._weight(f"{layer}_w_0", w)
+        inputs = [x, w_name, self._const(f"{layer}_b_0", b)]
         out = f"{layer}_1"
         self.nodes.append(helper.make_node(
             "Conv", inputs, [out], name=layer, kernel_shape=[kernel, kernel],
             strides=[stride, stride], pads=[pad] * 4,
         ))  # fmt: skip
         return out
+
+    def _weight(self, name: str, w: np.ndarray) -> str:
+        """A float weight, or with ``weight_qdq`` the DequantizeLinear of its codes."""
+        if not self.weight_qdq:
+            return self._const(name, w)
+        codes, scale, axis, block = quantize_weights(w, self.weight_qdq)
+        elem = TensorProto.INT8 if self.weight_qdq == "int8" else TensorProto.INT4
+        self.initializers += [
+            helper.make_tensor(f"{name}_q", elem, list(codes.shape),
+                               codes.reshape(-1).tolist()),
+            numpy_helper.from_array(scale, f"{name}_scale"),
+            helper.make_tensor(f"{name}_zp", elem, list(scale.shape), [0] * scale.size)]
+        self.nodes.append(helper.make_node(
+            "DequantizeLinear", [f"{name}_q", f"{name}_scale", f"{name}_zp"], [name],
+            name=f"{name}_dq", axis=axis, **({"block_size": block} if block else {})))
+        return name
 
     def relu(self, layer: str, x: str) -> str:
         prefix, _, base = layer.rpartition("/")
@@ -222,6 +243,38 @@ def deep_compress(w: np.ndarray, density: float = 1.0, codebook_bits: int = 0) -
     return out
 
 
+#: Input channels per block of the ``int4-blocked`` zoo variant.
+QDQ_BLOCK = 16
+#: ``weight_qdq`` values -> (largest code, lowest opset).
+WEIGHT_QDQ: dict[str, tuple[int, int]] = {"int8": (127, 13), "int4": (7, 21),
+                                          "int4-blocked": (7, 21)}
+
+
+def quantize_weights(w: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """(codes, float32 scales, axis, block_size) of a symmetric quantization of an OIHW
+    weight: one scale per output channel (axis 0), or for ``int4-blocked`` one per
+    ``QDQ_BLOCK`` input channels of each (output channel, tap) (axis 1), the scale
+    ``max|w| / qmax`` of what it covers (1 where that is all zeros, so pruned zeros stay
+    zero codes)."""
+    qmax = WEIGHT_QDQ[kind][0]
+    if kind == "int4-blocked":
+        oc, ic, kh, kw = w.shape
+        nb = -(-ic // QDQ_BLOCK)
+        padded = np.zeros((oc, nb * QDQ_BLOCK, kh, kw))
+        padded[:, :ic] = np.abs(w)
+        peak = padded.reshape(oc, nb, QDQ_BLOCK, kh, kw).max(axis=2)
+        axis, block = 1, QDQ_BLOCK
+        full = np.repeat(peak, QDQ_BLOCK, axis=1)[:, :ic]
+    else:
+        peak = np.abs(w).reshape(w.shape[0], -1).max(axis=1)
+        axis, block = 0, 0
+        full = peak.reshape(-1, 1, 1, 1)
+    scale = np.where(peak > 0, peak / qmax, 1.0).astype(np.float32)
+    step = np.where(full > 0, full / qmax, 1.0).astype(np.float32)
+    codes = np.clip(np.rint(w / step), -qmax - 1, qmax).astype(np.int8)
+    return codes, scale, axis, block
+
+
 def _tensor_type(elem: int, batch: int | None, dims: list[int]) -> onnx.TypeProto:
     return helper.make_tensor_type_proto(elem, ["N" if batch is None else batch, *dims])
 
@@ -229,9 +282,10 @@ def _tensor_type(elem: int, batch: int | None, dims: list[int]) -> onnx.TypeProt
 def _build_arch(
     name: str, arch: _Arch, *, opset: int, seed: int, batch: int | None, dtype: str,
     num_classes: int, image_size: int, density: float = 1.0, codebook_bits: int = 0,
+    weight_qdq: str = "",
 ) -> onnx.ModelProto:  # fmt: skip
     elem, np_dtype = _DTYPES[dtype]
-    g = _GraphBuilder(opset, seed, np_dtype, density, codebook_bits)
+    g = _GraphBuilder(opset, seed, np_dtype, density, codebook_bits, weight_qdq)
     k = arch.conv1_kernel
     if image_size < k:
         raise UsageError(f"image_size={image_size} is too small for {name}")
@@ -279,12 +333,16 @@ def _build_arch(
         model.doc_string += (f" Deep-compressed: density {density}, "
                              f"{codebook_bits or 'no'} codebook bits.")
         props |= {"sqzc.zoo.density": str(density), "sqzc.zoo.codebook_bits": str(codebook_bits)}
+    if weight_qdq:
+        model.doc_string += f" Conv weights as {weight_qdq} DequantizeLinear (weight-only QDQ)."
+        props["sqzc.zoo.weight_qdq"] = weight_qdq
     helper.set_model_props(model, props)
     return model
 
 
 def _validate(name: str, opset: int, batch: int | None, dtype: str, num_classes: int,
-              seed: int = 0, density: float = 1.0, codebook_bits: int = 0) -> None:
+              seed: int = 0, density: float = 1.0, codebook_bits: int = 0,
+              weight_qdq: str = "") -> None:
     if name not in _ARCHS:
         raise UsageError(f"unknown zoo model {name!r}; valid names: {', '.join(_ARCHS)}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
@@ -303,26 +361,33 @@ def _validate(name: str, opset: int, batch: int | None, dtype: str, num_classes:
             or not 0 <= codebook_bits <= 12:
         raise UsageError(f"codebook bits must be an integer 0..12 (0: no sharing), "
                          f"got {codebook_bits!r}")
+    if weight_qdq and weight_qdq not in WEIGHT_QDQ:
+        raise UsageError(f"weight QDQ {weight_qdq!r} unknown; valid: {', '.join(WEIGHT_QDQ)}")
+    if weight_qdq and (dtype != "float32" or opset < WEIGHT_QDQ[weight_qdq][1]):
+        raise UsageError(f"{weight_qdq} weight QDQ needs float32 and opset >= "
+                         f"{WEIGHT_QDQ[weight_qdq][1]}")
 
 
 def build(
     name: str, *, opset: int = 13, seed: int = 0, batch: int | None = 1,
     dtype: str = "float32", num_classes: int = 1000, image_size: int = 224,
-    density: float = 1.0, codebook_bits: int = 0,
+    density: float = 1.0, codebook_bits: int = 0, weight_qdq: str = "",
 ) -> onnx.ModelProto:  # fmt: skip
     """Build zoo model ``name`` (see ``ZOO``) with seeded random weights.
 
     ``batch=None`` gives a symbolic batch dimension ``N``; ``dtype`` ("float32"/"float16")
     applies to weights, input and output alike. Same arguments -> byte-identical model, so
     tests and benchmarks are reproducible. ``density`` < 1 and ``codebook_bits`` > 0 prune
-    and weight-share the conv weights (``deep_compress``). Raises ``UsageError`` on bad
-    arguments.
+    and weight-share the conv weights (``deep_compress``); ``weight_qdq`` ("int8", "int4",
+    "int4-blocked") then stores them as DequantizeLinear of integer codes
+    (``quantize_weights``). Raises ``UsageError`` on bad arguments.
     """
-    _validate(name, opset, batch, dtype, num_classes, seed, density, codebook_bits)
+    _validate(name, opset, batch, dtype, num_classes, seed, density, codebook_bits,
+              weight_qdq)
     return _build_arch(
         name, _ARCHS[name][0], opset=opset, seed=seed, batch=batch, dtype=dtype,
         num_classes=num_classes, image_size=image_size, density=density,
-        codebook_bits=codebook_bits,
+        codebook_bits=codebook_bits, weight_qdq=weight_qdq,
     )  # fmt: skip
 
 

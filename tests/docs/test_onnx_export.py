@@ -227,8 +227,9 @@ def test_flatten_attrs():
 
     q = QPoolAttrs(QuantAttrs((0.5,), (3,), "uint8"), QuantAttrs((0.25, 0.5), (0, 1), "int8", 0))
     assert flatten_attrs(q) == {
-        "x_scale": [0.5], "x_zero_point": [3], "x_dtype": "uint8", "x_axis": 1,
-        "y_scale": [0.25, 0.5], "y_zero_point": [0, 1], "y_dtype": "int8", "y_axis": 0}
+        "x_scale": [0.5], "x_zero_point": [3], "x_dtype": "uint8", "x_axis": 1, "x_bits": 8,
+        "y_scale": [0.25, 0.5], "y_zero_point": [0, 1], "y_dtype": "int8", "y_axis": 0,
+        "y_bits": 8}
 
 
 # ----------------------------------------------------------------------------- semantics

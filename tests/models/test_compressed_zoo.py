@@ -66,3 +66,50 @@ def test_deep_compress_prunes_and_shares() -> None:
     assert np.abs(w[nonzero]).min() >= np.abs(w[~nonzero]).max()
     assert np.unique(out[nonzero]).size <= 7                # 2**3 - 1 shared values
     assert np.array_equal(deep_compress(w), w)               # defaults: untouched
+
+
+@pytest.mark.parametrize("weight_qdq, density, opset", [
+    ("int4", 1.0, 21),
+    pytest.param("int4-blocked", 1.0, 21, marks=pytest.mark.exhaustive),
+    pytest.param("int8", 0.3, 13, marks=pytest.mark.exhaustive),  # int8 QDQ of a pruned model
+], ids=lambda v: str(v))
+def test_weight_qdq_zoo_model(weight_qdq: str, density: float, opset: int,
+                              tmp_path: Path) -> None:
+    """Weight-only QDQ zoo models (``sqzc zoo --weight-qdq``): the DequantizeLinear of each
+    constant weight folds into float32 weights that keep their codes as the stored source
+    (``Dequantize`` recipes: int4 codes in at most 4 bits a weight, plus the scale and
+    zero-point tables, which the stored size counts: 5 bytes a block when blocked). The
+    default build stores them compressed within 1.05x the zero-order bound of the codes
+    plus those tables, bit-identical to the raw build, within the float tolerance of
+    onnxruntime (which runs DequantizeLinear, then a float Conv)."""
+    model = build("squeezenet1.1", opset=opset, density=density, weight_qdq=weight_qdq,
+                  num_classes=100, image_size=64, seed=6)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    default = sqzc.compile(path, tmp_path / "auto.so", CompileOptions())
+    sqzc.compile(path, tmp_path / "raw.so", CompileOptions(weights="raw"))
+    assert default.metadata["weights_storage"] == "compressed"
+    graph = default.graph
+    bound, codes, tables = 0.0, 0, 0
+    for nid in kernel_constants(graph):
+        attrs = graph.op(nid).attrs
+        assert isinstance(attrs, ConstAttrs)
+        source = np.asarray(attrs.recipe.source if attrs.recipe is not None else attrs.value)
+        bound += min(zero_order_bound(source).total, source.nbytes) if source.ndim == 4 \
+            else source.nbytes
+        if source.ndim == 4:  # conv weights: their codes
+            assert source.dtype == np.int8
+            codes += source.size
+            tables += 5 * len(attrs.recipe.steps[0].scale) if "blocked" in weight_qdq \
+                else 8 * len(attrs.recipe.steps[0].scale)  # type: ignore[union-attr]
+    stored = int(default.metadata["weights_stored_bytes"])  # type: ignore[call-overload]
+    assert stored <= 1.05 * (bound + tables), (stored, bound, tables)
+    biases = sum(np.asarray(graph.op(n).attrs.value).nbytes  # type: ignore[attr-defined]
+                 for n in kernel_constants(graph) if len(graph.op(n).out.shape) == 1)
+    if weight_qdq.startswith("int4"):  # 4 bits a code, plus scales and zero points
+        assert stored <= codes / 2 + tables + biases + 256 * len(kernel_constants(graph))
+    packed, raw = sqzc.load(tmp_path / "auto.so", threads=1), sqzc.load(tmp_path / "raw.so")
+    x = np.random.default_rng(3).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    got = packed(x)
+    assert got.tobytes() == raw(x).tobytes()
+    assert_close(got, ort_run(model, {"data_0": x})[0])

@@ -102,3 +102,84 @@ def test_winograd_on_the_papers_filters(shared_dir: Path) -> None:
     for w in filters[:3]:  # fire2-4 (the rest only adds time)
         for m in (2, 4):
             assert _winograd_native(w, m, 16).tobytes() == transform_weights(w, m, 16).tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+@pytest.mark.parametrize("shape, axis, per_axis", [((8, 5, 3, 3), 0, True),
+                                                   ((4, 6, 3, 3), 1, True),
+                                                   ((7, 3, 1, 1), 0, False)])
+def test_dequantize(dtype: str, shape: tuple[int, ...], axis: int, per_axis: bool) -> None:
+    """``sqz_dequantize`` against ``Dequantize.apply`` (``onnx_ops.dequantize_linear``),
+    on every code of the type, scales of awkward magnitudes and nonzero zero points."""
+    from sqzc.backends.llvm.recipes import emit_dequantize
+    from sqzc.backends.llvm.weights_init import _dq_args
+    from sqzc.ops.recipes import Dequantize
+
+    rng = np.random.default_rng(4)
+    info = np.iinfo(dtype)
+    codes = rng.integers(info.min, info.max + 1, shape).astype(dtype)
+    n = shape[axis] if per_axis else 1
+    step = Dequantize(tuple(float(v) for v in (rng.uniform(1e-3, 3.0, n) * 0.7)
+                            .astype(np.float32)),
+                      tuple(int(v) for v in rng.integers(info.min, info.max + 1, n)), axis)
+    want = step.apply(codes)
+    scales, zps, outer, alen, inner, signed, _ = _dq_args(step, codes)
+    assert signed == (dtype == "int8")
+    target = host_target()
+    module = ir.Module("dq")
+    module.triple = target.triple
+    fn = emit_dequantize(module, signed)
+    fn.linkage = "external"
+    engine = llvm.create_mcjit_compiler(parse_and_optimize(str(module), target, 3),
+                                        target.machine(3))
+    engine.finalize_object()
+    _ENGINES.append(engine)
+    proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                             ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)
+    s = np.asarray(scales, np.float32)
+    z = np.asarray(zps, np.int32)
+    got = np.zeros(shape, np.float32)
+    proto(engine.get_function_address(fn.name))(codes.ctypes.data, got.ctypes.data, outer,
+                                               alen, inner, s.ctypes.data, z.ctypes.data)
+    assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+@pytest.mark.parametrize("shape, axis, block", [((8, 40, 3, 3), 1, 16), ((64, 32), 0, 16),
+                                                ((5, 7), 1, 3)])
+def test_dequantize_blocked(dtype: str, shape: tuple[int, ...], axis: int, block: int) -> None:
+    """``sqz_dequantize_blocked`` against ``Dequantize.apply`` with ``block``: ragged last
+    blocks, zero points of the codes' type (uint8 above 127 included)."""
+    from sqzc.backends.llvm.recipes import emit_dequantize_blocked
+    from sqzc.backends.llvm.weights_init import _dq_args
+    from sqzc.ops.recipes import Dequantize
+
+    rng = np.random.default_rng(5)
+    info = np.iinfo(dtype)
+    codes = rng.integers(info.min, info.max + 1, shape).astype(dtype)
+    pshape = list(shape)
+    pshape[axis] = -(-shape[axis] // block)
+    n = int(np.prod(pshape))
+    step = Dequantize(tuple(float(v) for v in rng.uniform(1e-3, 3.0, n).astype(np.float32)),
+                      tuple(int(v) for v in rng.integers(info.min, info.max + 1, n)), axis,
+                      block)
+    want = step.apply(codes)
+    scales, zps, outer, alen, inner, signed, blk = _dq_args(step, codes)
+    target = host_target()
+    module = ir.Module("dqb")
+    module.triple = target.triple
+    fn = emit_dequantize_blocked(module, signed)
+    fn.linkage = "external"
+    engine = llvm.create_mcjit_compiler(parse_and_optimize(str(module), target, 3),
+                                        target.machine(3))
+    engine.finalize_object()
+    _ENGINES.append(engine)
+    proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                             ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                             ctypes.c_void_p)
+    s = np.asarray(scales, np.float32)
+    z = np.asarray(zps).astype(dtype)
+    got = np.zeros(shape, np.float32)
+    proto(engine.get_function_address(fn.name))(codes.ctypes.data, got.ctypes.data, outer,
+                                               alen, inner, blk, s.ctypes.data, z.ctypes.data)
+    assert got.tobytes() == want.tobytes()

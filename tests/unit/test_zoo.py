@@ -200,3 +200,33 @@ def test_matches_real_caffe2_model() -> None:
             assert attrs == mine, o.name
     shapes = {t.name: list(t.dims) for t in real.graph.initializer}
     assert shapes == {t.name: list(t.dims) for t in ours.graph.initializer}
+
+
+@pytest.mark.parametrize("kind", ["int8", "int4", "int4-blocked"])
+def test_weight_qdq_codes_and_scales(kind: str) -> None:
+    """``quantize_weights``: codes in the type's range, zeros kept, every weight within
+    half a step of its dequantized code, and the scale tensor ONNX's blocked shape."""
+    from sqzc.tools.zoo import QDQ_BLOCK, quantize_weights
+
+    w = np.random.default_rng(1).standard_normal((8, 40, 3, 3))
+    w[0, :5] = 0.0
+    codes, scale, axis, block = quantize_weights(w, kind)
+    qmax = 127 if kind == "int8" else 7
+    assert codes.min() >= -qmax - 1 and codes.max() <= qmax and not codes[0, :5].any()
+    if block:
+        assert (axis, block, scale.shape) == (1, QDQ_BLOCK, (8, 3, 3, 3))
+        step = np.repeat(scale, QDQ_BLOCK, axis=1)[:, :40]
+    else:
+        assert (axis, scale.shape) == (0, (8,))
+        step = scale.reshape(-1, 1, 1, 1)
+    assert np.all(np.abs(w - codes * step) <= step / 2 * (1 + 1e-6))
+    model = build("squeezenet1.1", opset=21, weight_qdq=kind, num_classes=10, image_size=64)
+    onnx.checker.check_model(model, full_check=True)
+
+
+@pytest.mark.parametrize("kwargs", [{"weight_qdq": "int4", "opset": 13},
+                                    {"weight_qdq": "int2", "opset": 21},
+                                    {"weight_qdq": "int8", "dtype": "float16"}])
+def test_weight_qdq_bad_arguments(kwargs: dict[str, object]) -> None:
+    with pytest.raises(UsageError):
+        build("squeezenet1.1", **kwargs)  # type: ignore[arg-type]

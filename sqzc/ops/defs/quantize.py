@@ -19,9 +19,12 @@ from sqzc.ort.oracles import mlas, onnx_ops
 def quantize(x: np.ndarray, a: QuantAttrs) -> np.ndarray:
     """QuantizeLinear as onnxruntime computes it (``onnx_ops.quantize_linear``: a true
     division, clamp with NaN to the lowest code, round half to even, add the zero point);
-    the one implementation, shared by constant folding and the tests."""
-    return onnx_ops.quantize_linear(x, np.asarray(a.scale, np.float32),
-                                    np.asarray(a.zero_point, a.dtype), a.axis)
+    the one implementation, shared by constant folding and the tests). A 4-bit ``a``
+    saturates to its range: clamping the 8-bit result again is the same as clamping once,
+    as onnxruntime's int4 kernel does, since both bounds are integers."""
+    y = onnx_ops.quantize_linear(x, np.asarray(a.scale, np.float32),
+                                 np.asarray(a.zero_point, a.dtype), a.axis)
+    return y if a.bits >= 8 else np.clip(y, *a.qrange).astype(y.dtype)
 
 
 def dequantize(q: np.ndarray, a: QuantAttrs) -> np.ndarray:

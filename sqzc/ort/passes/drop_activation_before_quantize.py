@@ -52,7 +52,8 @@ def _redundant(g: Graph, nid: str) -> bool:
         return False
     q = g.op(readers[0])
     if q.kind is not OpKind.QUANTIZE or not isinstance(q.attrs, QuantAttrs) \
-            or not q.attrs.per_tensor or q.attrs.dtype not in ("uint8", "int8"):
+            or not q.attrs.per_tensor or q.attrs.dtype not in ("uint8", "int8") \
+            or q.attrs.bits != 8:  # int4 groups stay literal (onnxruntime fuses none)
         return False
     assert isinstance(op.attrs, Activation)
     if op.attrs.kind == "relu":

@@ -39,7 +39,10 @@ def _conv_group(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
 
 
 def _ort_fuses(g: Graph, nid: str, q: str, yp: QuantAttrs, ctx: PassContext) -> bool:
-    """Whether onnxruntime makes the group a QLinearConv."""
+    """Whether onnxruntime makes the group a QLinearConv (by default: as with
+    ``session.qdqisint8allowed=1``, int4 weights included, so that the int8 kernels run
+    them; ``--no-fuse-int8-qdq``: as its x86-64 default session, which fuses no conv with
+    int4 weights, ``sqzc.ort.rules.ort_fuses_qdq_conv``)."""
     if ctx.fuse_int8_qdq:  # session.qdqisint8allowed=1: int8 too, input and output alike,
         # and an int8 input needs int8 weights (no S8U8 kernel; ConvNodeGroupSelector)
         x_type = g.op(g.op(nid).inputs[0]).attrs.dtype  # type: ignore[attr-defined]
@@ -227,7 +230,7 @@ def fold_requantize(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     changed = _push_quantize_through_maxpool(g)
     for nid, q, src, sop in sole_reader_pairs(g, OpKind.QUANTIZE):
         assert isinstance(q.attrs, QuantAttrs)
-        if not q.attrs.per_tensor:
+        if not q.attrs.per_tensor or q.attrs.bits != 8:  # 8-bit storage only (unsign)
             continue
         if sop.kind is OpKind.DEQUANTIZE and sop.attrs.per_tensor and \
                 sop.attrs.dtype != "int32":  # type: ignore[attr-defined]

@@ -18,6 +18,11 @@ Q -> DQ pairs, per-tensor and per-column ``b``):
   another rank, a C of shape [M, N] (onnxruntime fuses these: a step apart in some
   elements).
 
+* int4 / uint4 B (4-bit ``QuantAttrs``): onnxruntime 1.32 on x86-64 fuses none (checked:
+  per-column int4 B stays DequantizeLinear -> MatMul -> QuantizeLinear); sqzc's default
+  folds them into the same ``qmatmul`` (exact integer sums), ``--no-fuse-int8-qdq`` keeps
+  them float.
+
 Computed in the declared types: an integer matmul and its requantization shift exactly
 with the zero points.
 """
@@ -99,6 +104,8 @@ def fold_matmul(g: Graph, imported: Graph, nid: str, ctx: PassContext) -> bool:
     if b is None or b[1].dtype not in EIGHT_BIT or len(g.op(b[0]).out.shape) != 2:
         return False
     (asrc, ap), (bsrc, bp, transposed), (qid, yp) = a, b, q
+    if bp.bits != 8 and not ctx.fuse_int8_qdq:
+        return False  # onnxruntime 1.32 (x86-64) keeps int4-weight MatMuls float
     if not bp.per_tensor and (bp.axis != 1 or len(bp.scale) != n):
         return False
     int8_allowed = ctx.fuse_int8_qdq or gemm

@@ -19,14 +19,15 @@ def dequantized(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
 
 
 def sole_quantize_reader(g: Graph, nid: str) -> tuple[str, QuantAttrs] | None:
-    """The per-tensor QuantizeLinear that is ``nid``'s only reader (``nid`` no graph
-    output), with its params."""
+    """The per-tensor 8-bit QuantizeLinear that is ``nid``'s only reader (``nid`` no graph
+    output), with its params. A 4-bit one is no group's end: the integer kernels it would
+    fold into saturate to 8 bits (and onnxruntime fuses no int4 activation group)."""
     users = g.consumers(nid)
     if len(users) != 1 or nid in g.output_nodes():
         return None
     q = g.op(users[0])
     if q.kind is not OpKind.QUANTIZE or not isinstance(q.attrs, QuantAttrs) \
-            or not q.attrs.per_tensor:
+            or not q.attrs.per_tensor or q.attrs.bits != 8:
         return None
     return users[0], q.attrs
 

@@ -16,7 +16,7 @@ from llvmlite import ir
 
 from sqzc.backends.llvm.cg import F32, I32, SIGNED, declare_intrinsic, f32, i64
 from sqzc.backends.llvm.kernel import KernelContext
-from sqzc.ops import INT_RANGE, QuantAttrs
+from sqzc.ops import QuantAttrs, quant_range
 
 
 def const_table(module: ir.Module, name: str, ty: ir.Type, values: list) -> ir.GlobalVariable:
@@ -41,9 +41,11 @@ def to_i32(b: ir.IRBuilder, v: ir.Value, dtype: str) -> ir.Value:
     return b.sext(v, I32) if dtype in SIGNED else b.zext(v, I32)
 
 
-def saturate_round(b: ir.IRBuilder, v: ir.Value, zp: ir.Value | int, dtype: str) -> ir.Value:
-    """``clamp(v, lo - zp, hi - zp)`` rounded half to even, plus ``zp``, as an 8-bit value."""
-    lo, hi = INT_RANGE[dtype]
+def saturate_round(b: ir.IRBuilder, v: ir.Value, zp: ir.Value | int, dtype: str,
+                   bits: int = 8) -> ir.Value:
+    """``clamp(v, lo - zp, hi - zp)`` rounded half to even, plus ``zp``, as an 8-bit value
+    (``bits`` = 4: an INT4/UINT4 value in its 8-bit container, ``quant_range``)."""
+    lo, hi = quant_range(dtype, bits)
     zpf = f32(float(zp)) if isinstance(zp, int) else zp
     rint = declare_intrinsic(b.module, "llvm.rint.f32", F32, [F32])
     low = b.fsub(f32(float(lo)), zpf)
@@ -57,7 +59,7 @@ def saturate_round(b: ir.IRBuilder, v: ir.Value, zp: ir.Value | int, dtype: str)
 def quantize_vector(b: ir.IRBuilder, v: ir.Value, q: QuantAttrs, lanes: int) -> ir.Value:
     """``saturate_round(v / scale, zp)`` on ``<lanes x float>`` (per-tensor ``q``): the
     QuantizeLinear of a float-path conv's epilogue, lane for lane the scalar kernel's."""
-    lo, hi = INT_RANGE[q.dtype]
+    lo, hi = q.qrange
     zp = float(q.zero_point[0])
     vt = ir.VectorType(F32, lanes)
 
@@ -77,7 +79,8 @@ def requantize_value(b: ir.IRBuilder, q: ir.Value, x: QuantAttrs, y: QuantAttrs)
     """Exactly Q(DQ(q)): ``float32(int32(q) - zp_x) * scale_x``, then quantize to ``y``."""
     dq = b.fmul(b.sitofp(b.sub(to_i32(b, q, x.dtype), ir.Constant(I32, x.zero_point[0])), F32),
                 f32(x.scale[0]))
-    return saturate_round(b, b.fdiv(dq, f32(y.scale[0])), y.zero_point[0], y.dtype)
+    return saturate_round(b, b.fdiv(dq, f32(y.scale[0])), y.zero_point[0], y.dtype,
+                          y.bits)
 
 
 def per_index(ctx: KernelContext, values: tuple, ty: ir.Type, name: str

@@ -193,7 +193,7 @@ def _emit_rows(ctx: KernelContext) -> None:
                 if a.quantize is not None:
                     qa = a.quantize
                     v = saturate_round(b, b.fdiv(v, f32(qa.scale[0])), qa.zero_point[0],
-                                       qa.dtype)
+                                       qa.dtype, qa.bits)
                 y.store(b, [n, o, r, q], v)
 
 

@@ -113,12 +113,12 @@ def emit_quantize(ctx: KernelContext) -> None:
         with _row_elements(ctx, q, *flat) as (at, along):
             scale, zp = _scalar_at(ctx, q, along, F32)
             v = b.fdiv(b.load(_flat(x, b, at), typ=x.ty), scale)
-            b.store(saturate_round(b, v, zp, q.dtype), _flat(y, b, at))
+            b.store(saturate_round(b, v, zp, q.dtype, q.bits), _flat(y, b, at))
         return
     with loop_nest(b, y.shape) as idx:
         scale, zp = _axis_values(ctx, q, idx)
         v = b.fdiv(x.load(b, idx), scale)
-        y.store(b, idx, saturate_round(b, v, zp, q.dtype))
+        y.store(b, idx, saturate_round(b, v, zp, q.dtype, q.bits))
 
 
 def _emit_dequantize(ctx: KernelContext) -> None:
