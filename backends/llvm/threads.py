@@ -130,6 +130,9 @@ def build_barrier(module: ir.Module) -> ir.Function:
     """
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), "sqz_barrier")
     fn.linkage = "internal"
+    # one copy: called between every two kernels, it would add ~120 bytes at each call
+    # site if inlined (LLVM inlines it once the spin hint is an intrinsic, not asm)
+    fn.attributes.add("noinline")
     state, n = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     count = state
