@@ -86,7 +86,8 @@ def test_compact_convs_share_one_kernel_per_input_layout(tmp_path: Path) -> None
     assert result.metadata["optimize"] == "size"
 
 
-@pytest.mark.parametrize("target_cpu", ["host", "generic"])
+@pytest.mark.parametrize("target_cpu", [
+    "host", pytest.param("generic", marks=pytest.mark.exhaustive)])
 def test_compact_convs_are_bit_identical_to_the_direct_kernels(target_cpu: str,
                                                                tmp_path: Path) -> None:
     small = _build(tmp_path, "size", target_cpu, optimize="size")

@@ -154,6 +154,7 @@ def test_int8_qoperator_is_bit_identical_with_x86(shared_dir: Path, tmp_path: Pa
     assert emulate.EmulatedModel(arm)(x).tobytes() == here(x).tobytes()
 
 
+@pytest.mark.exhaustive
 def test_the_portable_pair_dot_equals_pmaddwd(shared_dir: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """On AVX2 (no VNNI) the int8 kernels pair int16 products with ``pmaddwd``; the
