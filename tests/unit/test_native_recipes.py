@@ -25,7 +25,10 @@ from sqzc.winograd import transform_weights
 _ENGINES: list[object] = []
 
 
-def _jit(build: object, *args: int) -> ctypes._CFuncPtr:
+def _jit(build: object, *args: object, argtypes: tuple[type, ...] | None = None
+         ) -> ctypes._CFuncPtr:
+    """JIT ``build(module, *args)`` for this host; ``argtypes`` defaults to the layout
+    steps' (src, dst, then i64 sizes)."""
     target = host_target()
     module = ir.Module("recipes")
     module.triple = target.triple
@@ -35,8 +38,9 @@ def _jit(build: object, *args: int) -> ctypes._CFuncPtr:
     engine = llvm.create_mcjit_compiler(mod, target.machine(3))
     engine.finalize_object()
     _ENGINES.append(engine)
-    n_sizes = len(fn.args) - 2
-    proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int64] * n_sizes)
+    if argtypes is None:
+        argtypes = (ctypes.c_void_p, ctypes.c_void_p, *[ctypes.c_int64] * (len(fn.args) - 2))
+    proto = ctypes.CFUNCTYPE(None, *argtypes)
     return proto(engine.get_function_address(fn.name))
 
 
@@ -125,22 +129,12 @@ def test_dequantize(dtype: str, shape: tuple[int, ...], axis: int, per_axis: boo
     want = step.apply(codes)
     scales, zps, outer, alen, inner, signed, _ = _dq_args(step, codes)
     assert signed == (dtype == "int8")
-    target = host_target()
-    module = ir.Module("dq")
-    module.triple = target.triple
-    fn = emit_dequantize(module, signed)
-    fn.linkage = "external"
-    engine = llvm.create_mcjit_compiler(parse_and_optimize(str(module), target, 3),
-                                        target.machine(3))
-    engine.finalize_object()
-    _ENGINES.append(engine)
-    proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                             ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p)
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    run = _jit(emit_dequantize, signed, argtypes=(ptr, ptr, i64, i64, i64, ptr, ptr))
     s = np.asarray(scales, np.float32)
     z = np.asarray(zps, np.int32)
     got = np.zeros(shape, np.float32)
-    proto(engine.get_function_address(fn.name))(codes.ctypes.data, got.ctypes.data, outer,
-                                               alen, inner, s.ctypes.data, z.ctypes.data)
+    run(codes.ctypes.data, got.ctypes.data, outer, alen, inner, s.ctypes.data, z.ctypes.data)
     assert got.tobytes() == want.tobytes()
 
 
@@ -165,21 +159,11 @@ def test_dequantize_blocked(dtype: str, shape: tuple[int, ...], axis: int, block
                       block)
     want = step.apply(codes)
     scales, zps, outer, alen, inner, signed, blk = _dq_args(step, codes)
-    target = host_target()
-    module = ir.Module("dqb")
-    module.triple = target.triple
-    fn = emit_dequantize_blocked(module, signed)
-    fn.linkage = "external"
-    engine = llvm.create_mcjit_compiler(parse_and_optimize(str(module), target, 3),
-                                        target.machine(3))
-    engine.finalize_object()
-    _ENGINES.append(engine)
-    proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                             ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
-                             ctypes.c_void_p)
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    run = _jit(emit_dequantize_blocked, signed, argtypes=(ptr, ptr, i64, i64, i64, i64, ptr, ptr))
     s = np.asarray(scales, np.float32)
     z = np.asarray(zps).astype(dtype)
     got = np.zeros(shape, np.float32)
-    proto(engine.get_function_address(fn.name))(codes.ctypes.data, got.ctypes.data, outer,
-                                               alen, inner, blk, s.ctypes.data, z.ctypes.data)
+    run(codes.ctypes.data, got.ctypes.data, outer, alen, inner, blk, s.ctypes.data,
+        z.ctypes.data)
     assert got.tobytes() == want.tobytes()
