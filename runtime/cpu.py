@@ -44,27 +44,43 @@ _SAME_NAME = frozenset({
 })
 
 
+#: LLVM AArch64 feature name -> the /proc/cpuinfo "Features" word that reports it (the
+#: extensions the Arm64 kernels use; arch/arm64/kernel/cpuinfo.c).
+_AARCH64_CPUINFO_NAME = {"neon": "asimd", "fp-armv8": "fp", "dotprod": "asimddp",
+                         "fullfp16": "asimdhp", "i8mm": "i8mm", "bf16": "bf16",
+                         "sve": "sve", "crc": "crc32", "lse": "atomics"}
+#: The /proc/cpuinfo line that lists the CPU's flags, by architecture.
+_FLAGS_LINE = {"x86_64": "flags", "amd64": "flags", "aarch64": "Features", "arm64": "Features"}
+
+
 @functools.cache
 def host_cpu_flags() -> frozenset[str] | None:
     """The CPU flags Linux reports for this machine, or None where that is unknown."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
+    key = _FLAGS_LINE.get(platform.machine().lower())
+    if key is None:
         return None
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
-                if line.startswith("flags"):
+                if line.split(":", 1)[0].strip() == key:
                     return frozenset(line.split(":", 1)[1].split())
     except OSError:
         return None
     return None
 
 
-def missing_features(features: str, host: frozenset[str] | None = None) -> list[str]:
+def missing_features(features: str, host: frozenset[str] | None = None,
+                     arch: str | None = None) -> list[str]:
     """The ``+feature``s of an LLVM feature string that ``host`` (default: this CPU's
-    flags) lacks, by LLVM name; [] when nothing is missing or nothing can be checked."""
+    flags) lacks, by LLVM name; [] when nothing is missing or nothing can be checked.
+    ``arch`` (default: this machine's) says whose feature names these are."""
     flags = host_cpu_flags() if host is None else host
     if flags is None:
         return []
+    if (arch or platform.machine()).lower() in ("aarch64", "arm64"):
+        return [name[1:] for name in (i.strip() for i in features.split(","))
+                if name.startswith("+") and name[1:] in _AARCH64_CPUINFO_NAME
+                and _AARCH64_CPUINFO_NAME[name[1:]] not in flags]
     missing = []
     for item in features.split(","):
         name = item.strip()

@@ -172,6 +172,55 @@ def test_the_portable_pair_dot_equals_pmaddwd(shared_dir: Path, tmp_path: Path,
     assert a(x).tobytes() == b(x).tobytes()
 
 
+#: Every SqueezeNet the x86 tests use: the zoo's four architectures (64x64 inputs, 100
+#: classes, to keep qemu's time down), an int4 weight-QDQ zoo model, the bundled float16
+#: model, the derived fp32 / int8 QOperator / int8 QDQ models and the paper's model.
+PRESET_MODELS = ["zoo:squeezenet1.0", "zoo:squeezenet1.1", "zoo:squeezenet1.0-simple-bypass",
+                 "zoo:squeezenet1.0-complex-bypass", "zoo-int4:squeezenet1.1",
+                 "bundled", "derived/squeezenet1.0-7-fp32.derived.onnx",
+                 "derived/squeezenet1.0-12-int8-qoperator.derived.onnx",
+                 "derived/squeezenet1.0-12-int8-qdq.derived.onnx",
+                 "deepcomp/squeezenet1.0-deepcompression.onnx"]
+PRESETS = ["cortex-a53", "cortex-a72", "cortex-a76", "neoverse-n1", "generic"]
+
+
+@needs_emulation
+@pytest.mark.exhaustive
+@pytest.mark.parametrize("cpu", PRESETS)
+@pytest.mark.parametrize("model", PRESET_MODELS)
+def test_every_squeezenet_on_every_preset(model: str, cpu: str, shared_dir: Path,
+                                          tmp_path: Path) -> None:
+    """Issue 24's matrix: each model compiles for each Arm64 CPU preset and agrees with
+    onnxruntime under qemu (``sqzc verify --target``: fp32 within 1e-4 x max|ref|, float16
+    within its tolerance, int8 exactly)."""
+    from sqzc.tools.verify import verify_model
+
+    if model.startswith("zoo"):
+        kind, _, name = model.partition(":")
+        path = tmp_path / "m.onnx"
+        extra = {"weight_qdq": "int4", "opset": 21} if kind == "zoo-int4" else {}
+        path.write_bytes(build(name, num_classes=100, image_size=64, **extra)
+                         .SerializeToString())
+    elif model == "bundled":
+        from sqzc.tools.cli import DEMO_MODEL
+
+        path = Path(str(DEMO_MODEL))
+    else:
+        path = shared_dir / "models" / model
+    report = verify_model(path, target=ARM, target_cpu=cpu)
+    assert report.ok, [(d.name, d.max_abs, d.max_rel) for d in report.outputs]
+
+
+def test_arm64_cpuinfo_features_are_checked() -> None:
+    """On an Arm64 host the runtime reads /proc/cpuinfo's Features (asimd, asimddp ...)."""
+    from sqzc.runtime.cpu import missing_features
+
+    host = frozenset("fp asimd evtstrm crc32 cpuid".split())  # a Cortex-A72's
+    assert missing_features("+neon,+fp-armv8,+dotprod,+fullfp16", host, "aarch64") == \
+        ["dotprod", "fullfp16"]
+    assert missing_features("+neon,+fp-armv8", host, "aarch64") == []
+
+
 @needs_emulation
 @pytest.mark.exhaustive
 @pytest.mark.parametrize("model, cpu, batch", [
