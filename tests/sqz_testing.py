@@ -128,21 +128,11 @@ def compile_and_load(model: onnx.ModelProto | str | Path, opt_level: int = 3,
                      target_cpu: str = "host", **kw: object) -> sqzc.CompiledModel:
     """Compile (cached by model bytes + options) and load a library (under qemu for
     ``SQZC_TEST_TARGET``)."""
-    if TEST_TARGET and target_cpu == "host":
-        from sqzc.tools.emulate import EmulatedModel
-
+    emulated = bool(TEST_TARGET) and target_cpu == "host"
+    if emulated:
         triple, _, cpu = TEST_TARGET.partition(":")
         kw = {**kw, "target": triple}
         target_cpu = cpu or "generic"
-        path = model_path(model)
-        key = hashlib.sha256(path.read_bytes() + repr((opt_level, target_cpu, sorted(kw.items())))
-                             .encode()).hexdigest()[:20]
-        lib = _CACHE / f"lib-{key}.so"
-        if not lib.exists():
-            _CACHE.mkdir(parents=True, exist_ok=True)
-            sqzc.compile(path, lib, CompileOptions(opt_level=opt_level, target_cpu=target_cpu,
-                                                   verify_ir=True, **kw))  # type: ignore[arg-type]
-        return EmulatedModel(lib)  # type: ignore[return-value]
     path = model_path(model)
     key = hashlib.sha256(path.read_bytes() + repr((opt_level, target_cpu, sorted(kw.items())))
                          .encode()).hexdigest()[:20]
@@ -151,6 +141,10 @@ def compile_and_load(model: onnx.ModelProto | str | Path, opt_level: int = 3,
     if not lib.exists():
         sqzc.compile(path, lib, CompileOptions(opt_level=opt_level, target_cpu=target_cpu,
                                                verify_ir=True, **kw))  # type: ignore[arg-type]
+    if emulated:
+        from sqzc.tools.emulate import EmulatedModel
+
+        return EmulatedModel(lib)  # type: ignore[return-value]
     return sqzc.load(lib)
 
 

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import llvmlite.binding as llvm
 
@@ -50,22 +51,33 @@ def emit_assembly(mod: llvm.ModuleRef, target: Target, opt_level: int) -> str:
     return target.machine(opt_level).emit_assembly(mod)
 
 
-def find_linker(target: Target | None = None) -> list[str]:
-    """The command that links an object for ``target`` into a shared library, or a clear
+class Linker(NamedTuple):
+    """A C compiler driver that links (and builds small C programs) for one target: the
+    command prefix and the environment to run it in."""
+
+    command: list[str]
+    env: dict[str, str]
+
+
+def find_linker(target: Target | None = None) -> Linker:
+    """The driver that links an object for ``target`` into a shared library, or a clear
     error if there is none: the system C compiler driver for this machine's architecture;
     for another one (a cross build) zig's bundled clang and libc stubs from PyPI's
     ``ziglang`` wheel (``pip install 'sqzc[cross]'``), so no system cross toolchain is
-    needed."""
+    needed. Zig keeps a cache of its libc stubs, so its environment names a writable one."""
     if target is not None and not target.is_native:
         if importlib.util.find_spec("ziglang") is None:
             raise ToolchainError(
                 f"linking for {target.triple} needs a cross linker: install the ziglang "
                 f"wheel with pip install 'sqzc[cross]' (or pip install ziglang)")
         zig_target = target.triple.replace("-unknown-", "-")
-        return [sys.executable, "-m", "ziglang", "cc", "-target", zig_target]
+        env = dict(os.environ)
+        env.setdefault("ZIG_GLOBAL_CACHE_DIR", str(Path(tempfile.gettempdir()) / "sqzc-zig"))
+        return Linker([sys.executable, "-m", "ziglang", "cc", "-target", zig_target], env)
     for name in (os.environ.get("CC", ""), "cc", "gcc", "clang"):
-        if name and shutil.which(name):
-            return [shutil.which(name)]  # type: ignore[list-item]
+        found = shutil.which(name) if name else None
+        if found:
+            return Linker([found], dict(os.environ))
     raise ToolchainError("no C compiler driver found to link the shared library (looked for "
                          "$CC, cc, gcc, clang); install one, e.g. 'apt-get install gcc'")
 
@@ -75,19 +87,16 @@ def link_shared(obj: bytes, out_path: Path, workdir: Path, target: Target | None
     """Link ``obj`` into a shared library at ``out_path`` (atomically); ``strip`` drops the
     symbol table (``--optimize size``: the exported ``sqz_*`` symbols stay in .dynsym, only
     the names of internal kernels, which profilers show, go)."""
-    cc = find_linker(target)
+    linker = find_linker(target)
     obj_path = workdir / "model.o"
     obj_path.write_bytes(obj)
     tmp_so = workdir / "model.so"
-    cmd = [*cc, "-shared", "-o", str(tmp_so), str(obj_path), *map(str, extra_inputs),
+    cmd = [*linker.command, "-shared", "-o", str(tmp_so), str(obj_path), *map(str, extra_inputs),
            "-lm", "-pthread",
            "-Wl,-z,noexecstack", "-Wl,--hash-style=gnu", "-Wl,--build-id=sha1"]
     if strip:
         cmd.append("-Wl,--strip-all")
-    env = dict(os.environ)
-    if len(cc) > 1:  # zig keeps a cache of its libc stubs; give it a writable one
-        env.setdefault("ZIG_GLOBAL_CACHE_DIR", str(Path(tempfile.gettempdir()) / "sqzc-zig"))
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=linker.env)
     if proc.returncode != 0:
         raise ToolchainError(f"linking failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")
     write_atomically(out_path, tmp_so.read_bytes())

@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +71,13 @@ def runner(arch: str) -> Path:
     from sqzc.backends.llvm.link import find_linker
     from sqzc.backends.llvm.target import resolve_target
 
-    cc = find_linker(resolve_target("generic", zig_target))
+    linker = find_linker(resolve_target("generic", zig_target))
     exe.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=exe.parent) as tmp:
         built = Path(tmp) / "runner"
-        cmd = [*cc, "-O2", "-o", str(built), str(RUNNER_SOURCE), "-ldl"]
-        env = dict(os.environ)
-        env.setdefault("ZIG_GLOBAL_CACHE_DIR", str(Path(tempfile.gettempdir()) / "sqzc-zig"))
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        cmd = [*linker.command, "-O2", "-o", str(built), str(RUNNER_SOURCE), "-ldl"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=linker.env,
+                              check=False)
         if proc.returncode != 0:
             raise ToolchainError(f"building the {arch} runner failed ({' '.join(cmd)}):\n"
                                  f"{proc.stderr.strip()}")
@@ -118,6 +117,13 @@ class EmulatedModel:
 
     def run(self, feeds: Mapping[str, object]) -> dict[str, np.ndarray]:
         """Run once under the emulator; outputs by name."""
+        return self.invoke(feeds)[0]
+
+    def invoke(self, feeds: Mapping[str, object], qemu_args: Sequence[str] = (),
+               env: Mapping[str, str] | None = None) -> tuple[dict[str, np.ndarray], str]:
+        """Run once under the emulator with extra ``qemu_args`` (tracing, for
+        ``sqzc.tools.instruction_mix``) and extra ``env`` for the runner; the outputs by
+        name and the runner's standard output."""
         names = [s.name for s in self.input_specs]
         unknown = set(feeds) - set(names)
         missing = [n for n in names if n not in feeds]
@@ -136,17 +142,19 @@ class EmulatedModel:
             for j, spec in enumerate(self.output_specs):
                 nbytes = int(np.prod(spec.concrete_shape(batch))) * spec.dtype.itemsize
                 outs.append((Path(tmp) / f"out{j}.bin", nbytes))
-            cmd = [self.program, "-L", self.sysroot, str(runner(self.arch)), self.path,
-                   str(self.threads), str(batch), str(len(ins)), str(len(outs)), *ins,
-                   *(f"{p}:{n}" for p, n in outs)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            cmd = [self.program, "-L", self.sysroot, *qemu_args, str(runner(self.arch)),
+                   self.path, str(self.threads), str(batch), str(len(ins)), str(len(outs)),
+                   *ins, *(f"{p}:{n}" for p, n in outs)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                  env={**os.environ, **(env or {})})
             if proc.returncode != 0:
                 code = RUN_ERRORS.get(proc.returncode, f"exit status {proc.returncode}")
                 raise LibraryError(f"{self.path} under {Path(self.program).name}: {code}: "
                                    f"{proc.stderr.strip()[-500:]}")
-            return {spec.name: np.frombuffer(path.read_bytes(), spec.dtype)
-                    .reshape(spec.concrete_shape(batch)).copy()
-                    for spec, (path, _) in zip(self.output_specs, outs)}
+            outputs = {spec.name: np.frombuffer(path.read_bytes(), spec.dtype)
+                       .reshape(spec.concrete_shape(batch)).copy()
+                       for spec, (path, _) in zip(self.output_specs, outs)}
+            return outputs, proc.stdout
 
     def __call__(self, x: object) -> np.ndarray:
         """Single-input, single-output models: ``m(x) -> y``."""

@@ -15,9 +15,7 @@ multiply-accumulates the library executed (the share done by vector instructions
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ import numpy as np
 
 from sqzc.errors import LibraryError
 from sqzc.runtime.elf import read_sections
-from sqzc.tools.emulate import EmulatedModel, runner
+from sqzc.tools.emulate import EmulatedModel
 
 #: Vector floating-point fused multiply-add (lanes from the destination arrangement).
 VECTOR_FMA = frozenset({"fmla", "fmls"})
@@ -107,26 +105,20 @@ def measure(lib: str | Path, seed: int = 0) -> InstructionMix:
     lo = min(s.address for s in text)
     hi = max(s.address + s.size for s in text)
     rng = np.random.default_rng(seed)
+    feeds = {spec.name: (rng.random(spec.concrete_shape(1)) * 255).astype(spec.dtype)
+             for spec in model.input_specs}
     with tempfile.TemporaryDirectory(prefix="sqzc-mix-") as tmp:
-        ins = []
-        for i, spec in enumerate(model.input_specs):
-            path = Path(tmp) / f"in{i}.bin"
-            x = rng.random(spec.concrete_shape(1)) * 255
-            path.write_bytes(np.ascontiguousarray(x.astype(spec.dtype)).tobytes())
-            ins.append(str(path))
-        outs = [f"{Path(tmp) / f'out{j}.bin'}:"
-                f"{int(np.prod(s.concrete_shape(1))) * s.dtype.itemsize}"
-                for j, s in enumerate(model.output_specs)]
         log = Path(tmp) / "qemu.log"
-        cmd = [model.program, "-L", model.sysroot, "-d", "in_asm,exec,nochain", "-D", str(log),
-               str(runner(model.arch)), model.path, "1", "1", str(len(ins)), str(len(outs)),
-               *ins, *outs]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                              env={**os.environ, "SQZ_RUNNER_BASE": "1"})
-        base_line = re.search(r"base (0x[0-9a-f]+)", proc.stdout)
-        if proc.returncode != 0 or base_line is None:
-            raise LibraryError(f"{model.path}: tracing it under qemu failed: "
-                               f"{proc.stderr.strip()[-300:]}")
+        try:
+            _, stdout = model.invoke(feeds, qemu_args=["-d", "in_asm,exec,nochain", "-D",
+                                                       str(log)],
+                                     env={"SQZ_RUNNER_BASE": "1"})
+        except LibraryError as e:
+            raise LibraryError(f"{model.path}: tracing it under qemu failed: {e}") from None
+        base_line = re.search(r"base (0x[0-9a-f]+)", stdout)
+        if base_line is None:
+            raise LibraryError(f"{model.path}: tracing it under qemu failed: the runner "
+                               f"printed no load base")
         base = int(base_line.group(1), 16)
         blocks: dict[int, list[tuple[int, str, str]]] = {}
         runs: Counter[int] = Counter()

@@ -102,8 +102,9 @@ def test_compact_convs_are_bit_identical_to_the_direct_kernels(target_cpu: str,
             assert got[name].tobytes() == direct[name].tobytes(), name
 
 
-def test_size_build_refuses_nothing_the_speed_build_takes(tmp_path: Path) -> None:
-    """Options combine: -O1 (no layout pass, so no compact convs) still builds."""
+def test_size_build_at_o1_matches_onnxruntime(tmp_path: Path) -> None:
+    """--optimize size combines with -O1 (no layout pass, so no compact convs): the build
+    still matches onnxruntime."""
     lib = _build(tmp_path, "o1", "host", optimize="size", opt_level=1)
     x = np.random.default_rng(6).standard_normal((1, 3, *HW)).astype(np.float32)
     got = sqzc.load(lib).run({"x": x})
