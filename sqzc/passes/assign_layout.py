@@ -18,6 +18,7 @@ from sqzc.ops import (
     kinds_tagged,
     opdef,
 )
+from sqzc.ops.defs.conv import is_depthwise
 from sqzc.ops.layout import pack_qconv
 from sqzc.ops.packing import pack_conv_weight
 from sqzc.ops.recipes import PackConv, PackQConv, PadTo, derived, recipe_of
@@ -28,13 +29,21 @@ from sqzc.passes.manager import DEFAULT_CONTEXT, PassContext
 _CHANNELWISE = kinds_tagged("activation") | kinds_tagged("pool")
 
 
+def _packable_groups(a: ConvAttrs, in_channels: int, out_channels: int, block: int) -> bool:
+    """Group 1; depthwise (the depthwise kernel); or groups of whole output-channel
+    blocks, which the direct kernel runs with the group's input channels (RegNet's group
+    width 16 on 16- or 8-channel blocks)."""
+    return a.group == 1 or is_depthwise(a, in_channels, out_channels) \
+        or (out_channels // a.group) % block == 0
+
+
 def _pack_conv(g: Graph, nid: str, block: int) -> bool:
     op = g.op(nid)
     a = op.attrs
     assert isinstance(a, ConvAttrs)
     x = g.op(op.inputs[0]).out
-    if a.group != 1 or a.packed or a.ort_order or op.out.dtype != "float32" \
-            or len(x.shape) != 4:
+    if a.packed or a.ort_order or op.out.dtype != "float32" or len(x.shape) != 4 \
+            or not _packable_groups(a, x.shape[1], op.out.shape[1], block):
         return False
     w = op.inputs[1]
     b = op.inputs[2] if len(op.inputs) > 2 else None
@@ -51,8 +60,12 @@ def _pack_conv(g: Graph, nid: str, block: int) -> bool:
                      recipe_of(g.const_value(b), PadTo(bias.shape[0])) if b is not None
                      else None)
     attrs = dataclasses.replace(a, packed=block, out_channels=oc)
-    g.set_op(nid, dataclasses.replace(op, attrs=attrs, inputs=(op.inputs[0], pw, pb),
-                                      block=block))
+    x_in = op.inputs[0]
+    if is_depthwise(a, x.shape[1], oc) and g.op(x_in).block != block:
+        # the depthwise kernel loads a block of channels per pixel: blocked input only
+        x_in = g.add_op(OpKind.REORDER, NoAttrs(), [x_in], f"{x_in}_nchw{block}c", op.origin)
+        g.set_op(x_in, dataclasses.replace(g.op(x_in), block=block))
+    g.set_op(nid, dataclasses.replace(op, attrs=attrs, inputs=(x_in, pw, pb), block=block))
     return True
 
 
@@ -136,8 +149,8 @@ def _reads_blocked(g: Graph, consumer: str) -> bool:
 def assign_layout(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
     """Make convolutions produce channel-blocked tensors and keep them blocked downstream.
 
-    Convs (group 1, constant weights) get weights packed at compile time as
-    [OC/b, IC, KH, KW, b] and biases padded to b, so a kernel loads b output channels'
+    Convs with constant weights (group 1, depthwise, or groups of whole channel blocks)
+    get weights packed at compile time as [OC/b, IC/group, KH, KW, b] and biases padded to b, so a kernel loads b output channels'
     weights with one vector load; their outputs are stored NCHW[b]c (b = the target's
     float vector width, ``ctx.target_block``). Pools, global pools, activations,
     same-shape binary ops and channel concats of blocked tensors stay blocked. Padded

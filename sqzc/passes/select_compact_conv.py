@@ -26,7 +26,7 @@ def select_compact_conv(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
         op = g.op(nid)
         a = op.attrs
         if op.kind is not OpKind.CONV or not isinstance(a, ConvAttrs) or not a.packed \
-                or a.winograd or a.ort_order is not None or a.compact \
+                or a.winograd or a.ort_order is not None or a.compact or a.group != 1 \
                 or op.out.dtype != "float32":
             continue
         g.set_op(nid, dataclasses.replace(op, attrs=dataclasses.replace(a, compact=True)))

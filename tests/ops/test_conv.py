@@ -124,6 +124,84 @@ def test_conv_grouped(c_in: int, c_out: int, group: int, stride: int) -> None:
                                   strides=[stride, stride], pads=[1, 1, 1, 1]))
 
 
+def _kernel_variants(model: object) -> list[str]:
+    """The conv kernel variants sqzc's pipeline picks for ``model`` on this host."""
+    import tempfile
+    from pathlib import Path
+
+    import onnx
+
+    from sqzc.driver import CompileOptions, load_graph, optimize
+    from sqzc.ops import OpKind, variant_of
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        onnx.save(model, path)  # type: ignore[arg-type]
+        options = CompileOptions()
+        graph = load_graph(path, options)
+        optimize(graph, options)
+    return [variant_of(graph.op(n)) for n in graph.nodes() if graph.op(n).kind is OpKind.CONV]
+
+
+@pytest.mark.parametrize("channels", [16, 24, 40, 3])
+@pytest.mark.parametrize("kernel, stride, hw", [
+    ((3, 3), 1, (15, 15)), ((3, 3), 2, (15, 14)), ((5, 5), 1, (9, 11)), ((5, 5), 2, (14, 14)),
+    ((3, 3), 1, (7, 7)), ((7, 7), 1, (9, 9)),
+], ids=lambda v: str(v))
+def test_conv_depthwise_blocked(channels: int, kernel: tuple[int, int], stride: int,
+                                hw: tuple[int, int]) -> None:
+    """MobileNet / EfficientNet depthwise convs (3x3 and 5x5, stride 1 and 2, "same" pads,
+    maps from 7x7 up, channel counts that leave a partial block) run the depthwise
+    kernel on NCHW[b]c and match onnxruntime."""
+    ph, pw = kernel[0] // 2, kernel[1] // 2
+    m = conv_model(c_in=channels, c_out=channels, group=channels, hw=hw, kernel=kernel,
+                   strides=[stride, stride], pads=[ph, pw, ph, pw])
+    assert _kernel_variants(m) == ["depthwise"]
+    assert_matches_ort(m)
+
+
+@pytest.mark.parametrize("pads, dilation", [([0, 0, 0, 0], 1), ([2, 1, 0, 2], 1),
+                                            ([2, 2, 2, 2], 2)], ids=str)
+def test_conv_depthwise_blocked_pads_dilation(pads: list[int], dilation: int) -> None:
+    """The depthwise kernel with no pads, asymmetric pads and dilation 2."""
+    m = conv_model(c_in=20, c_out=20, group=20, hw=(10, 13), pads=pads,
+                   dilations=[dilation, dilation])
+    assert _kernel_variants(m) == ["depthwise"]
+    assert_matches_ort(m)
+
+
+@pytest.mark.parametrize("act", ["Relu", "Clip", "HardSwish", "Sigmoid"])
+def test_conv_depthwise_blocked_fused_activation(act: str) -> None:
+    """Conv (depthwise, after a 1x1 conv so its input is already blocked) + activation:
+    MobileNetV2's ReLU6 (Clip 0..6), V3's HardSwish, EfficientNet's Sigmoid, fused into
+    the depthwise kernel's epilogue."""
+    c = 24
+    nodes = [helper.make_node("Conv", ["x", "W1", "B1"], ["h"], kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["h", "W2", "B2"], ["z"], kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1], group=c)]
+    inits = [init("W1", rand((c, 8, 1, 1), 3, 0.5)), init("B1", rand((c,), 4)),
+             init("W2", rand((c, 1, 3, 3), 5, 0.5)), init("B2", rand((c,), 6))]
+    if act == "Clip":
+        inits += [init("lo", np.array(0.0, np.float32)), init("hi", np.array(6.0, np.float32))]
+        nodes.append(helper.make_node("Clip", ["z", "lo", "hi"], ["y"]))
+    else:
+        nodes.append(helper.make_node(act, ["z"], ["y"]))
+    m = make_model(nodes, {"x": [1, 8, 11, 11]}, ["y"], initializers=inits, opset=14)
+    assert _kernel_variants(m) == ["direct", "depthwise"]
+    assert_matches_ort(m)
+
+
+@pytest.mark.parametrize("c, group", [(64, 4), (96, 2), (48, 3)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv_grouped_blocked(c: int, group: int, stride: int) -> None:
+    """Groups of whole 16-channel blocks (RegNetX's group width 16, 32, 48) run the
+    direct blocked kernel with each group's input channels."""
+    m = conv_model(c_in=c, c_out=c, group=group, hw=(9, 10), strides=[stride, stride],
+                   pads=[1, 1, 1, 1])
+    assert _kernel_variants(m) == ["direct"]
+    assert_matches_ort(m)
+
+
 @pytest.mark.parametrize("group", [1, 2, 4])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("opset", [7, 11, 22])

@@ -119,6 +119,11 @@ class Target:
         blocks."""
         return self.arch.conv_tile(self.vector_width, block)
 
+    def depthwise_pixels(self, block: int) -> int:
+        """Output pixels the depthwise kernel keeps in vector registers (one accumulator
+        of ``block`` channels each)."""
+        return self.arch.depthwise_pixels(self.vector_width, block)
+
     def winograd_tile(self, block: int) -> TileShape:
         """Register tile of the Winograd convolution's transformed-domain product."""
         return self.arch.winograd_tile(self.vector_width, block)

@@ -84,6 +84,13 @@ def conv_tile(vector_width: int, block: int) -> TileShape:
     return TileShape(6, 2) if regs_per_vec == 2 else TileShape(6, 4 // regs_per_vec or 1)
 
 
+def depthwise_pixels(vector_width: int, block: int) -> int:
+    """Pixels of the depthwise kernel's register tile: 6 accumulators of an 8-channel
+    block are 12 NEON registers, leaving room for the weight and input vectors (not
+    measured: no Arm hardware here)."""
+    return 6
+
+
 def winograd_tile(vector_width: int, block: int) -> TileShape:
     """The direct tile: the same register budget."""
     return conv_tile(vector_width, block)

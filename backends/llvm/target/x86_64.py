@@ -108,6 +108,13 @@ def conv_tile(vector_width: int, block: int) -> TileShape:
     return TileShape(3, 1)
 
 
+def depthwise_pixels(vector_width: int, block: int) -> int:
+    """Pixels of the depthwise kernel's register tile: 8 accumulators of one block, each
+    input vector loaded once per tap (16 registers on AVX2 leave room for the weight and
+    the loads; more pixels only lengthen the ragged tail on 7x7 and 14x14 maps)."""
+    return 8
+
+
 def winograd_tile(vector_width: int, block: int) -> TileShape:
     """Tiles x channel blocks of the transformed-domain product. AVX-512: 12 x 2 (24
     accumulators): measured on SqueezeNet 1.0/1.1 against 7 x 3, 8 x 3, 9 x 3, 8 x 2,

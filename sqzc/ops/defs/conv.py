@@ -64,7 +64,8 @@ def _packed_conv_shape(a: ConvAttrs, ins: Sequence[TensorType]) -> TensorType:
     if len(w.shape) != 5:
         raise ModelError(f"packed conv weight {list(w.shape)} is not [OC/b, IC, KH, KW, b]")
     ocb, ic, kh, kw, blk = w.shape
-    if blk != a.packed or ic != c or (kh, kw) != a.kernel or a.group != 1:
+    if blk != a.packed or ic * a.group != c or (kh, kw) != a.kernel \
+            or (a.group > 1 and a.group == a.out_channels and ic != 1):
         raise ModelError(f"packed conv weight {list(w.shape)} does not fit input {list(x.shape)}")
     oh = conv_out_dim(h, kh, a.strides[0], a.dilations[0], a.pads[0], a.pads[2])
     ow = conv_out_dim(wd, kw, a.strides[1], a.dilations[1], a.pads[1], a.pads[3])
@@ -109,10 +110,18 @@ def _conv_macs(a: ConvAttrs, ins: Sequence[TensorType], out: TensorType) -> int:
     return n * oc * oh * ow * (ins[0].shape[1] // a.group) * a.kernel[0] * a.kernel[1]
 
 
+def is_depthwise(a: ConvAttrs, in_channels: int, out_channels: int) -> bool:
+    """One input channel per output channel and group (MobileNet's 3x3 and 5x5 convs)."""
+    return a.group > 1 and a.group == in_channels == out_channels
+
+
 def _conv_variant(a: ConvAttrs) -> str:
     """``winograd`` (select-winograd transformed its weights), ``mlas`` (fold-qdq gave it
     onnxruntime's MLAS summation order), ``compact`` (select-compact-conv: one kernel
-    with run-time geometry, for ``--optimize size``) or ``direct``."""
+    with run-time geometry, for ``--optimize size``), ``depthwise`` (a packed conv with one
+    channel per group) or ``direct``."""
+    if a.packed and a.group > 1 and a.group == a.out_channels:
+        return "depthwise"
     if a.winograd:
         return "winograd"
     if a.ort_order is not None:
@@ -204,6 +213,7 @@ define(OpDef(OpKind.CONV, ConvAttrs, arity=(2, 3), operands="float", shape=conv_
              kernels=frozenset({("float", "plain", "direct"), ("float", "plain", "mlas"),
                                 ("float", "blocked", "direct"),
                                 ("float", "blocked", "compact"),
+                                ("float", "blocked", "depthwise"),
                                 ("float", "blocked", "winograd")})))
 define(OpDef(OpKind.QCONV, QConvAttrs, arity=(2, 3), operands="int8", shape=_qconv_shape,
              reference=lambda a, ins: ref_qconv(a, ins[0], ins[1],

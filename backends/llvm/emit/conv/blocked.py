@@ -47,9 +47,14 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
     (sh, sw), (dh, dw) = a.strides, a.dilations
     blocked_in = len(x.shape) == 5
     tile = ctx.target.conv_tile(blk)
+    # Grouped convs (assign-layout packs them when a group is whole output-channel
+    # blocks): a tile stays inside one group, whose input channels start at group x IC/g.
+    blocks_per_group = a.out_channels // a.group // blk if a.group > 1 else ocb_total
+    tile_blocks = max(j for j in range(1, tile.blocks + 1) if blocks_per_group % j == 0) \
+        if a.group > 1 else tile.blocks
     rows = row_groups(oh_len, h_len, kh_len, sh, dh, a.pads[0])
     cols = col_tiles(ow_len, w_len, kw_len, sw, dw, a.pads[1], tile.pixels)
-    accs = [entry_alloca(b, vt, f"acc{j}_{r}") for j in range(tile.blocks)
+    accs = [entry_alloca(b, vt, f"acc{j}_{r}") for j in range(tile_blocks)
             for r in range(tile.pixels)]
     w_oc_stride = ic_total * kh_len * kw_len * blk  # floats between output-channel blocks
 
@@ -73,13 +78,17 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
                                 inbounds=True, source_etype=F32), typ=vt, align=4)
             for r in range(width):
                 b.store(bvec, accs[j * tile.pixels + r])
+        group_base = i64(0) if a.group == 1 else \
+            b.mul(b.sdiv(ocb, i64(blocks_per_group)), i64(ic_total))
         with for_range(b, 0, ic_total, name="ic") as ic:
-            xbase = b.gep(x.ptr, [b.add(b.mul(n, i64(x.strides[0])), x_channel_offset(ic))],
+            xbase = b.gep(x.ptr, [b.add(b.mul(n, i64(x.strides[0])),
+                                        x_channel_offset(b.add(group_base, ic)))],
                           inbounds=True, source_etype=F32)
             wbase = b.gep(wp.ptr, [b.add(b.mul(ocb, i64(w_oc_stride)),
                                          b.mul(ic, i64(kh_len * kw_len * blk)))],
                           inbounds=True, source_etype=F32)
-            live = [k for k in range(len(accs)) if k % tile.pixels < width and k // tile.pixels < jn]
+            live = [k for k in range(len(accs))
+                    if k % tile.pixels < width and k // tile.pixels < jn]
 
             def taps_of_row(i: ir.Value | int) -> None:
                 """FMAs of kernel row ``i`` (a constant, or a runtime index in a loop)."""
@@ -119,4 +128,4 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
                                   b.mul(b.add(ow0, i64(r)), i64(y.strides[3]))))
                 b.store(v, b.gep(y.ptr, [off], inbounds=True, source_etype=F32), align=4)
 
-    drive_conv_rows(ctx, n_batch, ocb_total, tile.blocks, rows, cols, microkernel)
+    drive_conv_rows(ctx, n_batch, ocb_total, tile_blocks, rows, cols, microkernel)
