@@ -134,12 +134,36 @@ class ConvGeometry:
 PRODUCT_OVERHEAD = 1.25
 
 
+#: Weights up to this size stay in the caches between the passes a kernel makes over
+#: them; beyond it every pass streams them from the outer cache levels or memory.
+WEIGHT_CACHE_BYTES = 4 << 20
+#: The cost of streaming one byte of weights from beyond ``WEIGHT_CACHE_BYTES``, in
+#: vector operations. Fitted on ResNet-18's 3x3 layers on the Intel Xeon (2026-12-07):
+#: F(4x4) at 256 and 512 channels took 1.8 and 4.9 ms against 1.1 and 1.6 ms direct,
+#: since its 9.4 / 37.7 MB of transformed weights are read once per row of tiles
+#: (17-30 GB/s, 0.2-0.4 operations per byte at the kernels' 6.5 operations per ns).
+STREAMED_BYTE_COST = 0.25
+
+
+def weight_traffic_cost(weight_bytes: int, passes: int) -> float:
+    """Vector-operation equivalent of reading ``weight_bytes`` ``passes`` times: free
+    while they fit ``WEIGHT_CACHE_BYTES``."""
+    if weight_bytes <= WEIGHT_CACHE_BYTES:
+        return 0.0
+    return float(weight_bytes * passes) * STREAMED_BYTE_COST
+
+
 def estimated_cost(geo: ConvGeometry, m: int) -> float:
-    """Vector operations for a 3x3 conv: ``m = 0`` direct, else F(m x m, 3 x 3)."""
+    """Vector operations for a 3x3 conv: ``m = 0`` direct, else F(m x m, 3 x 3), plus the
+    weight traffic: the direct kernel reads its weights once (rows run fastest under
+    each channel group), Winograd reads its alpha^2/9 times larger transformed weights
+    once per row of tiles."""
     icb = -(-geo.in_channels // geo.block)
     ocb = -(-geo.out_channels // geo.block)
     if m == 0:
-        return float(geo.out_h * geo.out_w * 9 * geo.in_channels * ocb)
+        weights = 9 * geo.in_channels * ocb * geo.block * 4
+        return float(geo.out_h * geo.out_w * 9 * geo.in_channels * ocb) + \
+            weight_traffic_cost(weights, 1)
     mats = matrices(m)
     a = mats.alpha
     tiles = -(-geo.out_h // m) * -(-geo.out_w // m)
@@ -148,7 +172,9 @@ def estimated_cost(geo: ConvGeometry, m: int) -> float:
     inp = icb * (3 * a * a + 2 * a * _transform_ops(mats.bt))
     # output: alpha^2 loads + A^T M A + bias/activation and m^2 guarded stores
     out = ocb * (a * a + a * _transform_ops(mats.at) + m * _transform_ops(mats.at) + 3 * m * m)
-    return float(tiles * (product + inp + out))
+    weights = a * a * geo.in_channels * ocb * geo.block * 4
+    return float(tiles * (product + inp + out)) + \
+        weight_traffic_cost(weights, -(-geo.out_h // m))
 
 
 def choose_tile(geo: ConvGeometry) -> int:

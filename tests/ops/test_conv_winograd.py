@@ -157,3 +157,19 @@ def test_batch_of_three(forced_tile: int, tmp_path: Path) -> None:
     x = np.random.default_rng(3).standard_normal((3, 3, 10, 11)).astype(np.float32)
     for t in (1, 2):
         assert_close(sqzc.load(m.path, threads=t)(x), ort_run(model, {"x": x})[0])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("channels, size, tile", [
+    (64, 56, 4),    # ResNet-18 layer1: 0.6 MB of F(4x4) weights stay in cache
+    (64, 13, 4),    # SqueezeNet fire9's expand (64 -> 256 below): 2.4 MB
+    (256, 14, 2),   # layer3: F(4x4)'s 9.4 MB would stream 4 times; F(2x2)'s 4 MB fit
+    (512, 7, 0),    # layer4: 37.7 MB of F(4x4) weights twice, against 9.4 MB once direct
+])
+def test_winograd_is_chosen_only_while_its_weights_stay_cached(channels: int, size: int,
+                                                                tile: int) -> None:
+    """The cost model counts weight traffic: Winograd re-reads its transformed weights
+    once per row of tiles, so on deep, small maps (ResNet's last stages) direct wins."""
+    from sqzc.winograd import ConvGeometry, choose_tile
+
+    out = 256 if channels == 64 and size == 13 else channels
+    assert choose_tile(ConvGeometry(channels, out, size, size, 16)) == tile
