@@ -21,7 +21,7 @@ CONVERTERS: dict[tuple[str, str], list[tuple[int, Handler]]] = {}
 
 #: Ops sqzc only evaluates at compile time (their inputs must be constants).
 FOLD_ONLY = frozenset({
-    "Shape", "Size", "Gather", "Slice", "ConstantOfShape", "Range", "Equal", "Where",
+    "Shape", "Size", "Gather", "ConstantOfShape", "Range", "Equal", "Where",
     "Expand", "Floor", "Ceil", "Sqrt", "Not", "Less", "Greater", "Min", "Max", "Neg",
     "Abs", "ReduceProd", "ReduceSum", "Tile", "ScatterND", "NonZero", "Pow",
 })

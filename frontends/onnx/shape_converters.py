@@ -1,6 +1,6 @@
 """Converters for structure and data-movement ops: Concat, Dropout/Identity,
-Flatten/Reshape/Squeeze/Unsqueeze, Transpose, Constant and Cast. None of them computes;
-most become reshapes or copies that later passes remove."""
+Flatten/Reshape/Squeeze/Unsqueeze, Transpose, Slice and Split, Constant and Cast. None of
+them computes; most become reshapes or copies that later passes remove."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ import numpy as np
 
 from sqzc.frontends.onnx.attr_helpers import float_operand, refuse_batch_mixing
 from sqzc.frontends.onnx.registry import converter
-from sqzc.ops import INT_DTYPES, AxisAttrs, CastAttrs, NoAttrs, OpKind, ReshapeAttrs, TransposeAttrs
+from sqzc.ops.defs.data import ref_slice
+from sqzc.ops import (
+    INT_DTYPES,
+    AxisAttrs,
+    CastAttrs,
+    NoAttrs,
+    OpKind,
+    ReshapeAttrs,
+    SliceAttrs,
+    TransposeAttrs,
+)
 
 if TYPE_CHECKING:
     from sqzc.frontends.onnx.context import ImportContext
@@ -229,3 +239,128 @@ def cast(cx: ImportContext) -> None:
     if {src, dst} - {"float32", "float16"}:
         raise cx.unsupported(f"Cast from {src} to {dst} on a runtime tensor")
     cx.bind(0, cx.emit(OpKind.CAST, CastAttrs(dst), [x]))
+
+
+# ------------------------------------------------------------------ windows
+
+
+def _slice_window(dim: int, start: int, end: int, step: int) -> tuple[int, int]:
+    """ONNX Slice's clamping for one axis: the first index read and how many."""
+    if start < 0:
+        start += dim
+    if end < 0:
+        end += dim
+    if step > 0:
+        start, end = min(max(start, 0), dim), min(max(end, 0), dim)
+        return start, max(0, -(-(end - start) // step))
+    start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+    return start, max(0, -(-(start - end) // -step))
+
+
+def _whole_axis(start: int, end: int, step: int) -> bool:
+    """True for a window that keeps an axis of any length whole (``x[0:]``)."""
+    return start == 0 and step == 1 and end >= (1 << 31) - 1
+
+
+def _emit_slice(cx: ImportContext, x: str, windows: dict[int, tuple[int, int, int]],
+                name: str | None = None) -> str:
+    """A SLICE op of ``x`` with ``{axis: (start, end, step)}`` in ONNX's unclamped form."""
+    shape = cx.type_of(x).shape
+    starts, steps, sizes = [0] * len(shape), [1] * len(shape), list(shape)
+    for axis, (start, end, step) in windows.items():
+        if step == 0:
+            raise cx.error(f"Slice step 0 on axis {axis}")
+        starts[axis], sizes[axis] = _slice_window(shape[axis], start, end, step)
+        steps[axis] = step
+        if sizes[axis] == 0:
+            raise cx.unsupported(f"an empty Slice (axis {axis} keeps no element)")
+    attrs = SliceAttrs(tuple(starts), tuple(steps), tuple(sizes))
+    if cx.graph.is_const(x):  # a window of a weight: later converters may need its value
+        return cx.emit_const(ref_slice(attrs, cx.graph.const_value(x)),
+                             name or f"{x}_slice")
+    if 0 in windows and not _whole_axis(*windows[0]):
+        refuse_batch_mixing(cx, x, "Slice along the batch axis")
+    return cx.emit(OpKind.SLICE, attrs, [x], name=name)
+
+
+@converter("Slice", 1)
+def slice_v1(cx: ImportContext) -> None:
+    """Slice with starts/ends/axes attributes (steps of 1)."""
+    x = cx.input(0)
+    rank = len(cx.type_of(x).shape)
+    starts, ends = cx.ints("starts") or (), cx.ints("ends") or ()
+    axes = cx.ints("axes") or tuple(range(len(starts)))
+    if not len(starts) == len(ends) == len(axes):
+        raise cx.error("Slice needs as many starts, ends and axes")
+    windows = {cx.rank_axis(a, rank): (s, e, 1) for a, s, e in zip(axes, starts, ends)}
+    if len(windows) != len(axes):
+        raise cx.error(f"Slice repeats an axis in {list(axes)}")
+    cx.bind(0, _emit_slice(cx, x, windows))
+
+
+@converter("Slice", 10, 11, 13)
+def slice_v10(cx: ImportContext) -> None:
+    """Slice with starts/ends/axes/steps inputs, which must be constants."""
+    x = cx.input(0)
+    rank = len(cx.type_of(x).shape)
+    starts = [int(v) for v in cx.const(1).reshape(-1)]
+    ends = [int(v) for v in cx.const(2).reshape(-1)]
+    axes = [int(v) for v in cx.const(3).reshape(-1)] if cx.has_input(3) \
+        else list(range(len(starts)))
+    steps = [int(v) for v in cx.const(4).reshape(-1)] if cx.has_input(4) else [1] * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise cx.error("Slice needs as many starts, ends, axes and steps")
+    windows = {cx.rank_axis(a, rank): (s, e, st)
+               for a, s, e, st in zip(axes, starts, ends, steps)}
+    if len(windows) != len(axes):
+        raise cx.error(f"Slice repeats an axis in {axes}")
+    cx.bind(0, _emit_slice(cx, x, windows))
+
+
+def _split(cx: ImportContext, sizes: tuple[int, ...] | None, num_outputs: int = 0) -> None:
+    assert cx.node is not None
+    x = cx.input(0)
+    shape = cx.type_of(x).shape
+    axis = cx.rank_axis(cx.int_attr("axis", 0), len(shape))
+    dim = shape[axis]
+    n = len(cx.node.output)
+    if sizes is None:
+        if num_outputs:  # opset 18: chunks of ceil(dim / n), the last one smaller
+            if num_outputs != n:
+                raise cx.error(f"Split num_outputs={num_outputs} but {n} outputs")
+            chunk = -(-dim // n)
+            sizes = tuple(min(chunk, dim - i * chunk) for i in range(n))
+        elif dim % n:
+            raise cx.error(f"Split of an axis of {dim} into {n} equal parts")
+        else:
+            sizes = (dim // n,) * n
+    if len(sizes) != n or sum(sizes) != dim or min(sizes) <= 0:
+        raise cx.error(f"Split sizes {list(sizes)} do not cover an axis of {dim} in {n} "
+                       f"non-empty parts")
+    start = 0
+    for i, size in enumerate(sizes):
+        if cx.node.output[i]:
+            cx.bind(i, _emit_slice(cx, x, {axis: (start, start + size, 1)},
+                                   name=cx.node.output[i]))
+        start += size
+
+
+@converter("Split", 2, 11)
+def split_v2(cx: ImportContext) -> None:
+    """Split with a ``split`` attribute (or equal parts)."""
+    sizes = cx.ints("split")
+    _split(cx, tuple(sizes) if sizes else None)
+
+
+@converter("Split", 13)
+def split_v13(cx: ImportContext) -> None:
+    """Split with a constant ``split`` input (or equal parts)."""
+    sizes = tuple(int(v) for v in cx.const(1).reshape(-1)) if cx.has_input(1) else None
+    _split(cx, sizes)
+
+
+@converter("Split", 18)
+def split_v18(cx: ImportContext) -> None:
+    """Split with a ``split`` input or the ``num_outputs`` attribute."""
+    sizes = tuple(int(v) for v in cx.const(1).reshape(-1)) if cx.has_input(1) else None
+    _split(cx, sizes, cx.int_attr("num_outputs", 0))

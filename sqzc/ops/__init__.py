@@ -44,6 +44,7 @@ from sqzc.ops.attrs import (
     QuantAttrs,
     ReduceAttrs,
     ReshapeAttrs,
+    SliceAttrs,
     SoftmaxAttrs,
     TransposeAttrs,
 )
@@ -132,6 +133,7 @@ __all__ = [
     "SHORT_DTYPE",
     "SoftmaxAttrs",
     "TensorType",
+    "SliceAttrs",
     "TransposeAttrs",
     "broadcast_shapes",
     "conv_out_dim",

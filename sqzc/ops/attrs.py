@@ -147,6 +147,17 @@ class TransposeAttrs:
 
 
 @dataclass(frozen=True, slots=True)
+class SliceAttrs:
+    """Output index i of axis k reads input index ``starts[k] + i * steps[k]``, for
+    ``sizes[k]`` indices: ONNX Slice with its clamping already applied, one entry per
+    axis (untouched axes are ``0, 1, dim``)."""
+
+    starts: tuple[int, ...]
+    steps: tuple[int, ...]
+    sizes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class CastAttrs:
     """Target dtype (numpy name)."""
 

@@ -45,6 +45,7 @@ class OpKind(enum.Enum):
     SOFTMAX = "softmax"  # softmax or log-softmax along one axis (opset-13 meaning)
     RESHAPE = "reshape"  # same elements, new static shape (Flatten/Squeeze/Unsqueeze too)
     TRANSPOSE = "transpose"  # permute axes
+    SLICE = "slice"  # a strided window of every axis (Slice; Split is one per output)
     ADD = "add"  # numpy-broadcasting elementwise binary ops
     SUB = "sub"
     MUL = "mul"

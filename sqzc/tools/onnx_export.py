@@ -53,6 +53,7 @@ from sqzc.ops import (
     QuantAttrs,
     ReduceAttrs,
     ReshapeAttrs,
+    SliceAttrs,
     SoftmaxAttrs,
     TransposeAttrs,
 )
@@ -254,6 +255,14 @@ class Exporter:
         elif k is OpKind.TRANSPOSE:
             assert isinstance(a, TransposeAttrs)
             self._emit(nid, "Transpose", ins, perm=list(a.perm))
+        elif k is OpKind.SLICE:
+            assert isinstance(a, SliceAttrs)
+            ends = [s + n * st if s + n * st >= 0 else -(1 << 62)
+                    for s, st, n in zip(a.starts, a.steps, a.sizes)]
+            window = [self._const(f"{nid}_{part}", np.asarray(v, dtype=np.int64))
+                      for part, v in (("starts", a.starts), ("ends", ends),
+                                      ("axes", range(len(a.starts))), ("steps", a.steps))]
+            self._emit(nid, "Slice", [ins[0], *window])
         elif k in _BINARY:
             self._emit(nid, _BINARY[k], ins)
         elif k is OpKind.CAST:

@@ -1,5 +1,5 @@
-"""Data movement without arithmetic: Identity (and inference-mode Dropout), Transpose and
-Reshape, and ``copy_view``, the copy between two views of one shape that Concat shares
+"""Data movement without arithmetic: Identity (and inference-mode Dropout), Transpose,
+Slice and Reshape, and ``copy_view``, the copy between two views of one shape that Concat shares
 (a ``memcpy`` when both are contiguous).
 """
 
@@ -42,6 +42,19 @@ def emit_transpose(ctx: KernelContext) -> None:
     strides = [x.strides[p] for p in perm]
     with loop_nest(b, y.shape) as idx:
         y.store(b, idx, x.load(b, idx, strides))
+
+
+@emits(OpKind.SLICE, "any")
+def emit_slice(ctx: KernelContext) -> None:
+    """Output index i of each axis reads input index start + i * step; the innermost
+    axis is a contiguous copy when its step is 1 (ShuffleNet's channel halves: whole
+    planes)."""
+    b, (x,), y = ctx.b, ctx.ins, ctx.out
+    a = ctx.op.attrs
+    with loop_nest(b, y.shape, name="sl") as idx:
+        src = [b.add(i64(s), b.mul(i, i64(st))) if (s, st) != (0, 1) else i
+               for i, s, st in zip(idx, a.starts, a.steps)]  # type: ignore[attr-defined]
+        y.store(b, idx, x.load(b, src))
 
 
 @emits(OpKind.RESHAPE, "any")
