@@ -408,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--batch", default="1", help="batch size or 'dynamic' (default 1)")
     z.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     z.add_argument("--density", type=float, default=1.0,
-                   help="prune each conv weight to this share of nonzeros (default 1)")
+                   help="prune each conv weight to this share of nonzeros (default 1; SqueezeNets "
+                        "only, as --codebook-bits and --weight-qdq)")
     z.add_argument("--codebook-bits", type=int, default=0,
                    help="share each conv weight's values: 2**BITS - 1 levels (default 0: no)")
     z.add_argument("--weight-qdq", default="none",
