@@ -271,7 +271,7 @@ def cmd_passes(args: argparse.Namespace) -> int:
 
 
 def cmd_zoo(args: argparse.Namespace) -> int:
-    """``sqzc zoo``: write a seeded SqueezeNet variant as ONNX."""
+    """``sqzc zoo``: write a seeded zoo model (SqueezeNets, torchvision families) as ONNX."""
     from sqzc.backends.llvm.link import write_atomically
     from sqzc.tools.zoo import DESCRIPTIONS, build
 
@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps = sub.add_parser("passes", parents=[common], help="list the optimization pipeline")
     ps.set_defaults(fn=cmd_passes)
 
-    z = sub.add_parser("zoo", parents=[common], help="write a seeded SqueezeNet variant as ONNX")
+    z = sub.add_parser("zoo", parents=[common], help="write a seeded zoo model (SqueezeNet, ResNet, MobileNet ...) as ONNX")
     z.add_argument("name", nargs="?", help="model name (see --list)")
     z.add_argument("-o", "--output", help="output .onnx file")
     z.add_argument("--opset", type=int, default=13)
@@ -408,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--batch", default="1", help="batch size or 'dynamic' (default 1)")
     z.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     z.add_argument("--density", type=float, default=1.0,
-                   help="prune each conv weight to this share of nonzeros (default 1)")
+                   help="prune each conv weight to this share of nonzeros (default 1; SqueezeNets "
+                        "only, as --codebook-bits and --weight-qdq)")
     z.add_argument("--codebook-bits", type=int, default=0,
                    help="share each conv weight's values: 2**BITS - 1 levels (default 0: no)")
     z.add_argument("--weight-qdq", default="none",

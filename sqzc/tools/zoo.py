@@ -19,7 +19,13 @@ DequantizeLinear of integer codes, weight-only QDQ: ``int8`` or ``int4`` symmetr
 channel, or ``int4-blocked`` (opset 21 ``block_size``, blocks of ``QDQ_BLOCK`` input
 channels); combined with ``density`` that is an int8 QDQ of a pruned model.
 
-The graphs copy the real models' structure and naming (input ``data_0``, output
+``sqzc.tools.zoo_families`` adds the other torchvision small-CNN families (ResNet-18,
+MobileNet v2/v3, EfficientNet-B0, ShuffleNet v2, MNASNet, RegNetX, GoogLeNet, DenseNet-121)
+as torch.onnx exports them, with BatchNorm folded; ``build`` and ``ZOO`` cover both. The
+SqueezeNet-only options (``density``, ``codebook_bits``, ``weight_qdq``) are refused for
+them.
+
+The SqueezeNet graphs copy the real models' structure and naming (input ``data_0``, output
 ``softmaxout_1`` of shape ``[N, classes, 1, 1]``, nodes ``fire2/squeeze1x1`` ...), so code
 that works on a zoo model works on the real one. Weights are random (He-normal, seeded) and
 calibrated so a standard-normal input gives non-degenerate probabilities (a compiler test
@@ -39,8 +45,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from sqzc.errors import UsageError
+from sqzc.tools.zoo_families import FAMILIES, build_family
+from sqzc.tools.zoo_families import MIN_OPSET as FAMILY_MIN_OPSET
 
-__all__ = ["DESCRIPTIONS", "INPUT_NAME", "MAX_OPSET", "MIN_OPSET", "OUTPUT_NAME", "ZOO", "build"]
+__all__ = ["DESCRIPTIONS", "INPUT_NAME", "MAX_OPSET", "MIN_OPSET", "OUTPUT_NAME", "SQUEEZENETS",
+           "ZOO", "build"]
 
 MIN_OPSET = 7
 MAX_OPSET = onnx.defs.onnx_opset_version()
@@ -343,10 +352,15 @@ def _build_arch(
 def _validate(name: str, opset: int, batch: int | None, dtype: str, num_classes: int,
               seed: int = 0, density: float = 1.0, codebook_bits: int = 0,
               weight_qdq: str = "") -> None:
-    if name not in _ARCHS:
-        raise UsageError(f"unknown zoo model {name!r}; valid names: {', '.join(_ARCHS)}")
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise UsageError(f"opset {opset} unsupported; zoo models need {MIN_OPSET}..{MAX_OPSET}")
+    if name not in _ARCHS and name not in FAMILIES:
+        raise UsageError(f"unknown zoo model {name!r}; valid names: "
+                         f"{', '.join([*_ARCHS, *FAMILIES])}")
+    low = FAMILY_MIN_OPSET if name in FAMILIES else MIN_OPSET
+    if not low <= opset <= MAX_OPSET:
+        raise UsageError(f"opset {opset} unsupported; {name} needs {low}..{MAX_OPSET}")
+    if name in FAMILIES and (density != 1.0 or codebook_bits or weight_qdq):
+        raise UsageError(f"density, codebook bits and weight QDQ are for the SqueezeNets; "
+                         f"{name} takes none of them")
     if dtype not in _DTYPES:
         raise UsageError(f"dtype {dtype!r} unsupported; valid: {', '.join(_DTYPES)}")
     if batch is not None and batch < 1:
@@ -373,7 +387,8 @@ def build(
     dtype: str = "float32", num_classes: int = 1000, image_size: int = 224,
     density: float = 1.0, codebook_bits: int = 0, weight_qdq: str = "",
 ) -> onnx.ModelProto:  # fmt: skip
-    """Build zoo model ``name`` (see ``ZOO``) with seeded random weights.
+    """Build zoo model ``name`` (see ``ZOO``: a SqueezeNet or a ``zoo_families`` model)
+    with seeded random weights.
 
     ``batch=None`` gives a symbolic batch dimension ``N``; ``dtype`` ("float32"/"float16")
     applies to weights, input and output alike. Same arguments -> byte-identical model, so
@@ -384,6 +399,9 @@ def build(
     """
     _validate(name, opset, batch, dtype, num_classes, seed, density, codebook_bits,
               weight_qdq)
+    if name in FAMILIES:
+        return build_family(name, opset=opset, seed=seed, batch=batch, dtype=dtype,
+                            num_classes=num_classes, image_size=image_size)
     return _build_arch(
         name, _ARCHS[name][0], opset=opset, seed=seed, batch=batch, dtype=dtype,
         num_classes=num_classes, image_size=image_size, density=density,
@@ -396,11 +414,14 @@ def _builder(name: str) -> Callable[..., onnx.ModelProto]:
         return build(name, **kwargs)  # type: ignore[arg-type]
 
     builder.__name__ = name.replace(".", "_").replace("-", "_")
-    builder.__doc__ = _ARCHS[name][1]
+    builder.__doc__ = DESCRIPTIONS[name]
     return builder
 
 
 #: name -> builder taking ``build``'s keyword arguments; the builder's ``__doc__`` is its
 #: one-line description (also in ``DESCRIPTIONS``), e.g. for ``sqzc zoo --list``.
-ZOO: dict[str, Callable[..., onnx.ModelProto]] = {n: _builder(n) for n in _ARCHS}
-DESCRIPTIONS: dict[str, str] = {n: d for n, (_, d) in _ARCHS.items()}
+#: The SqueezeNet variants (input ``data_0``, output ``softmaxout_1``; the compressed and
+#: QDQ options apply); the rest of ``ZOO`` is ``zoo_families`` (``input`` / ``output``).
+SQUEEZENETS: tuple[str, ...] = tuple(_ARCHS)
+DESCRIPTIONS: dict[str, str] = {n: d for n, (_, d) in _ARCHS.items()} | FAMILIES
+ZOO: dict[str, Callable[..., onnx.ModelProto]] = {n: _builder(n) for n in DESCRIPTIONS}
