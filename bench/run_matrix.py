@@ -5,11 +5,15 @@ Models: SqueezeNet 1.0 and 1.1 in float32 (seeded weights from ``sqzc zoo``; the
 with the pretrained weights from ../shared when present), the int8 QOperator/QDQ u8s8
 SqueezeNets from ../shared, and an s8s8 QDQ one made here the way onnxruntime's
 quantizer does by default (``quantize_static`` of the pretrained fp32 model, int8
-activations and weights, MinMax calibration on the shared photos); 1 and 2 threads;
+activations and weights, MinMax calibration on the shared photos); the torchvision
+families of ``sqzc zoo`` (MobileNet, EfficientNet, ShuffleNet, MNASNet, ResNet, RegNet,
+GoogLeNet, DenseNet) in float32 at 224x224, opset 17 (``--no-families`` skips them);
+1 and 2 threads;
 sqzc, onnxruntime and (when installed) OpenVINO timed in the same process, interleaved,
 medians of many rounds (see ``sqzc.tools.bench``). Usage:
 
-    python bench/run_matrix.py [--rounds 200] [--threads 1,2] [--out bench/RESULTS.md]
+    python bench/run_matrix.py [--rounds 200] [--threads 1,2] [--no-families]
+                               [--out bench/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 
 from sqzc.tools.bench import cpu_name, run_bench
 from sqzc.tools.zoo import build
+from sqzc.tools.zoo_families import FAMILIES
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "models"
@@ -76,7 +81,7 @@ def quantize_s8s8(fp32: Path, out: Path) -> Path | None:
 FLOAT_PATH_S8S8 = "squeezenet1.1 int8 QDQ s8s8 --no-fuse-int8-qdq"
 
 
-def models(tmp: Path) -> list[tuple[str, Path]]:
+def models(tmp: Path, families: bool = True) -> list[tuple[str, Path]]:
     """(label, path) of every model in the matrix that exists here."""
     out = []
     for name in ("squeezenet1.0", "squeezenet1.1"):
@@ -95,6 +100,11 @@ def models(tmp: Path) -> list[tuple[str, Path]]:
         if q is not None:
             out.append(("squeezenet1.1 int8 QDQ s8s8", q))
             out.append((FLOAT_PATH_S8S8, q))
+    if families:
+        for name in FAMILIES:
+            p = tmp / f"{name}.onnx"
+            p.write_bytes(build(name, opset=17).SerializeToString())
+            out.append((f"{name} fp32 (zoo, seeded)", p))
     return out
 
 
@@ -102,11 +112,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--no-families", action="store_true",
+                    help="only the SqueezeNets (the families add ~10 minutes)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, path in models(Path(tmp)):
+        for label, path in models(Path(tmp), families=not args.no_families):
             for t in (int(x) for x in args.threads.split(",")):
                 b, _ = run_bench(str(path), threads=t, rounds=args.rounds, openvino=True,
                                  fuse_int8_qdq=label != FLOAT_PATH_S8S8)

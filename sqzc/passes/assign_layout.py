@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from sqzc.ir import Graph
+from sqzc.memory import ALIGN
 from sqzc.ops import (
     BINARY,
     FLOAT_DTYPES,
@@ -100,6 +101,37 @@ def _pack_qconv(g: Graph, nid: str, block: int, vnni: bool, sdot: bool = False) 
     return True
 
 
+def _per_channel_operand(g: Graph, src: str, shape: tuple[int, ...], block: int) -> bool:
+    """A [1, C, 1, 1] operand of a binary op on [N, C, H, W] that the blocked kernel reads
+    one channel block at a time: a float constant (BatchNormalization's scale and shift
+    before a ReLU, as DenseNet's pre-activations have them), whose zero fill up to the
+    next ``ALIGN`` boundary gives the padded lanes, or a blocked run-time tensor
+    (squeeze-excite's gate)."""
+    op = g.op(src)
+    if op.out.shape != (1, shape[1], 1, 1) or op.out.dtype != "float32":
+        return False
+    if g.is_const(src):
+        return block * 4 <= ALIGN
+    return op.block == block
+
+
+def _per_channel_constants(g: Graph, nid: str) -> bool:
+    """Give a binary op's [C, 1, 1] constant operands (ONNX broadcasting from the right)
+    the [1, C, 1, 1] shape the blocked kernel's per-channel reads expect."""
+    op = g.op(nid)
+    shape = op.out.shape
+    inputs = list(op.inputs)
+    for k, src in enumerate(inputs):
+        sop = g.op(src)
+        if g.is_const(src) and len(shape) == 4 and sop.out.shape == (shape[1], 1, 1):
+            inputs[k] = g.add_const(g.const_value(src).reshape(1, shape[1], 1, 1),
+                                    f"{src}_nchw", sop.origin)
+    if inputs == list(op.inputs):
+        return False
+    g.set_op(nid, dataclasses.replace(op, inputs=tuple(inputs)))
+    return True
+
+
 def _can_block(g: Graph, nid: str, block: int) -> bool:
     op = g.op(nid)
     if len(op.out.shape) != 4:
@@ -130,7 +162,9 @@ def _can_block(g: Graph, nid: str, block: int) -> bool:
         assert isinstance(a, ReduceAttrs)
         return ins[0].block == block and a.axes == (2, 3) and a.keepdims
     if op.kind in BINARY:
-        return all(i.block == block and i.out.shape == op.out.shape for i in ins)
+        full = [i.block == block and i.out.shape == op.out.shape for i in ins]
+        return any(full) and all(f or _per_channel_operand(g, src, op.out.shape, block)
+                                 for f, src in zip(full, op.inputs))
     if op.kind is OpKind.CONCAT:
         if op.attrs.axis != 1:  # type: ignore[attr-defined]
             return False
@@ -166,9 +200,12 @@ def assign_layout(g: Graph, ctx: PassContext = DEFAULT_CONTEXT) -> bool:
             changed |= _pack_conv(g, nid, block)
         elif op.kind is OpKind.QCONV:
             changed |= _pack_qconv(g, nid, block, ctx.target_vnni, ctx.target_sdot)
-        elif op.kind not in (OpKind.CONST, OpKind.INPUT) and not op.block \
-                and _can_block(g, nid, block):
-            g.set_op(nid, dataclasses.replace(op, block=block))
+        elif op.kind not in (OpKind.CONST, OpKind.INPUT) and not op.block:
+            if op.kind in BINARY:
+                changed |= _per_channel_constants(g, nid)
+            if not _can_block(g, nid, block):
+                continue
+            g.set_op(nid, dataclasses.replace(g.op(nid), block=block))
             changed = True
     for nid in list(g.nodes()):
         op = g.op(nid)

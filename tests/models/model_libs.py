@@ -54,18 +54,21 @@ class Lib:
     dtype: str = "float32"
     batch: int | None = 1
     shared: bool = False
+    image_size: int = 224
 
     @property
     def id(self) -> str:
         if self.model not in ZOO:
             return f"{Path(self.model).stem}-O{self.opt_level}"
         batch = "" if self.batch == 1 else f"-batch{self.batch or 'N'}"
-        return f"{self.model}-op{self.opset}-{self.dtype}{batch}-O{self.opt_level}"
+        size = "" if self.image_size == 224 else f"-{self.image_size}px"
+        return f"{self.model}-op{self.opset}-{self.dtype}{batch}{size}-O{self.opt_level}"
 
     def source(self, shared_dir: Path | None = None) -> onnx.ModelProto | Path | None:
         """The model to compile (a built zoo model or a file path)."""
         if self.model in ZOO:
-            return build(self.model, opset=self.opset, dtype=self.dtype, batch=self.batch)
+            return build(self.model, opset=self.opset, dtype=self.dtype, batch=self.batch,
+                         image_size=self.image_size)
         if not self.shared:
             return Path(self.model)
         base = shared_dir or find_shared_dir()

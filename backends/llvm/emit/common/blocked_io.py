@@ -45,13 +45,31 @@ def blocks_and_rows(ctx: KernelContext, y: Operand) -> tuple[ir.Value, ir.Value,
     return lo, hi, cb
 
 
+def channel_block_of(b: ir.IRBuilder, t: Operand, n: ir.Value, cb: ir.Value, lanes: int
+                     ) -> ir.Value:
+    """Channel block ``cb`` of a per-channel [N or 1, C, 1, 1] operand, blocked or plain: in
+    both layouts the block's channels are ``lanes`` consecutive elements (a plain
+    constant's padded lanes read the zero fill after it, see ``assign-layout``)."""
+    sample = b.mul(n, i64(t.strides[0])) if t.shape[0] > 1 else i64(0)
+    step = t.strides[1] if len(t.shape) == 5 else t.strides[1] * lanes
+    ptr = b.gep(t.ptr, [b.add(sample, b.mul(cb, i64(step)))], inbounds=True,
+                source_etype=t.ty)
+    return b.load(ptr, typ=ir.VectorType(t.ty, lanes), align=4)
+
+
 def map_blocks(ctx: KernelContext, fn: Callable[[list[ir.Value]], ir.Value]) -> None:
-    """Apply ``fn(vectors) -> vector`` over every block of same-shape blocked tensors."""
+    """Apply ``fn(vectors) -> vector`` over every block of blocked tensors of the output's
+    shape; per-channel [1, C, 1, 1] operands (binary ops) give one vector per block."""
     b, y = ctx.b, ctx.out
-    _, cb, h, w, _ = y.shape
+    _, cb, h, w, lanes = y.shape
     lo, hi, _ = blocks_and_rows(ctx, y)
+    per_channel = [(t.shape[2], t.shape[3]) == (1, 1) and (h, w) != (1, 1) or len(t.shape) == 4
+                   for t in ctx.ins]
     with for_range(b, lo, hi, name="nc") as nc:
         n, c = b.sdiv(nc, i64(cb)), b.srem(nc, i64(cb))
+        fixed = {k: channel_block_of(b, t, n, c, lanes)
+                 for k, (t, pc) in enumerate(zip(ctx.ins, per_channel)) if pc}
         with loop_nest(b, (h, w), name="p") as (r, q):
-            vals = [vload(b, t, [n, c, r, q]) for t in ctx.ins]
+            vals = [fixed[k] if k in fixed else vload(b, t, [n, c, r, q])
+                    for k, t in enumerate(ctx.ins)]
             vstore(b, y, [n, c, r, q], fn(vals))
