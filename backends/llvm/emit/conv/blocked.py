@@ -13,7 +13,7 @@ input may be plain NCHW (the first layer) or blocked; only scalar broadcasts rea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 
 from llvmlite import ir
 
@@ -24,7 +24,9 @@ from sqzc.backends.llvm.emit.common.vecops import apply_activation, vec_ops
 from sqzc.backends.llvm.emit.conv.tiling import drive_conv_rows
 from sqzc.backends.llvm.emit.registry import emits
 from sqzc.backends.llvm.kernel import KernelContext
-from sqzc.ops import ConvAttrs, OpKind
+from sqzc.backends.llvm.target import Target
+from sqzc.memory import View
+from sqzc.ops import ConvAttrs, OpKind, OpNode
 
 
 #: Kernels with more taps than this loop over kernel rows instead of unrolling them all:
@@ -32,9 +34,25 @@ from sqzc.ops import ConvAttrs, OpKind
 MAX_UNROLLED_TAPS = 9
 
 
-@emits(OpKind.CONV, "float", layout="blocked", variant="direct")
+def direct_sharing(op: OpNode, ins: Sequence[View], out: View, target: Target
+                   ) -> tuple[Hashable, dict[str, int]]:
+    """Layers that differ only in their input channel count and the samples' strides
+    share one kernel: the input channels are a loop bound (never unrolled) and the
+    strides a multiplier, so the shared code runs as fast as its own would. DenseNet's
+    bottleneck 1x1 convs (the input growing by 32 channels per layer, 58 layers) become
+    one kernel per dense block; the kernel's code takes ~1 s of LLVM time each."""
+    a = op.attrs
+    assert isinstance(a, ConvAttrs)
+    x, wp = ins[0], ins[1]
+    structure = (a, len(x.shape), x.shape[2:4], x.strides[1:], wp.shape[0], wp.shape[2:],
+                 out.shape, out.strides[1:])
+    return structure, {"ic": wp.shape[1], "xs0": x.strides[0], "ys0": out.strides[0]}
+
+
+@emits(OpKind.CONV, "float", layout="blocked", variant="direct", shared=direct_sharing)
 def emit_conv_blocked(ctx: KernelContext) -> None:
-    """Tiled direct convolution writing NCHW[b]c (see module docstring)."""
+    """Tiled direct convolution writing NCHW[b]c (see module docstring); the input
+    channel count and the sample strides are ``direct_sharing``'s extents."""
     a = ctx.op.attrs
     assert isinstance(a, ConvAttrs) and a.packed
     b, x, wp, bias, y = ctx.b, ctx.ins[0], ctx.ins[1], ctx.ins[2], ctx.out
@@ -42,7 +60,10 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
     vt = vtype(blk)
     fma = mul_add(ctx.module, ctx.target, blk)
     n_batch, ocb_total, oh_len, ow_len, _ = y.shape
-    ic_total, kh_len, kw_len = wp.shape[1], wp.shape[2], wp.shape[3]
+    ic_total = ctx.extent("ic", wp.shape[1])
+    kh_len, kw_len = wp.shape[2], wp.shape[3]
+    x_sample = ctx.extent("xs0", x.strides[0])
+    y_sample = ctx.extent("ys0", y.strides[0])
     h_len, w_len = x.shape[2], x.shape[3]
     (sh, sw), (dh, dw) = a.strides, a.dilations
     blocked_in = len(x.shape) == 5
@@ -56,7 +77,7 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
     cols = col_tiles(ow_len, w_len, kw_len, sw, dw, a.pads[1], tile.pixels)
     accs = [entry_alloca(b, vt, f"acc{j}_{r}") for j in range(tile_blocks)
             for r in range(tile.pixels)]
-    w_oc_stride = ic_total * kh_len * kw_len * blk  # floats between output-channel blocks
+    w_oc_stride = b.mul(ic_total, i64(kh_len * kw_len * blk))  # between output-channel blocks
 
     def x_channel_offset(ic: ir.Value) -> ir.Value:
         if blocked_in:
@@ -79,12 +100,12 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
             for r in range(width):
                 b.store(bvec, accs[j * tile.pixels + r])
         group_base = i64(0) if a.group == 1 else \
-            b.mul(b.sdiv(ocb, i64(blocks_per_group)), i64(ic_total))
+            b.mul(b.sdiv(ocb, i64(blocks_per_group)), ic_total)
         with for_range(b, 0, ic_total, name="ic") as ic:
-            xbase = b.gep(x.ptr, [b.add(b.mul(n, i64(x.strides[0])),
+            xbase = b.gep(x.ptr, [b.add(b.mul(n, x_sample),
                                         x_channel_offset(b.add(group_base, ic)))],
                           inbounds=True, source_etype=F32)
-            wbase = b.gep(wp.ptr, [b.add(b.mul(ocb, i64(w_oc_stride)),
+            wbase = b.gep(wp.ptr, [b.add(b.mul(ocb, w_oc_stride),
                                          b.mul(ic, i64(kh_len * kw_len * blk)))],
                           inbounds=True, source_etype=F32)
             live = [k for k in range(len(accs))
@@ -97,7 +118,8 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
                 ih = b.add(b.mul(oh, i64(sh)), b.sub(b.mul(row, i64(dh)), i64(a.pads[0])))
                 for t in range(kw_len):
                     tap = b.add(b.mul(row, i64(kw_len)), i64(t))
-                    wv = [b.load(b.gep(wbase, [b.add(i64(j * w_oc_stride), b.mul(tap, i64(blk)))],
+                    wv = [b.load(b.gep(wbase, [b.add(b.mul(i64(j), w_oc_stride),
+                                                     b.mul(tap, i64(blk)))],
                                        inbounds=True, source_etype=F32), typ=vt, align=4)
                           for j in range(jn)]
                     for r in range(width):
@@ -122,7 +144,7 @@ def emit_conv_blocked(ctx: KernelContext) -> None:
             for r in range(width):
                 v = apply_activation(vec_ops(ctx, blk), b.load(accs[j * tile.pixels + r], typ=vt),
                                      a.act)
-                off = b.add(b.add(b.mul(n, i64(y.strides[0])),
+                off = b.add(b.add(b.mul(n, y_sample),
                                   b.mul(b.add(ocb, i64(j)), i64(y.strides[1]))),
                             b.add(b.mul(oh, i64(y.strides[2])),
                                   b.mul(b.add(ow0, i64(r)), i64(y.strides[3]))))
