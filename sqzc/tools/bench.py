@@ -77,7 +77,8 @@ def cpu_name() -> str:
     """The CPU model string (for the report header)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            # x86: "model name"; Arm64 kernels name no CPU, a board may ("Model")
+            if line.startswith(("model name", "Model")):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass

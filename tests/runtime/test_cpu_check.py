@@ -5,6 +5,7 @@ The machine is simulated here by replacing the host's flag set."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -26,18 +27,21 @@ AVX2_ONLY = frozenset({"lm", "sse", "sse2", "pni", "ssse3", "sse4_1", "sse4_2", 
 
 def test_llvm_names_map_to_cpuinfo_flags() -> None:
     have = AVX2_ONLY
-    assert missing_features("+avx2,+fma,+sse4.2,+crc32,+lzcnt,+bmi,+64bit,+sse3", have) == []
-    assert missing_features("+avx512f,+avx512vnni,+avx2,-avx512bw", have) == \
+    x86 = "x86_64"  # x86 names whatever machine runs the test
+    assert missing_features("+avx2,+fma,+sse4.2,+crc32,+lzcnt,+bmi,+64bit,+sse3", have, x86) == []
+    assert missing_features("+avx512f,+avx512vnni,+avx2,-avx512bw", have, x86) == \
         ["avx512f", "avx512vnni"]
-    assert missing_features("+amx-int8,+avxvnni", have) == ["amx-int8", "avxvnni"]
+    assert missing_features("+amx-int8,+avxvnni", have, x86) == ["amx-int8", "avxvnni"]
     # tuning / system features no cpuinfo flag reports are not checkable: skipped
-    assert missing_features("+prefer-256-bit,+fast-gather,+kl", have) == []
+    assert missing_features("+prefer-256-bit,+fast-gather,+kl", have, x86) == []
     assert missing_features("+avx512f", None if cpu.host_cpu_flags() is None
                             else cpu.host_cpu_flags() | {"avx512f"}) == []
 
 
 @pytest.fixture(scope="module")
 def znver4_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if platform.machine() != "x86_64":
+        pytest.skip("an x86-64 library is built and loaded on an x86-64 host only")
     d = tmp_path_factory.mktemp("cpu")
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 40])],
@@ -70,3 +74,34 @@ def test_info_describes_a_library_this_cpu_cannot_run(znver4_library: Path) -> N
     out = subprocess.run([sys.executable, "-c", code, str(znver4_library)],
                          capture_output=True, text=True, check=True).stdout
     assert "target:     znver4" in out and "this CPU:   cannot run it (lacks avx512f" in out
+
+
+def test_arm64_host_features_add_what_llvm_does_not_map(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    """LLVM's Linux host detection maps only asimd, fp, crc32, atomics, sve and the
+    crypto words: on a Raspberry Pi 5 (Cortex-A76) its host features lack dotprod and
+    fullfp16, so ``--target-cpu host`` would skip SDOT. The Features line adds them."""
+    from sqzc.backends.llvm.target import aarch64
+
+    pi5 = frozenset("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid "
+                    "asimdrdm lrcpc dcpop asimddp".split())
+    monkeypatch.setattr(cpu, "host_cpu_flags", lambda: pi5)
+    got = aarch64.host_features("+aes,+crc,+fp-armv8,+lse,+neon,-sve").split(",")
+    assert {"+dotprod", "+fullfp16", "+neon", "-sve"} <= set(got)
+    a72 = frozenset("fp asimd evtstrm crc32 cpuid".split())  # a Pi 4: neither
+    monkeypatch.setattr(cpu, "host_cpu_flags", lambda: a72)
+    assert aarch64.host_features("+crc,+fp-armv8,+neon") == "+crc,+fp-armv8,+neon"
+
+
+def test_an_x86_target_on_an_arm64_host_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The x86 CPU check is inline assembly, which LLVM can emit only with the x86 assembly
+    parser llvmlite initializes on x86 hosts: elsewhere it would abort the process, so
+    the request is a UsageError."""
+    import llvmlite.binding as llvm
+
+    from sqzc.backends.llvm.target import resolve_target
+    from sqzc.errors import UsageError
+
+    monkeypatch.setattr(llvm, "get_process_triple", lambda: "aarch64-unknown-linux-gnu")
+    with pytest.raises(UsageError, match="x86-64 libraries can be built on an x86-64 host"):
+        resolve_target("haswell", "x86_64-linux-gnu")

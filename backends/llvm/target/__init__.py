@@ -178,8 +178,9 @@ def _target(triple: str, cpu: str, features: str) -> Target:
 def host_target() -> Target:
     """The CPU this process runs on, with all its features."""
     init_llvm()
-    feats = llvm.get_host_cpu_features().flatten()
-    return _target(llvm.get_process_triple(), llvm.get_host_cpu_name(), feats)
+    triple = llvm.get_process_triple()
+    feats = arch_of(triple).host_features(llvm.get_host_cpu_features().flatten())
+    return _target(triple, llvm.get_host_cpu_name(), feats)
 
 
 def resolve_target(cpu: str, triple: str = "host") -> Target:
@@ -194,6 +195,12 @@ def resolve_target(cpu: str, triple: str = "host") -> Target:
             return host_target()
         triple = native
     arch = arch_of(triple)
+    if arch is x86_64 and arch is not arch_of(native):
+        # the x86 library's CPU check is inline assembly (cpuid, xgetbv): emitting it needs
+        # LLVM's x86 assembly parser, which llvmlite initializes only on an x86-64 host
+        # (elsewhere LLVM aborts the process: "Inline asm not supported by this streamer")
+        raise UsageError(f"--target {triple}: x86-64 libraries can be built on an x86-64 "
+                         f"host only")
     triple = arch.TRIPLE if triple != native else triple
     if cpu == "host":
         raise UsageError(f"--target {triple} is not this machine: name its CPU with "

@@ -46,6 +46,23 @@ FP_CONTROL = ("fpcr", 0)
 HWCAP_BITS = {"fp-armv8": 0, "neon": 1, "fullfp16": 9, "dotprod": 20}
 
 
+#: /proc/cpuinfo "Features" word -> LLVM feature, for the extensions the kernels use that
+#: LLVM's Linux host detection leaves out (it maps only asimd, fp, crc32, atomics, sve, sve2
+#: and the crypto words, so a Cortex-A76's host features lack dotprod and fullfp16).
+CPUINFO_FEATURES = {"asimddp": "dotprod", "asimdhp": "fullfp16"}
+
+
+def host_features(llvm_features: str) -> str:
+    """LLVM's host feature string plus what the kernel reports that LLVM does not map."""
+    from sqzc.runtime.cpu import host_cpu_flags
+
+    flags = host_cpu_flags() or frozenset()
+    named = {f[1:] for f in llvm_features.split(",") if f}
+    extra = [f"+{llvm}" for word, llvm in CPUINFO_FEATURES.items()
+             if word in flags and llvm not in named]
+    return ",".join(f for f in (*llvm_features.split(","), *extra) if f)
+
+
 def _flags(features: str) -> set[str]:
     return set(features.split(","))
 

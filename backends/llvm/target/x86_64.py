@@ -41,6 +41,11 @@ SYS_FUTEX = 202
 FP_CONTROL = ("mxcsr", 0x1F80)
 
 
+def host_features(llvm_features: str) -> str:
+    """LLVM's host feature string is complete here (cpuid)."""
+    return llvm_features
+
+
 def _flags(features: str) -> set[str]:
     return set(features.split(","))
 
