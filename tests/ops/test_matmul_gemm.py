@@ -3,7 +3,10 @@ constant B) against onnxruntime."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import onnx
 import pytest
 from onnx import helper
 from onnx_builders import init, make_model, rand, single
@@ -142,3 +145,22 @@ def test_matmul_larger_k() -> None:
     """K = 128 accumulation: the 1e-4 relative bound must hold for long dot products."""
     m = single("MatMul", {"a": [4, 128]}, initializers=[init("b", rand([128, 8], 8))])
     assert_matches_ort(m)
+
+
+def test_classifier_gemm_columns_shared_among_threads(tmp_path: Path) -> None:
+    """An unbatched matmul wider than a column slice (MobileNetV2's 1280 -> 1000 head)
+    is split by columns among the workers: 1 and 2 threads give the same bits, and both
+    match onnxruntime."""
+    import sqzc
+
+    rng = np.random.default_rng(7)
+    w = init("W", (rng.standard_normal((300, 200)) * 0.1).astype(np.float32))
+    model = single("MatMul", {"x": [1, 300]}, initializers=[w])
+    assert_matches_ort(model)
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    sqzc.compile(path, tmp_path / "m.so")
+    x = rng.standard_normal((1, 300)).astype(np.float32)
+    one = sqzc.load(tmp_path / "m.so", threads=1)(x)
+    two = sqzc.load(tmp_path / "m.so", threads=2)(x)
+    assert one.tobytes() == two.tobytes()

@@ -99,4 +99,7 @@ def emit_conv_depthwise(ctx: KernelContext) -> None:
                               b.mul(b.add(ow0, i64(r)), i64(y.strides[3]))))
             b.store(v, b.gep(y.ptr, [off], inbounds=True, source_etype=F32), align=4)
 
-    drive_conv_rows(ctx, n_batch, cb_total, 1, rows, cols, microkernel)
+    # a row of one channel block is little work (a 56-pixel 3x3 row: ~8K multiply-adds):
+    # claims of one row each kept two workers contending for the counter, slower than one
+    drive_conv_rows(ctx, n_batch, cb_total, 1, rows, cols, microkernel,
+                    grain=ow_len * blk * kh_len)

@@ -24,7 +24,7 @@ Microkernel = Callable[[ir.Value, ir.Value, ir.Value, ir.Value, int, int, tuple[
 
 def drive_conv_rows(ctx: KernelContext, n_batch: int, ocb_total: int, blocks: int,
                     rows: list[tuple[int, int, tuple[int, ...]]], cols: list[ColTile],
-                    microkernel: Microkernel) -> None:
+                    microkernel: Microkernel, grain: int = 0) -> None:
     """The loop nest around a direct-conv microkernel (float and VNNI int8 alike).
 
     ``microkernel(n, ocb, oh, ow0, jn, width, taps_h, valid)`` computes ``jn`` output-
@@ -32,6 +32,8 @@ def drive_conv_rows(ctx: KernelContext, n_batch: int, ocb_total: int, blocks: in
     time (then the remainder as one narrower group); for each row group (same in-bounds
     kernel rows) the (sample, channel group, row) triples are shared among the workers
     with ``parallel_for``, rows fastest so consecutive claims reuse the same weights.
+    ``grain`` (elements one row touches) makes light kernels claim several rows at once
+    (``KernelContext.parallel_for``).
     """
     b = ctx.b
     full = ocb_total - ocb_total % blocks
@@ -43,7 +45,8 @@ def drive_conv_rows(ctx: KernelContext, n_batch: int, ocb_total: int, blocks: in
             continue
         for r0, r1, taps_h in rows:
             nrows = r1 - r0
-            with ctx.parallel_for(n_batch * groups * nrows, name=f"rows{jn}") as idx:
+            with ctx.parallel_for(n_batch * groups * nrows, name=f"rows{jn}",
+                                  grain=grain) as idx:
                 oh = b.add(b.srem(idx, i64(nrows)), i64(r0), name="oh")
                 rest = b.sdiv(idx, i64(nrows))
                 ocb = b.add(b.mul(b.srem(rest, i64(groups)), i64(jn)), i64(start), name="ocb")
