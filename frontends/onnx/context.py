@@ -11,7 +11,7 @@ import onnx
 
 from sqzc.errors import ModelError, UnsupportedError
 from sqzc.ir import Graph
-from sqzc.ops import CastAttrs, OpKind, TensorType
+from sqzc.ops import CastAttrs, OpKind, TensorType, reference
 
 
 @dataclass
@@ -87,11 +87,28 @@ class ImportContext:
         raise self.unsupported(f"dtype {dtype} for input {i} (sqzc computes float ops in float32)")
 
     def const(self, i: int) -> np.ndarray:
-        """The compile-time value of input ``i``; a runtime tensor here is unsupported."""
+        """The compile-time value of input ``i``: a constant, or computed from constants
+        alone (onnxruntime's quantizer stores BatchNormalization's parameters as
+        DequantizeLinear of int8 codes), evaluated with the ops' numpy references; a
+        runtime tensor here is unsupported."""
         nid = self.input(i)
-        if not self.graph.is_const(nid):
+        value = self._constant_value(nid)
+        if value is None:
             raise self.unsupported(f"input {i} ('{self.node.input[i]}') must be a constant")  # type: ignore[union-attr]
-        return self.graph.const_value(nid)
+        return value
+
+    def _constant_value(self, nid: str, depth: int = 0) -> np.ndarray | None:
+        graph = self.graph
+        if graph.is_const(nid):
+            return graph.const_value(nid)
+        op = graph.op(nid)
+        if op.kind is OpKind.INPUT or not op.inputs or depth > 8:
+            return None
+        ins = [self._constant_value(src, depth + 1) for src in op.inputs]
+        if any(v is None for v in ins):
+            return None
+        value = reference(op.kind, op.attrs, ins)  # type: ignore[arg-type]
+        return np.asarray(value).astype(op.out.dtype, copy=False).reshape(op.out.shape)
 
     def type_of(self, nid: str) -> TensorType:
         """The IR type of node ``nid``."""

@@ -92,3 +92,26 @@ def test_float_weight_conv_matches_onnxruntime(case: str, dtype: str, fused: boo
                 np.testing.assert_allclose(got[o.name], want, rtol=1e-5, atol=1e-4)
             else:
                 np.testing.assert_array_equal(got[o.name], want)
+
+
+def test_batchnorm_parameters_from_dequantize_linear() -> None:
+    """onnxruntime's quantizer stores a BatchNormalization it cannot fold (DenseNet's
+    pre-activation BN) with its scale, bias, mean and variance as DequantizeLinear of int8
+    codes: the importer evaluates them as constants, and the model matches onnxruntime."""
+    from onnx_builders import make_model
+    from sqz_testing import assert_matches_ort
+
+    rng = np.random.default_rng(11)
+    c = 12
+    inits, params = [], []
+    for name, lo in (("scale", 0.5), ("bias", -1.0), ("mean", -0.5), ("var", 0.2)):
+        codes = rng.integers(1 if name == "var" else -127, 128, c).astype(np.int8)
+        inits += [numpy_helper.from_array(codes, f"{name}_q"),
+                  numpy_helper.from_array(np.float32(abs(lo) / 64), f"{name}_s")]
+        params.append(helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s"],
+                                       [name]))
+    nodes = [*params,
+             helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"],
+                              ["b"]),
+             helper.make_node("Relu", ["b"], ["y"])]
+    assert_matches_ort(make_model(nodes, {"x": [1, c, 5, 6]}, ["y"], inits, 13))
