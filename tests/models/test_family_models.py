@@ -6,20 +6,24 @@ Built at 96x96: the graphs, kernels and layouts are those of 224x224 (every stag
 at least a 3x3 map), at a ninth of the run time. Opset 17 is what torch.onnx writes
 today; opset 13 changes the spelling of MobileNetV3's HardSwish (HardSigmoid and Mul)
 and of Split (its sizes as an input), so those families run at both. The default tier
-samples the cases (``tests/conftest.py``); the exhaustive tier runs them all and the
-dynamic-batch ones.
+samples the cases (``tests/conftest.py``); the exhaustive tier runs them all, the
+dynamic-batch ones, and int8 QDQ versions made with onnxruntime's quantizer, which must
+match onnxruntime bit for bit.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from model_libs import Lib
-from sqz_testing import assert_matches_ort
+from sqz_testing import assert_matches_ort, compile_and_load
 
 import sqzc
-from sqzc.tools.zoo_families import FAMILIES, OUTPUT_NAME
+from sqzc.tools.zoo import build
+from sqzc.tools.zoo_families import FAMILIES, INPUT_NAME, OUTPUT_NAME
 
 SIZE = 96
 #: Families whose opset-13 export differs from the opset-17 one.
@@ -71,3 +75,62 @@ def test_dynamic_batch_family_matches_onnxruntime(dynamic_family_model: Compiled
     assert m.dynamic_batch
     got = assert_matches_ort(model, seed=20 + batch, opt_level=lib.opt_level, batch=batch)
     assert got[OUTPUT_NAME].shape == (batch, 1000)
+
+
+# ------------------------------------------------------------------ int8 QDQ
+
+#: Families quantized here the way onnxruntime's quantizer does by default (QDQ, int8
+#: activations and weights, per channel): depthwise and inverted residuals, squeeze-excite
+#: with Sigmoid gates, channel split and shuffle, residual Adds.
+INT8_FAMILIES = ("mobilenet_v2", "efficientnet_b0", "shufflenet_v2_x1_0", "resnet18")
+
+
+def _quantize_s8s8(model: onnx.ModelProto, tmp: Path) -> Path:
+    """``quantize_static`` with its defaults but per channel, calibrated on 4 seeded
+    normal images."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    rng = np.random.default_rng(0)
+    images = [{INPUT_NAME: rng.standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)}
+              for _ in range(4)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(images)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    fp32, pre, out = tmp / "fp32.onnx", tmp / "pre.onnx", tmp / "int8.onnx"
+    onnx.save(model, fp32)
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    per_channel=True)
+    return out
+
+
+@pytest.mark.exhaustive
+@pytest.mark.parametrize("name", INT8_FAMILIES)
+def test_int8_qdq_family_is_bit_exact(name: str, tmp_path: Path) -> None:
+    """The int8 QDQ model's logits equal onnxruntime's bit for bit (its int8 QDQ fusion on,
+    as for the SqueezeNets), on two seeded inputs."""
+    import onnxruntime as ort
+
+    path = _quantize_s8s8(build(name, opset=17, image_size=SIZE), tmp_path)
+    m = compile_and_load(path)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.add_session_config_entry("session.qdqisint8allowed", "1")
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    for seed in (5, 6):
+        x = np.random.default_rng(seed).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
+        want = sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        got = m.run({INPUT_NAME: x})[OUTPUT_NAME]
+        assert got.tobytes() == want.tobytes(), float(np.abs(got - want).max())
